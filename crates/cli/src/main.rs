@@ -1,0 +1,40 @@
+//! `rpo-shard`: train language models with preference objectives.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rpo-shard", version, about = "Relative Preference Optimization (and DPO, IPO, KTO, SFT) at cluster scale")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a policy from a TOML config (the embedded default when none is given).
+    Train(commands::train::Args),
+    /// Print a config (the embedded default, or a file with overrides applied), fully resolved.
+    Config(commands::config::Args),
+    /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
+    Synth(commands::synth::Args),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("RPO_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => commands::train::run(a),
+        Command::Config(a) => commands::config::run(a),
+        Command::Synth(a) => commands::synth::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,113 @@
+//! Typed access to the fields of one JSON record, with errors that name the field.
+//!
+//! Nested fields are named by their path (`info.post`, `summaries[1].text`) so a
+//! malformed line's error says exactly which value is wrong.
+
+use serde_json::{Map, Value};
+
+/// Why a field could not be read; becomes part of the "file:line: ..." error.
+pub(crate) type FieldResult<T> = Result<T, String>;
+
+pub(crate) struct Record<'a> {
+    fields: &'a Map<String, Value>,
+    path: String,
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<'a> Record<'a> {
+    /// The top-level value of a line, which must be an object.
+    pub fn root(value: &'a Value) -> FieldResult<Self> {
+        Self::at(value, String::new())
+    }
+
+    fn at(value: &'a Value, path: String) -> FieldResult<Self> {
+        match value {
+            Value::Object(fields) => Ok(Self { fields, path }),
+            other if path.is_empty() => Err(format!("expected a JSON object, found {}", type_name(other))),
+            other => Err(format!("field `{path}`: expected an object, found {}", type_name(other))),
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> FieldResult<&'a Value> {
+        self.fields
+            .get(key)
+            .ok_or_else(|| format!("field `{}`: missing", self.name(key)))
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> String {
+        format!("field `{}`: expected {expected}, found {}", self.name(key), type_name(found))
+    }
+
+    pub fn str(&self, key: &str) -> FieldResult<&'a str> {
+        match self.get(key)? {
+            Value::String(s) => Ok(s),
+            other => Err(self.wrong_type(key, "a string", other)),
+        }
+    }
+
+    /// A string that must contain something besides whitespace (prompts).
+    pub fn non_empty_str(&self, key: &str) -> FieldResult<&'a str> {
+        let s = self.str(key)?;
+        if s.trim().is_empty() {
+            return Err(format!("field `{}`: empty", self.name(key)));
+        }
+        Ok(s)
+    }
+
+    /// A string that may be missing or null.
+    pub fn optional_str(&self, key: &str) -> FieldResult<Option<&'a str>> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong_type(key, "a string or null", other)),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> FieldResult<bool> {
+        match self.get(key)? {
+            Value::Bool(b) => Ok(*b),
+            other => Err(self.wrong_type(key, "a boolean", other)),
+        }
+    }
+
+    pub fn u64(&self, key: &str) -> FieldResult<u64> {
+        let value = self.get(key)?;
+        value
+            .as_u64()
+            .ok_or_else(|| self.wrong_type(key, "a non-negative integer", value))
+    }
+
+    pub fn object(&self, key: &str) -> FieldResult<Record<'a>> {
+        Self::at(self.get(key)?, self.name(key))
+    }
+
+    /// An array whose items are all objects.
+    pub fn objects(&self, key: &str) -> FieldResult<Vec<Record<'a>>> {
+        match self.get(key)? {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| Self::at(item, format!("{}[{i}]", self.name(key))))
+                .collect(),
+            other => Err(self.wrong_type(key, "an array", other)),
+        }
+    }
+}

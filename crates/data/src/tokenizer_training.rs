@@ -1,0 +1,64 @@
+//! Training a small byte-level BPE tokenizer.
+//!
+//! Digits are split one by one before BPE sees them, so numbers are spelled digit by
+//! digit (arithmetic stays learnable) and no merge can join two digits. The byte-level
+//! alphabet makes any text encodable. Training is deterministic: the BPE trainer breaks
+//! ties by pair id and the JSON lists the vocabulary in id order.
+
+use anyhow::{anyhow, ensure, Result};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
+
+/// Ids 0, 1, 2.
+pub const SPECIAL_TOKENS: [&str; 3] = ["<pad>", "<s>", "</s>"];
+
+/// 256 byte tokens plus the special tokens.
+pub const MIN_VOCAB_SIZE: usize = 256 + SPECIAL_TOKENS.len();
+
+pub fn train_tokenizer<I, S>(texts: I, vocab_size: usize) -> Result<Tokenizer>
+where
+    I: IntoIterator<Item = S>,
+    I::IntoIter: Send,
+    S: AsRef<str> + Send,
+{
+    ensure!(
+        vocab_size >= MIN_VOCAB_SIZE,
+        "vocab size {vocab_size} is below the {MIN_VOCAB_SIZE} byte and special tokens"
+    );
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+        Digits::new(true).into(),
+        ByteLevel::new(false, true, true).into(),
+    ]))));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+
+    let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .show_progress(false)
+        .special_tokens(
+            SPECIAL_TOKENS
+                .iter()
+                .map(|token| AddedToken::from(*token, true))
+                .collect(),
+        )
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build()
+        .into();
+    tokenizer
+        .train(&mut trainer, texts.into_iter())
+        .map_err(|e| anyhow!("tokenizer training failed: {e}"))?;
+    Ok(tokenizer)
+}
+
+/// The tokenizer.json text (pretty-printed, newline-terminated).
+pub fn tokenizer_json(tokenizer: &Tokenizer) -> Result<String> {
+    let json = tokenizer
+        .to_string(true)
+        .map_err(|e| anyhow!("cannot serialise tokenizer: {e}"))?;
+    Ok(json + "\n")
+}

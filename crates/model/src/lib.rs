@@ -1,0 +1,24 @@
+//! Llama-family decoder (Llama, Mistral) in tch, with Hugging Face config and
+//! checkpoint compatibility and greedy generation.
+
+mod attention;
+pub mod config;
+mod generate;
+pub mod hf_io;
+mod init;
+mod kv_cache;
+mod llama;
+pub mod presets;
+mod rms_norm;
+mod rope;
+pub mod safetensors_io;
+
+pub use attention::Attention;
+pub use config::{LlamaConfig, TokenIds};
+pub use generate::generate_greedy;
+pub use hf_io::{load_hf, save_hf};
+pub use kv_cache::{KvCache, LayerKvCache};
+pub use llama::{DecoderLayer, Llama, Mlp};
+pub use presets::{preset, PRESET_NAMES};
+pub use rms_norm::RmsNorm;
+pub use rope::{Rope, RotaryAngles};

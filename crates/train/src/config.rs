@@ -1,0 +1,409 @@
+//! The training configuration: one TOML file, every key known.
+//!
+//! Unknown keys are rejected by name (`deny_unknown_fields`), `--set a.b=v` overrides
+//! any key, and [`TrainConfig::validate`] refuses impossible combinations before any
+//! work starts. With no file, [`TrainConfig::embedded_default`] is the built-in run.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The embedded default run: tiny Llama, built-in synthetic suite, SFT warm-up then RPO.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../configs/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed for initialisation, data order and everything random.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where metrics.jsonl, the resolved config and the final model go.
+    pub out_dir: PathBuf,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub reference: ReferenceConfig,
+    pub tokenizer: TokenizerConfig,
+    pub data: DataConfig,
+    pub loss: LossConfig,
+    #[serde(default)]
+    pub embedding: EmbeddingConfig,
+    pub optim: OptimConfig,
+    pub train: LoopConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A built-in architecture preset (random init from `seed`)...
+    pub preset: Option<String>,
+    /// ...or a Hugging Face model folder (config.json + model.safetensors).
+    pub path: Option<PathBuf>,
+    /// Compute dtype: "fp32" (CPU default) or "bf16".
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Device: "cpu", "cuda" or "cuda:N"; "auto" picks CUDA when present.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// A separate reference checkpoint; by default the policy's initial weights.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerConfig {
+    /// A tokenizer.json; "builtin:synthetic" is the one shipped for the synthetic suite.
+    pub path: String,
+}
+
+/// Where the examples come from and how they are tokenized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// "synthetic" (built in), "paired", "unpaired", "hh" or "tldr".
+    pub format: String,
+    /// Training file (not used for "synthetic").
+    pub train: Option<PathBuf>,
+    /// Held-out file for evaluation (optional).
+    pub eval: Option<PathBuf>,
+    /// Size of the generated synthetic train / eval splits.
+    #[serde(default = "default_synthetic_train")]
+    pub synthetic_train: usize,
+    #[serde(default = "default_synthetic_eval")]
+    pub synthetic_eval: usize,
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    #[serde(default = "default_max_prompt_length")]
+    pub max_prompt_length: usize,
+    /// "error" (default): a malformed line stops the run naming file and line;
+    /// "skip": it is counted, logged and skipped.
+    #[serde(default = "default_on_malformed")]
+    pub on_malformed: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    /// "rpo", "dpo", "ipo", "kto" or "sft".
+    pub name: String,
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// RPO only: "paired" (M×M) or "unpaired" (M×N) batches.
+    #[serde(default = "default_pairing")]
+    pub pairing: String,
+    /// RPO only: "embedding", "uniform-paper", "uniform-code", "diagonal-paper", "diagonal-code".
+    #[serde(default = "default_weighting")]
+    pub weighting: String,
+    /// Embedding weighting temperature τ (paper: 0.5 paired, 0.75 unpaired).
+    #[serde(default = "default_tau")]
+    pub tau: f64,
+    /// Diagonal weighting α.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// KTO weights of desirable and undesirable examples.
+    #[serde(default = "one")]
+    pub desirable_weight: f64,
+    #[serde(default = "one")]
+    pub undesirable_weight: f64,
+}
+
+/// Prompt embeddings for RPO's embedding weighting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// "bag-of-words": hashed word counts, L2-normalised (built in, no model needed).
+    pub model: String,
+    #[serde(default = "default_embedding_dim")]
+    pub dim: usize,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self { model: "bag-of-words".into(), dim: default_embedding_dim() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// "rmsprop" (the paper's) or "adamw".
+    pub name: String,
+    pub lr: f64,
+    #[serde(default)]
+    pub warmup_steps: usize,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// RMSprop smoothing constant.
+    #[serde(default = "default_rms_alpha")]
+    pub alpha: f64,
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// Global-norm gradient clipping; 0 disables.
+    #[serde(default)]
+    pub max_grad_norm: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopConfig {
+    /// Examples (pairs, or unpaired examples) per optimizer step, across all ranks.
+    pub global_batch_size: usize,
+    /// Examples per forward/backward; global / micro = gradient accumulation steps.
+    pub micro_batch_size: usize,
+    /// Optimizer steps of preference training.
+    pub steps: usize,
+    /// Optional SFT warm-up on the chosen responses before preference training; the
+    /// reference is then the policy after warm-up (the paper's SFT → alignment pipeline).
+    #[serde(default)]
+    pub sft_warmup_steps: usize,
+    /// Learning rate of the SFT warm-up (default: optim.lr).
+    pub sft_lr: Option<f64>,
+    /// Write the final policy as a Hugging Face folder under out_dir/model.
+    #[serde(default = "yes")]
+    pub save_model: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Judge greedy generations of held-out prompts (synthetic suite) at these points.
+    #[serde(default = "yes")]
+    pub judge: bool,
+    #[serde(default = "default_eval_examples")]
+    pub max_examples: usize,
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { judge: true, max_examples: default_eval_examples(), max_new_tokens: default_max_new_tokens() }
+    }
+}
+
+fn default_dtype() -> String {
+    "fp32".into()
+}
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_synthetic_train() -> usize {
+    4096
+}
+fn default_synthetic_eval() -> usize {
+    256
+}
+fn default_max_length() -> usize {
+    512
+}
+fn default_max_prompt_length() -> usize {
+    256
+}
+fn default_on_malformed() -> String {
+    "error".into()
+}
+fn default_beta() -> f64 {
+    0.1
+}
+fn default_pairing() -> String {
+    "paired".into()
+}
+fn default_weighting() -> String {
+    "embedding".into()
+}
+fn default_tau() -> f64 {
+    0.5
+}
+fn default_alpha() -> f64 {
+    0.8
+}
+fn one() -> f64 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+fn default_embedding_dim() -> usize {
+    256
+}
+fn default_rms_alpha() -> f64 {
+    0.99
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eval_examples() -> usize {
+    256
+}
+fn default_max_new_tokens() -> usize {
+    16
+}
+
+/// The checked choices, so the trainer never re-parses strings.
+pub mod choice {
+    pub const FORMATS: &[&str] = &["synthetic", "paired", "unpaired", "hh", "tldr"];
+    pub const LOSSES: &[&str] = &["rpo", "dpo", "ipo", "kto", "sft"];
+    pub const PAIRINGS: &[&str] = &["paired", "unpaired"];
+    pub const WEIGHTINGS: &[&str] =
+        &["embedding", "uniform-paper", "uniform-code", "diagonal-paper", "diagonal-code"];
+    pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
+    pub const DTYPES: &[&str] = &["fp32", "bf16"];
+    pub const EMBEDDERS: &[&str] = &["bag-of-words"];
+    pub const ON_MALFORMED: &[&str] = &["error", "skip"];
+}
+
+fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        bail!("{key} = {value:?} is not one of {allowed:?}")
+    }
+}
+
+impl TrainConfig {
+    /// Parse a config file, then apply `--set key=value` overrides, then validate.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?,
+                p.display().to_string(),
+            ),
+            None => (EMBEDDED_DEFAULT.to_string(), "the embedded default config".to_string()),
+        };
+        Self::from_toml(&text, overrides).with_context(|| format!("in {origin}"))
+    }
+
+    pub fn from_toml(text: &str, overrides: &[String]) -> Result<Self> {
+        // Overrides are applied to the parsed document, which is then printed again so
+        // that the error for an unknown key still shows the key in context.
+        let text = if overrides.is_empty() {
+            text.to_string()
+        } else {
+            let mut doc: toml::Table = text.parse().context("invalid TOML")?;
+            for o in overrides {
+                apply_override(&mut doc, o)?;
+            }
+            toml::to_string(&doc)?
+        };
+        let cfg: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Is the RPO/KTO/SFT batch made of unpaired (x, y, label) examples?
+    pub fn unpaired(&self) -> bool {
+        self.loss.name == "kto" || (self.loss.name == "rpo" && self.loss.pairing == "unpaired")
+    }
+
+    pub fn accumulation_steps(&self) -> usize {
+        self.train.global_batch_size / self.train.micro_batch_size
+    }
+
+    /// Refuse impossible combinations before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        match (&m.preset, &m.path) {
+            (Some(_), Some(_)) => bail!("model.preset and model.path are exclusive: give one"),
+            (None, None) => bail!("give model.preset (random init) or model.path (a Hugging Face folder)"),
+            _ => {}
+        }
+        one_of("model.dtype", &m.dtype, choice::DTYPES)?;
+        one_of("data.format", &self.data.format, choice::FORMATS)?;
+        one_of("data.on_malformed", &self.data.on_malformed, choice::ON_MALFORMED)?;
+        one_of("loss.name", &self.loss.name, choice::LOSSES)?;
+        one_of("loss.pairing", &self.loss.pairing, choice::PAIRINGS)?;
+        one_of("loss.weighting", &self.loss.weighting, choice::WEIGHTINGS)?;
+        one_of("optim.name", &self.optim.name, choice::OPTIMIZERS)?;
+        one_of("embedding.model", &self.embedding.model, choice::EMBEDDERS)?;
+
+        if self.data.format != "synthetic" && self.data.train.is_none() {
+            bail!("data.format = {:?} needs data.train (a JSONL file)", self.data.format);
+        }
+        if self.data.format == "unpaired" && !self.unpaired() {
+            bail!(
+                "data.format = \"unpaired\" has no pairs: loss {:?} needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",
+                self.loss.name
+            );
+        }
+        if self.loss.name == "rpo" && self.loss.weighting.starts_with("diagonal") && self.unpaired() {
+            bail!("loss.weighting = {:?} needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
+        }
+        if self.loss.beta <= 0.0 {
+            bail!("loss.beta must be > 0 (got {})", self.loss.beta);
+        }
+        if self.loss.tau <= 0.0 {
+            bail!("loss.tau must be > 0 (got {})", self.loss.tau);
+        }
+        if !(0.0..=1.0).contains(&self.loss.alpha) {
+            bail!("loss.alpha must be in [0, 1] (got {})", self.loss.alpha);
+        }
+        let t = &self.train;
+        if t.micro_batch_size == 0 || t.global_batch_size == 0 {
+            bail!("train.global_batch_size and train.micro_batch_size must be > 0");
+        }
+        if t.global_batch_size % t.micro_batch_size != 0 {
+            bail!(
+                "train.global_batch_size ({}) must be a multiple of train.micro_batch_size ({})",
+                t.global_batch_size,
+                t.micro_batch_size
+            );
+        }
+        if self.unpaired() && t.micro_batch_size % 2 != 0 {
+            bail!("unpaired batches hold equal numbers of desirable and undesirable examples: train.micro_batch_size must be even (got {})", t.micro_batch_size);
+        }
+        if self.loss.name == "rpo" && t.micro_batch_size < 2 {
+            bail!("RPO contrasts across a micro-batch: train.micro_batch_size must be ≥ 2");
+        }
+        if self.optim.lr <= 0.0 {
+            bail!("optim.lr must be > 0 (got {})", self.optim.lr);
+        }
+        if self.data.max_prompt_length >= self.data.max_length {
+            bail!(
+                "data.max_prompt_length ({}) must be < data.max_length ({}) to leave room for the response",
+                self.data.max_prompt_length,
+                self.data.max_length
+            );
+        }
+        if self.loss.name == "sft" && t.sft_warmup_steps > 0 {
+            bail!("loss.name = \"sft\" with train.sft_warmup_steps > 0 is SFT twice: use train.steps alone");
+        }
+        Ok(())
+    }
+}
+
+/// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a bare string.
+fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set {assignment:?}: expected key=value"))?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts.split_last().context("--set with an empty key")?;
+    let mut table = doc;
+    for p in parents {
+        table = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("--set {key}: {p:?} is not a table"))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Device and dtype from their config names.
+
+use anyhow::{bail, Result};
+use tch::{Device, Kind};
+
+pub fn parse_device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "auto" => Device::cuda_if_available(),
+        "cuda" => Device::Cuda(0),
+        _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => Device::Cuda(i),
+            None => bail!("model.device = {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\""),
+        },
+    })
+}
+
+pub fn parse_dtype(name: &str) -> Result<Kind> {
+    Ok(match name {
+        "fp32" => Kind::Float,
+        "bf16" => Kind::BFloat16,
+        _ => bail!("model.dtype = {name:?}: expected \"fp32\" or \"bf16\""),
+    })
+}
+
+/// Refuse a CUDA device on a machine without one, before any work starts.
+pub fn check_available(device: Device) -> Result<()> {
+    if let Device::Cuda(i) = device {
+        let n = tch::Cuda::device_count();
+        if (i as i64) >= n {
+            bail!("model.device asks for cuda:{i}, but this machine has {n} CUDA device(s) (libtorch CUDA available: {})", tch::Cuda::is_available());
+        }
+    }
+    Ok(())
+}

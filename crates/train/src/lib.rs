@@ -1,0 +1,17 @@
+//! The trainer: config, data, the training loop, evaluation and metrics.
+//!
+//! [`train`] is the whole run: load data and model, optional SFT warm-up, freeze the
+//! reference, preference training, evaluation at each boundary, save the policy.
+
+pub mod config;
+pub mod data_source;
+pub mod device;
+pub mod evaluate;
+pub mod metrics;
+pub mod micro_batch;
+pub mod objective;
+pub mod prompt_embedding;
+pub mod run;
+pub mod trainer;
+
+pub use run::{train, RunSummary};

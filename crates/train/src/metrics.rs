@@ -1,0 +1,47 @@
+//! Metrics as JSON lines: one object per optimizer step in `<out_dir>/metrics.jsonl`.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// What one optimizer step reports. Rewards are β·(π − ref), detached, averaged over
+/// the step's examples; accuracy is the share of matched pairs with chosen > rejected
+/// (unpaired: of all desirable × undesirable pairs). Reward fields are null in the SFT
+/// warm-up, which has no reference yet.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepMetrics {
+    /// "sft" during the SFT warm-up, otherwise the loss name.
+    pub phase: String,
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub rewards_chosen: Option<f64>,
+    pub rewards_rejected: Option<f64>,
+    pub reward_margin: Option<f64>,
+    pub reward_accuracy: Option<f64>,
+    /// Non-padding tokens processed by the policy this step.
+    pub tokens: usize,
+    pub step_time_s: f64,
+}
+
+/// Appends JSON lines, flushed after each line so a crash loses nothing written.
+pub struct MetricsWriter {
+    out: BufWriter<File>,
+}
+
+impl MetricsWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { out: BufWriter::new(f) })
+    }
+
+    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! One micro-batch: policy and reference log-probs, the objective, and reward statistics.
+//!
+//! Chosen and rejected sequences of a paired batch share one width, so they run as a
+//! single `[2B, T]` forward (as the reference code's concatenated forward does).
+
+use anyhow::{bail, Result};
+use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
+use rpo_losses as losses;
+use rpo_model::Llama;
+use tch::{Kind, Tensor};
+
+use crate::objective::Objective;
+use crate::prompt_embedding::PromptEmbedder;
+
+/// Summed log-probability of each sequence's response tokens under `model`, `[B]`.
+pub fn sequence_logps(model: &Llama, seqs: &SeqBatch) -> Result<Tensor> {
+    let device = model.device();
+    let logits = model.forward(&seqs.input_ids.to_device(device));
+    losses::sequence_logps(&logits, &seqs.labels.to_device(device), &seqs.loss_mask.to_device(device))
+}
+
+/// `(chosen, rejected)` log-probs of a paired batch from one forward pass.
+fn paired_logps(model: &Llama, batch: &PairedBatch) -> Result<(Tensor, Tensor)> {
+    let (c, r) = (&batch.chosen, &batch.rejected);
+    let device = model.device();
+    let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
+    let logits = model.forward(&cat(&c.input_ids, &r.input_ids));
+    let logps = losses::sequence_logps(&logits, &cat(&c.labels, &r.labels), &cat(&c.loss_mask, &r.loss_mask))?;
+    let b = c.batch_size() as i64;
+    Ok((logps.narrow(0, 0, b), logps.narrow(0, b, b)))
+}
+
+/// Detached reward sums, accumulated over the micro-batches of one optimizer step.
+#[derive(Debug, Default, Clone)]
+pub struct RewardStats {
+    pub chosen_sum: f64,
+    pub chosen_count: usize,
+    pub rejected_sum: f64,
+    pub rejected_count: usize,
+    /// Comparisons won by the chosen side and comparisons made: matched pairs for
+    /// paired data, every (desirable, undesirable) pair of the batch for unpaired data.
+    pub correct: f64,
+    pub compared: usize,
+    pub tokens: usize,
+}
+
+impl RewardStats {
+    fn add_rewards(&mut self, chosen: &Tensor, rejected: &Tensor) {
+        self.chosen_sum += chosen.sum(Kind::Double).double_value(&[]);
+        self.chosen_count += chosen.size()[0] as usize;
+        self.rejected_sum += rejected.sum(Kind::Double).double_value(&[]);
+        self.rejected_count += rejected.size()[0] as usize;
+    }
+
+    pub fn merge(&mut self, other: &RewardStats) {
+        self.chosen_sum += other.chosen_sum;
+        self.chosen_count += other.chosen_count;
+        self.rejected_sum += other.rejected_sum;
+        self.rejected_count += other.rejected_count;
+        self.correct += other.correct;
+        self.compared += other.compared;
+        self.tokens += other.tokens;
+    }
+
+    pub fn mean_chosen(&self) -> Option<f64> {
+        (self.chosen_count > 0).then(|| self.chosen_sum / self.chosen_count as f64)
+    }
+
+    pub fn mean_rejected(&self) -> Option<f64> {
+        (self.rejected_count > 0).then(|| self.rejected_sum / self.rejected_count as f64)
+    }
+
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.compared > 0).then(|| self.correct / self.compared as f64)
+    }
+}
+
+pub struct MicroBatchLoss {
+    /// Scalar with autograd history to the policy's parameters.
+    pub loss: Tensor,
+    pub stats: RewardStats,
+}
+
+/// Everything a micro-batch needs besides its data.
+pub struct Models<'a> {
+    pub policy: &'a Llama,
+    /// `None` only for SFT.
+    pub reference: Option<&'a Llama>,
+    pub embedder: &'a dyn PromptEmbedder,
+    pub beta: f64,
+}
+
+impl Models<'_> {
+    fn reference(&self) -> Result<&Llama> {
+        match self.reference {
+            Some(r) => Ok(r),
+            None => bail!("this objective needs a reference model"),
+        }
+    }
+
+    fn embeddings(&self, prompts: &[String]) -> Tensor {
+        self.embedder.embed(prompts).to_device(self.policy.device())
+    }
+}
+
+/// SFT on the chosen responses: summed NLL, mean over the batch.
+pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
+    let logps = sequence_logps(models.policy, chosen)?;
+    let stats = RewardStats { tokens: chosen.num_tokens, ..Default::default() };
+    Ok(MicroBatchLoss { loss: losses::sft_loss(&logps)?, stats })
+}
+
+/// A paired objective (RPO paired, DPO, IPO, SFT) on one paired micro-batch.
+pub fn paired(objective: &Objective, models: &Models, batch: &PairedBatch) -> Result<MicroBatchLoss> {
+    if let Objective::Sft = objective {
+        return sft(models, &batch.chosen);
+    }
+    let (policy_chosen, policy_rejected) = paired_logps(models.policy, batch)?;
+    let (ref_chosen, ref_rejected) = tch::no_grad(|| paired_logps(models.reference()?, batch))?;
+    let a = &policy_chosen - ref_chosen;
+    let b = &policy_rejected - ref_rejected;
+
+    let loss = match objective {
+        Objective::Rpo { weighting, .. } => {
+            let emb = weighting.uses_embeddings().then(|| models.embeddings(&batch.prompts));
+            losses::rpo_loss(&a, &b, emb.as_ref(), emb.as_ref(), weighting, models.beta)?
+        }
+        Objective::Dpo => losses::dpo_loss(&a, &b, models.beta)?,
+        Objective::Ipo => losses::ipo_loss(&a, &b, models.beta)?,
+        other => bail!("{} needs unpaired batches", other.name()),
+    };
+
+    let m = losses::pair_metrics(&a, &b, models.beta)?;
+    let mut stats = RewardStats { tokens: batch.num_tokens(), ..Default::default() };
+    stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
+    stats.correct = m.accuracies.sum(Kind::Double).double_value(&[]);
+    stats.compared = batch.chosen.batch_size();
+    Ok(MicroBatchLoss { loss, stats })
+}
+
+/// An unpaired objective (RPO unpaired, KTO) on one balanced micro-batch.
+pub fn unpaired(objective: &Objective, models: &Models, batch: &UnpairedBatch) -> Result<MicroBatchLoss> {
+    let device = models.policy.device();
+    let policy = sequence_logps(models.policy, &batch.seqs)?;
+    let reference = tch::no_grad(|| sequence_logps(models.reference()?, &batch.seqs))?;
+    let logratios = policy - reference;
+    let desirable = batch.desirable.to_device(device);
+    let wins = desirable.nonzero().squeeze_dim(1);
+    let losses_idx = desirable.logical_not().nonzero().squeeze_dim(1);
+    let a = logratios.index_select(0, &wins);
+    let b = logratios.index_select(0, &losses_idx);
+
+    let loss = match objective {
+        Objective::Rpo { weighting, unpaired: true } => {
+            let emb = weighting.uses_embeddings().then(|| models.embeddings(&batch.prompts));
+            let win_emb = emb.as_ref().map(|e| e.index_select(0, &wins));
+            let lose_emb = emb.as_ref().map(|e| e.index_select(0, &losses_idx));
+            losses::rpo_loss(&a, &b, win_emb.as_ref(), lose_emb.as_ref(), weighting, models.beta)?
+        }
+        Objective::Kto { desirable_weight, undesirable_weight } => {
+            // The KL reference point uses mismatched (prompt i, response i+1) pairs, without gradient.
+            let kl_logratios = tch::no_grad(|| -> Result<Tensor> {
+                Ok(sequence_logps(models.policy, &batch.kl_seqs)?
+                    - sequence_logps(models.reference()?, &batch.kl_seqs)?)
+            })?;
+            let kl = losses::kto_kl_estimate(&kl_logratios)?;
+            losses::kto_loss(&logratios, &desirable, &kl, models.beta, *desirable_weight, *undesirable_weight)?
+        }
+        other => bail!("{} needs paired batches", other.name()),
+    };
+
+    let ra = losses::rewards(&a, models.beta);
+    let rb = losses::rewards(&b, models.beta);
+    let mut stats = RewardStats { tokens: batch.num_tokens(), ..Default::default() };
+    stats.add_rewards(&ra, &rb);
+    stats.correct = ra.unsqueeze(1).gt_tensor(&rb.unsqueeze(0)).sum(Kind::Double).double_value(&[]);
+    stats.compared = (ra.size()[0] * rb.size()[0]) as usize;
+    Ok(MicroBatchLoss { loss, stats })
+}

@@ -1,0 +1,63 @@
+//! The preference objective of a run, chosen once from the config.
+
+use anyhow::Result;
+use rpo_losses::Weighting;
+
+use crate::config::LossConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Objective {
+    /// RPO over a paired (M×M) or unpaired (M×N) contrast matrix.
+    Rpo { weighting: Weighting, unpaired: bool },
+    Dpo,
+    Ipo,
+    Kto { desirable_weight: f64, undesirable_weight: f64 },
+    Sft,
+}
+
+impl Objective {
+    pub fn from_config(loss: &LossConfig) -> Result<Self> {
+        Ok(match loss.name.as_str() {
+            "rpo" => Objective::Rpo {
+                weighting: match loss.weighting.as_str() {
+                    "embedding" => Weighting::Embedding { tau: loss.tau },
+                    "uniform-paper" => Weighting::UniformPaper,
+                    "uniform-code" => Weighting::UniformCode,
+                    "diagonal-paper" => Weighting::DiagonalPaper { alpha: loss.alpha },
+                    "diagonal-code" => Weighting::DiagonalCode { alpha: loss.alpha },
+                    other => anyhow::bail!("unknown loss.weighting {other:?}"),
+                },
+                unpaired: loss.pairing == "unpaired",
+            },
+            "dpo" => Objective::Dpo,
+            "ipo" => Objective::Ipo,
+            "kto" => Objective::Kto {
+                desirable_weight: loss.desirable_weight,
+                undesirable_weight: loss.undesirable_weight,
+            },
+            "sft" => Objective::Sft,
+            other => anyhow::bail!("unknown loss.name {other:?}"),
+        })
+    }
+
+    /// Whether batches are unpaired (x, y, label) examples rather than pairs.
+    pub fn unpaired(&self) -> bool {
+        matches!(self, Objective::Kto { .. } | Objective::Rpo { unpaired: true, .. })
+    }
+
+    /// SFT needs no reference model.
+    pub fn needs_reference(&self) -> bool {
+        !matches!(self, Objective::Sft)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Objective::Rpo { unpaired: false, .. } => "rpo-paired",
+            Objective::Rpo { unpaired: true, .. } => "rpo-unpaired",
+            Objective::Dpo => "dpo",
+            Objective::Ipo => "ipo",
+            Objective::Kto { .. } => "kto",
+            Objective::Sft => "sft",
+        }
+    }
+}

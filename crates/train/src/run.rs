@@ -1,0 +1,179 @@
+//! A whole training run: data, model, SFT warm-up, frozen reference, preference
+//! training, evaluation at each boundary, and the saved policy.
+
+use anyhow::{Context, Result};
+use rpo_model::{load_hf, preset, save_hf, Llama, LlamaConfig, TokenIds};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind};
+
+use crate::config::TrainConfig;
+use crate::data_source::RunData;
+use crate::device::{check_available, parse_device, parse_dtype};
+use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
+use crate::metrics::{MetricsWriter, StepMetrics};
+use crate::micro_batch::Models;
+use crate::objective::Objective;
+use crate::prompt_embedding::BagOfWords;
+use crate::trainer::{run_phase, Phase};
+
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    pub out_dir: PathBuf,
+    pub objective: String,
+    pub steps: usize,
+    pub last_step: Option<StepMetrics>,
+    pub evals: Vec<EvalReport>,
+    pub model_dir: Option<PathBuf>,
+    pub wall_time_s: f64,
+}
+
+/// The policy: a preset with random init from the seed, or a Hugging Face folder.
+fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -> Result<(Llama, VarStore, LlamaConfig)> {
+    if let Some(path) = &cfg.model.path {
+        let (model, mut vs, config) = load_hf(path, device)?;
+        vs.set_kind(kind);
+        return Ok((model, vs, config));
+    }
+    let name = cfg.model.preset.as_deref().context("model.preset or model.path")?;
+    let mut config = preset(name)?;
+    let tok = data.tokenizer.tokenizer();
+    let special = data.tokenizer.special();
+    config.vocab_size = tok.get_vocab_size(true) as i64;
+    config.eos_token_id = Some(TokenIds::One(special.eos));
+    config.bos_token_id = special.bos;
+    config.pad_token_id = Some(special.pad);
+    let (model, vs) = Llama::init(&config, device, kind, cfg.seed as i64)?;
+    Ok((model, vs, config))
+}
+
+/// A frozen copy of the policy's current weights, or a separate checkpoint.
+fn build_reference(cfg: &TrainConfig, policy_vs: &VarStore, config: &LlamaConfig, device: Device, kind: Kind) -> Result<(Llama, VarStore)> {
+    let (model, mut vs) = match &cfg.reference.path {
+        Some(path) => {
+            let (m, mut vs, _) = load_hf(path, device)?;
+            vs.set_kind(kind);
+            (m, vs)
+        }
+        None => {
+            let mut vs = VarStore::new(device);
+            let m = Llama::new(&vs.root(), config)?;
+            vs.set_kind(kind);
+            vs.copy(policy_vs).context("copying the policy into the reference")?;
+            (m, vs)
+        }
+    };
+    vs.freeze();
+    Ok((model, vs))
+}
+
+pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
+    let started = Instant::now();
+    let device = parse_device(&cfg.model.device)?;
+    check_available(device)?;
+    let kind = parse_dtype(&cfg.model.dtype)?;
+    let objective = Objective::from_config(&cfg.loss)?;
+    std::fs::create_dir_all(&cfg.out_dir).with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
+    std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+
+    let data = RunData::load(cfg)?;
+    let (policy, policy_vs, model_config) = build_policy(cfg, &data, device, kind)?;
+    let n_params: i64 = policy_vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    tracing::info!(
+        objective = objective.name(),
+        examples = data.train.len(),
+        params = n_params,
+        ?device,
+        dtype = %cfg.model.dtype,
+        out_dir = %cfg.out_dir.display(),
+        "starting"
+    );
+    let embedder = BagOfWords { dim: cfg.embedding.dim };
+    let mut metrics = MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?;
+    let mut evals = Vec::new();
+    let mut step = 0;
+    let mut last_step = None;
+
+    let eval = |at: &str, models: &Models| -> Result<EvalReport> { evaluate(cfg, &data, at, models) };
+
+    let no_ref = Models { policy: &policy, reference: None, embedder: &embedder, beta: cfg.loss.beta };
+    if cfg.train.sft_warmup_steps > 0 || !objective.needs_reference() {
+        evals.push(eval("init", &no_ref)?);
+    }
+    if cfg.train.sft_warmup_steps > 0 {
+        let phase = Phase {
+            name: "sft",
+            objective: Objective::Sft,
+            steps: cfg.train.sft_warmup_steps,
+            lr: cfg.train.sft_lr.unwrap_or(cfg.optim.lr),
+        };
+        last_step = run_phase(cfg, &phase, &data, &no_ref, &policy_vs, &mut metrics, step)?;
+        step += phase.steps;
+    }
+
+    let reference = if objective.needs_reference() {
+        Some(build_reference(cfg, &policy_vs, &model_config, device, kind)?)
+    } else {
+        None
+    };
+    let models = Models {
+        policy: &policy,
+        reference: reference.as_ref().map(|(m, _)| m),
+        embedder: &embedder,
+        beta: cfg.loss.beta,
+    };
+    if objective.needs_reference() {
+        evals.push(eval(if cfg.train.sft_warmup_steps > 0 { "sft" } else { "init" }, &models)?);
+    }
+    let phase = Phase { name: objective.name(), objective, steps: cfg.train.steps, lr: cfg.optim.lr };
+    last_step = run_phase(cfg, &phase, &data, &models, &policy_vs, &mut metrics, step)?.or(last_step);
+    step += phase.steps;
+    evals.push(eval("final", &models)?);
+
+    let model_dir = if cfg.train.save_model {
+        let dir = cfg.out_dir.join("model");
+        save_hf(&dir, &policy_vs, &model_config)?;
+        if let Some(src) = (cfg.tokenizer.path != "builtin:synthetic").then_some(&cfg.tokenizer.path) {
+            std::fs::copy(src, dir.join("tokenizer.json"))?;
+        } else {
+            std::fs::write(dir.join("tokenizer.json"), rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON)?;
+        }
+        Some(dir)
+    } else {
+        None
+    };
+    let summary = RunSummary {
+        out_dir: cfg.out_dir.clone(),
+        objective: objective.name().to_string(),
+        steps: step,
+        last_step,
+        evals,
+        model_dir,
+        wall_time_s: started.elapsed().as_secs_f64(),
+    };
+    std::fs::write(cfg.out_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    Ok(summary)
+}
+
+fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models) -> Result<EvalReport> {
+    let mut report = EvalReport { at: at.to_string(), ..Default::default() };
+    if cfg.eval.judge && !data.judged.is_empty() {
+        let n = cfg.eval.max_examples.min(data.judged.len());
+        let out = cfg.out_dir.join(format!("eval_{at}.jsonl"));
+        let (acc, by_family) =
+            judge_generations(models.policy, &data.tokenizer, &data.judged[..n], cfg.eval.max_new_tokens, Some(&out))?;
+        report.judge_accuracy = Some(acc);
+        report.judge_by_family = by_family;
+        report.judged = n;
+    }
+    if models.reference.is_some() && !data.eval_pairs.is_empty() {
+        let n = cfg.eval.max_examples.min(data.eval_pairs.len());
+        let stats = reward_accuracy(models, &data.tokenizer, &data.eval_pairs[..n], cfg.train.micro_batch_size)?;
+        report.reward_accuracy = stats.accuracy();
+        report.reward_margin = stats.mean_chosen().zip(stats.mean_rejected()).map(|(c, r)| c - r);
+    }
+    tracing::info!(at, judge_accuracy = ?report.judge_accuracy, reward_accuracy = ?report.reward_accuracy, "eval");
+    Ok(report)
+}

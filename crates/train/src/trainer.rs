@@ -1,0 +1,198 @@
+//! The training loop, top to bottom.
+//!
+//! One optimizer step: for each micro-batch, policy (and reference) log-probs, the
+//! objective, backward of loss/accumulation; then global-norm clipping, the optimizer
+//! update at the scheduled learning rate, and one metrics line.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
+use rpo_data::sampler::{BalancedSampler, PairedSampler, Sampler, SamplerPosition};
+use rpo_data::{PairedExample, UnpairedExample};
+use rpo_optim::{clip_grad_norm, AdamW, Optimizer, RmsProp, WarmupConstant};
+use std::io::IsTerminal;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use crate::config::{OptimConfig, TrainConfig};
+use crate::data_source::{TrainExamples, RunData};
+use crate::metrics::{MetricsWriter, StepMetrics};
+use crate::micro_batch::{self, Models, RewardStats};
+use crate::objective::Objective;
+
+/// A phase of training: the SFT warm-up, or the preference objective.
+pub struct Phase<'a> {
+    pub name: &'a str,
+    pub objective: Objective,
+    pub steps: usize,
+    pub lr: f64,
+}
+
+pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
+    match cfg.name.as_str() {
+        "adamw" => Box::new(AdamW::new(cfg.betas[0], cfg.betas[1], cfg.eps, cfg.weight_decay)),
+        _ => Box::new(RmsProp::new(cfg.alpha, cfg.eps, cfg.weight_decay)),
+    }
+}
+
+/// Runs one phase on `policy_vs`' trainable variables; returns the last step's metrics.
+pub fn run_phase(
+    cfg: &TrainConfig,
+    phase: &Phase,
+    data: &RunData,
+    models: &Models,
+    policy_vs: &VarStore,
+    metrics: &mut MetricsWriter,
+    first_step: usize,
+) -> Result<Option<StepMetrics>> {
+    let params: Vec<Tensor> = policy_vs.trainable_variables();
+    let mut optimizer = build_optimizer(&cfg.optim);
+    let schedule = WarmupConstant::new(phase.lr, cfg.optim.warmup_steps);
+    let micro = cfg.train.micro_batch_size;
+    let accumulation = cfg.accumulation_steps();
+    let mut batches = MicroBatches::new(phase.objective, data, micro, cfg.seed)?;
+    let bar = progress_bar(phase.steps as u64, phase.name);
+    let mut last = None;
+
+    for step in 0..phase.steps {
+        let started = Instant::now();
+        let lr = schedule.lr(step);
+        for p in &params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let mut stats = RewardStats::default();
+        let mut loss_sum = 0.0;
+        for _ in 0..accumulation {
+            let out = batches.next_loss(&phase.objective, models)?;
+            loss_sum += out.loss.double_value(&[]);
+            (out.loss / accumulation as f64).backward();
+            stats.merge(&out.stats);
+        }
+        let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        let grad_norm = clip_grad_norm(&grads, cfg.optim.max_grad_norm);
+        optimizer.step(&params, &grads, lr);
+
+        let m = StepMetrics {
+            phase: phase.name.to_string(),
+            step: first_step + step + 1,
+            loss: loss_sum / accumulation as f64,
+            lr,
+            grad_norm,
+            rewards_chosen: stats.mean_chosen(),
+            rewards_rejected: stats.mean_rejected(),
+            reward_margin: stats.mean_chosen().zip(stats.mean_rejected()).map(|(c, r)| c - r),
+            reward_accuracy: stats.accuracy(),
+            tokens: stats.tokens,
+            step_time_s: started.elapsed().as_secs_f64(),
+        };
+        metrics.write(&m)?;
+        bar.set_message(format!("loss {:.4}", m.loss));
+        bar.inc(1);
+        if !bar.is_hidden() {
+            // The bar is the terminal's view; logs at a gentler pace carry the same facts.
+        } else if step == 0 || (step + 1) % 10 == 0 || step + 1 == phase.steps {
+            tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, acc = ?m.reward_accuracy, "step");
+        }
+        last = Some(m);
+    }
+    bar.finish_and_clear();
+    Ok(last)
+}
+
+fn progress_bar(len: u64, name: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>5} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Endless micro-batches of the shape the objective needs, in a deterministic order.
+struct MicroBatches<'a> {
+    data: &'a RunData,
+    plan: Plan<'a>,
+    position: SamplerPosition,
+    /// The current epoch's batches (recomputing the permutation per batch is wasteful).
+    epoch: Option<(u64, Vec<Vec<usize>>)>,
+}
+
+enum Plan<'a> {
+    /// (prompt, preferred response): chosen responses, or desirable completions.
+    Sft { sampler: PairedSampler, examples: Vec<(&'a str, &'a str)> },
+    Paired { sampler: PairedSampler, pairs: &'a [PairedExample] },
+    Unpaired { sampler: BalancedSampler, examples: &'a [UnpairedExample] },
+}
+
+impl<'a> MicroBatches<'a> {
+    fn new(objective: Objective, data: &'a RunData, micro: usize, seed: u64) -> Result<Self> {
+        let plan = match (&data.train, objective) {
+            (train, Objective::Sft) => {
+                let examples = train.preferred_responses();
+                Plan::Sft { sampler: PairedSampler::new(examples.len(), micro, seed)?, examples }
+            }
+            (TrainExamples::Paired(pairs), o) if !o.unpaired() => {
+                Plan::Paired { sampler: PairedSampler::new(pairs.len(), micro, seed)?, pairs }
+            }
+            (TrainExamples::Unpaired(examples), o) if o.unpaired() => {
+                let labels: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
+                Plan::Unpaired { sampler: BalancedSampler::new(&labels, micro, seed)?, examples }
+            }
+            (_, o) => anyhow::bail!(
+                "internal: {} was given {} examples (the data source converts them)",
+                o.name(),
+                if o.unpaired() { "paired" } else { "unpaired" }
+            ),
+        };
+        Ok(Self { data, plan, position: SamplerPosition::default(), epoch: None })
+    }
+
+    fn sampler(&self) -> &dyn Sampler {
+        match &self.plan {
+            Plan::Sft { sampler, .. } | Plan::Paired { sampler, .. } => sampler,
+            Plan::Unpaired { sampler, .. } => sampler,
+        }
+    }
+
+    fn next_indices(&mut self) -> Vec<usize> {
+        let epoch = self.position.epoch;
+        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch = Some((epoch, self.sampler().epoch_batches(epoch)));
+        }
+        let indices = self.epoch.as_ref().expect("set above").1[self.position.batch].clone();
+        self.position = self.position.advanced(1, self.sampler().batches_per_epoch());
+        indices
+    }
+
+    fn next_loss(&mut self, objective: &Objective, models: &Models) -> Result<micro_batch::MicroBatchLoss> {
+        let indices = self.next_indices();
+        let tok = &self.data.tokenizer;
+        match &self.plan {
+            Plan::Sft { examples, .. } => {
+                let seqs = indices
+                    .iter()
+                    .map(|&i| tok.tokenize(examples[i].0, examples[i].1))
+                    .collect::<Result<Vec<_>>>()?;
+                let refs: Vec<_> = seqs.iter().collect();
+                micro_batch::sft(models, &SeqBatch::collate(&refs, tok.special().pad, 0)?)
+            }
+            Plan::Paired { pairs, .. } => {
+                let ex: Vec<&PairedExample> = indices.iter().map(|&i| &pairs[i]).collect();
+                micro_batch::paired(objective, models, &PairedBatch::from_examples(&ex, tok)?)
+            }
+            Plan::Unpaired { examples, .. } => {
+                let ex: Vec<&UnpairedExample> = indices.iter().map(|&i| &examples[i]).collect();
+                micro_batch::unpaired(objective, models, &UnpairedBatch::with_rotated_kl(&ex, tok)?)
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The config rejects what it cannot run, before any work starts, naming the key.
+
+use rpo_train::config::{TrainConfig, EMBEDDED_DEFAULT};
+
+fn err(overrides: &[&str]) -> String {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    format!("{:#}", TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).expect_err("should be refused"))
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(cfg.loss.name, "rpo");
+    assert_eq!(cfg.model.preset.as_deref(), Some("tiny"));
+}
+
+#[test]
+fn unknown_key_is_rejected_by_name() {
+    let text = EMBEDDED_DEFAULT.replace("[optim]\n", "[optim]\nlearning_rate = 3\n");
+    let e = format!("{:#}", TrainConfig::from_toml(&text, &[]).unwrap_err());
+    assert!(e.contains("learning_rate"), "{e}");
+    let e = err(&["loss.temperature=0.3"]);
+    assert!(e.contains("temperature"), "{e}");
+    let e = err(&["bogus_section.x=1"]);
+    assert!(e.contains("bogus_section"), "{e}");
+}
+
+#[test]
+fn overrides_set_any_key_with_typed_values() {
+    let o = ["optim.lr=3e-5", "loss.name=dpo", "train.steps=7", "model.dtype=\"bf16\"", "optim.betas=[0.8, 0.9]"]
+        .map(String::from);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+    assert_eq!(cfg.optim.lr, 3e-5);
+    assert_eq!(cfg.loss.name, "dpo");
+    assert_eq!(cfg.train.steps, 7);
+    assert_eq!(cfg.model.dtype, "bf16");
+    assert_eq!(cfg.optim.betas, [0.8, 0.9]);
+    let e = err(&["optim.lr"]);
+    assert!(e.contains("key=value"), "{e}");
+    let e = err(&["train.steps=many"]);
+    assert!(e.contains("steps"), "{e}");
+}
+
+#[test]
+fn impossible_combinations_are_refused() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["loss.weighting=diagonal-paper", "loss.pairing=unpaired"], "needs paired data"),
+        (&["loss.weighting=diagonal-code", "loss.name=kto"], "needs paired data"),
+        (&["data.format=unpaired", "data.train=x.jsonl", "loss.name=dpo"], "needs paired data"),
+        (&["data.format=paired"], "needs data.train"),
+        (&["loss.name=ppo"], "loss.name"),
+        (&["train.global_batch_size=30", "train.micro_batch_size=16"], "multiple"),
+        (&["loss.name=kto", "train.micro_batch_size=3", "train.global_batch_size=3"], "even"),
+        (&["model.path=/x"], "exclusive"),
+        (&["data.max_prompt_length=64"], "max_prompt_length"),
+        (&["loss.beta=0"], "beta"),
+        (&["loss.name=sft"], "SFT twice"),
+        (&["optim.name=sgd"], "optim.name"),
+    ];
+    for (o, needle) in cases {
+        let e = err(o);
+        assert!(e.contains(needle), "{o:?}: expected {needle:?} in: {e}");
+    }
+}
+
+#[test]
+fn every_shipped_config_parses_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut seen = 0;
+    for entry in walk(&dir) {
+        if entry.extension().is_some_and(|e| e == "toml") {
+            TrainConfig::load(Some(&entry), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", entry.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "expected the default and the paper configs, found {seen}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up what is missing and run every test: Rust unit and integration tests, each
+# numerical test checked against its Python peer (PyTorch, transformers) in .venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+cargo build --release -p rpo-shard
+cargo test --workspace --release "$@"
