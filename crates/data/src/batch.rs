@@ -35,7 +35,12 @@ impl SeqBatch {
     pub fn collate(seqs: &[&TokenizedSequence], pad_id: i64, min_width: usize) -> Result<Self> {
         ensure!(!seqs.is_empty(), "cannot collate an empty batch");
         let batch = seqs.len();
-        let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(min_width);
+        let width = seqs
+            .iter()
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(0)
+            .max(min_width);
         let mut input_ids = vec![pad_id; batch * width];
         let mut labels = vec![pad_id; batch * width];
         let mut loss_mask = vec![0f32; batch * width];
@@ -84,7 +89,10 @@ pub struct PairedBatch {
 }
 
 impl PairedBatch {
-    pub fn from_examples(examples: &[&PairedExample], tokenizer: &PreferenceTokenizer) -> Result<Self> {
+    pub fn from_examples(
+        examples: &[&PairedExample],
+        tokenizer: &PreferenceTokenizer,
+    ) -> Result<Self> {
         let pairs = examples
             .iter()
             .map(|ex| tokenizer.tokenize_pair(ex))
@@ -140,7 +148,11 @@ pub fn rotated_kl_partners<T: Clone>(batch: &[T]) -> Vec<T> {
 
 impl UnpairedBatch {
     /// `kl_completions[i]` is joined with example i's prompt for the KL estimate.
-    pub fn new(examples: &[&UnpairedExample], kl_completions: &[&str], tokenizer: &PreferenceTokenizer) -> Result<Self> {
+    pub fn new(
+        examples: &[&UnpairedExample],
+        kl_completions: &[&str],
+        tokenizer: &PreferenceTokenizer,
+    ) -> Result<Self> {
         ensure!(
             kl_completions.len() == examples.len(),
             "{} KL completions for {} examples",
@@ -172,7 +184,10 @@ impl UnpairedBatch {
     }
 
     /// KL partners from within this batch ([`rotated_kl_partners`]), as HALOs does per micro-batch.
-    pub fn with_rotated_kl(examples: &[&UnpairedExample], tokenizer: &PreferenceTokenizer) -> Result<Self> {
+    pub fn with_rotated_kl(
+        examples: &[&UnpairedExample],
+        tokenizer: &PreferenceTokenizer,
+    ) -> Result<Self> {
         let completions: Vec<&str> = examples.iter().map(|ex| ex.completion.as_str()).collect();
         Self::new(examples, &rotated_kl_partners(&completions), tokenizer)
     }

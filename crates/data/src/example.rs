@@ -38,5 +38,8 @@ impl PairedExample {
 
 /// Every pair becomes its desirable example followed by its undesirable one.
 pub fn pairs_to_unpaired(pairs: impl IntoIterator<Item = PairedExample>) -> Vec<UnpairedExample> {
-    pairs.into_iter().flat_map(PairedExample::into_unpaired).collect()
+    pairs
+        .into_iter()
+        .flat_map(PairedExample::into_unpaired)
+        .collect()
 }

@@ -8,7 +8,10 @@ use anyhow::{ensure, Result};
 /// Rank `rank`'s contiguous share of a global batch (`len / world` elements).
 pub fn rank_slice<T>(global: &[T], rank: usize, world: usize) -> Result<&[T]> {
     ensure!(world > 0, "world size must be positive");
-    ensure!(rank < world, "rank {rank} out of range for world size {world}");
+    ensure!(
+        rank < world,
+        "rank {rank} out of range for world size {world}"
+    );
     ensure!(
         global.len() % world == 0,
         "global batch of {} does not split evenly over {world} ranks",

@@ -66,7 +66,11 @@ impl PairedSampler {
             len >= batch_size,
             "{len} examples do not fill one batch of {batch_size}"
         );
-        Ok(Self { len, batch_size, seed })
+        Ok(Self {
+            len,
+            batch_size,
+            seed,
+        })
     }
 }
 
@@ -106,7 +110,8 @@ impl BalancedSampler {
             batch_size > 0 && batch_size % 2 == 0,
             "a balanced batch needs a positive even size, got {batch_size}"
         );
-        let (good, bad): (Vec<usize>, Vec<usize>) = (0..desirable.len()).partition(|&i| desirable[i]);
+        let (good, bad): (Vec<usize>, Vec<usize>) =
+            (0..desirable.len()).partition(|&i| desirable[i]);
         let half = batch_size / 2;
         ensure!(
             good.len() >= half && bad.len() >= half,

@@ -15,20 +15,32 @@ pub struct SpecialTokens {
     pub bos: Option<i64>,
 }
 
-const EOS_NAMES: &[&str] = &["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|eot_id|>"];
+const EOS_NAMES: &[&str] = &[
+    "</s>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "<eos>",
+    "<|eot_id|>",
+];
 const PAD_NAMES: &[&str] = &["<pad>", "[PAD]", "<|pad|>", "<|finetune_right_pad_id|>"];
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>"];
 
 fn first_known(tokenizer: &Tokenizer, names: &[&str]) -> Option<i64> {
-    names.iter().find_map(|name| tokenizer.token_to_id(name)).map(i64::from)
+    names
+        .iter()
+        .find_map(|name| tokenizer.token_to_id(name))
+        .map(i64::from)
 }
 
 impl SpecialTokens {
     /// EOS, pad and BOS looked up by their usual names; pad falls back to EOS
     /// (as HALOs does for tokenizers without one).
     pub fn from_tokenizer(tokenizer: &Tokenizer) -> Result<Self> {
-        let eos = first_known(tokenizer, EOS_NAMES)
-            .ok_or_else(|| anyhow!("tokenizer has none of the EOS tokens {EOS_NAMES:?}; give the EOS id explicitly"))?;
+        let eos = first_known(tokenizer, EOS_NAMES).ok_or_else(|| {
+            anyhow!(
+                "tokenizer has none of the EOS tokens {EOS_NAMES:?}; give the EOS id explicitly"
+            )
+        })?;
         Ok(Self {
             eos,
             pad: first_known(tokenizer, PAD_NAMES).unwrap_or(eos),

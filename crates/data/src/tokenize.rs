@@ -28,7 +28,11 @@ pub struct PreferenceTokenizer {
 }
 
 impl PreferenceTokenizer {
-    pub fn new(mut tokenizer: Tokenizer, special: SpecialTokens, truncation: Truncation) -> Result<Self> {
+    pub fn new(
+        mut tokenizer: Tokenizer,
+        special: SpecialTokens,
+        truncation: Truncation,
+    ) -> Result<Self> {
         truncation.validate(special.prefix().len())?;
         // A tokenizer.json may carry its own truncation or padding; ours replaces both.
         tokenizer
@@ -45,10 +49,10 @@ impl PreferenceTokenizer {
     /// Loads a tokenizer.json and finds its special tokens by name.
     pub fn from_file(path: impl AsRef<Path>, truncation: Truncation) -> Result<Self> {
         let path = path.as_ref();
-        let tokenizer =
-            Tokenizer::from_file(path).map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
-        let special =
-            SpecialTokens::from_tokenizer(&tokenizer).with_context(|| format!("in tokenizer {}", path.display()))?;
+        let tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
+        let special = SpecialTokens::from_tokenizer(&tokenizer)
+            .with_context(|| format!("in tokenizer {}", path.display()))?;
         Self::new(tokenizer, special, truncation)
     }
 
@@ -96,16 +100,21 @@ impl PreferenceTokenizer {
     pub fn encode_prompt_for_generation(&self, prompt: &str) -> Result<Vec<i64>> {
         let prompt_ids = self.encode_prompt_tokens(prompt)?;
         let prefix = self.special.prefix();
-        let kept = self.truncation.prompt(prefix, &prompt_ids, self.truncation.max_length);
+        let kept = self
+            .truncation
+            .prompt(prefix, &prompt_ids, self.truncation.max_length);
         Ok([prefix, kept].concat())
     }
 
     pub fn tokenize(&self, prompt: &str, response: &str) -> Result<TokenizedSequence> {
         let prompt_ids = self.encode_prompt_tokens(prompt)?;
         let response_ids = self.encode(response)?;
-        Ok(self
-            .truncation
-            .sequence(self.special.prefix(), &prompt_ids, &response_ids, self.special.eos))
+        Ok(self.truncation.sequence(
+            self.special.prefix(),
+            &prompt_ids,
+            &response_ids,
+            self.special.eos,
+        ))
     }
 
     /// Encodes the prompt once for both responses.

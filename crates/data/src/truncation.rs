@@ -66,7 +66,12 @@ impl Truncation {
 
     /// The prompt tokens to keep, given the longest response it will be joined with.
     /// `prefix` (a BOS, or nothing) is always kept and counts towards the limits.
-    pub fn prompt<'a>(&self, prefix: &[i64], prompt: &'a [i64], longest_response: usize) -> &'a [i64] {
+    pub fn prompt<'a>(
+        &self,
+        prefix: &[i64],
+        prompt: &'a [i64],
+        longest_response: usize,
+    ) -> &'a [i64] {
         let whole = prefix.len() + prompt.len() + longest_response + 1;
         let budget = self.max_prompt_length - prefix.len();
         if whole <= self.max_length || prompt.len() <= budget {
@@ -79,7 +84,14 @@ impl Truncation {
     }
 
     /// Joins an already-truncated prompt with a response cut to fit, ending in EOS.
-    fn join(&self, prefix: &[i64], kept_prompt: &[i64], prompt_truncated: bool, response: &[i64], eos: i64) -> TokenizedSequence {
+    fn join(
+        &self,
+        prefix: &[i64],
+        kept_prompt: &[i64],
+        prompt_truncated: bool,
+        response: &[i64],
+        eos: i64,
+    ) -> TokenizedSequence {
         let prompt_len = prefix.len() + kept_prompt.len();
         let room = self.max_length.saturating_sub(prompt_len + 1);
         let response = &response[..response.len().min(room)];
@@ -96,7 +108,13 @@ impl Truncation {
     }
 
     /// Truncates the prompt against every response, then joins it with each of them.
-    pub fn sequences(&self, prefix: &[i64], prompt: &[i64], responses: &[&[i64]], eos: i64) -> Vec<TokenizedSequence> {
+    pub fn sequences(
+        &self,
+        prefix: &[i64],
+        prompt: &[i64],
+        responses: &[&[i64]],
+        eos: i64,
+    ) -> Vec<TokenizedSequence> {
         let longest = responses.iter().map(|r| r.len()).max().unwrap_or(0);
         let kept = self.prompt(prefix, prompt, longest);
         let truncated = kept.len() < prompt.len();
@@ -107,7 +125,13 @@ impl Truncation {
     }
 
     /// One prompt with one response.
-    pub fn sequence(&self, prefix: &[i64], prompt: &[i64], response: &[i64], eos: i64) -> TokenizedSequence {
+    pub fn sequence(
+        &self,
+        prefix: &[i64],
+        prompt: &[i64],
+        response: &[i64],
+        eos: i64,
+    ) -> TokenizedSequence {
         let kept = self.prompt(prefix, prompt, response.len());
         self.join(prefix, kept, kept.len() < prompt.len(), response, eos)
     }

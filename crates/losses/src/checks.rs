@@ -6,13 +6,19 @@ use tch::Tensor;
 /// Length of a 1-D tensor; errors if `t` is not 1-D.
 pub(crate) fn vector_len(t: &Tensor, what: &str) -> Result<i64> {
     let size = t.size();
-    ensure!(size.len() == 1, "{what} must be a 1-D tensor, got shape {size:?}");
+    ensure!(
+        size.len() == 1,
+        "{what} must be a 1-D tensor, got shape {size:?}"
+    );
     Ok(size[0])
 }
 
 /// Common length of two 1-D tensors of matched pairs.
 pub(crate) fn pair_len(a: &Tensor, a_name: &str, b: &Tensor, b_name: &str) -> Result<i64> {
     let (n, m) = (vector_len(a, a_name)?, vector_len(b, b_name)?);
-    ensure!(n == m, "{a_name} ({n}) and {b_name} ({m}) must pair up one to one");
+    ensure!(
+        n == m,
+        "{a_name} ({n}) and {b_name} ({m}) must pair up one to one"
+    );
     Ok(n)
 }

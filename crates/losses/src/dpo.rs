@@ -24,6 +24,10 @@ pub fn dpo_losses(
 }
 
 /// Mean DPO loss over the batch of pairs.
-pub fn dpo_loss(chosen_logratios: &Tensor, rejected_logratios: &Tensor, beta: f64) -> Result<Tensor> {
+pub fn dpo_loss(
+    chosen_logratios: &Tensor,
+    rejected_logratios: &Tensor,
+    beta: f64,
+) -> Result<Tensor> {
     Ok(dpo_losses(chosen_logratios, rejected_logratios, beta)?.mean(None))
 }

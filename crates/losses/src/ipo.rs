@@ -25,6 +25,10 @@ pub fn ipo_losses(
 }
 
 /// Mean IPO loss over the batch of pairs.
-pub fn ipo_loss(chosen_logratios: &Tensor, rejected_logratios: &Tensor, beta: f64) -> Result<Tensor> {
+pub fn ipo_loss(
+    chosen_logratios: &Tensor,
+    rejected_logratios: &Tensor,
+    beta: f64,
+) -> Result<Tensor> {
     Ok(ipo_losses(chosen_logratios, rejected_logratios, beta)?.mean(None))
 }

@@ -13,11 +13,14 @@ use crate::precision::at_least_f32;
 /// passing it to [`kto_losses`].
 pub fn kto_kl_estimate(kl_logratios: &Tensor) -> Result<Tensor> {
     let n = vector_len(kl_logratios, "KL log-ratios")?;
-    ensure!(n > 0, "the KTO KL estimate needs at least one mismatched pair");
+    ensure!(
+        n > 0,
+        "the KTO KL estimate needs at least one mismatched pair"
+    );
     Ok(at_least_f32(kl_logratios)
         .detach()
         .mean(None)
-        .clamp_min(0.0))
+        )
 }
 
 /// Per-example KTO losses `[n]` against the reference point `kl` (treated as a constant):
@@ -37,7 +40,11 @@ pub fn kto_losses(
         kl.size()
     );
     let r = at_least_f32(logratios);
-    let z0 = kl.detach().to_kind(r.kind()).to_device(r.device()).reshape([] as [i64; 0]);
+    let z0 = kl
+        .detach()
+        .to_kind(r.kind())
+        .to_device(r.device())
+        .reshape([] as [i64; 0]);
     let desirable_losses: Tensor = (1.0 - ((&r - &z0) * beta).sigmoid()) * desirable_weight;
     let undesirable_losses: Tensor = (1.0 - ((&z0 - &r) * beta).sigmoid()) * undesirable_weight;
     let is_desirable = desirable.to_device(r.device()).ne(0);

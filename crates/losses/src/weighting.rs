@@ -95,7 +95,7 @@ pub fn contrast_weights(
             );
             Ok(w)
         }
-        Weighting::UniformPaper => Ok(Tensor::full(shape, 1.0 / block.cols as f64, options)),
+        Weighting::UniformPaper => Ok(Tensor::full(shape, 1.0 / (block.cols + 1) as f64, options)),
         Weighting::UniformCode | Weighting::DiagonalCode { .. } => Ok(Tensor::ones(shape, options)),
         Weighting::DiagonalPaper { alpha } => {
             // With one column there is no off-diagonal entry, so its weight is moot.
@@ -118,14 +118,17 @@ pub fn embedding_weights(
     tau: f64,
     kind: Kind,
 ) -> Result<Tensor> {
-    ensure!(tau > 0.0, "embedding temperature τ must be positive, got {tau}");
+    ensure!(
+        tau > 0.0,
+        "embedding temperature τ must be positive, got {tau}"
+    );
     let (ws, ls) = (win_emb.size(), lose_emb.size());
     ensure!(
         ws.len() == 2 && ls.len() == 2 && ws[1] == ls[1],
         "prompt embeddings must be [M, d] and [N, d] with one d, got {ws:?} and {ls:?}"
     );
     let win = unit_rows(&win_emb.to_kind(kind));
-    let lose = unit_rows(&lose_emb.to_device(win_emb.device()).to_kind(kind));
+    let lose = lose_emb.to_device(win_emb.device()).to_kind(kind);
     let cos_distance: Tensor = 1.0 - win.mm(&lose.tr());
     Ok((cos_distance / -tau).softmax(1, kind))
 }

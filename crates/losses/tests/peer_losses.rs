@@ -9,9 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use rpo_losses::{
-    dpo_loss, ipo_loss, kto_loss, rpo_loss, sequence_logps, sft_loss, Weighting,
-};
+use rpo_losses::{dpo_loss, ipo_loss, kto_loss, rpo_loss, sequence_logps, sft_loss, Weighting};
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
@@ -43,12 +41,42 @@ fn cases() -> Vec<Value> {
     vec![
         rpo_case("rpo_embedding_paired", embedding(0.5), 4, 4, 0.1),
         rpo_case("rpo_embedding_unpaired", embedding(0.75), 3, 5, 0.5),
-        rpo_case("rpo_uniform_paper_paired", plain("uniform_paper"), 4, 4, 0.5),
-        rpo_case("rpo_uniform_paper_unpaired", plain("uniform_paper"), 5, 3, 0.5),
+        rpo_case(
+            "rpo_uniform_paper_paired",
+            plain("uniform_paper"),
+            4,
+            4,
+            0.5,
+        ),
+        rpo_case(
+            "rpo_uniform_paper_unpaired",
+            plain("uniform_paper"),
+            5,
+            3,
+            0.5,
+        ),
         rpo_case("rpo_uniform_code_paired", plain("uniform_code"), 4, 4, 0.1),
-        rpo_case("rpo_uniform_code_unpaired", plain("uniform_code"), 2, 6, 0.2),
-        rpo_case("rpo_diagonal_paper", diagonal("diagonal_paper", 0.8), 5, 5, 0.3),
-        rpo_case("rpo_diagonal_code", diagonal("diagonal_code", 0.8), 5, 5, 0.3),
+        rpo_case(
+            "rpo_uniform_code_unpaired",
+            plain("uniform_code"),
+            2,
+            6,
+            0.2,
+        ),
+        rpo_case(
+            "rpo_diagonal_paper",
+            diagonal("diagonal_paper", 0.8),
+            5,
+            5,
+            0.3,
+        ),
+        rpo_case(
+            "rpo_diagonal_code",
+            diagonal("diagonal_code", 0.8),
+            5,
+            5,
+            0.3,
+        ),
         pair_case("dpo", "dpo", 6, 0.1),
         pair_case("ipo", "ipo", 6, 0.1),
         kto_case("kto", 2.0),
@@ -122,9 +150,15 @@ fn generate(case: &Value) -> Vec<(&'static str, Tensor)> {
             let mask = Tensor::rand([b, t], F64).gt(0.35).to_kind(Kind::Double);
             // Ignored positions hold -100 or an arbitrary id: neither may count.
             let labels = Tensor::randint(v, [b, t], (Kind::Int64, tch::Device::Cpu));
-            let labels = labels.masked_fill(&mask.eq(0).logical_and(&labels.remainder(2).eq(0)), -100);
+            let labels =
+                labels.masked_fill(&mask.eq(0).logical_and(&labels.remainder(2).eq(0)), -100);
             let upstream = Tensor::randn([b], F64);
-            vec![("logits", logits), ("labels", labels), ("loss_mask", mask), ("upstream", upstream)]
+            vec![
+                ("logits", logits),
+                ("labels", labels),
+                ("loss_mask", mask),
+                ("upstream", upstream),
+            ]
         }
         other => panic!("unknown loss {other}"),
     }
@@ -133,7 +167,9 @@ fn generate(case: &Value) -> Vec<(&'static str, Tensor)> {
 fn weighting(spec: &Value) -> Weighting {
     let alpha = || spec["alpha"].as_f64().unwrap();
     match spec["kind"].as_str().unwrap() {
-        "embedding" => Weighting::Embedding { tau: spec["tau"].as_f64().unwrap() },
+        "embedding" => Weighting::Embedding {
+            tau: spec["tau"].as_f64().unwrap(),
+        },
         "uniform_paper" => Weighting::UniformPaper,
         "uniform_code" => Weighting::UniformCode,
         "diagonal_paper" => Weighting::DiagonalPaper { alpha: alpha() },
@@ -157,7 +193,11 @@ fn rust_value(case: &Value, t: &HashMap<&str, Tensor>) -> Tensor {
         "dpo" | "ipo" => {
             let a = logratio("policy_chosen", "reference_chosen");
             let b = logratio("policy_rejected", "reference_rejected");
-            let loss = if case["loss"] == "dpo" { dpo_loss } else { ipo_loss };
+            let loss = if case["loss"] == "dpo" {
+                dpo_loss
+            } else {
+                ipo_loss
+            };
             loss(&a, &b, beta()).unwrap()
         }
         "kto" => kto_loss(
@@ -217,7 +257,11 @@ fn check(name: &str) {
         .iter()
         .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|key| (key, v.copy())))
         .map(|(key, v)| {
-            let leaf = if grad_wrt.contains(&key) { v.set_requires_grad(true) } else { v };
+            let leaf = if grad_wrt.contains(&key) {
+                v.set_requires_grad(true)
+            } else {
+                v
+            };
             (key, leaf)
         })
         .collect();
@@ -236,8 +280,16 @@ fn check(name: &str) {
     for key in grad_wrt {
         // No gradient reached the input (e.g. KTO's detached KL): it is zero.
         let grad = inputs[key].grad();
-        let got = if grad.defined() { grad } else { inputs[key].zeros_like() };
-        assert_close_case(&format!("{name} ∂/∂{key}"), &got, want(&format!("grad/{key}")));
+        let got = if grad.defined() {
+            grad
+        } else {
+            inputs[key].zeros_like()
+        };
+        assert_close_case(
+            &format!("{name} ∂/∂{key}"),
+            &got,
+            want(&format!("grad/{key}")),
+        );
     }
 }
 

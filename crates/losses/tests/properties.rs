@@ -45,7 +45,15 @@ fn uniform_code_is_the_plain_mean_over_all_pairs() {
 fn code_diagonal_with_alpha_one_is_dpo() {
     tch::manual_seed(2);
     let (a, b) = (logratios(6), logratios(6));
-    let rpo = rpo_loss(&a, &b, None, None, &Weighting::DiagonalCode { alpha: 1.0 }, 0.1).unwrap();
+    let rpo = rpo_loss(
+        &a,
+        &b,
+        None,
+        None,
+        &Weighting::DiagonalCode { alpha: 1.0 },
+        0.1,
+    )
+    .unwrap();
     let dpo = dpo_loss(&a, &b, 0.1).unwrap();
     assert!((scalar(&rpo) - scalar(&dpo)).abs() < 1e-12);
 }
@@ -77,24 +85,23 @@ fn row_blocks_sum_to_the_whole_loss_for_every_weighting() {
         let full = rpo_loss(&a, &b, Some(&emb), Some(&emb), &w, 0.3).unwrap();
         let (ga, gb) = grads(&full, &a, &b);
 
-        let (a2, b2) = (a.detach().set_requires_grad(true), b.detach().set_requires_grad(true));
-        let mut total = Tensor::zeros([], F64);
-        for (first, rows) in [(0, 2), (2, 3), (5, 1)] {
-            let block_rows = rpo_row_losses(
-                &a2.narrow(0, first, rows),
-                &b2,
-                Some(&emb.narrow(0, first, rows)),
-                Some(&emb),
-                &w,
-                0.3,
-                first,
-            )
-            .unwrap();
-            total = total + block_rows.sum(Kind::Double);
-        }
-        let partitioned = total / m as f64;
+        let (a2, b2) = (
+            a.detach().set_requires_grad(true),
+            b.detach().set_requires_grad(true),
+        );
+        let blocks: Vec<Tensor> = [(0, 2), (2, 3), (5, 1)]
+            .into_iter()
+            .map(|(first, rows)| {
+                let (wins, win_emb) = (a2.narrow(0, first, rows), emb.narrow(0, first, rows));
+                rpo_row_losses(&wins, &b2, Some(&win_emb), Some(&emb), &w, 0.3, first).unwrap()
+            })
+            .collect();
+        let partitioned = Tensor::cat(&blocks, 0).sum(Kind::Double) / m as f64;
         let (pa, pb) = grads(&partitioned, &a2, &b2);
-        assert!((scalar(&full) - scalar(&partitioned)).abs() < 1e-12, "{w:?}");
+        assert!(
+            (scalar(&full) - scalar(&partitioned)).abs() < 1e-12,
+            "{w:?}"
+        );
         assert!(ga.allclose(&pa, 1e-10, 1e-12, false), "{w:?} ∂a");
         assert!(gb.allclose(&pb, 1e-10, 1e-12, false), "{w:?} ∂b");
     }
@@ -108,7 +115,10 @@ fn grads(loss: &Tensor, a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
 #[test]
 fn diagonal_weightings_refuse_unpaired_matrices() {
     let (a, b) = (Tensor::zeros([3], F64), Tensor::zeros([4], F64));
-    for w in [Weighting::DiagonalPaper { alpha: 0.8 }, Weighting::DiagonalCode { alpha: 0.8 }] {
+    for w in [
+        Weighting::DiagonalPaper { alpha: 0.8 },
+        Weighting::DiagonalCode { alpha: 0.8 },
+    ] {
         let err = rpo_loss(&a, &b, None, None, &w, 0.1).unwrap_err();
         assert!(err.to_string().contains("paired"), "{err}");
     }
@@ -163,9 +173,19 @@ fn embedding_weights_favour_similar_prompts() {
 
 #[test]
 fn paper_diagonal_weights_in_a_row_block() {
-    let block = RowBlock { first_row: 2, rows: 2, cols: 4 };
-    let w = contrast_weights(&Weighting::DiagonalPaper { alpha: 0.7 }, block, None, None, F64)
-        .unwrap();
+    let block = RowBlock {
+        first_row: 2,
+        rows: 2,
+        cols: 4,
+    };
+    let w = contrast_weights(
+        &Weighting::DiagonalPaper { alpha: 0.7 },
+        block,
+        None,
+        None,
+        F64,
+    )
+    .unwrap();
     let off = 0.3 / 3.0;
     let want = Tensor::from_slice(&[off, off, 0.7, off, off, off, off, 0.7]).reshape([2, 4]);
     assert!(w.allclose(&want, 1e-15, 0.0, false), "{w}");
@@ -176,7 +196,8 @@ fn sequence_logps_ignores_masked_positions_and_upcasts_bf16() {
     tch::manual_seed(7);
     let logits = Tensor::randn([2, 4, 9], (Kind::Float, Device::Cpu));
     let labels = Tensor::from_slice(&[1i64, -100, 3, 0, 8, 2, -100, 5]).reshape([2, 4]);
-    let mask = Tensor::from_slice(&[true, false, true, false, true, true, false, true]).reshape([2, 4]);
+    let mask =
+        Tensor::from_slice(&[true, false, true, false, true, true, false, true]).reshape([2, 4]);
     let got = sequence_logps(&logits, &labels, &mask).unwrap();
     let logp = logits.log_softmax(-1, Kind::Float);
     let picks = [(0, 0, 1), (0, 2, 3), (1, 0, 8), (1, 1, 2), (1, 3, 5)];
@@ -184,7 +205,12 @@ fn sequence_logps_ignores_masked_positions_and_upcasts_bf16() {
     for (b, t, v) in picks {
         want[b as usize] += logp.double_value(&[b, t, v]);
     }
-    assert!(got.allclose(&Tensor::from_slice(&want).to_kind(Kind::Float), 1e-5, 1e-5, false));
+    assert!(got.allclose(
+        &Tensor::from_slice(&want).to_kind(Kind::Float),
+        1e-5,
+        1e-5,
+        false
+    ));
 
     let half = sequence_logps(&logits.to_kind(Kind::BFloat16), &labels, &mask).unwrap();
     assert_eq!(half.kind(), Kind::Float);

@@ -92,7 +92,7 @@ impl AttentionMask {
         if window_inactive && past == 0 {
             return AttentionMask {
                 explicit: None,
-                is_causal: true,
+                is_causal: false,
             };
         }
         if window_inactive && len == 1 {

@@ -4,6 +4,8 @@
 //! VarStore paths are exactly the Hugging Face tensor names
 //! (`model.layers.0.self_attn.q_proj.weight`, ...), so a checkpoint maps 1:1.
 
+use std::sync::Mutex;
+
 use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
@@ -121,15 +123,21 @@ impl Llama {
 
     /// A freshly initialised model: `tch::manual_seed(seed)`, parameters drawn in fp32 on
     /// the CPU (the same values on every device), then cast to `kind` and moved to `device`.
+    /// The torch RNG is process-global: concurrent calls are serialised so each gets its
+    /// seed's values, but other threads drawing random numbers meanwhile would interfere.
     pub fn init(
         config: &LlamaConfig,
         device: Device,
         kind: Kind,
         seed: i64,
     ) -> Result<(Self, nn::VarStore)> {
-        tch::manual_seed(seed);
+        static SEEDED_INIT: Mutex<()> = Mutex::new(());
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let model = Self::new(&vs.root(), config)?;
+        let model = {
+            let _seeded = SEEDED_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            tch::manual_seed(seed);
+            Self::new(&vs.root(), config)?
+        };
         vs.set_kind(kind);
         vs.set_device(device);
         Ok((model, vs))

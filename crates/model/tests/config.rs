@@ -51,9 +51,18 @@ fn real_configs_parse_to_the_shape_presets() {
 
 #[test]
 fn parameter_counts_match_the_published_models() {
-    assert_eq!(preset("llama-2-7b").unwrap().num_parameters(), 6_738_415_616);
-    assert_eq!(preset("llama-2-13b").unwrap().num_parameters(), 13_015_864_320);
-    assert_eq!(preset("mistral-7b").unwrap().num_parameters(), 7_241_732_096);
+    assert_eq!(
+        preset("llama-2-7b").unwrap().num_parameters(),
+        6_738_415_616
+    );
+    assert_eq!(
+        preset("llama-2-13b").unwrap().num_parameters(),
+        13_015_864_320
+    );
+    assert_eq!(
+        preset("mistral-7b").unwrap().num_parameters(),
+        7_241_732_096
+    );
 }
 
 #[test]
@@ -67,7 +76,10 @@ fn transformers_5_naming_is_understood() {
     assert_eq!(config.rope_theta, 500000.0);
     assert_eq!(config.torch_dtype.as_deref(), Some("bfloat16"));
     assert_eq!(config.architectures, ["LlamaForCausalLM"]);
-    assert_eq!(config.eos_token_id.as_ref().unwrap().ids(), [128001, 128009]);
+    assert_eq!(
+        config.eos_token_id.as_ref().unwrap().ids(),
+        [128001, 128009]
+    );
     assert_eq!(config.head_dim(), 16);
 }
 
@@ -89,14 +101,26 @@ fn unsupported_computation_is_an_error_not_ignored() {
         r#""rope_scaling": null"#,
         r#""rope_scaling": {"factor": 8.0, "rope_type": "llama3"}"#,
     );
-    assert!(error_of(&llama3).contains("llama3"), "{}", error_of(&llama3));
+    assert!(
+        error_of(&llama3).contains("llama3"),
+        "{}",
+        error_of(&llama3)
+    );
     let gpt2 = LLAMA_2_7B.replace(r#""model_type": "llama""#, r#""model_type": "gpt2""#);
-    assert!(error_of(&gpt2).contains("llama, mistral"), "{}", error_of(&gpt2));
+    assert!(
+        error_of(&gpt2).contains("llama, mistral"),
+        "{}",
+        error_of(&gpt2)
+    );
     let gelu = LLAMA_2_7B.replace(r#""silu""#, r#""gelu""#);
     assert!(error_of(&gelu).contains("gelu"));
-    let windowed_llama = LLAMA_2_7B.replace(r#""vocab_size""#, r#""sliding_window": 16, "vocab_size""#);
+    let windowed_llama =
+        LLAMA_2_7B.replace(r#""vocab_size""#, r#""sliding_window": 16, "vocab_size""#);
     assert!(error_of(&windowed_llama).contains("sliding_window"));
-    let bad_gqa = LLAMA_2_7B.replace(r#""num_key_value_heads": 32"#, r#""num_key_value_heads": 5"#);
+    let bad_gqa = LLAMA_2_7B.replace(
+        r#""num_key_value_heads": 32"#,
+        r#""num_key_value_heads": 5"#,
+    );
     assert!(error_of(&bad_gqa).contains("num_key_value_heads"));
 }
 
@@ -122,10 +146,24 @@ fn unknown_preset_lists_valid_names() {
 #[test]
 fn small_presets_have_the_intended_shapes() {
     let tiny = preset("tiny").unwrap();
-    assert_eq!((tiny.hidden_size, tiny.num_hidden_layers, tiny.num_attention_heads), (64, 2, 4));
+    assert_eq!(
+        (
+            tiny.hidden_size,
+            tiny.num_hidden_layers,
+            tiny.num_attention_heads
+        ),
+        (64, 2, 4)
+    );
     assert_eq!((tiny.num_key_value_heads, tiny.intermediate_size), (2, 172));
     assert!(tiny.tie_word_embeddings);
     let small = preset("small").unwrap();
-    assert_eq!((small.hidden_size, small.num_hidden_layers, small.num_attention_heads), (256, 4, 8));
+    assert_eq!(
+        (
+            small.hidden_size,
+            small.num_hidden_layers,
+            small.num_attention_heads
+        ),
+        (256, 4, 8)
+    );
     assert_eq!(small.num_key_value_heads, 4);
 }

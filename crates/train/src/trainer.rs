@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_data::sampler::{BalancedSampler, PairedSampler, Sampler, SamplerPosition};
 use rpo_data::{PairedExample, UnpairedExample};
-use rpo_optim::{clip_grad_norm, AdamW, Optimizer, RmsProp, WarmupConstant};
+use rpo_optim::{clip_grad_norm, grad_sq_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
 use std::io::IsTerminal;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -31,8 +31,18 @@ pub struct Phase<'a> {
 
 pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
     match cfg.name.as_str() {
-        "adamw" => Box::new(AdamW::new(cfg.betas[0], cfg.betas[1], cfg.eps, cfg.weight_decay)),
-        _ => Box::new(RmsProp::new(cfg.alpha, cfg.eps, cfg.weight_decay)),
+        "adamw" => Box::new(AdamW::new(AdamWConfig {
+            beta1: cfg.betas[0],
+            beta2: cfg.betas[1],
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+        })),
+        _ => Box::new(RmsProp::new(RmsPropConfig {
+            alpha: cfg.alpha,
+            eps: cfg.eps,
+            weight_decay: cfg.weight_decay,
+            ..RmsPropConfig::default()
+        })),
     }
 }
 
@@ -46,9 +56,9 @@ pub fn run_phase(
     metrics: &mut MetricsWriter,
     first_step: usize,
 ) -> Result<Option<StepMetrics>> {
-    let params: Vec<Tensor> = policy_vs.trainable_variables();
+    let mut params: Vec<Tensor> = policy_vs.trainable_variables();
     let mut optimizer = build_optimizer(&cfg.optim);
-    let schedule = WarmupConstant::new(phase.lr, cfg.optim.warmup_steps);
+    let schedule = WarmupConstant { base_lr: phase.lr, warmup_steps: cfg.optim.warmup_steps as u64 };
     let micro = cfg.train.micro_batch_size;
     let accumulation = cfg.accumulation_steps();
     let mut batches = MicroBatches::new(phase.objective, data, micro, cfg.seed)?;
@@ -57,7 +67,7 @@ pub fn run_phase(
 
     for step in 0..phase.steps {
         let started = Instant::now();
-        let lr = schedule.lr(step);
+        let lr = schedule.lr(step as u64);
         for p in &params {
             let mut g = p.grad();
             if g.defined() {
@@ -72,9 +82,13 @@ pub fn run_phase(
             (out.loss / accumulation as f64).backward();
             stats.merge(&out.stats);
         }
-        let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
-        let grad_norm = clip_grad_norm(&grads, cfg.optim.max_grad_norm);
-        optimizer.step(&params, &grads, lr);
+        let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        let grad_norm = if cfg.optim.max_grad_norm > 0.0 {
+            clip_grad_norm(&mut grads, cfg.optim.max_grad_norm)
+        } else {
+            grad_sq_norm(&grads).sqrt()
+        };
+        optimizer.step(&mut params, &grads, lr)?;
 
         let m = StepMetrics {
             phase: phase.name.to_string(),

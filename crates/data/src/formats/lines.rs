@@ -19,7 +19,10 @@ pub(crate) struct ReadRecords<T> {
     pub skipped: Vec<MalformedLine>,
 }
 
-fn parse_line<T>(bytes: &[u8], parse: &impl Fn(&Record) -> FieldResult<T>) -> Option<FieldResult<T>> {
+fn parse_line<T>(
+    bytes: &[u8],
+    parse: &impl Fn(&Record) -> FieldResult<T>,
+) -> Option<FieldResult<T>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => return Some(Err(format!("not valid UTF-8 ({e})"))),

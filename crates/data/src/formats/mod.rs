@@ -61,7 +61,9 @@ impl std::str::FromStr for DataFormat {
         Self::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown data format {s:?} (expected paired, unpaired, hh or tldr)"))
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown data format {s:?} (expected paired, unpaired, hh or tldr)")
+            })
     }
 }
 
@@ -72,7 +74,11 @@ impl std::fmt::Display for DataFormat {
 }
 
 /// Reads a whole JSONL file of the given format.
-pub fn read_dataset(path: impl AsRef<Path>, format: DataFormat, on_malformed: OnMalformed) -> Result<Dataset> {
+pub fn read_dataset(
+    path: impl AsRef<Path>,
+    format: DataFormat,
+    on_malformed: OnMalformed,
+) -> Result<Dataset> {
     let path = path.as_ref();
     let (examples, skipped) = match format {
         DataFormat::Unpaired => {
@@ -80,11 +86,12 @@ pub fn read_dataset(path: impl AsRef<Path>, format: DataFormat, on_malformed: On
             (Examples::Unpaired(read.examples), read.skipped)
         }
         DataFormat::Paired | DataFormat::Hh | DataFormat::Tldr => {
-            let parse: fn(&record::Record) -> record::FieldResult<crate::PairedExample> = match format {
-                DataFormat::Hh => hh::parse,
-                DataFormat::Tldr => tldr::parse,
-                _ => paired::parse,
-            };
+            let parse: fn(&record::Record) -> record::FieldResult<crate::PairedExample> =
+                match format {
+                    DataFormat::Hh => hh::parse,
+                    DataFormat::Tldr => tldr::parse,
+                    _ => paired::parse,
+                };
             let read = read_records(path, on_malformed, parse)?;
             (Examples::Paired(read.examples), read.skipped)
         }

@@ -33,8 +33,14 @@ impl<'a> Record<'a> {
     fn at(value: &'a Value, path: String) -> FieldResult<Self> {
         match value {
             Value::Object(fields) => Ok(Self { fields, path }),
-            other if path.is_empty() => Err(format!("expected a JSON object, found {}", type_name(other))),
-            other => Err(format!("field `{path}`: expected an object, found {}", type_name(other))),
+            other if path.is_empty() => Err(format!(
+                "expected a JSON object, found {}",
+                type_name(other)
+            )),
+            other => Err(format!(
+                "field `{path}`: expected an object, found {}",
+                type_name(other)
+            )),
         }
     }
 
@@ -53,7 +59,11 @@ impl<'a> Record<'a> {
     }
 
     fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> String {
-        format!("field `{}`: expected {expected}, found {}", self.name(key), type_name(found))
+        format!(
+            "field `{}`: expected {expected}, found {}",
+            self.name(key),
+            type_name(found)
+        )
     }
 
     pub fn str(&self, key: &str) -> FieldResult<&'a str> {

@@ -28,7 +28,11 @@ pub fn tldr_prompt(subreddit: Option<&str>, title: Option<&str>, post: &str) -> 
 pub(crate) fn parse(record: &Record) -> FieldResult<PairedExample> {
     let info = record.object("info")?;
     let post = info.non_empty_str("post")?;
-    let prompt = tldr_prompt(info.optional_str("subreddit")?, info.optional_str("title")?, post);
+    let prompt = tldr_prompt(
+        info.optional_str("subreddit")?,
+        info.optional_str("title")?,
+        post,
+    );
 
     let summaries = record.objects("summaries")?;
     if summaries.len() != 2 {

@@ -2,7 +2,7 @@
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{Holdout, Task};
+use super::task::Task;
 use crate::stable_rng::below;
 
 pub(crate) struct Addition;
@@ -33,11 +33,11 @@ impl Task for Addition {
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
         let (a, b) = operands(subject).expect("an addition subject");
         let sum = a + b;
-        let wrong = if sum == 0 || below(rng, 2) == 0 { sum + 1 } else { sum - 1 };
+        let wrong = if sum == 0 || below(rng, 2) == 0 {
+            sum + 1
+        } else {
+            sum - 1
+        };
         wrong.to_string()
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::Subjects
     }
 }

@@ -1,8 +1,13 @@
-//! "What is the capital of France?" → "Paris"; the wrong answer is another capital of the table.
+//! "What are the capitals of France and Japan?" → "Paris and Tokyo"; the wrong answer
+//! swaps one of the two capitals for another capital of the table.
+//!
+//! Asking for two countries at once makes eval (unseen pairs) need each fact on its own,
+//! not a memorised question.
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{other_than, Holdout, Task};
+use super::task::{other_than, Task};
+use crate::stable_rng::below;
 
 pub(crate) struct Capital;
 
@@ -29,34 +34,49 @@ const CAPITALS: &[(&str, &str)] = &[
     ("Canada", "Ottawa"),
 ];
 
+fn capital_of(country: &str) -> Option<&'static str> {
+    CAPITALS
+        .iter()
+        .find(|(c, _)| *c == country)
+        .map(|(_, capital)| *capital)
+}
+
+/// The capitals of two different countries of the table.
+fn capitals(subject: &str) -> Option<[&'static str; 2]> {
+    let (a, b) = subject.split_once(" and ")?;
+    (a != b).then_some([capital_of(a)?, capital_of(b)?])
+}
+
 impl Task for Capital {
     fn templates(&self) -> &'static [&'static str] {
         &[
-            "What is the capital of {}?",
-            "Name the capital city of {}.",
-            "Which city is the capital of {}?",
-            "The capital of {} is which city?",
+            "What are the capitals of {}?",
+            "Name the capitals of {}.",
+            "Which cities are the capitals of {}?",
         ]
     }
 
     fn subjects(&self) -> Vec<String> {
-        CAPITALS.iter().map(|(country, _)| country.to_string()).collect()
+        let countries = || CAPITALS.iter().map(|(country, _)| *country);
+        countries()
+            .flat_map(|a| {
+                countries()
+                    .filter(move |b| *b != a)
+                    .map(move |b| format!("{a} and {b}"))
+            })
+            .collect()
     }
 
     fn answer(&self, subject: &str) -> Option<String> {
-        CAPITALS
-            .iter()
-            .find(|(country, _)| *country == subject)
-            .map(|(_, capital)| capital.to_string())
+        capitals(subject).map(|pair| pair.join(" and "))
     }
 
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
-        let right = self.answer(subject).expect("a country of the table");
-        let capitals: Vec<&str> = CAPITALS.iter().map(|(_, capital)| *capital).collect();
-        other_than(&capitals, &right, rng).to_string()
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::OneTemplatePerSubject
+        let mut pair = capitals(subject).expect("two countries of the table");
+        let all: Vec<&str> = CAPITALS.iter().map(|(_, capital)| *capital).collect();
+        let i = below(rng, 2);
+        let others: Vec<&str> = all.into_iter().filter(|c| *c != pair[1 - i]).collect();
+        pair[i] = other_than(&others, pair[i], rng);
+        pair.join(" and ")
     }
 }

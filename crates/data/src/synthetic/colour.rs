@@ -1,8 +1,10 @@
-//! "What colour is a banana?" → "yellow"; the wrong answer is another colour of the table.
+//! "Which is yellow: a banana or the sky?" → "a banana"; the wrong answer is the other object.
+//!
+//! Eval asks about unseen pairs, so it needs the colour of each object on its own.
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{other_than, Holdout, Task};
+use super::task::Task;
 
 pub(crate) struct Colour;
 
@@ -29,30 +31,51 @@ const COLOURS: &[(&str, &str)] = &[
     ("chocolate", "brown"),
 ];
 
-const PALETTE: &[&str] = &["yellow", "green", "blue", "white", "black", "red", "orange", "brown"];
+fn colour_of(object: &str) -> Option<&'static str> {
+    COLOURS
+        .iter()
+        .find(|(o, _)| *o == object)
+        .map(|(_, colour)| *colour)
+}
+
+/// (right object, wrong object) for "colour: first or second", where exactly one has the colour.
+fn choice(subject: &str) -> Option<(&str, &str)> {
+    let (colour, objects) = subject.split_once(": ")?;
+    let (first, second) = objects.split_once(" or ")?;
+    match (colour_of(first)? == colour, colour_of(second)? == colour) {
+        (true, false) => Some((first, second)),
+        (false, true) => Some((second, first)),
+        _ => None,
+    }
+}
 
 impl Task for Colour {
     fn templates(&self) -> &'static [&'static str] {
-        &["What colour is {}?", "What is the colour of {}?", "Name the colour of {}."]
+        &[
+            "Which is {}?",
+            "Which one is {}?",
+            "Pick the one that is {}.",
+        ]
     }
 
+    /// Every ordered pair of differently coloured objects, asking for either one's colour.
     fn subjects(&self) -> Vec<String> {
-        COLOURS.iter().map(|(object, _)| object.to_string()).collect()
+        let mut subjects = Vec::new();
+        for (first, first_colour) in COLOURS {
+            for (second, second_colour) in COLOURS.iter().filter(|(_, c)| c != first_colour) {
+                for colour in [first_colour, second_colour] {
+                    subjects.push(format!("{colour}: {first} or {second}"));
+                }
+            }
+        }
+        subjects
     }
 
     fn answer(&self, subject: &str) -> Option<String> {
-        COLOURS
-            .iter()
-            .find(|(object, _)| *object == subject)
-            .map(|(_, colour)| colour.to_string())
+        choice(subject).map(|(right, _)| right.to_string())
     }
 
-    fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
-        let right = self.answer(subject).expect("an object of the table");
-        other_than(PALETTE, &right, rng).to_string()
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::OneTemplatePerSubject
+    fn wrong_answer(&self, subject: &str, _rng: &mut dyn RngCore) -> String {
+        choice(subject).expect("a colour question").1.to_string()
     }
 }

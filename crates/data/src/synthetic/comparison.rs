@@ -2,7 +2,7 @@
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{Holdout, Task};
+use super::task::Task;
 
 pub(crate) struct Comparison;
 
@@ -16,12 +16,20 @@ fn numbers(subject: &str) -> Option<(u32, u32)> {
 
 impl Task for Comparison {
     fn templates(&self) -> &'static [&'static str] {
-        &["Which is larger: {}?", "Which number is bigger, {}?", "Pick the larger number: {}."]
+        &[
+            "Which is larger: {}?",
+            "Which number is bigger, {}?",
+            "Pick the larger number: {}.",
+        ]
     }
 
     fn subjects(&self) -> Vec<String> {
         (1..=MAX_NUMBER)
-            .flat_map(|a| (1..=MAX_NUMBER).filter(move |&b| b != a).map(move |b| format!("{a} or {b}")))
+            .flat_map(|a| {
+                (1..=MAX_NUMBER)
+                    .filter(move |&b| b != a)
+                    .map(move |b| format!("{a} or {b}"))
+            })
             .collect()
     }
 
@@ -32,9 +40,5 @@ impl Task for Comparison {
     fn wrong_answer(&self, subject: &str, _rng: &mut dyn RngCore) -> String {
         let (a, b) = numbers(subject).expect("a comparison subject");
         a.min(b).to_string()
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::Subjects
     }
 }

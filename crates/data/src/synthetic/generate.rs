@@ -58,7 +58,9 @@ pub fn generate(split: Split, n: usize, seed: u64) -> Vec<SyntheticExample> {
             }
             let question = &pools[f][orders[f].pop().expect("non-empty pool")];
             let task = question.family.task();
-            let answer = task.answer(&question.subject).expect("subjects have answers");
+            let answer = task
+                .answer(&question.subject)
+                .expect("subjects have answers");
             SyntheticExample {
                 family: question.family,
                 prompt: chat_prompt(&question.text()),
@@ -76,13 +78,20 @@ fn write_split(path: &Path, examples: &[SyntheticExample]) -> Result<()> {
         serde_json::to_writer(&mut out, example)?;
         out.write_all(b"\n")?;
     }
-    out.flush().with_context(|| format!("writing {}", path.display()))
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `train.jsonl` and `eval.jsonl` (paired format plus a `family` field) into `dir`.
 pub fn write_jsonl(dir: impl AsRef<Path>, n_train: usize, n_eval: usize, seed: u64) -> Result<()> {
     let dir = dir.as_ref();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_split(&dir.join("train.jsonl"), &generate(Split::Train, n_train, seed))?;
-    write_split(&dir.join("eval.jsonl"), &generate(Split::Eval, n_eval, seed))
+    write_split(
+        &dir.join("train.jsonl"),
+        &generate(Split::Train, n_train, seed),
+    )?;
+    write_split(
+        &dir.join("eval.jsonl"),
+        &generate(Split::Eval, n_eval, seed),
+    )
 }

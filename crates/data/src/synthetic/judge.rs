@@ -12,9 +12,7 @@ pub fn reference_answer(prompt: &str) -> Option<(Family, String)> {
         let task = family.task();
         task.templates().iter().find_map(|template| {
             let (before, after) = template.split_once("{}").expect("templates have a slot");
-            let subject = question
-                .strip_prefix(before)?
-                .strip_suffix(after)?;
+            let subject = question.strip_prefix(before)?.strip_suffix(after)?;
             task.answer(subject).map(|answer| (family, answer))
         })
     })
@@ -23,7 +21,7 @@ pub fn reference_answer(prompt: &str) -> Option<(Family, String)> {
 /// Whether `response` answers `prompt` correctly: exact match after trimming whitespace.
 /// Errors if the prompt is not from the suite.
 pub fn judge(prompt: &str, response: &str) -> Result<bool> {
-    let (_, answer) =
-        reference_answer(prompt).ok_or_else(|| anyhow!("not a synthetic-suite prompt: {prompt:?}"))?;
+    let (_, answer) = reference_answer(prompt)
+        .ok_or_else(|| anyhow!("not a synthetic-suite prompt: {prompt:?}"))?;
     Ok(response.trim() == answer)
 }

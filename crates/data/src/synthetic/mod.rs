@@ -22,6 +22,6 @@ pub use generate::{generate, write_jsonl, SyntheticExample};
 pub use judge::{judge, reference_answer};
 pub use questions::{question_count, Split};
 pub use tokenizer::{
-    synthetic_tokenizer, tokenizer_corpus, train_synthetic_tokenizer_json, SYNTHETIC_TOKENIZER_JSON,
-    SYNTHETIC_VOCAB_SIZE,
+    synthetic_tokenizer, tokenizer_corpus, train_synthetic_tokenizer_json,
+    SYNTHETIC_TOKENIZER_JSON, SYNTHETIC_VOCAB_SIZE,
 };

@@ -3,17 +3,20 @@
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{Holdout, Task};
+use super::task::Task;
 use crate::stable_rng::below;
 
 pub(crate) struct Sorting;
 
-const WORDS: &[&str] = &["ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "owl", "pig", "rat", "yak"];
+const WORDS: &[&str] = &[
+    "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "owl", "pig", "rat", "yak",
+];
 
 /// Three distinct words of the list.
 fn words(subject: &str) -> Option<Vec<&str>> {
     let words: Vec<&str> = subject.split(", ").collect();
-    let distinct = words.len() == 3 && words[0] != words[1] && words[1] != words[2] && words[0] != words[2];
+    let distinct =
+        words.len() == 3 && words[0] != words[1] && words[1] != words[2] && words[0] != words[2];
     (distinct && words.iter().all(|w| WORDS.contains(w))).then_some(words)
 }
 
@@ -25,7 +28,11 @@ fn sorted(subject: &str) -> Option<Vec<&str>> {
 
 impl Task for Sorting {
     fn templates(&self) -> &'static [&'static str] {
-        &["Sort alphabetically: {}", "Put in alphabetical order: {}", "Order these words from A to Z: {}"]
+        &[
+            "Sort alphabetically: {}",
+            "Put in alphabetical order: {}",
+            "Order these words from A to Z: {}",
+        ]
     }
 
     fn subjects(&self) -> Vec<String> {
@@ -49,9 +56,5 @@ impl Task for Sorting {
         let i = below(rng, 2);
         words.swap(i, i + 1);
         words.join(", ")
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::Subjects
     }
 }

@@ -1,15 +1,27 @@
-//! "What comes after Monday?" → "Tuesday" (weekdays and months, cyclic); the wrong
-//! answer is the one before or the one two steps ahead.
+//! "What comes 2 after Monday?" → "Wednesday" (weekdays and months, cyclic, 1 to 5 steps);
+//! the wrong answer is one step short or one step too far.
+//!
+//! Eval asks unseen (item, steps) combinations, so it needs the order and the counting.
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::{Holdout, Task};
+use super::task::Task;
 use crate::stable_rng::below;
 
 pub(crate) struct Successor;
 
+const MAX_STEPS: usize = 5;
+
 const CYCLES: &[&[&str]] = &[
-    &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    &[
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ],
     &[
         "January",
         "February",
@@ -26,39 +38,48 @@ const CYCLES: &[&[&str]] = &[
     ],
 ];
 
-/// The item `offset` steps after `subject` in its cycle.
-fn step(subject: &str, offset: usize) -> Option<&'static str> {
+/// (cycle, index of the item, steps) for "{steps} after {item}".
+fn parse(subject: &str) -> Option<(&'static [&'static str], usize, usize)> {
+    let (steps, item) = subject.split_once(" after ")?;
+    let steps: usize = steps.parse().ok()?;
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return None;
+    }
     CYCLES.iter().find_map(|cycle| {
-        let i = cycle.iter().position(|item| *item == subject)?;
-        Some(cycle[(i + offset) % cycle.len()])
+        let i = cycle.iter().position(|x| *x == item)?;
+        Some((*cycle, i, steps))
     })
 }
 
 impl Task for Successor {
     fn templates(&self) -> &'static [&'static str] {
-        &["What comes after {}?", "Which one follows {}?", "What is the next one after {}?"]
+        &[
+            "What comes {}?",
+            "Which one comes {}?",
+            "Name the one that comes {}.",
+        ]
     }
 
     fn subjects(&self) -> Vec<String> {
-        CYCLES.iter().flat_map(|cycle| cycle.iter().map(|s| s.to_string())).collect()
+        CYCLES
+            .iter()
+            .flat_map(|cycle| cycle.iter())
+            .flat_map(|item| (1..=MAX_STEPS).map(move |steps| format!("{steps} after {item}")))
+            .collect()
     }
 
     fn answer(&self, subject: &str) -> Option<String> {
-        step(subject, 1).map(str::to_string)
+        let (cycle, i, steps) = parse(subject)?;
+        Some(cycle[(i + steps) % cycle.len()].to_string())
     }
 
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
-        let cycle_len = CYCLES
-            .iter()
-            .find(|cycle| cycle.contains(&subject))
-            .expect("a weekday or month")
-            .len();
-        // One step back is cycle_len - 1 steps ahead.
-        let offset = if below(rng, 2) == 0 { cycle_len - 1 } else { 2 };
-        step(subject, offset).expect("a weekday or month").to_string()
-    }
-
-    fn holdout(&self) -> Holdout {
-        Holdout::OneTemplatePerSubject
+        let (cycle, i, steps) = parse(subject).expect("a successor subject");
+        let wrong_steps = if below(rng, 2) == 0 {
+            steps - 1
+        } else {
+            steps + 1
+        };
+        cycle[(i + wrong_steps) % cycle.len()].to_string()
     }
 }

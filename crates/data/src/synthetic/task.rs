@@ -2,17 +2,9 @@
 
 use rand_chacha::rand_core::RngCore;
 
-/// How a family's prompts are split between train and eval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Holdout {
-    /// A fifth of the subjects (operand combinations) appear only in eval, under every
-    /// template: eval asks for the rule applied to unseen inputs.
-    Subjects,
-    /// Every subject (a fact) keeps one of its phrasings for eval only: eval asks a
-    /// known fact in a phrasing never seen with it.
-    OneTemplatePerSubject,
-}
-
+/// A family asks about *subjects* (an operand combination, a pair of countries, ...)
+/// through a few question templates. Eval holds out whole subjects, so every family
+/// needs a rule (or a combination of facts) that carries over to unseen subjects.
 pub(crate) trait Task: Sync {
     /// Question templates with one `{}` slot for the subject.
     fn templates(&self) -> &'static [&'static str];
@@ -25,12 +17,14 @@ pub(crate) trait Task: Sync {
 
     /// A plausible but wrong answer (never equal to the correct one).
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String;
-
-    fn holdout(&self) -> Holdout;
 }
 
 /// An element of `items` other than `avoid` (items must hold at least two distinct values).
 pub(crate) fn other_than<'a>(items: &[&'a str], avoid: &str, rng: &mut dyn RngCore) -> &'a str {
-    let candidates: Vec<&str> = items.iter().copied().filter(|item| *item != avoid).collect();
+    let candidates: Vec<&str> = items
+        .iter()
+        .copied()
+        .filter(|item| *item != avoid)
+        .collect();
     candidates[crate::stable_rng::below(rng, candidates.len())]
 }

@@ -13,7 +13,8 @@ use crate::tokenizer_training::{tokenizer_json, train_tokenizer};
 pub const SYNTHETIC_VOCAB_SIZE: usize = 512;
 
 /// The shipped tokenizer.json, built into the library.
-pub const SYNTHETIC_TOKENIZER_JSON: &str = include_str!("../../../../configs/synthetic/tokenizer.json");
+pub const SYNTHETIC_TOKENIZER_JSON: &str =
+    include_str!("../../../../configs/synthetic/tokenizer.json");
 
 /// Every train question with its correct answer, as a chat turn. Eval prompts are left
 /// out; their words and digits all occur in training questions.
@@ -22,7 +23,11 @@ pub fn tokenizer_corpus() -> Vec<String> {
         .iter()
         .flat_map(|&family| questions(family, Split::Train))
         .map(|q| {
-            let answer = q.family.task().answer(&q.subject).expect("subjects have answers");
+            let answer = q
+                .family
+                .task()
+                .answer(&q.subject)
+                .expect("subjects have answers");
             chat_prompt(&q.text()) + &chat_response(&answer)
         })
         .collect()

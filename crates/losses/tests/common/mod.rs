@@ -7,7 +7,11 @@ use tch::Tensor;
 
 /// Writes `inputs` and `spec`, runs `tests/peers/<script> spec inputs outputs`, and
 /// returns the tensors the peer wrote.
-pub fn run_peer(script: &str, spec: &Value, inputs: &[(String, Tensor)]) -> HashMap<String, Tensor> {
+pub fn run_peer(
+    script: &str,
+    spec: &Value,
+    inputs: &[(String, Tensor)],
+) -> HashMap<String, Tensor> {
     let dir = tempfile::tempdir().expect("tempdir for the peer exchange");
     let spec_path = dir.path().join("spec.json");
     let in_path = dir.path().join("inputs.safetensors");

@@ -8,7 +8,11 @@ use tch::{Kind, Tensor};
 /// transformers' 0.02, so that attention is far from uniform and a wrong
 /// position or mask shows in the logits.
 pub fn tiny_config() -> LlamaConfig {
-    LlamaConfig { vocab_size: 97, initializer_range: 0.1, ..preset("tiny").unwrap() }
+    LlamaConfig {
+        vocab_size: 97,
+        initializer_range: 0.1,
+        ..preset("tiny").unwrap()
+    }
 }
 
 /// A Mistral config whose sliding window is shorter than the test sequences,
@@ -41,17 +45,26 @@ pub fn token_ids(rows: i64, len: i64, vocab: i64, seed: u64) -> Tensor {
 
 /// Deterministic pseudo-random token ids below `vocab`.
 pub fn token_list(count: usize, vocab: i64, seed: u64) -> Vec<i64> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..count)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) % vocab as u64) as i64
         })
         .collect()
 }
 
 /// Greedy decoding without a cache: the argmax of a full forward pass at every step.
-pub fn greedy_without_cache(model: &rpo_model::Llama, prompt: &[i64], max_new: usize, eos: Option<i64>) -> Vec<i64> {
+pub fn greedy_without_cache(
+    model: &rpo_model::Llama,
+    prompt: &[i64],
+    max_new: usize,
+    eos: Option<i64>,
+) -> Vec<i64> {
     let mut tokens = prompt.to_vec();
     let mut new = Vec::new();
     tch::no_grad(|| {
@@ -67,4 +80,28 @@ pub fn greedy_without_cache(model: &rpo_model::Llama, prompt: &[i64], max_new: u
         }
     });
     new
+}
+
+/// An EOS id that stops some sequences of `outputs` midway (first emitted at index 2
+/// or later) and never appears earlier in any sequence, so stopping is exercised
+/// on some rows while others run on.
+pub fn mid_sequence_eos(outputs: &[Vec<i64>]) -> i64 {
+    let first_index = |row: &Vec<i64>, token: i64| row.iter().position(|&t| t == token);
+    outputs
+        .iter()
+        .flat_map(|row| row.iter().skip(2).copied())
+        .find(|&token| {
+            outputs
+                .iter()
+                .all(|row| first_index(row, token).is_none_or(|i| i >= 2))
+        })
+        .expect("some token first appears mid-sequence")
+}
+
+/// `tokens` cut after the first `eos`.
+pub fn truncated_after(tokens: &[i64], eos: i64) -> Vec<i64> {
+    match tokens.iter().position(|&t| t == eos) {
+        Some(i) => tokens[..=i].to_vec(),
+        None => tokens.to_vec(),
+    }
 }

@@ -1,0 +1,137 @@
+//! Incremental decoding against full forward passes: the KV cache, chunked
+//! prefill, sliding windows past the cache, EOS handling, and bf16.
+
+mod common;
+
+use common::{
+    greedy_without_cache, mid_sequence_eos, mistral_config, relative_error, tiny_config, token_ids,
+    token_list, truncated_after,
+};
+use rpo_model::{generate_greedy, Llama, LlamaConfig};
+use tch::{Device, Kind, Tensor};
+
+fn model(config: &LlamaConfig) -> Llama {
+    Llama::init(config, Device::Cpu, Kind::Float, 5).unwrap().0
+}
+
+/// Prompts of mixed lengths, two of them equal so that one batch holds both.
+fn prompts() -> Vec<Vec<i64>> {
+    [5usize, 3, 5, 1, 8]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| token_list(n, 97, i as u64))
+        .collect()
+}
+
+#[test]
+fn cached_greedy_equals_greedy_by_full_forward() {
+    for (name, config) in [
+        ("tiny", tiny_config()),
+        ("mistral window 4", mistral_config(4)),
+    ] {
+        let model = model(&config);
+        let prompts = prompts();
+        let cached = generate_greedy(&model, &prompts, 12, None).unwrap();
+        let uncached: Vec<_> = prompts
+            .iter()
+            .map(|p| greedy_without_cache(&model, p, 12, None))
+            .collect();
+        assert_eq!(cached, uncached, "{name}");
+        assert!(cached.iter().all(|tokens| tokens.len() == 12));
+    }
+}
+
+#[test]
+fn generation_stops_after_eos_and_includes_it() {
+    let model = model(&tiny_config());
+    let prompts = prompts();
+    let free = generate_greedy(&model, &prompts, 12, None).unwrap();
+    let eos = mid_sequence_eos(&free);
+    let stopped = generate_greedy(&model, &prompts, 12, Some(eos)).unwrap();
+    let expected: Vec<_> = free
+        .iter()
+        .map(|tokens| truncated_after(tokens, eos))
+        .collect();
+    assert_eq!(stopped, expected);
+    assert!(stopped.iter().any(|t| t.len() < 12) && stopped.iter().any(|t| t.len() == 12));
+    let uncached: Vec<_> = prompts
+        .iter()
+        .map(|p| greedy_without_cache(&model, p, 12, Some(eos)))
+        .collect();
+    assert_eq!(stopped, uncached);
+}
+
+#[test]
+fn generation_edge_cases() {
+    let model = model(&tiny_config());
+    assert_eq!(
+        generate_greedy(&model, &prompts(), 0, None).unwrap(),
+        vec![Vec::<i64>::new(); 5]
+    );
+    assert!(generate_greedy(&model, &[vec![1], vec![]], 3, None).is_err());
+    assert!(generate_greedy(&model, &[], 3, None).unwrap().is_empty());
+}
+
+#[test]
+fn chunked_prefill_through_the_cache_equals_one_forward() {
+    // Chunks after the first run with past > 0 and several queries: the explicit-mask path.
+    for (name, config) in [
+        ("tiny", tiny_config()),
+        ("mistral window 3", mistral_config(3)),
+    ] {
+        let model = model(&config);
+        let ids = token_ids(2, 9, config.vocab_size, 3);
+        let full = tch::no_grad(|| model.forward(&ids));
+        let mut cache = model.new_cache();
+        let chunks: Vec<Tensor> = [(0, 4), (4, 3), (7, 1), (8, 1)]
+            .iter()
+            .map(|&(start, len)| {
+                tch::no_grad(|| model.forward_cached(&ids.narrow(1, start, len), &mut cache))
+            })
+            .collect();
+        assert_eq!(cache.len(), 9);
+        let error = relative_error(&Tensor::cat(&chunks, 1), &full);
+        assert!(error < 1e-5, "{name}: chunked prefill differs by {error:e}");
+    }
+}
+
+#[test]
+fn forward_composes_the_units() {
+    let model = model(&mistral_config(4));
+    let ids = token_ids(2, 7, 97, 9);
+    let angles = model.rotary(0, 7);
+    let hidden = model
+        .layers()
+        .iter()
+        .fold(model.embed(&ids), |x, layer| layer.forward(&x, &angles));
+    assert!(model.head(&hidden).equal(&model.forward(&ids)));
+    assert_eq!(model.forward(&ids).size(), [2, 7, 97]);
+}
+
+#[test]
+fn bf16_forward_is_close_to_fp32() {
+    let config = tiny_config();
+    let fp32 = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap().0;
+    let bf16 = Llama::init(&config, Device::Cpu, Kind::BFloat16, 5)
+        .unwrap()
+        .0;
+    let ids = token_ids(2, 8, config.vocab_size, 2);
+    let (a, b) = tch::no_grad(|| (bf16.forward(&ids), fp32.forward(&ids)));
+    assert_eq!(a.kind(), Kind::BFloat16);
+    let error = relative_error(&a, &b);
+    assert!(error < 5e-2, "bf16 logits differ from fp32 by {error:e}");
+}
+
+#[test]
+fn seeded_init_is_reproducible_and_follows_the_init_scale() {
+    let config = tiny_config();
+    let (_, a) = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap();
+    let (_, b) = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap();
+    let (a, b) = (a.variables(), b.variables());
+    assert!(a.iter().all(|(name, t)| t.equal(&b[name])));
+    let std = a["model.layers.0.mlp.up_proj.weight"]
+        .std(true)
+        .double_value(&[]);
+    assert!((std - config.initializer_range).abs() < 0.01, "std {std}");
+    assert!(a["model.norm.weight"].equal(&Tensor::ones([64], (Kind::Float, Device::Cpu))));
+}
