@@ -20,7 +20,7 @@ pub fn kto_kl_estimate(kl_logratios: &Tensor) -> Result<Tensor> {
     Ok(at_least_f32(kl_logratios)
         .detach()
         .mean(None)
-        )
+        .clamp_min(0.0))
 }
 
 /// Per-example KTO losses `[n]` against the reference point `kl` (treated as a constant):

@@ -39,6 +39,7 @@ pub fn sequence_logps(logits: &Tensor, labels: &Tensor, loss_mask: &Tensor) -> R
     let token_logps = at_least_f32(logits)
         .log_softmax(-1, None)
         .gather(-1, &index, false)
-        .squeeze_dim(-1);
+        .squeeze_dim(-1)
+        .masked_fill(&ignored, 0.0);
     Ok(token_logps.sum_dim_intlist(-1, false, None))
 }

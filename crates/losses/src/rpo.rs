@@ -109,6 +109,6 @@ fn diagonal_emphasis_rows(
     let off_diagonal = diagonal.ones_like() - &diagonal;
     let on = (entry_losses * &diagonal).sum_dim_intlist(1, false, None);
     let off =
-        (entry_losses * off_diagonal).sum_dim_intlist(1, false, None) / block.cols as f64;
+        (entry_losses * off_diagonal).sum_dim_intlist(1, false, None) / (block.cols - 1) as f64;
     Ok(on * alpha + off * (1.0 - alpha))
 }

@@ -73,7 +73,7 @@ pub fn contrast_weights(
     let shape = [block.rows, block.cols];
     if weighting.is_diagonal() {
         ensure!(
-            block.first_row + block.rows <= block.cols,
+            block.first_row >= 0 && block.first_row + block.rows <= block.cols,
             "{weighting:?} needs a square paired contrast matrix, but rows {}..{} exceed its {} columns",
             block.first_row,
             block.first_row + block.rows,
@@ -95,7 +95,7 @@ pub fn contrast_weights(
             );
             Ok(w)
         }
-        Weighting::UniformPaper => Ok(Tensor::full(shape, 1.0 / (block.cols + 1) as f64, options)),
+        Weighting::UniformPaper => Ok(Tensor::full(shape, 1.0 / block.cols as f64, options)),
         Weighting::UniformCode | Weighting::DiagonalCode { .. } => Ok(Tensor::ones(shape, options)),
         Weighting::DiagonalPaper { alpha } => {
             // With one column there is no off-diagonal entry, so its weight is moot.
@@ -128,7 +128,7 @@ pub fn embedding_weights(
         "prompt embeddings must be [M, d] and [N, d] with one d, got {ws:?} and {ls:?}"
     );
     let win = unit_rows(&win_emb.to_kind(kind));
-    let lose = lose_emb.to_device(win_emb.device()).to_kind(kind);
+    let lose = unit_rows(&lose_emb.to_device(win_emb.device()).to_kind(kind));
     let cos_distance: Tensor = 1.0 - win.mm(&lose.tr());
     Ok((cos_distance / -tau).softmax(1, kind))
 }

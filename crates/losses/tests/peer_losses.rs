@@ -79,8 +79,8 @@ fn cases() -> Vec<Value> {
         ),
         pair_case("dpo", "dpo", 6, 0.1),
         pair_case("ipo", "ipo", 6, 0.1),
-        kto_case("kto", 2.0),
-        kto_case("kto_kl_clamped", -2.0),
+        kto_case("kto", 8.0),
+        kto_case("kto_kl_clamped", -8.0),
         json!({"name": "sft", "loss": "sft", "n": 5, "grad_wrt": ["chosen_logps"]}),
         json!({"name": "sequence_logps", "loss": "sequence_logps", "b": 3, "t": 6, "v": 11,
                "grad_wrt": ["logits"]}),
@@ -347,13 +347,27 @@ fn ipo() {
     check("ipo");
 }
 
+/// Mean log-ratio of a KTO case's mismatched pairs (before clamping).
+fn raw_kl(name: &str) -> f64 {
+    let fx = fixture();
+    let input = |key: &str| &fx.inputs[&format!("{name}/{key}")];
+    (input("policy_kl") - input("reference_kl"))
+        .mean(None)
+        .double_value(&[])
+}
+
 #[test]
 fn kto() {
+    assert!(raw_kl("kto") > 0.0, "this case must exercise a positive KL");
     check("kto");
 }
 
 #[test]
 fn kto_kl_clamped() {
+    assert!(
+        raw_kl("kto_kl_clamped") < 0.0,
+        "this case must exercise the clamp"
+    );
     check("kto_kl_clamped");
 }
 

@@ -58,7 +58,7 @@ impl AdamW {
         let bias_correction1 = 1.0 - c.beta1.powi(step as i32);
         let bias_correction2 = 1.0 - c.beta2.powi(step as i32);
         let step_size = lr / bias_correction1;
-        let denom = exp_avg_sq.sqrt() / bias_correction2 + c.eps;
+        let denom = exp_avg_sq.sqrt() / bias_correction2.sqrt() + c.eps;
         *param -= &*exp_avg / denom * step_size;
     }
 }

@@ -74,7 +74,7 @@ impl RmsProp {
         } else {
             square_avg.sqrt()
         };
-        avg = (&*square_avg + c.eps).sqrt();
+        avg += c.eps;
         match momentum_buffer {
             Some(buf) => {
                 *buf *= c.momentum;

@@ -14,7 +14,7 @@ pub struct WarmupConstant {
 impl WarmupConstant {
     /// Learning rate of optimizer step `step` (0-based).
     pub fn lr(&self, step: u64) -> f64 {
-        let ramp = (step + 1) as f64 / self.warmup_steps.max(1) as f64;
+        let ramp = (step + 1) as f64 / (self.warmup_steps + 1) as f64;
         self.base_lr * ramp.min(1.0)
     }
 }

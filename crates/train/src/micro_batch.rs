@@ -163,8 +163,7 @@ pub fn unpaired(objective: &Objective, models: &Models, batch: &UnpairedBatch) -
                 Ok(sequence_logps(models.policy, &batch.kl_seqs)?
                     - sequence_logps(models.reference()?, &batch.kl_seqs)?)
             })?;
-            let kl = losses::kto_kl_estimate(&kl_logratios)?;
-            losses::kto_loss(&logratios, &desirable, &kl, models.beta, *desirable_weight, *undesirable_weight)?
+            losses::kto_loss(&logratios, &desirable, &kl_logratios, models.beta, *desirable_weight, *undesirable_weight)?
         }
         other => bail!("{} needs paired batches", other.name()),
     };

@@ -1,0 +1,130 @@
+//! The `rpo-shard` binary as a user meets it: runs, files written, errors that name things.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rpo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rpo-shard"))
+        .args(args)
+        .env("RPO_LOG", "warn")
+        .output()
+        .expect("run rpo-shard")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const FAST: &[&str] = &[
+    "--set", "train.steps=3",
+    "--set", "train.sft_warmup_steps=2",
+    "--set", "train.global_batch_size=8",
+    "--set", "train.micro_batch_size=4",
+    "--set", "data.synthetic_train=64",
+    "--set", "data.synthetic_eval=8",
+];
+
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let out_dir = format!("out_dir={}", out.display());
+    let mut args = vec!["train", "--set", &out_dir];
+    args.extend_from_slice(FAST);
+    args.extend_from_slice(extra);
+    rpo(&args)
+}
+
+fn metrics(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn default_run_writes_metrics_evals_and_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(dir.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics(dir.path());
+    assert_eq!(m.len(), 5, "2 SFT + 3 RPO steps, one line each");
+    for key in ["step", "loss", "lr", "grad_norm", "rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy", "tokens", "step_time_s"] {
+        assert!(m[4].get(key).is_some_and(|v| !v.is_null()), "RPO step lacks {key}: {}", m[4]);
+    }
+    assert_eq!(m[0]["phase"], "sft");
+    assert!(m[0]["reward_accuracy"].is_null(), "SFT warm-up has no reference, so no rewards");
+    assert_eq!(m[4]["phase"], "rpo-paired");
+    assert_eq!(m[4]["step"], 5);
+    assert!(m.iter().all(|x| x["loss"].as_f64().unwrap().is_finite()));
+    for f in ["summary.json", "config.toml", "eval_final.jsonl", "model/config.json", "model/model.safetensors", "model/tokenizer.json"] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["evals"].as_array().unwrap().len(), 3, "init, sft, final");
+}
+
+#[test]
+fn every_objective_trains() {
+    for extra in [
+        &["--set", "loss.name=dpo"][..],
+        &["--set", "loss.name=ipo"],
+        &["--set", "loss.name=kto"],
+        &["--set", "loss.name=sft", "--set", "train.sft_warmup_steps=0"],
+        &["--set", "loss.pairing=unpaired", "--set", "loss.tau=0.75"],
+        &["--set", "loss.weighting=diagonal-code"],
+        &["--set", "loss.weighting=uniform-paper", "--set", "optim.name=adamw"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = train(dir.path(), extra);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let m = metrics(dir.path());
+        assert!(m.iter().all(|x| x["loss"].as_f64().unwrap().is_finite()), "{extra:?}");
+    }
+}
+
+#[test]
+fn unknown_config_key_fails_naming_the_key() {
+    let o = rpo(&["train", "--set", "optim.learning_rate=1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("learning_rate"), "{}", stderr(&o));
+}
+
+#[test]
+fn malformed_jsonl_names_file_and_line_or_is_counted_when_skipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    let good = r#"{"prompt": "Human: What is 1 + 2?\n\nAssistant:", "chosen": " 3", "rejected": " 4"}"#;
+    let mut lines = vec![good; 10];
+    lines.insert(6, r#"{"prompt": "x", "chosen": "y"}"#);
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let data_arg = format!("data.train={}", data.display());
+    let common = ["--set", "data.format=paired", "--set", &data_arg, "--set", "tokenizer.path=builtin:synthetic"];
+    let o = train(&dir.path().join("run"), &common);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("train.jsonl") && e.contains('7') && e.contains("rejected"), "{e}");
+
+    let mut skip = common.to_vec();
+    skip.extend(["--set", "data.on_malformed=skip", "--set", "eval.judge=false"]);
+    let o = train(&dir.path().join("run2"), &skip);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn config_prints_the_resolved_default() {
+    let o = rpo(&["config", "--set", "loss.tau=0.25"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("tau = 0.25"), "{text}");
+}
+
+#[test]
+fn synth_writes_the_suite_and_its_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let o = rpo(&["synth", "--out", &out, "--train", "20", "--eval", "5", "--tokenizer"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let train = std::fs::read_to_string(dir.path().join("train.jsonl")).unwrap();
+    assert_eq!(train.lines().count(), 20);
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/synthetic/tokenizer.json")).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap(), shipped);
+}
