@@ -24,12 +24,24 @@ impl Attention {
     pub(crate) fn new(path: nn::Path, config: &LlamaConfig, init: ParamInit) -> Self {
         let (hidden, head_dim) = (config.hidden_size, config.head_dim());
         let (heads, kv_heads) = (config.num_attention_heads, config.num_key_value_heads);
-        let bias = config.attention_bias;
+        let (qkv_bias, o_bias) = config.projection_biases();
         Attention {
-            q_proj: linear(&path / "q_proj", hidden, heads * head_dim, bias, init),
-            k_proj: linear(&path / "k_proj", hidden, kv_heads * head_dim, bias, init),
-            v_proj: linear(&path / "v_proj", hidden, kv_heads * head_dim, bias, init),
-            o_proj: linear(&path / "o_proj", heads * head_dim, hidden, bias, init),
+            q_proj: linear(&path / "q_proj", hidden, heads * head_dim, qkv_bias, init),
+            k_proj: linear(
+                &path / "k_proj",
+                hidden,
+                kv_heads * head_dim,
+                qkv_bias,
+                init,
+            ),
+            v_proj: linear(
+                &path / "v_proj",
+                hidden,
+                kv_heads * head_dim,
+                qkv_bias,
+                init,
+            ),
+            o_proj: linear(&path / "o_proj", heads * head_dim, hidden, o_bias, init),
             num_heads: heads,
             num_kv_heads: kv_heads,
             head_dim,
@@ -92,7 +104,7 @@ impl AttentionMask {
         if window_inactive && past == 0 {
             return AttentionMask {
                 explicit: None,
-                is_causal: false,
+                is_causal: true,
             };
         }
         if window_inactive && len == 1 {

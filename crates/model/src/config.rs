@@ -1,4 +1,5 @@
-//! The model configuration, read from and written to a Hugging Face `config.json`.
+//! The model configuration, read from and written to a Hugging Face `config.json`
+//! (`model_type` llama, mistral or qwen2).
 //!
 //! Field names are Hugging Face's. Reading tolerates the fields we do not use
 //! (`use_cache`, `transformers_version`, ...) and both generations of naming:
@@ -31,7 +32,7 @@ impl TokenIds {
     }
 }
 
-/// Configuration of a Llama-family decoder (`model_type` "llama" or "mistral").
+/// Configuration of a Llama-family decoder (`model_type` "llama", "mistral" or "qwen2").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawConfig")]
 pub struct LlamaConfig {
@@ -58,17 +59,19 @@ pub struct LlamaConfig {
     pub torch_dtype: Option<String>,
     pub initializer_range: f64,
     pub hidden_act: String,
-    /// Bias on q/k/v/o projections (Llama only).
+    /// Bias on q/k/v/o projections (Llama only; Qwen2 always has q/k/v biases, see
+    /// [`LlamaConfig::projection_biases`]).
     pub attention_bias: bool,
     /// Bias on gate/up/down projections (Llama only).
     pub mlp_bias: bool,
     /// Mistral's sliding attention window: each token sees itself and the
-    /// `sliding_window - 1` tokens before it.
+    /// `sliding_window - 1` tokens before it. (Qwen2's window is used only with
+    /// `use_sliding_window`, which is not supported; its `sliding_window` reads as `None`.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sliding_window: Option<i64>,
 }
 
-const SUPPORTED_MODEL_TYPES: [&str; 2] = ["llama", "mistral"];
+const SUPPORTED_MODEL_TYPES: [&str; 3] = ["llama", "mistral", "qwen2"];
 
 impl LlamaConfig {
     /// Reads and validates a `config.json`.
@@ -92,6 +95,15 @@ impl LlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
+    /// Whether the (q/k/v, o) attention projections carry biases: Llama per
+    /// `attention_bias`, Qwen2 always on q/k/v and never on o, Mistral never.
+    pub fn projection_biases(&self) -> (bool, bool) {
+        match self.model_type.as_str() {
+            "qwen2" => (true, false),
+            _ => (self.attention_bias, self.attention_bias),
+        }
+    }
+
     /// Number of parameters of the model this config describes (tied embeddings counted once).
     pub fn num_parameters(&self) -> i64 {
         let (hidden, inner, head_dim) = (self.hidden_size, self.intermediate_size, self.head_dim());
@@ -100,11 +112,9 @@ impl LlamaConfig {
             self.num_key_value_heads * head_dim,
         );
         let attention = hidden * (q_width + 2 * kv_width) + q_width * hidden;
-        let attention_bias = if self.attention_bias {
-            q_width + 2 * kv_width + hidden
-        } else {
-            0
-        };
+        let (qkv_bias, o_bias) = self.projection_biases();
+        let attention_bias =
+            if qkv_bias { q_width + 2 * kv_width } else { 0 } + if o_bias { hidden } else { 0 };
         let mlp = 3 * hidden * inner + if self.mlp_bias { 2 * inner + hidden } else { 0 };
         let layer = attention + attention_bias + mlp + 2 * hidden;
         let embeddings = self.vocab_size * hidden * if self.tie_word_embeddings { 1 } else { 2 };
@@ -116,6 +126,7 @@ impl LlamaConfig {
         match model_type {
             "llama" => Ok("LlamaForCausalLM"),
             "mistral" => Ok("MistralForCausalLM"),
+            "qwen2" => Ok("Qwen2ForCausalLM"),
             other => bail!(
                 "unsupported model_type {other:?} (supported: {})",
                 SUPPORTED_MODEL_TYPES.join(", ")
@@ -220,6 +231,9 @@ struct RawConfig {
     #[serde(default)]
     mlp_bias: bool,
     sliding_window: Option<i64>,
+    /// Qwen2: the window applies only when this is set.
+    #[serde(default)]
+    use_sliding_window: bool,
 }
 
 // transformers' LlamaConfig defaults, for fields a config.json may omit.
@@ -276,6 +290,14 @@ impl TryFrom<RawConfig> for LlamaConfig {
 
     fn try_from(raw: RawConfig) -> Result<Self> {
         let rope_theta = rope_theta(&raw)?;
+        let sliding_window = match raw.model_type.as_str() {
+            "qwen2" if raw.use_sliding_window => {
+                bail!("Qwen2 with use_sliding_window is not supported")
+            }
+            // transformers drops Qwen2's window unless use_sliding_window is set.
+            "qwen2" => None,
+            _ => raw.sliding_window,
+        };
         let architectures = if raw.architectures.is_empty() {
             vec![Self::architecture_for(&raw.model_type)?.to_string()]
         } else {
@@ -303,7 +325,7 @@ impl TryFrom<RawConfig> for LlamaConfig {
             hidden_act: raw.hidden_act,
             attention_bias: raw.attention_bias,
             mlp_bias: raw.mlp_bias,
-            sliding_window: raw.sliding_window,
+            sliding_window,
         };
         config.validate()?;
         Ok(config)

@@ -28,6 +28,10 @@ pub fn generate_greedy(
             !prompt.is_empty(),
             "prompt {i} is empty: greedy generation needs at least one token"
         );
+        let vocab = model.config().vocab_size;
+        if let Some(bad) = prompt.iter().find(|&&id| !(0..vocab).contains(&id)) {
+            anyhow::bail!("prompt {i} holds token id {bad}, outside the vocabulary 0..{vocab}");
+        }
         groups.entry(prompt.len()).or_default().push(i);
     }
     if max_new_tokens == 0 {

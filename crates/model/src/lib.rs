@@ -1,5 +1,12 @@
-//! Llama-family decoder (Llama, Mistral) in tch, with Hugging Face config and
+//! Llama-family decoder (Llama, Mistral, Qwen2) in tch, with Hugging Face config and
 //! checkpoint compatibility and greedy generation.
+//!
+//! The model is split into units for layer-wise execution: [`Llama::embed`], each of
+//! [`Llama::layers`] (fed the shared [`Llama::rotary`] angles), and [`Llama::head`];
+//! [`Llama::forward`] composes them. Parameter names are the Hugging Face tensor
+//! names, so a unit's parameters are the VarStore entries under its prefix
+//! (`model.embed_tokens.`, `model.layers.N.`, `model.norm.` + `lm_head.`); with tied
+//! embeddings the head also uses `model.embed_tokens.weight`.
 
 mod attention;
 pub mod config;

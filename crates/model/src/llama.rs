@@ -96,7 +96,7 @@ impl DecoderLayer {
     }
 }
 
-/// A Llama / Mistral causal language model.
+/// A Llama / Mistral / Qwen2 causal language model.
 #[derive(Debug)]
 pub struct Llama {
     config: LlamaConfig,
@@ -134,7 +134,9 @@ impl Llama {
         static SEEDED_INIT: Mutex<()> = Mutex::new(());
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = {
-            let _seeded = SEEDED_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _seeded = SEEDED_INIT
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             tch::manual_seed(seed);
             Self::new(&vs.root(), config)?
         };

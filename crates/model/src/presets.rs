@@ -6,7 +6,14 @@ use anyhow::{bail, Result};
 use crate::config::{LlamaConfig, TokenIds};
 
 /// Preset names accepted by [`preset`].
-pub const PRESET_NAMES: [&str; 5] = ["tiny", "small", "llama-2-7b", "llama-2-13b", "mistral-7b"];
+pub const PRESET_NAMES: [&str; 6] = [
+    "tiny",
+    "small",
+    "llama-2-7b",
+    "llama-2-13b",
+    "mistral-7b",
+    "qwen2.5-0.5b",
+];
 
 /// The configuration called `name`. "tiny" and "small" have a placeholder
 /// `vocab_size` of 256: callers set it from their tokenizer.
@@ -42,6 +49,18 @@ pub fn preset(name: &str) -> Result<LlamaConfig> {
             sliding_window: Some(4096),
             torch_dtype: Some("bfloat16".into()),
             ..llama(32000, 4096, 14336, 32, 32, 8)
+        },
+        // Qwen/Qwen2.5-0.5B (q/k/v biases are implied by model_type "qwen2").
+        "qwen2.5-0.5b" => LlamaConfig {
+            architectures: vec!["Qwen2ForCausalLM".into()],
+            model_type: "qwen2".into(),
+            rope_theta: 1e6,
+            max_position_embeddings: 32768,
+            bos_token_id: Some(151643),
+            eos_token_id: Some(TokenIds::One(151643)),
+            tie_word_embeddings: true,
+            torch_dtype: Some("bfloat16".into()),
+            ..llama(151936, 896, 4864, 24, 14, 2)
         },
         other => bail!(
             "unknown model preset {other:?} (valid presets: {})",

@@ -34,6 +34,17 @@ const MISTRAL_7B: &str = r#"{
   "transformers_version": "4.34.0.dev0", "use_cache": true, "vocab_size": 32000
 }"#;
 
+// Qwen/Qwen2.5-0.5B/config.json: a window that use_sliding_window switches off.
+const QWEN2_5_0_5B: &str = r#"{
+  "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+  "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+  "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 24,
+  "model_type": "qwen2", "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2,
+  "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16", "transformers_version": "4.40.1", "use_cache": true, "use_mrope": false,
+  "use_sliding_window": false, "vocab_size": 151936
+}"#;
+
 fn parse(text: &str) -> anyhow::Result<LlamaConfig> {
     Ok(serde_json::from_str(text)?)
 }
@@ -47,6 +58,10 @@ fn real_configs_parse_to_the_shape_presets() {
     assert_eq!(parse(LLAMA_2_7B).unwrap(), preset("llama-2-7b").unwrap());
     assert_eq!(parse(LLAMA_2_13B).unwrap(), preset("llama-2-13b").unwrap());
     assert_eq!(parse(MISTRAL_7B).unwrap(), preset("mistral-7b").unwrap());
+    let qwen = parse(QWEN2_5_0_5B).unwrap();
+    assert_eq!(qwen, preset("qwen2.5-0.5b").unwrap());
+    assert_eq!(qwen.sliding_window, None);
+    assert_eq!(qwen.projection_biases(), (true, false));
 }
 
 #[test]
@@ -122,6 +137,11 @@ fn unsupported_computation_is_an_error_not_ignored() {
         r#""num_key_value_heads": 5"#,
     );
     assert!(error_of(&bad_gqa).contains("num_key_value_heads"));
+    let windowed_qwen = QWEN2_5_0_5B.replace(
+        r#""use_sliding_window": false"#,
+        r#""use_sliding_window": true"#,
+    );
+    assert!(error_of(&windowed_qwen).contains("use_sliding_window"));
 }
 
 #[test]

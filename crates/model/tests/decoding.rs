@@ -69,6 +69,8 @@ fn generation_edge_cases() {
         vec![Vec::<i64>::new(); 5]
     );
     assert!(generate_greedy(&model, &[vec![1], vec![]], 3, None).is_err());
+    let error = generate_greedy(&model, &[vec![1, 97]], 3, None).unwrap_err();
+    assert!(error.to_string().contains("97"), "{error}");
     assert!(generate_greedy(&model, &[], 3, None).unwrap().is_empty());
 }
 

@@ -112,13 +112,13 @@ fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
     if peer["lm_head_is_embedding"] != json!(config.tie_word_embeddings) {
         return Err(format!("tying differs: transformers {peer}"));
     }
-    if let Some(window) = config.sliding_window {
-        if peer["sliding_window"] != json!(window) {
-            return Err(format!(
-                "transformers' sliding_window is {}",
-                peer["sliding_window"]
-            ));
-        }
+    if peer["sliding_window"] != json!(config.sliding_window) {
+        return Err(format!(
+            "sliding_window: ours {:?}, transformers {}",
+            config.sliding_window, peer["sliding_window"]
+        ));
+    }
+    if config.sliding_window.is_some() {
         // The case must exercise the window: without it our logits must be far off.
         let unwindowed = LlamaConfig {
             sliding_window: None,
@@ -162,6 +162,11 @@ fn transformers_agrees_on_logits_and_greedy_generation() {
         num_key_value_heads: 1,
         ..tiny_config()
     };
+    let qwen2 = LlamaConfig {
+        architectures: vec!["Qwen2ForCausalLM".into()],
+        model_type: "qwen2".into(),
+        ..tiny_config()
+    };
     let biased = LlamaConfig {
         attention_bias: true,
         mlp_bias: true,
@@ -173,14 +178,11 @@ fn transformers_agrees_on_logits_and_greedy_generation() {
         ("untied_mqa", untied_mqa),
         ("mistral_window_5", mistral_config(5)),
         ("llama_attention_and_mlp_bias", biased),
+        ("qwen2_qkv_bias", qwen2),
     ] {
         let (_, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 11).unwrap();
         save_hf(&root.join(name), &vs, &config).unwrap();
-        let class = if config.model_type == "mistral" {
-            "MistralForCausalLM"
-        } else {
-            "LlamaForCausalLM"
-        };
+        let class = LlamaConfig::architecture_for(&config.model_type).unwrap();
         logits_cases.push(logits_case(&mut jobs, root, name, class));
     }
 
@@ -199,6 +201,13 @@ fn transformers_agrees_on_logits_and_greedy_generation() {
             "MistralForCausalLM",
             json!({"model_type": "mistral",
             "tie_word_embeddings": true, "sliding_window": 4}),
+        ),
+        (
+            // A window that use_sliding_window=false switches off, as in the real Qwen2 configs.
+            "hf_qwen2_window_off",
+            "Qwen2ForCausalLM",
+            json!({"model_type": "qwen2", "tie_word_embeddings": true,
+            "sliding_window": 4, "use_sliding_window": false, "max_window_layers": 0}),
         ),
     ];
     for (name, class, extra) in hf_made {
