@@ -12,12 +12,10 @@ Usage: losses_peer.py SPEC.json INPUTS.safetensors OUTPUTS.safetensors
 Writes `<case>/value` and `<case>/grad/<input>` for every case in SPEC.
 """
 
-import json
-import sys
-
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+
+import peer_io
 
 
 def contrast_weight(spec, t, i, j, m, n):
@@ -108,26 +106,18 @@ LOSSES = {"rpo": rpo, "dpo": dpo, "ipo": ipo, "kto": kto, "sft": sft,
           "sequence_logps": sequence_logps}
 
 
-def main():
-    spec_path, in_path, out_path = sys.argv[1:4]
-    cases = json.load(open(spec_path))
-    tensors = load_file(in_path)
-    out = {}
-    for case in cases:
-        name = case["name"]
-        prefix = f"{name}/"
-        t = {k[len(prefix):]: v.clone() for k, v in tensors.items() if k.startswith(prefix)}
-        for key in case["grad_wrt"]:
-            t[key].requires_grad_(True)
-        value = LOSSES[case["loss"]](case, t)
-        scalar = (value * t["upstream"]).sum() if "upstream" in t else value
-        scalar.backward()
-        out[f"{prefix}value"] = value.detach().clone()
-        for key in case["grad_wrt"]:
-            grad = t[key].grad
-            out[f"{prefix}grad/{key}"] = torch.zeros_like(t[key]) if grad is None else grad
-    save_file({k: v.contiguous() for k, v in out.items()}, out_path)
+def run_case(case, t):
+    for key in case["grad_wrt"]:
+        t[key].requires_grad_(True)
+    value = LOSSES[case["loss"]](case, t)
+    scalar = (value * t["upstream"]).sum() if "upstream" in t else value
+    scalar.backward()
+    out = {"value": value.detach().clone()}
+    for key in case["grad_wrt"]:
+        grad = t[key].grad
+        out[f"grad/{key}"] = torch.zeros_like(t[key]) if grad is None else grad
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    peer_io.run_cases(run_case)

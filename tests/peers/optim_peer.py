@@ -8,11 +8,9 @@ Schedule cases: `lrs` as LambdaLR sets them before each optimizer step (HALOs' l
 Clip cases: `total_norm` returned by clip_grad_norm_ and the clipped `grad/<i>`.
 """
 
-import json
-import sys
-
 import torch
-from safetensors.torch import load_file, save_file
+
+import peer_io
 
 
 def optimizer_case(case, t, out):
@@ -71,19 +69,11 @@ KINDS = {"rmsprop": optimizer_case, "adamw": optimizer_case,
          "schedule": schedule_case, "clip": clip_case}
 
 
-def main():
-    spec_path, in_path, out_path = sys.argv[1:4]
-    cases = json.load(open(spec_path))
-    tensors = load_file(in_path)
-    result = {}
-    for case in cases:
-        prefix = case["name"] + "/"
-        t = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        out = {}
-        KINDS[case["kind"]](case, t, out)
-        result.update({prefix + k: v.contiguous() for k, v in out.items()})
-    save_file(result, out_path)
+def run_case(case, t):
+    out = {}
+    KINDS[case["kind"]](case, t, out)
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    peer_io.run_cases(run_case)

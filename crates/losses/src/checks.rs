@@ -22,3 +22,16 @@ pub(crate) fn pair_len(a: &Tensor, a_name: &str, b: &Tensor, b_name: &str) -> Re
     );
     Ok(n)
 }
+
+/// Common length of matched chosen and rejected log-ratios (win `i` pairs with lose `i`).
+pub(crate) fn logratio_pairs_len(
+    chosen_logratios: &Tensor,
+    rejected_logratios: &Tensor,
+) -> Result<i64> {
+    pair_len(
+        chosen_logratios,
+        "chosen log-ratios",
+        rejected_logratios,
+        "rejected log-ratios",
+    )
+}

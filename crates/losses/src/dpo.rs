@@ -3,7 +3,7 @@
 use anyhow::Result;
 use tch::Tensor;
 
-use crate::checks::pair_len;
+use crate::checks::logratio_pairs_len;
 use crate::precision::at_least_f32;
 
 /// Per-pair DPO losses `−log σ(β · (a_i − b_i))` `[B]`, where `a_i − b_i` equals
@@ -13,12 +13,7 @@ pub fn dpo_losses(
     rejected_logratios: &Tensor,
     beta: f64,
 ) -> Result<Tensor> {
-    pair_len(
-        chosen_logratios,
-        "chosen log-ratios",
-        rejected_logratios,
-        "rejected log-ratios",
-    )?;
+    logratio_pairs_len(chosen_logratios, rejected_logratios)?;
     let margin = at_least_f32(chosen_logratios) - at_least_f32(rejected_logratios);
     Ok(-(margin * beta).log_sigmoid())
 }

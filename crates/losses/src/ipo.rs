@@ -3,7 +3,7 @@
 use anyhow::{ensure, Result};
 use tch::Tensor;
 
-use crate::checks::pair_len;
+use crate::checks::logratio_pairs_len;
 use crate::precision::at_least_f32;
 
 /// Per-pair IPO losses `(h_i − 1/(2β))²` `[B]` with `h_i = a_i − b_i`
@@ -14,12 +14,7 @@ pub fn ipo_losses(
     beta: f64,
 ) -> Result<Tensor> {
     ensure!(beta > 0.0, "IPO's β must be positive, got {beta}");
-    pair_len(
-        chosen_logratios,
-        "chosen log-ratios",
-        rejected_logratios,
-        "rejected log-ratios",
-    )?;
+    logratio_pairs_len(chosen_logratios, rejected_logratios)?;
     let h = at_least_f32(chosen_logratios) - at_least_f32(rejected_logratios);
     Ok((h - 1.0 / (2.0 * beta)).square())
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use tch::Tensor;
 
-use crate::checks::pair_len;
+use crate::checks::logratio_pairs_len;
 use crate::precision::at_least_f32;
 
 /// Implicit rewards `β · (log π − log π_ref)`, detached, per example.
@@ -28,12 +28,7 @@ pub fn pair_metrics(
     rejected_logratios: &Tensor,
     beta: f64,
 ) -> Result<PairMetrics> {
-    pair_len(
-        chosen_logratios,
-        "chosen log-ratios",
-        rejected_logratios,
-        "rejected log-ratios",
-    )?;
+    logratio_pairs_len(chosen_logratios, rejected_logratios)?;
     let chosen_rewards = rewards(chosen_logratios, beta);
     let rejected_rewards = rewards(rejected_logratios, beta);
     let margins = &chosen_rewards - &rejected_rewards;

@@ -4,12 +4,11 @@
 //! All cases go to the peer in one run (one Python start-up); each test then computes
 //! its case here in fp64 and compares the value and the input gradients.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rpo_losses::{dpo_loss, ipo_loss, kto_loss, rpo_loss, sequence_logps, sft_loss, Weighting};
+use rpo_peer::tensors::{assert_close, computed_once, CaseTensors};
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
@@ -215,31 +214,12 @@ fn rust_value(case: &Value, t: &HashMap<&str, Tensor>) -> Tensor {
     }
 }
 
-struct Fixture {
-    inputs: HashMap<String, Tensor>,
-    outputs: HashMap<String, Tensor>,
-}
-
 /// Inputs of every case and the peer's results, computed once per test binary.
-fn fixture() -> MutexGuard<'static, Fixture> {
-    static FIXTURE: OnceLock<Mutex<Fixture>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| {
-            tch::manual_seed(20240611);
-            let mut inputs = Vec::new();
-            for case in cases() {
-                for (key, tensor) in generate(&case) {
-                    inputs.push((format!("{}/{key}", case["name"].as_str().unwrap()), tensor));
-                }
-            }
-            let outputs = common::run_peer("losses_peer.py", &json!(cases()), &inputs);
-            Mutex::new(Fixture {
-                inputs: inputs.into_iter().collect(),
-                outputs,
-            })
-        })
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn fixture() -> MutexGuard<'static, CaseTensors> {
+    static FIXTURE: OnceLock<Mutex<CaseTensors>> = OnceLock::new();
+    computed_once(&FIXTURE, || {
+        CaseTensors::compute("losses_peer.py", 20240611, &cases(), generate)
+    })
 }
 
 fn check(name: &str) {
@@ -266,11 +246,7 @@ fn check(name: &str) {
         })
         .collect();
     let value = rust_value(&case, &inputs);
-    let want = |key: &str| {
-        fx.outputs
-            .get(&format!("{prefix}{key}"))
-            .unwrap_or_else(|| panic!("peer wrote no {prefix}{key}"))
-    };
+    let want = |key: &str| fx.output(name, key);
     assert_close_case(&format!("{name} value"), &value, want("value"));
     let scalar = match inputs.get("upstream") {
         Some(u) => (&value * u).sum(Kind::Double),
@@ -294,7 +270,7 @@ fn check(name: &str) {
 }
 
 fn assert_close_case(what: &str, got: &Tensor, want: &Tensor) {
-    common::assert_close(what, got, want, RTOL, ATOL);
+    assert_close(what, got, want, RTOL, ATOL);
 }
 
 #[test]
@@ -350,8 +326,7 @@ fn ipo() {
 /// Mean log-ratio of a KTO case's mismatched pairs (before clamping).
 fn raw_kl(name: &str) -> f64 {
     let fx = fixture();
-    let input = |key: &str| &fx.inputs[&format!("{name}/{key}")];
-    (input("policy_kl") - input("reference_kl"))
+    (fx.input(name, "policy_kl") - fx.input(name, "reference_kl"))
         .mean(None)
         .double_value(&[])
 }

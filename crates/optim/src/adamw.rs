@@ -4,7 +4,7 @@ use anyhow::Result;
 use tch::Tensor;
 
 use crate::optimizer::Optimizer;
-use crate::slots::{grad_like, Slots};
+use crate::slots::Slots;
 
 /// Hyper-parameters, named and defaulted as in `torch.optim.AdamW`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,16 +45,21 @@ impl AdamW {
     }
 
     /// One update; `step` counts from 1 (it sets the bias corrections).
-    fn update(&self, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, step: i64) {
-        let c = &self.config;
-        let grad = grad_like(grad, param);
+    fn update(
+        c: &AdamWConfig,
+        param: &mut Tensor,
+        grad: &Tensor,
+        state: &mut [Tensor],
+        lr: f64,
+        step: i64,
+    ) {
         let [exp_avg, exp_avg_sq] = state else {
             unreachable!("AdamW has two slots")
         };
         *param *= 1.0 - lr * c.weight_decay;
-        let _ = exp_avg.lerp_(&grad, 1.0 - c.beta1);
+        let _ = exp_avg.lerp_(grad, 1.0 - c.beta1);
         *exp_avg_sq *= c.beta2;
-        *exp_avg_sq += &grad * &grad * (1.0 - c.beta2);
+        *exp_avg_sq += grad * grad * (1.0 - c.beta2);
         let bias_correction1 = 1.0 - c.beta1.powi(step as i32);
         let bias_correction2 = 1.0 - c.beta2.powi(step as i32);
         let step_size = lr / bias_correction1;
@@ -65,15 +70,10 @@ impl AdamW {
 
 impl Optimizer for AdamW {
     fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], lr: f64) -> Result<()> {
-        self.slots.prepare(params, grads)?;
-        self.slots.step += 1;
-        let step = self.slots.step;
-        tch::no_grad(|| {
-            for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-                self.update(param, grad, &mut self.slots.of(i), lr, step);
-            }
-        });
-        Ok(())
+        self.slots
+            .take_step(params, grads, |param, grad, state, step| {
+                Self::update(&self.config, param, grad, state, lr, step)
+            })
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {

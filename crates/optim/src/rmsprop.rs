@@ -4,7 +4,7 @@ use anyhow::Result;
 use tch::Tensor;
 
 use crate::optimizer::Optimizer;
-use crate::slots::{grad_like, Slots};
+use crate::slots::Slots;
 
 /// Hyper-parameters, named and defaulted as in `torch.optim.RMSprop`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,11 +56,10 @@ impl RmsProp {
         &self.config
     }
 
-    fn update(&self, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64) {
-        let c = &self.config;
+    fn update(c: &RmsPropConfig, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64) {
         let grad = match c.weight_decay {
-            0.0 => grad_like(grad, param),
-            wd => grad_like(grad, param) + &*param * wd,
+            0.0 => grad.shallow_clone(),
+            wd => grad + &*param * wd,
         };
         let mut slots = state.iter_mut();
         let square_avg = slots.next().expect("square_avg slot");
@@ -88,14 +87,10 @@ impl RmsProp {
 
 impl Optimizer for RmsProp {
     fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], lr: f64) -> Result<()> {
-        self.slots.prepare(params, grads)?;
-        self.slots.step += 1;
-        tch::no_grad(|| {
-            for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-                self.update(param, grad, &mut self.slots.of(i), lr);
-            }
-        });
-        Ok(())
+        self.slots
+            .take_step(params, grads, |param, grad, state, _| {
+                Self::update(&self.config, param, grad, state, lr)
+            })
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {

@@ -22,7 +22,7 @@ impl Slots {
 
     /// Checks the step's inputs and makes the buffers match the parameters: zeros on
     /// first use; after a load, moved to the parameters' kind and device.
-    pub(crate) fn prepare(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {
+    fn prepare(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {
         ensure!(
             params.len() == grads.len(),
             "optimizer step got {} parameters but {} gradients",
@@ -66,8 +66,28 @@ impl Slots {
         Ok(())
     }
 
+    /// One optimizer step: checks the inputs, counts the step and, without recording
+    /// gradients, calls `update(param, grad, buffers, step)` for every parameter with its
+    /// gradient in the parameter's kind and on its device (`step` counts from 1).
+    pub(crate) fn take_step(
+        &mut self,
+        params: &mut [Tensor],
+        grads: &[Tensor],
+        mut update: impl FnMut(&mut Tensor, &Tensor, &mut [Tensor], i64),
+    ) -> Result<()> {
+        self.prepare(params, grads)?;
+        self.step += 1;
+        tch::no_grad(|| {
+            for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
+                let grad = grad_like(grad, param);
+                update(param, &grad, &mut self.of(i), self.step);
+            }
+        });
+        Ok(())
+    }
+
     /// Handles to parameter `i`'s buffers, in slot order (in-place ops update the state).
-    pub(crate) fn of(&self, i: usize) -> Vec<Tensor> {
+    fn of(&self, i: usize) -> Vec<Tensor> {
         self.buffers[i].iter().map(Tensor::shallow_clone).collect()
     }
 
@@ -114,7 +134,7 @@ impl Slots {
 }
 
 /// `grad` in the kind and on the device of `param`.
-pub(crate) fn grad_like(grad: &Tensor, param: &Tensor) -> Tensor {
+fn grad_like(grad: &Tensor, param: &Tensor) -> Tensor {
     if grad.kind() == param.kind() && grad.device() == param.device() {
         grad.shallow_clone()
     } else {

@@ -3,14 +3,12 @@
 //!
 //! All cases go to the peer in one run; each test replays its case here in fp64.
 
-mod common;
-
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rpo_optim::{
     clip_grad_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant,
 };
+use rpo_peer::tensors::{assert_close, computed_once, CaseTensors};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
@@ -102,44 +100,12 @@ fn adamw_config(c: &Value) -> AdamWConfig {
     }
 }
 
-struct Fixture {
-    inputs: HashMap<String, Tensor>,
-    outputs: HashMap<String, Tensor>,
-}
-
 /// Inputs of every case and the peer's results, computed once per test binary.
-fn fixture() -> MutexGuard<'static, Fixture> {
-    static FIXTURE: OnceLock<Mutex<Fixture>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| {
-            tch::manual_seed(20240612);
-            let mut inputs = Vec::new();
-            for case in cases() {
-                let name = case["name"].as_str().unwrap();
-                for (key, tensor) in generate(&case) {
-                    inputs.push((format!("{name}/{key}"), tensor));
-                }
-            }
-            let outputs = common::run_peer("optim_peer.py", &json!(cases()), &inputs);
-            Mutex::new(Fixture {
-                inputs: inputs.into_iter().collect(),
-                outputs,
-            })
-        })
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Fixture {
-    fn input(&self, case: &str, key: &str) -> Tensor {
-        self.inputs[&format!("{case}/{key}")].copy()
-    }
-
-    fn output(&self, case: &str, key: &str) -> &Tensor {
-        self.outputs
-            .get(&format!("{case}/{key}"))
-            .unwrap_or_else(|| panic!("peer wrote no {case}/{key}"))
-    }
+fn fixture() -> MutexGuard<'static, CaseTensors> {
+    static FIXTURE: OnceLock<Mutex<CaseTensors>> = OnceLock::new();
+    computed_once(&FIXTURE, || {
+        CaseTensors::compute("optim_peer.py", 20240612, &cases(), generate)
+    })
 }
 
 fn case(name: &str) -> Value {
@@ -160,7 +126,7 @@ fn check_optimizer(name: &str, mut opt: impl Optimizer) {
         opt.step(&mut params, &grads, *lr).unwrap();
     }
     for (i, p) in params.iter().enumerate() {
-        common::assert_close(
+        assert_close(
             &format!("{name} param {i}"),
             p,
             fx.output(name, &format!("param/{i}")),
@@ -181,7 +147,7 @@ fn check_optimizer(name: &str, mut opt: impl Optimizer) {
         state.iter().map(|(k, _)| k).collect::<Vec<_>>()
     );
     for (key, tensor) in &state {
-        common::assert_close(
+        assert_close(
             &format!("{name} state {key}"),
             tensor,
             fx.output(name, &format!("state/{key}")),
@@ -251,7 +217,7 @@ fn check_schedule(name: &str) {
     let steps = c["steps"].as_u64().unwrap();
     let ours: Vec<f64> = (0..steps).map(|s| schedule.lr(s)).collect();
     let fx = fixture();
-    common::assert_close(
+    assert_close(
         name,
         &Tensor::from_slice(&ours),
         fx.output(name, "lrs"),
@@ -277,7 +243,7 @@ fn check_clip(name: &str) {
         .map(|i| fx.input(name, &format!("grad/{i}")))
         .collect();
     let norm = clip_grad_norm(&mut grads, c["max_norm"].as_f64().unwrap());
-    common::assert_close(
+    assert_close(
         &format!("{name} norm"),
         &Tensor::from(norm),
         fx.output(name, "total_norm"),
@@ -285,7 +251,7 @@ fn check_clip(name: &str) {
         ATOL,
     );
     for (i, g) in grads.iter().enumerate() {
-        common::assert_close(
+        assert_close(
             &format!("{name} grad {i}"),
             g,
             fx.output(name, &format!("grad/{i}")),

@@ -3,6 +3,9 @@
 //! Peers (PyTorch, transformers, sentence-transformers) live in the project
 //! virtualenv that `scripts/setup.sh` creates. A missing peer is a test failure,
 //! never a skip: CI installs every peer, so absence means the set-up is broken.
+//! [`tensors`] exchanges tensors with a peer and compares its answers.
+
+pub mod tensors;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

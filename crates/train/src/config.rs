@@ -382,7 +382,8 @@ impl TrainConfig {
     }
 }
 
-/// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a bare string.
+/// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a bare
+/// string; `a.b.c=` (nothing after `=`) removes the key.
 fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
@@ -404,6 +405,11 @@ fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
             .as_table_mut()
             .with_context(|| format!("--set {key}: {p:?} is not a table"))?;
     }
-    table.insert(last.to_string(), value);
+    if raw.is_empty() {
+        // `--set model.preset=` removes the key, e.g. to switch from a preset to a path.
+        table.remove(*last);
+    } else {
+        table.insert(last.to_string(), value);
+    }
     Ok(())
 }

@@ -88,6 +88,13 @@ pub fn run_phase(
         } else {
             grad_sq_norm(&grads).sqrt()
         };
+        anyhow::ensure!(
+            grad_norm.is_finite(),
+            "{} step {}: gradient norm is {grad_norm} (loss {}); stopping before the update corrupts the weights",
+            phase.name,
+            first_step + step + 1,
+            loss_sum / accumulation as f64
+        );
         optimizer.step(&mut params, &grads, lr)?;
 
         let m = StepMetrics {

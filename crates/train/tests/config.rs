@@ -35,6 +35,9 @@ fn overrides_set_any_key_with_typed_values() {
     assert_eq!(cfg.train.steps, 7);
     assert_eq!(cfg.model.dtype, "bf16");
     assert_eq!(cfg.optim.betas, [0.8, 0.9]);
+    let o = ["model.preset=", "model.path=/models/sft"].map(String::from);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+    assert_eq!((cfg.model.preset, cfg.model.path), (None, Some("/models/sft".into())));
     let e = err(&["optim.lr"]);
     assert!(e.contains("key=value"), "{e}");
     let e = err(&["train.steps=many"]);

@@ -7,7 +7,7 @@ pub struct Args {
     /// TOML config; without it the embedded default runs (see `rpo-shard config`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Override any config key, e.g. `--set optim.lr=1e-5 --set loss.name=dpo`.
+    /// Override any config key, e.g. `--set optim.lr=1e-5 --set loss.name=dpo`; `--set key=` removes a key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 pub use hh::{split_dialogues as split_hh_dialogues, ASSISTANT_TURN};
 pub use tldr::tldr_prompt;
 
-use crate::dataset::{Dataset, Examples, OnMalformed};
+use crate::dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 use crate::truncation::PromptKeep;
 use lines::read_records;
+use record::{FieldResult, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,20 +82,10 @@ pub fn read_dataset(
 ) -> Result<Dataset> {
     let path = path.as_ref();
     let (examples, skipped) = match format {
-        DataFormat::Unpaired => {
-            let read = read_records(path, on_malformed, unpaired::parse)?;
-            (Examples::Unpaired(read.examples), read.skipped)
-        }
-        DataFormat::Paired | DataFormat::Hh | DataFormat::Tldr => {
-            let parse: fn(&record::Record) -> record::FieldResult<crate::PairedExample> =
-                match format {
-                    DataFormat::Hh => hh::parse,
-                    DataFormat::Tldr => tldr::parse,
-                    _ => paired::parse,
-                };
-            let read = read_records(path, on_malformed, parse)?;
-            (Examples::Paired(read.examples), read.skipped)
-        }
+        DataFormat::Paired => read(path, on_malformed, paired::parse, Examples::Paired)?,
+        DataFormat::Unpaired => read(path, on_malformed, unpaired::parse, Examples::Unpaired)?,
+        DataFormat::Hh => read(path, on_malformed, hh::parse, Examples::Paired)?,
+        DataFormat::Tldr => read(path, on_malformed, tldr::parse, Examples::Paired)?,
     };
     Ok(Dataset {
         path: path.to_path_buf(),
@@ -102,4 +93,14 @@ pub fn read_dataset(
         examples,
         skipped,
     })
+}
+
+fn read<T>(
+    path: &Path,
+    on_malformed: OnMalformed,
+    parse: impl Fn(&Record) -> FieldResult<T>,
+    wrap: fn(Vec<T>) -> Examples,
+) -> Result<(Examples, Vec<MalformedLine>)> {
+    let read = read_records(path, on_malformed, parse)?;
+    Ok((wrap(read.examples), read.skipped))
 }

@@ -32,6 +32,16 @@ const CAPITALS: &[(&str, &str)] = &[
     ("Chile", "Santiago"),
     ("Cuba", "Havana"),
     ("Canada", "Ottawa"),
+    ("Mexico", "Mexico City"),
+    ("Brazil", "Brasilia"),
+    ("Argentina", "Buenos Aires"),
+    ("India", "New Delhi"),
+    ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"),
+    ("Turkey", "Ankara"),
+    ("Morocco", "Rabat"),
+    ("Ghana", "Accra"),
+    ("Australia", "Canberra"),
 ];
 
 fn capital_of(country: &str) -> Option<&'static str> {

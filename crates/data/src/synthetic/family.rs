@@ -6,8 +6,8 @@ use super::addition::Addition;
 use super::capital::Capital;
 use super::colour::Colour;
 use super::comparison::Comparison;
+use super::reverse::Reverse;
 use super::sorting::Sorting;
-use super::successor::Successor;
 use super::task::Task;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -16,8 +16,8 @@ pub enum Family {
     Addition,
     Comparison,
     Capital,
-    Successor,
     Sorting,
+    Reverse,
     Colour,
 }
 
@@ -26,8 +26,8 @@ impl Family {
         Self::Addition,
         Self::Comparison,
         Self::Capital,
-        Self::Successor,
         Self::Sorting,
+        Self::Reverse,
         Self::Colour,
     ];
 
@@ -36,8 +36,8 @@ impl Family {
             Self::Addition => "addition",
             Self::Comparison => "comparison",
             Self::Capital => "capital",
-            Self::Successor => "successor",
             Self::Sorting => "sorting",
+            Self::Reverse => "reverse",
             Self::Colour => "colour",
         }
     }
@@ -47,8 +47,8 @@ impl Family {
             Self::Addition => &Addition,
             Self::Comparison => &Comparison,
             Self::Capital => &Capital,
-            Self::Successor => &Successor,
             Self::Sorting => &Sorting,
+            Self::Reverse => &Reverse,
             Self::Colour => &Colour,
         }
     }

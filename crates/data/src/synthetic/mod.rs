@@ -11,8 +11,8 @@ mod family;
 mod generate;
 mod judge;
 mod questions;
+mod reverse;
 mod sorting;
-mod successor;
 mod task;
 mod tokenizer;
 
