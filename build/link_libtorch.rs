@@ -4,6 +4,7 @@
 //! - an rpath to the libtorch folder, so binaries run without LD_LIBRARY_PATH;
 //! - `--no-as-needed -ltorch`, without which the linker drops `libtorch_cuda.so`
 //!   (no symbol of it is referenced directly) and CUDA is silently unavailable.
+//!
 //! `DEP_TCH_LIBTORCH_LIB` reaches only crates that depend on `torch-sys` directly.
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");

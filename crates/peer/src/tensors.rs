@@ -87,9 +87,10 @@ impl CaseTensors {
     /// The peer's output `key` of case `case`; panics if the peer wrote none.
     #[track_caller]
     pub fn output(&self, case: &str, key: &str) -> &Tensor {
-        self.outputs
-            .get(&format!("{case}/{key}"))
-            .unwrap_or_else(|| panic!("peer wrote no {case}/{key}"))
+        match self.outputs.get(&format!("{case}/{key}")) {
+            Some(tensor) => tensor,
+            None => panic!("peer wrote no {case}/{key}"),
+        }
     }
 }
 
