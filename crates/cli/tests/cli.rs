@@ -128,3 +128,36 @@ fn synth_writes_the_suite_and_its_tokenizer() {
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/synthetic/tokenizer.json")).unwrap();
     assert_eq!(std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap(), shipped);
 }
+
+/// Parameters of a saved model, by name.
+fn weights(dir: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut w = tch::Tensor::read_safetensors(dir.join("model/model.safetensors")).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+#[test]
+fn gradient_accumulation_equals_the_large_batch() {
+    // DPO's loss is a mean over pairs, so 2 micro-batches of 4 must give the update of one
+    // batch of 8 (same examples: the sampler's order does not depend on the micro size).
+    let run = |micro: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let m = format!("train.micro_batch_size={micro}");
+        let o = train(dir.path(), &["--set", "loss.name=dpo", "--set", &m, "--set", "optim.max_grad_norm=1.0", "--set", "eval.judge=false"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (metrics(dir.path()), weights(dir.path()), dir)
+    };
+    let (m8, w8, _d8) = run("8");
+    let (m4, w4, _d4) = run("4");
+    for (a, b) in m8.iter().zip(&m4) {
+        let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((la - lb).abs() <= 1e-5 * la.abs().max(1e-3), "step {}: loss {la} vs {lb}", a["step"]);
+        let (ga, gb) = (a["grad_norm"].as_f64().unwrap(), b["grad_norm"].as_f64().unwrap());
+        assert!((ga - gb).abs() <= 1e-4 * ga.abs(), "step {}: grad norm {ga} vs {gb}", a["step"]);
+    }
+    for ((name, a), (_, b)) in w8.iter().zip(&w4) {
+        let diff = (a - b).abs().max().double_value(&[]);
+        let scale = a.abs().max().double_value(&[]);
+        assert!(diff <= 1e-5 * scale, "{name}: max |Δ| {diff} (scale {scale})");
+    }
+}

@@ -8,7 +8,7 @@ use rpo_data::synthetic::{
 use rpo_data::{read_dataset, DataFormat, OnMalformed};
 
 /// Enough examples to visit every question of every family at least once.
-const MANY: usize = 6 * 11_000;
+const MANY: usize = 6 * 13_000;
 
 #[test]
 fn same_seed_same_examples_and_another_seed_differs() {
@@ -92,11 +92,14 @@ fn judge_trims_and_needs_an_exact_answer() {
     assert!(judge(prompt, " 19 \n").unwrap());
     assert!(!judge(prompt, " 19.").unwrap());
     assert!(!judge(prompt, " 119").unwrap());
-    assert!(judge(
-        "Human: Sort alphabetically: dog, cat, bee\n\nAssistant:",
-        "bee, cat, dog"
-    )
-    .unwrap());
+    let sort = "Human: Sort alphabetically: dog, cat, bee, ant\n\nAssistant:";
+    assert!(judge(sort, "ant, bee, cat, dog").unwrap());
+    assert!(!judge(sort, "ant, bee, dog, cat").unwrap());
+    let three_words = "Human: Sort alphabetically: dog, cat, bee\n\nAssistant:";
+    assert!(
+        judge(three_words, "bee, cat, dog").is_err(),
+        "not a suite question"
+    );
     assert!(
         judge("Human: What is 99 + 1?\n\nAssistant:", "100").is_err(),
         "operands beyond the suite"

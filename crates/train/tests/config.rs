@@ -48,7 +48,7 @@ fn overrides_set_any_key_with_typed_values() {
 fn impossible_combinations_are_refused() {
     let cases: &[(&[&str], &str)] = &[
         (&["loss.weighting=diagonal-paper", "loss.pairing=unpaired"], "needs paired data"),
-        (&["loss.weighting=diagonal-code", "loss.name=kto"], "needs paired data"),
+        (&["loss.weighting=diagonal-code", "loss.pairing=unpaired"], "needs paired data"),
         (&["data.format=unpaired", "data.train=x.jsonl", "loss.name=dpo"], "needs paired data"),
         (&["data.format=paired"], "needs data.train"),
         (&["loss.name=ppo"], "loss.name"),

@@ -54,7 +54,6 @@ pub fn generate(split: Split, n: usize, seed: u64) -> Vec<SyntheticExample> {
             if orders[f].is_empty() {
                 orders[f] = (0..pools[f].len()).collect();
                 shuffle(&mut orders[f], &mut rng);
-                orders[f].reverse(); // popped from the back, so drawn in shuffled order
             }
             let question = &pools[f][orders[f].pop().expect("non-empty pool")];
             let task = question.family.task();

@@ -1,4 +1,4 @@
-//! "Reverse the letters: c a t" → "t a c"; the wrong answer is the reversal with two
+//! "Reverse the letters: c a t s" → "s t a c"; the wrong answer is the reversal with two
 //! neighbouring letters swapped (wrong in one place).
 //!
 //! Letters are spaced so each one is its own token: the task is the copying rule, not
@@ -6,40 +6,17 @@
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::Task;
+use super::task::{arrangements, distinct_items, Task};
 use crate::stable_rng::below;
 
 pub(crate) struct Reverse;
 
-const LETTERS: &[char] = &['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'k', 'm', 'p', 's'];
-const LENGTH: usize = 3;
+const LETTERS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h", "k", "m"];
+const COUNT: usize = 4;
+const SEPARATOR: &str = " ";
 
-/// The letters of a subject: LENGTH distinct letters of the alphabet, space-separated.
-fn letters(subject: &str) -> Option<Vec<char>> {
-    let letters: Vec<char> = subject
-        .split(' ')
-        .map(|s| {
-            let mut chars = s.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if LETTERS.contains(&c) => Some(c),
-                _ => None,
-            }
-        })
-        .collect::<Option<_>>()?;
-    let distinct = (1..letters.len()).all(|i| !letters[..i].contains(&letters[i]));
-    (letters.len() == LENGTH && distinct).then_some(letters)
-}
-
-fn spaced(letters: &[char]) -> String {
-    letters
-        .iter()
-        .map(char::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn reversed(subject: &str) -> Option<Vec<char>> {
-    let mut letters = letters(subject)?;
+fn reversed(subject: &str) -> Option<Vec<&str>> {
+    let mut letters = distinct_items(subject, SEPARATOR, LETTERS, COUNT)?;
     letters.reverse();
     Some(letters)
 }
@@ -54,25 +31,20 @@ impl Task for Reverse {
     }
 
     fn subjects(&self) -> Vec<String> {
-        let mut subjects = Vec::new();
-        for &a in LETTERS {
-            for &b in LETTERS.iter().filter(|&&b| b != a) {
-                for &c in LETTERS.iter().filter(|&&c| c != a && c != b) {
-                    subjects.push(spaced(&[a, b, c]));
-                }
-            }
-        }
-        subjects
+        arrangements(LETTERS, COUNT)
+            .iter()
+            .map(|letters| letters.join(SEPARATOR))
+            .collect()
     }
 
     fn answer(&self, subject: &str) -> Option<String> {
-        reversed(subject).map(|letters| spaced(&letters))
+        reversed(subject).map(|letters| letters.join(SEPARATOR))
     }
 
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
         let mut letters = reversed(subject).expect("a reverse subject");
-        let i = below(rng, LENGTH - 1);
+        let i = below(rng, COUNT - 1);
         letters.swap(i, i + 1);
-        spaced(&letters)
+        letters.join(SEPARATOR)
     }
 }

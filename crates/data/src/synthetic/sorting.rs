@@ -1,27 +1,21 @@
-//! "Sort alphabetically: dog, cat, bee" → "bee, cat, dog"; the wrong answer is the
-//! sorted list with one adjacent pair swapped.
+//! "Sort alphabetically: dog, cat, bee, owl" → "bee, cat, dog, owl"; the wrong answer is
+//! the sorted list with two neighbours swapped (wrong in one place).
 
 use rand_chacha::rand_core::RngCore;
 
-use super::task::Task;
+use super::task::{arrangements, distinct_items, Task};
 use crate::stable_rng::below;
 
 pub(crate) struct Sorting;
 
 const WORDS: &[&str] = &[
-    "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "owl", "pig", "rat", "yak",
+    "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "owl", "yak",
 ];
-
-/// Three distinct words of the list.
-fn words(subject: &str) -> Option<Vec<&str>> {
-    let words: Vec<&str> = subject.split(", ").collect();
-    let distinct =
-        words.len() == 3 && words[0] != words[1] && words[1] != words[2] && words[0] != words[2];
-    (distinct && words.iter().all(|w| WORDS.contains(w))).then_some(words)
-}
+const COUNT: usize = 4;
+const SEPARATOR: &str = ", ";
 
 fn sorted(subject: &str) -> Option<Vec<&str>> {
-    let mut words = words(subject)?;
+    let mut words = distinct_items(subject, SEPARATOR, WORDS, COUNT)?;
     words.sort_unstable();
     Some(words)
 }
@@ -36,25 +30,20 @@ impl Task for Sorting {
     }
 
     fn subjects(&self) -> Vec<String> {
-        let mut subjects = Vec::new();
-        for a in WORDS {
-            for b in WORDS.iter().filter(|b| *b != a) {
-                for c in WORDS.iter().filter(|c| *c != a && *c != b) {
-                    subjects.push(format!("{a}, {b}, {c}"));
-                }
-            }
-        }
-        subjects
+        arrangements(WORDS, COUNT)
+            .iter()
+            .map(|words| words.join(SEPARATOR))
+            .collect()
     }
 
     fn answer(&self, subject: &str) -> Option<String> {
-        sorted(subject).map(|words| words.join(", "))
+        sorted(subject).map(|words| words.join(SEPARATOR))
     }
 
     fn wrong_answer(&self, subject: &str, rng: &mut dyn RngCore) -> String {
         let mut words = sorted(subject).expect("a sorting subject");
-        let i = below(rng, 2);
+        let i = below(rng, COUNT - 1);
         words.swap(i, i + 1);
-        words.join(", ")
+        words.join(SEPARATOR)
     }
 }

@@ -28,3 +28,30 @@ pub(crate) fn other_than<'a>(items: &[&'a str], avoid: &str, rng: &mut dyn RngCo
         .collect();
     candidates[crate::stable_rng::below(rng, candidates.len())]
 }
+
+/// Every ordered selection of `k` distinct items.
+pub(crate) fn arrangements<'a>(items: &[&'a str], k: usize) -> Vec<Vec<&'a str>> {
+    let mut selections = vec![Vec::new()];
+    for _ in 0..k {
+        let mut longer = Vec::new();
+        for prefix in &selections {
+            for item in items.iter().filter(|item| !prefix.contains(*item)) {
+                longer.push([prefix.as_slice(), &[*item]].concat());
+            }
+        }
+        selections = longer;
+    }
+    selections
+}
+
+/// `k` distinct items of `items`, separated by `separator`, or None.
+pub(crate) fn distinct_items<'s>(
+    subject: &'s str,
+    separator: &str,
+    items: &[&str],
+    k: usize,
+) -> Option<Vec<&'s str>> {
+    let parts: Vec<&str> = subject.split(separator).collect();
+    let distinct = (1..parts.len()).all(|i| !parts[..i].contains(&parts[i]));
+    (parts.len() == k && distinct && parts.iter().all(|p| items.contains(p))).then_some(parts)
+}
