@@ -9,7 +9,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # 1. Debian packages: Open MPI (rsmpi), libclang (bindgen), a C toolchain, Python venv.
-APT_PKGS=(openmpi-bin libopenmpi-dev libclang-dev clang pkg-config build-essential python3 python3-venv python3-pip curl ca-certificates git)
+APT_PKGS=(openmpi-bin libopenmpi-dev libclang-dev pkg-config build-essential python3 python3-venv python3-pip curl ca-certificates git)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # python3-venv is only needed when the interpreter lacks ensurepip (Debian's does; pyenv's has it built in).

@@ -97,7 +97,7 @@ fn malformed_jsonl_names_file_and_line_or_is_counted_when_skipping() {
     lines.insert(6, r#"{"prompt": "x", "chosen": "y"}"#);
     std::fs::write(&data, lines.join("\n")).unwrap();
     let data_arg = format!("data.train={}", data.display());
-    let common = ["--set", "data.format=paired", "--set", &data_arg, "--set", "tokenizer.path=builtin:synthetic"];
+    let common = ["--set", "data.format=paired", "--set", &data_arg];
     let o = train(&dir.path().join("run"), &common);
     assert!(!o.status.success());
     let e = stderr(&o);

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// The embedded default run: tiny Llama, built-in synthetic suite, SFT warm-up then RPO.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../configs/default.toml");
 
+/// The synthetic suite's tokenizer, compiled into the binary.
+pub const BUILTIN_SYNTHETIC_TOKENIZER: &str = "builtin:synthetic";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -22,6 +25,7 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub reference: ReferenceConfig,
+    #[serde(default)]
     pub tokenizer: TokenizerConfig,
     pub data: DataConfig,
     pub loss: LossConfig,
@@ -55,11 +59,13 @@ pub struct ReferenceConfig {
     pub path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerConfig {
-    /// A tokenizer.json; "builtin:synthetic" is the one shipped for the synthetic suite.
-    pub path: String,
+    /// A tokenizer.json, or "builtin:synthetic" (the synthetic suite's, compiled in).
+    /// Unset: the model folder's tokenizer.json when `model.path` is given (a model is
+    /// only meaningful with the tokenizer it was trained with), else "builtin:synthetic".
+    pub path: Option<String>,
 }
 
 /// Where the examples come from and how they are tokenized.
@@ -304,6 +310,15 @@ impl TrainConfig {
     /// Is the RPO/KTO/SFT batch made of unpaired (x, y, label) examples?
     pub fn unpaired(&self) -> bool {
         self.loss.name == "kto" || (self.loss.name == "rpo" && self.loss.pairing == "unpaired")
+    }
+
+    /// The tokenizer this run uses (see [`TokenizerConfig::path`]).
+    pub fn tokenizer_path(&self) -> String {
+        match (&self.tokenizer.path, &self.model.path) {
+            (Some(p), _) => p.clone(),
+            (None, Some(model)) => model.join("tokenizer.json").display().to_string(),
+            (None, None) => BUILTIN_SYNTHETIC_TOKENIZER.to_string(),
+        }
     }
 
     pub fn accumulation_steps(&self) -> usize {

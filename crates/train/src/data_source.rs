@@ -9,7 +9,7 @@ use rpo_data::{
 };
 use tokenizers::Tokenizer;
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 
 pub enum TrainExamples {
     Paired(Vec<PairedExample>),
@@ -59,8 +59,8 @@ fn parse_format(name: &str) -> Result<DataFormat> {
 }
 
 fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
-    let path = &cfg.tokenizer.path;
-    if path == "builtin:synthetic" {
+    let path = &cfg.tokenizer_path();
+    if path == BUILTIN_SYNTHETIC_TOKENIZER {
         let tok = synthetic::synthetic_tokenizer()?;
         let special = SpecialTokens::from_tokenizer(&tok)?;
         return PreferenceTokenizer::new(tok, special, truncation);

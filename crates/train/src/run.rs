@@ -9,7 +9,7 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
@@ -135,10 +135,13 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     let model_dir = if cfg.train.save_model {
         let dir = cfg.out_dir.join("model");
         save_hf(&dir, &policy_vs, &model_config)?;
-        if let Some(src) = (cfg.tokenizer.path != "builtin:synthetic").then_some(&cfg.tokenizer.path) {
-            std::fs::copy(src, dir.join("tokenizer.json"))?;
-        } else {
+        // The tokenizer travels with the model: loading the folder later picks it up.
+        let tokenizer = cfg.tokenizer_path();
+        if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
             std::fs::write(dir.join("tokenizer.json"), rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON)?;
+        } else {
+            std::fs::copy(&tokenizer, dir.join("tokenizer.json"))
+                .with_context(|| format!("copying the tokenizer {tokenizer} into {}", dir.display()))?;
         }
         Some(dir)
     } else {

@@ -91,3 +91,13 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn tokenizer_follows_the_model_folder_unless_given() {
+    let load = |o: &[&str]| TrainConfig::from_toml(EMBEDDED_DEFAULT, &o.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    assert_eq!(load(&[]).tokenizer_path(), "builtin:synthetic");
+    let from_model = load(&["model.preset=", "model.path=/m/sft"]);
+    assert_eq!(from_model.tokenizer_path(), "/m/sft/tokenizer.json");
+    let explicit = load(&["model.preset=", "model.path=/m/sft", "tokenizer.path=/t.json"]);
+    assert_eq!(explicit.tokenizer_path(), "/t.json");
+}
