@@ -14,7 +14,7 @@ SEEDS=("${@:-0 1 2}"); read -r -a SEEDS <<<"${SEEDS[*]}"
 SFT_STEPS=2000; PREF_STEPS=200
 OUT=runs/sft-then-rpo
 for seed in "${SEEDS[@]}"; do
-  d=$OUT/seed$seed
+  d=$OUT/seed$seed; mkdir -p "$d"
   if [ ! -f "$d/sft/summary.json" ]; then
     $B train --set seed="$seed" --set out_dir="$d/sft" --set loss.name=sft --set train.sft_warmup_steps=0 \
       --set train.steps=$SFT_STEPS --set optim.lr=1e-3 2>"$d.sft.log" >/dev/null || { cat "$d.sft.log"; exit 1; }

@@ -102,7 +102,7 @@ impl PreferenceTokenizer {
         let prefix = self.special.prefix();
         let kept = self
             .truncation
-            .prompt(prefix, &prompt_ids, self.truncation.max_length);
+            .kept_prompt(prefix, &prompt_ids, self.truncation.max_length);
         Ok([prefix, kept].concat())
     }
 

@@ -66,7 +66,7 @@ impl Truncation {
 
     /// The prompt tokens to keep, given the longest response it will be joined with.
     /// `prefix` (a BOS, or nothing) is always kept and counts towards the limits.
-    pub fn prompt<'a>(
+    pub fn kept_prompt<'a>(
         &self,
         prefix: &[i64],
         prompt: &'a [i64],
@@ -116,7 +116,7 @@ impl Truncation {
         eos: i64,
     ) -> Vec<TokenizedSequence> {
         let longest = responses.iter().map(|r| r.len()).max().unwrap_or(0);
-        let kept = self.prompt(prefix, prompt, longest);
+        let kept = self.kept_prompt(prefix, prompt, longest);
         let truncated = kept.len() < prompt.len();
         responses
             .iter()
@@ -132,7 +132,7 @@ impl Truncation {
         response: &[i64],
         eos: i64,
     ) -> TokenizedSequence {
-        let kept = self.prompt(prefix, prompt, response.len());
+        let kept = self.kept_prompt(prefix, prompt, response.len());
         self.join(prefix, kept, kept.len() < prompt.len(), response, eos)
     }
 }
