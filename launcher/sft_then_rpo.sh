@@ -3,16 +3,16 @@
 # For each seed: SFT on the synthetic suite's preferred answers, then from that model
 # RPO (paired, embedding weighting), DPO, and a control that just continues SFT for the
 # same number of steps. Prints a Markdown table of the judge's accuracy (mean ± std over
-# seeds) and writes it to docs/sft-then-rpo.md.
-#   bash launcher/sft_then_rpo.sh [SEED ...]        (default seeds: 0 1 2)
+# seeds) and writes it to docs/sft-then-rpo-<SFT_STEPS>.md.
+#   [SFT_STEPS=2000] [PREF_STEPS=200] bash launcher/sft_then_rpo.sh [SEED ...]   (default seeds: 0 1 2)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 [ -x target/release/rpo-shard ] || { . scripts/setup.sh; cargo build --release -p rpo-shard; }
 B=target/release/rpo-shard
 SEEDS=("${@:-0 1 2}"); read -r -a SEEDS <<<"${SEEDS[*]}"
-SFT_STEPS=2000; PREF_STEPS=200
-OUT=runs/sft-then-rpo
+SFT_STEPS=${SFT_STEPS:-2000}; PREF_STEPS=${PREF_STEPS:-200}
+OUT=runs/sft-then-rpo/sft$SFT_STEPS
 for seed in "${SEEDS[@]}"; do
   d=$OUT/seed$seed; mkdir -p "$d"
   if [ ! -f "$d/sft/summary.json" ]; then
@@ -25,19 +25,19 @@ for seed in "${SEEDS[@]}"; do
     [ -f "$d/$name/summary.json" ] || $B train "${from[@]}" "${extra[@]}" --set out_dir="$d/$name" 2>"$d.$name.log" >/dev/null || { cat "$d.$name.log"; exit 1; }
   done
 done
-python3 - "$OUT" "${SEEDS[@]}" <<'PY' | tee docs/sft-then-rpo.md
+python3 - "$OUT" "$SFT_STEPS" "$PREF_STEPS" "${SEEDS[@]}" <<'PY' | tee "docs/sft-then-rpo-$SFT_STEPS.md"
 import json, statistics, sys
-out, seeds = sys.argv[1], sys.argv[2:]
+out, sft_steps, pref_steps, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 def acc(seed, run, at):
     s = json.load(open(f"{out}/seed{seed}/{run}/summary.json"))
     return next(e for e in s["evals"] if e["at"] == at)
-rows = [("SFT (2000 steps)", "sft", "final"), ("SFT → RPO paired, embedding τ=0.5 (+200 steps)", "rpo", "final"),
-        ("SFT → DPO (+200 steps)", "dpo", "final"), ("SFT → more SFT (+200 steps, control)", "sft-continued", "final")]
+rows = [(f"SFT ({sft_steps} steps)", "sft", "final"), (f"SFT → RPO paired, embedding τ=0.5 (+{pref_steps} steps)", "rpo", "final"),
+        (f"SFT → DPO (+{pref_steps} steps)", "dpo", "final"), (f"SFT → more SFT (+{pref_steps} steps, control)", "sft-continued", "final")]
 fams = sorted(acc(seeds[0], "sft", "final")["judge_by_family"])
 print("# SFT, then preference training: judge accuracy on held-out prompts\n")
 print("Built-in synthetic suite, tiny Llama (hidden 64, 2 layers), 256 held-out questions, greedy answers")
 print(f"checked by the suite's judge; seeds {', '.join(seeds)} (seed changes init and data order); mean ± std over seeds.")
-print("RPO and DPO: β = 0.1, RMSprop lr 1e-5, reference = the SFT model. Command: `bash launcher/sft_then_rpo.sh " + " ".join(seeds) + "`\n")
+print(f"RPO and DPO: β = 0.1, RMSprop lr 1e-5, reference = the SFT model. Command: `SFT_STEPS={sft_steps} PREF_STEPS={pref_steps} bash launcher/sft_then_rpo.sh " + " ".join(seeds) + "`\n")
 print("| run | judge accuracy | " + " | ".join(fams) + " | held-out reward accuracy |")
 print("|---|---|" + "---|" * len(fams) + "---|")
 def ms(xs):
