@@ -88,8 +88,16 @@ fn main() -> Result<()> {
     )?;
 
     let embedder = Fixed(emb);
-    let models = Models { policy: &policy, reference: Some(&reference), embedder: &embedder, beta: 0.1 };
-    let objective = Objective::Rpo { weighting: rpo_losses::Weighting::Embedding { tau: 0.5 }, unpaired: false };
+    let models = Models {
+        policy: &policy,
+        reference: Some(&reference),
+        embedder: &embedder,
+        beta: 0.1,
+    };
+    let objective = Objective::Rpo {
+        weighting: rpo_losses::Weighting::Embedding { tau: 0.5 },
+        unpaired: false,
+    };
     let mut params = policy_vs.trainable_variables();
     let mut optimizer = RmsProp::new(RmsPropConfig::default());
     let mut times = Vec::new();

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "rpo-shard", version, about = "Relative Preference Optimization (and DPO, IPO, KTO, SFT) at cluster scale")]
+#[command(
+    name = "rpo-shard",
+    version,
+    about = "Relative Preference Optimization (and DPO, IPO, KTO, SFT) at cluster scale"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +28,9 @@ enum Command {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("RPO_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("RPO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

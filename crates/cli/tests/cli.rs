@@ -16,12 +16,18 @@ fn stderr(o: &Output) -> String {
 }
 
 const FAST: &[&str] = &[
-    "--set", "train.steps=3",
-    "--set", "train.sft_warmup_steps=2",
-    "--set", "train.global_batch_size=8",
-    "--set", "train.micro_batch_size=4",
-    "--set", "data.synthetic_train=64",
-    "--set", "data.synthetic_eval=8",
+    "--set",
+    "train.steps=3",
+    "--set",
+    "train.sft_warmup_steps=2",
+    "--set",
+    "train.global_batch_size=8",
+    "--set",
+    "train.micro_batch_size=4",
+    "--set",
+    "data.synthetic_train=64",
+    "--set",
+    "data.synthetic_eval=8",
 ];
 
 fn train(out: &Path, extra: &[&str]) -> Output {
@@ -47,19 +53,48 @@ fn default_run_writes_metrics_evals_and_a_model() {
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(dir.path());
     assert_eq!(m.len(), 5, "2 SFT + 3 RPO steps, one line each");
-    for key in ["step", "loss", "lr", "grad_norm", "rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy", "tokens", "step_time_s"] {
-        assert!(m[4].get(key).is_some_and(|v| !v.is_null()), "RPO step lacks {key}: {}", m[4]);
+    for key in [
+        "step",
+        "loss",
+        "lr",
+        "grad_norm",
+        "rewards_chosen",
+        "rewards_rejected",
+        "reward_margin",
+        "reward_accuracy",
+        "tokens",
+        "step_time_s",
+    ] {
+        assert!(
+            m[4].get(key).is_some_and(|v| !v.is_null()),
+            "RPO step lacks {key}: {}",
+            m[4]
+        );
     }
     assert_eq!(m[0]["phase"], "sft");
-    assert!(m[0]["reward_accuracy"].is_null(), "SFT warm-up has no reference, so no rewards");
+    assert!(
+        m[0]["reward_accuracy"].is_null(),
+        "SFT warm-up has no reference, so no rewards"
+    );
     assert_eq!(m[4]["phase"], "rpo-paired");
     assert_eq!(m[4]["step"], 5);
     assert!(m.iter().all(|x| x["loss"].as_f64().unwrap().is_finite()));
-    for f in ["summary.json", "config.toml", "eval_final.jsonl", "model/config.json", "model/model.safetensors", "model/tokenizer.json"] {
+    for f in [
+        "summary.json",
+        "config.toml",
+        "eval_final.jsonl",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+    ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(summary["evals"].as_array().unwrap().len(), 3, "init, sft, final");
+    assert_eq!(
+        summary["evals"].as_array().unwrap().len(),
+        3,
+        "init, sft, final"
+    );
 }
 
 #[test]
@@ -68,16 +103,29 @@ fn every_objective_trains() {
         &["--set", "loss.name=dpo"][..],
         &["--set", "loss.name=ipo"],
         &["--set", "loss.name=kto"],
-        &["--set", "loss.name=sft", "--set", "train.sft_warmup_steps=0"],
+        &[
+            "--set",
+            "loss.name=sft",
+            "--set",
+            "train.sft_warmup_steps=0",
+        ],
         &["--set", "loss.pairing=unpaired", "--set", "loss.tau=0.75"],
         &["--set", "loss.weighting=diagonal-code"],
-        &["--set", "loss.weighting=uniform-paper", "--set", "optim.name=adamw"],
+        &[
+            "--set",
+            "loss.weighting=uniform-paper",
+            "--set",
+            "optim.name=adamw",
+        ],
     ] {
         let dir = tempfile::tempdir().unwrap();
         let o = train(dir.path(), extra);
         assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
         let m = metrics(dir.path());
-        assert!(m.iter().all(|x| x["loss"].as_f64().unwrap().is_finite()), "{extra:?}");
+        assert!(
+            m.iter().all(|x| x["loss"].as_f64().unwrap().is_finite()),
+            "{extra:?}"
+        );
     }
 }
 
@@ -92,7 +140,8 @@ fn unknown_config_key_fails_naming_the_key() {
 fn malformed_jsonl_names_file_and_line_or_is_counted_when_skipping() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("train.jsonl");
-    let good = r#"{"prompt": "Human: What is 1 + 2?\n\nAssistant:", "chosen": " 3", "rejected": " 4"}"#;
+    let good =
+        r#"{"prompt": "Human: What is 1 + 2?\n\nAssistant:", "chosen": " 3", "rejected": " 4"}"#;
     let mut lines = vec![good; 10];
     lines.insert(6, r#"{"prompt": "x", "chosen": "y"}"#);
     std::fs::write(&data, lines.join("\n")).unwrap();
@@ -101,10 +150,18 @@ fn malformed_jsonl_names_file_and_line_or_is_counted_when_skipping() {
     let o = train(&dir.path().join("run"), &common);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("train.jsonl") && e.contains('7') && e.contains("rejected"), "{e}");
+    assert!(
+        e.contains("train.jsonl") && e.contains('7') && e.contains("rejected"),
+        "{e}"
+    );
 
     let mut skip = common.to_vec();
-    skip.extend(["--set", "data.on_malformed=skip", "--set", "eval.judge=false"]);
+    skip.extend([
+        "--set",
+        "data.on_malformed=skip",
+        "--set",
+        "eval.judge=false",
+    ]);
     let o = train(&dir.path().join("run2"), &skip);
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -121,12 +178,27 @@ fn config_prints_the_resolved_default() {
 fn synth_writes_the_suite_and_its_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().display().to_string();
-    let o = rpo(&["synth", "--out", &out, "--train", "20", "--eval", "5", "--tokenizer"]);
+    let o = rpo(&[
+        "synth",
+        "--out",
+        &out,
+        "--train",
+        "20",
+        "--eval",
+        "5",
+        "--tokenizer",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let train = std::fs::read_to_string(dir.path().join("train.jsonl")).unwrap();
     assert_eq!(train.lines().count(), 20);
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/synthetic/tokenizer.json")).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap(), shipped);
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/synthetic/tokenizer.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap(),
+        shipped
+    );
 }
 
 /// Parameters of a saved model, by name.
@@ -143,7 +215,19 @@ fn gradient_accumulation_equals_the_large_batch() {
     let run = |micro: &str| {
         let dir = tempfile::tempdir().unwrap();
         let m = format!("train.micro_batch_size={micro}");
-        let o = train(dir.path(), &["--set", "loss.name=dpo", "--set", &m, "--set", "optim.max_grad_norm=1.0", "--set", "eval.judge=false"]);
+        let o = train(
+            dir.path(),
+            &[
+                "--set",
+                "loss.name=dpo",
+                "--set",
+                &m,
+                "--set",
+                "optim.max_grad_norm=1.0",
+                "--set",
+                "eval.judge=false",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         (metrics(dir.path()), weights(dir.path()), dir)
     };
@@ -151,13 +235,27 @@ fn gradient_accumulation_equals_the_large_batch() {
     let (m4, w4, _d4) = run("4");
     for (a, b) in m8.iter().zip(&m4) {
         let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
-        assert!((la - lb).abs() <= 1e-5 * la.abs().max(1e-3), "step {}: loss {la} vs {lb}", a["step"]);
-        let (ga, gb) = (a["grad_norm"].as_f64().unwrap(), b["grad_norm"].as_f64().unwrap());
-        assert!((ga - gb).abs() <= 1e-4 * ga.abs(), "step {}: grad norm {ga} vs {gb}", a["step"]);
+        assert!(
+            (la - lb).abs() <= 1e-5 * la.abs().max(1e-3),
+            "step {}: loss {la} vs {lb}",
+            a["step"]
+        );
+        let (ga, gb) = (
+            a["grad_norm"].as_f64().unwrap(),
+            b["grad_norm"].as_f64().unwrap(),
+        );
+        assert!(
+            (ga - gb).abs() <= 1e-4 * ga.abs(),
+            "step {}: grad norm {ga} vs {gb}",
+            a["step"]
+        );
     }
     for ((name, a), (_, b)) in w8.iter().zip(&w4) {
         let diff = (a - b).abs().max().double_value(&[]);
         let scale = a.abs().max().double_value(&[]);
-        assert!(diff <= 1e-5 * scale, "{name}: max |Δ| {diff} (scale {scale})");
+        assert!(
+            diff <= 1e-5 * scale,
+            "{name}: max |Δ| {diff} (scale {scale})"
+        );
     }
 }

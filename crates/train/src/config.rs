@@ -131,7 +131,10 @@ pub struct EmbeddingConfig {
 
 impl Default for EmbeddingConfig {
     fn default() -> Self {
-        Self { model: "bag-of-words".into(), dim: default_embedding_dim() }
+        Self {
+            model: "bag-of-words".into(),
+            dim: default_embedding_dim(),
+        }
     }
 }
 
@@ -191,7 +194,11 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { judge: true, max_examples: default_eval_examples(), max_new_tokens: default_max_new_tokens() }
+        Self {
+            judge: true,
+            max_examples: default_eval_examples(),
+            max_new_tokens: default_max_new_tokens(),
+        }
     }
 }
 
@@ -261,8 +268,13 @@ pub mod choice {
     pub const FORMATS: &[&str] = &["synthetic", "paired", "unpaired", "hh", "tldr"];
     pub const LOSSES: &[&str] = &["rpo", "dpo", "ipo", "kto", "sft"];
     pub const PAIRINGS: &[&str] = &["paired", "unpaired"];
-    pub const WEIGHTINGS: &[&str] =
-        &["embedding", "uniform-paper", "uniform-code", "diagonal-paper", "diagonal-code"];
+    pub const WEIGHTINGS: &[&str] = &[
+        "embedding",
+        "uniform-paper",
+        "uniform-code",
+        "diagonal-paper",
+        "diagonal-code",
+    ];
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
     pub const DTYPES: &[&str] = &["fp32", "bf16"];
     pub const EMBEDDERS: &[&str] = &["bag-of-words"];
@@ -282,10 +294,14 @@ impl TrainConfig {
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (text, origin) = match path {
             Some(p) => (
-                std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?,
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config {}", p.display()))?,
                 p.display().to_string(),
             ),
-            None => (EMBEDDED_DEFAULT.to_string(), "the embedded default config".to_string()),
+            None => (
+                EMBEDDED_DEFAULT.to_string(),
+                "the embedded default config".to_string(),
+            ),
         };
         Self::from_toml(&text, overrides).with_context(|| format!("in {origin}"))
     }
@@ -330,12 +346,18 @@ impl TrainConfig {
         let m = &self.model;
         match (&m.preset, &m.path) {
             (Some(_), Some(_)) => bail!("model.preset and model.path are exclusive: give one"),
-            (None, None) => bail!("give model.preset (random init) or model.path (a Hugging Face folder)"),
+            (None, None) => {
+                bail!("give model.preset (random init) or model.path (a Hugging Face folder)")
+            }
             _ => {}
         }
         one_of("model.dtype", &m.dtype, choice::DTYPES)?;
         one_of("data.format", &self.data.format, choice::FORMATS)?;
-        one_of("data.on_malformed", &self.data.on_malformed, choice::ON_MALFORMED)?;
+        one_of(
+            "data.on_malformed",
+            &self.data.on_malformed,
+            choice::ON_MALFORMED,
+        )?;
         one_of("loss.name", &self.loss.name, choice::LOSSES)?;
         one_of("loss.pairing", &self.loss.pairing, choice::PAIRINGS)?;
         one_of("loss.weighting", &self.loss.weighting, choice::WEIGHTINGS)?;
@@ -343,7 +365,10 @@ impl TrainConfig {
         one_of("embedding.model", &self.embedding.model, choice::EMBEDDERS)?;
 
         if self.data.format != "synthetic" && self.data.train.is_none() {
-            bail!("data.format = {:?} needs data.train (a JSONL file)", self.data.format);
+            bail!(
+                "data.format = {:?} needs data.train (a JSONL file)",
+                self.data.format
+            );
         }
         if self.data.format == "unpaired" && !self.unpaired() {
             bail!(
@@ -351,7 +376,8 @@ impl TrainConfig {
                 self.loss.name
             );
         }
-        if self.loss.name == "rpo" && self.loss.weighting.starts_with("diagonal") && self.unpaired() {
+        if self.loss.name == "rpo" && self.loss.weighting.starts_with("diagonal") && self.unpaired()
+        {
             bail!("loss.weighting = {:?} needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
         }
         if self.loss.beta <= 0.0 {

@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
-    pairs_to_unpaired, read_dataset, DataFormat, Examples, OnMalformed, PairedExample, PreferenceTokenizer,
-    SpecialTokens, Truncation, UnpairedExample,
+    pairs_to_unpaired, read_dataset, DataFormat, Examples, OnMalformed, PairedExample,
+    PreferenceTokenizer, SpecialTokens, Truncation, UnpairedExample,
 };
 use tokenizers::Tokenizer;
 
@@ -31,10 +31,15 @@ impl TrainExamples {
     /// (prompt, preferred response) for SFT: chosen responses, or desirable completions.
     pub fn preferred_responses(&self) -> Vec<(&str, &str)> {
         match self {
-            TrainExamples::Paired(p) => p.iter().map(|e| (e.prompt.as_str(), e.chosen.as_str())).collect(),
-            TrainExamples::Unpaired(u) => {
-                u.iter().filter(|e| e.desirable).map(|e| (e.prompt.as_str(), e.completion.as_str())).collect()
-            }
+            TrainExamples::Paired(p) => p
+                .iter()
+                .map(|e| (e.prompt.as_str(), e.chosen.as_str()))
+                .collect(),
+            TrainExamples::Unpaired(u) => u
+                .iter()
+                .filter(|e| e.desirable)
+                .map(|e| (e.prompt.as_str(), e.completion.as_str()))
+                .collect(),
         }
     }
 }
@@ -65,31 +70,47 @@ fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<Preferenc
         let special = SpecialTokens::from_tokenizer(&tok)?;
         return PreferenceTokenizer::new(tok, special, truncation);
     }
-    let tok = Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
-    let special = SpecialTokens::from_tokenizer(&tok).with_context(|| format!("in tokenizer {path}"))?;
+    let tok = Tokenizer::from_file(path)
+        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
+    let special =
+        SpecialTokens::from_tokenizer(&tok).with_context(|| format!("in tokenizer {path}"))?;
     PreferenceTokenizer::new(tok, special, truncation)
 }
 
 impl RunData {
     pub fn load(cfg: &TrainConfig) -> Result<Self> {
         let d = &cfg.data;
-        let on_malformed = if d.on_malformed == "skip" { OnMalformed::Skip } else { OnMalformed::Error };
+        let on_malformed = if d.on_malformed == "skip" {
+            OnMalformed::Skip
+        } else {
+            OnMalformed::Error
+        };
         let (train, eval_pairs, judged, format) = if d.format == "synthetic" {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let eval_pairs = judged.iter().map(SyntheticExample::to_paired).collect();
             let pairs = train.iter().map(SyntheticExample::to_paired).collect();
-            (Examples::Paired(pairs), eval_pairs, judged, DataFormat::Paired)
+            (
+                Examples::Paired(pairs),
+                eval_pairs,
+                judged,
+                DataFormat::Paired,
+            )
         } else {
             let format = parse_format(&d.format)?;
-            let path = d.train.as_ref().context("data.train is required for file formats")?;
+            let path = d
+                .train
+                .as_ref()
+                .context("data.train is required for file formats")?;
             let train = read_dataset(path, format, on_malformed)?;
             report_skipped(&train);
             let eval_pairs = match &d.eval {
                 Some(p) => {
                     let eval = read_dataset(p, format, on_malformed)?;
                     report_skipped(&eval);
-                    eval.paired().map(<[PairedExample]>::to_vec).unwrap_or_default()
+                    eval.paired()
+                        .map(<[PairedExample]>::to_vec)
+                        .unwrap_or_default()
                 }
                 None => Vec::new(),
             };
@@ -105,10 +126,19 @@ impl RunData {
             (Examples::Paired(p), false) => TrainExamples::Paired(p),
             (Examples::Paired(p), true) => TrainExamples::Unpaired(pairs_to_unpaired(p)),
             (Examples::Unpaired(u), true) => TrainExamples::Unpaired(u),
-            (Examples::Unpaired(_), false) => anyhow::bail!("{} needs paired data; {} is unpaired", cfg.loss.name, d.format),
+            (Examples::Unpaired(_), false) => anyhow::bail!(
+                "{} needs paired data; {} is unpaired",
+                cfg.loss.name,
+                d.format
+            ),
         };
         anyhow::ensure!(!train.is_empty(), "the training set is empty");
-        Ok(Self { tokenizer, train, eval_pairs, judged })
+        Ok(Self {
+            tokenizer,
+            train,
+            eval_pairs,
+            judged,
+        })
     }
 }
 

@@ -10,7 +10,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
         "cuda" => Device::Cuda(0),
         _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
             Some(i) => Device::Cuda(i),
-            None => bail!("model.device = {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\""),
+            None => {
+                bail!("model.device = {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"")
+            }
         },
     })
 }

@@ -62,15 +62,32 @@ pub fn judge_generations(
         e.0 += correct as usize;
         e.1 += 1;
         if let Some(w) = writer.as_mut() {
-            w.write(&Generation { family: q.family.name(), prompt: &q.prompt, response, preferred: &q.chosen, correct })?;
+            w.write(&Generation {
+                family: q.family.name(),
+                prompt: &q.prompt,
+                response,
+                preferred: &q.chosen,
+                correct,
+            })?;
         }
     }
-    let by_family = per_family.into_iter().map(|(k, (c, n))| (k, c as f64 / n as f64)).collect();
-    Ok((correct_total as f64 / questions.len().max(1) as f64, by_family))
+    let by_family = per_family
+        .into_iter()
+        .map(|(k, (c, n))| (k, c as f64 / n as f64))
+        .collect();
+    Ok((
+        correct_total as f64 / questions.len().max(1) as f64,
+        by_family,
+    ))
 }
 
 /// Reward accuracy and margin of held-out pairs (policy vs reference), without gradients.
-pub fn reward_accuracy(models: &Models, tokenizer: &PreferenceTokenizer, pairs: &[PairedExample], batch: usize) -> Result<RewardStats> {
+pub fn reward_accuracy(
+    models: &Models,
+    tokenizer: &PreferenceTokenizer,
+    pairs: &[PairedExample],
+    batch: usize,
+) -> Result<RewardStats> {
     let mut stats = RewardStats::default();
     tch::no_grad(|| -> Result<()> {
         for chunk in pairs.chunks(batch) {

@@ -35,7 +35,9 @@ pub struct MetricsWriter {
 impl MetricsWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { out: BufWriter::new(f) })
+        Ok(Self {
+            out: BufWriter::new(f),
+        })
     }
 
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
@@ -44,4 +46,9 @@ impl MetricsWriter {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// An optional metric for a log line: three decimals, or "n/a".
+pub fn show(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
 }

@@ -16,7 +16,11 @@ use crate::prompt_embedding::PromptEmbedder;
 pub fn sequence_logps(model: &Llama, seqs: &SeqBatch) -> Result<Tensor> {
     let device = model.device();
     let logits = model.forward(&seqs.input_ids.to_device(device));
-    losses::sequence_logps(&logits, &seqs.labels.to_device(device), &seqs.loss_mask.to_device(device))
+    losses::sequence_logps(
+        &logits,
+        &seqs.labels.to_device(device),
+        &seqs.loss_mask.to_device(device),
+    )
 }
 
 /// `(chosen, rejected)` log-probs of a paired batch from one forward pass.
@@ -25,7 +29,11 @@ fn paired_logps(model: &Llama, batch: &PairedBatch) -> Result<(Tensor, Tensor)> 
     let device = model.device();
     let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
     let logits = model.forward(&cat(&c.input_ids, &r.input_ids));
-    let logps = losses::sequence_logps(&logits, &cat(&c.labels, &r.labels), &cat(&c.loss_mask, &r.loss_mask))?;
+    let logps = losses::sequence_logps(
+        &logits,
+        &cat(&c.labels, &r.labels),
+        &cat(&c.loss_mask, &r.loss_mask),
+    )?;
     let b = c.batch_size() as i64;
     Ok((logps.narrow(0, 0, b), logps.narrow(0, b, b)))
 }
@@ -106,12 +114,22 @@ impl Models<'_> {
 /// SFT on the chosen responses: summed NLL, mean over the batch.
 pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
     let logps = sequence_logps(models.policy, chosen)?;
-    let stats = RewardStats { tokens: chosen.num_tokens, ..Default::default() };
-    Ok(MicroBatchLoss { loss: losses::sft_loss(&logps)?, stats })
+    let stats = RewardStats {
+        tokens: chosen.num_tokens,
+        ..Default::default()
+    };
+    Ok(MicroBatchLoss {
+        loss: losses::sft_loss(&logps)?,
+        stats,
+    })
 }
 
 /// A paired objective (RPO paired, DPO, IPO, SFT) on one paired micro-batch.
-pub fn paired(objective: &Objective, models: &Models, batch: &PairedBatch) -> Result<MicroBatchLoss> {
+pub fn paired(
+    objective: &Objective,
+    models: &Models,
+    batch: &PairedBatch,
+) -> Result<MicroBatchLoss> {
     if let Objective::Sft = objective {
         return sft(models, &batch.chosen);
     }
@@ -122,7 +140,9 @@ pub fn paired(objective: &Objective, models: &Models, batch: &PairedBatch) -> Re
 
     let loss = match objective {
         Objective::Rpo { weighting, .. } => {
-            let emb = weighting.uses_embeddings().then(|| models.embeddings(&batch.prompts));
+            let emb = weighting
+                .uses_embeddings()
+                .then(|| models.embeddings(&batch.prompts));
             losses::rpo_loss(&a, &b, emb.as_ref(), emb.as_ref(), weighting, models.beta)?
         }
         Objective::Dpo => losses::dpo_loss(&a, &b, models.beta)?,
@@ -131,7 +151,10 @@ pub fn paired(objective: &Objective, models: &Models, batch: &PairedBatch) -> Re
     };
 
     let m = losses::pair_metrics(&a, &b, models.beta)?;
-    let mut stats = RewardStats { tokens: batch.num_tokens(), ..Default::default() };
+    let mut stats = RewardStats {
+        tokens: batch.num_tokens(),
+        ..Default::default()
+    };
     stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
     stats.correct = m.accuracies.sum(Kind::Double).double_value(&[]);
     stats.compared = batch.chosen.batch_size();
@@ -139,7 +162,11 @@ pub fn paired(objective: &Objective, models: &Models, batch: &PairedBatch) -> Re
 }
 
 /// An unpaired objective (RPO unpaired, KTO) on one balanced micro-batch.
-pub fn unpaired(objective: &Objective, models: &Models, batch: &UnpairedBatch) -> Result<MicroBatchLoss> {
+pub fn unpaired(
+    objective: &Objective,
+    models: &Models,
+    batch: &UnpairedBatch,
+) -> Result<MicroBatchLoss> {
     let device = models.policy.device();
     let policy = sequence_logps(models.policy, &batch.seqs)?;
     let reference = tch::no_grad(|| sequence_logps(models.reference()?, &batch.seqs))?;
@@ -151,28 +178,57 @@ pub fn unpaired(objective: &Objective, models: &Models, batch: &UnpairedBatch) -
     let b = logratios.index_select(0, &losses_idx);
 
     let loss = match objective {
-        Objective::Rpo { weighting, unpaired: true } => {
-            let emb = weighting.uses_embeddings().then(|| models.embeddings(&batch.prompts));
+        Objective::Rpo {
+            weighting,
+            unpaired: true,
+        } => {
+            let emb = weighting
+                .uses_embeddings()
+                .then(|| models.embeddings(&batch.prompts));
             let win_emb = emb.as_ref().map(|e| e.index_select(0, &wins));
             let lose_emb = emb.as_ref().map(|e| e.index_select(0, &losses_idx));
-            losses::rpo_loss(&a, &b, win_emb.as_ref(), lose_emb.as_ref(), weighting, models.beta)?
+            losses::rpo_loss(
+                &a,
+                &b,
+                win_emb.as_ref(),
+                lose_emb.as_ref(),
+                weighting,
+                models.beta,
+            )?
         }
-        Objective::Kto { desirable_weight, undesirable_weight } => {
+        Objective::Kto {
+            desirable_weight,
+            undesirable_weight,
+        } => {
             // The KL reference point uses mismatched (prompt i, response i+1) pairs, without gradient.
             let kl_logratios = tch::no_grad(|| -> Result<Tensor> {
                 Ok(sequence_logps(models.policy, &batch.kl_seqs)?
                     - sequence_logps(models.reference()?, &batch.kl_seqs)?)
             })?;
-            losses::kto_loss(&logratios, &desirable, &kl_logratios, models.beta, *desirable_weight, *undesirable_weight)?
+            losses::kto_loss(
+                &logratios,
+                &desirable,
+                &kl_logratios,
+                models.beta,
+                *desirable_weight,
+                *undesirable_weight,
+            )?
         }
         other => bail!("{} needs paired batches", other.name()),
     };
 
     let ra = losses::rewards(&a, models.beta);
     let rb = losses::rewards(&b, models.beta);
-    let mut stats = RewardStats { tokens: batch.num_tokens(), ..Default::default() };
+    let mut stats = RewardStats {
+        tokens: batch.num_tokens(),
+        ..Default::default()
+    };
     stats.add_rewards(&ra, &rb);
-    stats.correct = ra.unsqueeze(1).gt_tensor(&rb.unsqueeze(0)).sum(Kind::Double).double_value(&[]);
+    stats.correct = ra
+        .unsqueeze(1)
+        .gt_tensor(&rb.unsqueeze(0))
+        .sum(Kind::Double)
+        .double_value(&[]);
     stats.compared = (ra.size()[0] * rb.size()[0]) as usize;
     Ok(MicroBatchLoss { loss, stats })
 }

@@ -8,10 +8,16 @@ use crate::config::LossConfig;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Objective {
     /// RPO over a paired (M×M) or unpaired (M×N) contrast matrix.
-    Rpo { weighting: Weighting, unpaired: bool },
+    Rpo {
+        weighting: Weighting,
+        unpaired: bool,
+    },
     Dpo,
     Ipo,
-    Kto { desirable_weight: f64, undesirable_weight: f64 },
+    Kto {
+        desirable_weight: f64,
+        undesirable_weight: f64,
+    },
     Sft,
 }
 
@@ -42,7 +48,10 @@ impl Objective {
 
     /// Whether batches are unpaired (x, y, label) examples rather than pairs.
     pub fn unpaired(&self) -> bool {
-        matches!(self, Objective::Kto { .. } | Objective::Rpo { unpaired: true, .. })
+        matches!(
+            self,
+            Objective::Kto { .. } | Objective::Rpo { unpaired: true, .. }
+        )
     }
 
     /// SFT needs no reference model.
@@ -52,7 +61,9 @@ impl Objective {
 
     pub fn name(&self) -> &'static str {
         match self {
-            Objective::Rpo { unpaired: false, .. } => "rpo-paired",
+            Objective::Rpo {
+                unpaired: false, ..
+            } => "rpo-paired",
             Objective::Rpo { unpaired: true, .. } => "rpo-unpaired",
             Objective::Dpo => "dpo",
             Objective::Ipo => "ipo",

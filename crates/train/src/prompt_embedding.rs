@@ -18,7 +18,9 @@ pub struct BagOfWords {
 
 /// FNV-1a: stable across platforms and runs, unlike std's randomised hasher.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 impl BagOfWords {
@@ -47,7 +49,9 @@ impl BagOfWords {
 impl PromptEmbedder for BagOfWords {
     fn embed(&self, texts: &[String]) -> Tensor {
         let flat: Vec<f32> = texts.iter().flat_map(|t| self.vector(t)).collect();
-        Tensor::from_slice(&flat).view([texts.len() as i64, self.dim as i64]).to_kind(Kind::Float)
+        Tensor::from_slice(&flat)
+            .view([texts.len() as i64, self.dim as i64])
+            .to_kind(Kind::Float)
     }
 }
 
@@ -66,7 +70,12 @@ mod tests {
         let sim = x.matmul(&x.tr());
         let s = |i: i64, j: i64| sim.double_value(&[i, j]);
         assert!((s(0, 0) - 1.0).abs() < 1e-6, "rows are unit vectors");
-        assert!(s(0, 1) > s(0, 2) + 0.1, "same template closer: {} vs {}", s(0, 1), s(0, 2));
+        assert!(
+            s(0, 1) > s(0, 2) + 0.1,
+            "same template closer: {} vs {}",
+            s(0, 1),
+            s(0, 2)
+        );
     }
 
     #[test]

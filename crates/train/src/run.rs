@@ -13,7 +13,7 @@ use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
-use crate::metrics::{MetricsWriter, StepMetrics};
+use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::prompt_embedding::BagOfWords;
@@ -31,13 +31,22 @@ pub struct RunSummary {
 }
 
 /// The policy: a preset with random init from the seed, or a Hugging Face folder.
-fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -> Result<(Llama, VarStore, LlamaConfig)> {
+fn build_policy(
+    cfg: &TrainConfig,
+    data: &RunData,
+    device: Device,
+    kind: Kind,
+) -> Result<(Llama, VarStore, LlamaConfig)> {
     if let Some(path) = &cfg.model.path {
         let (model, mut vs, config) = load_hf(path, device)?;
         vs.set_kind(kind);
         return Ok((model, vs, config));
     }
-    let name = cfg.model.preset.as_deref().context("model.preset or model.path")?;
+    let name = cfg
+        .model
+        .preset
+        .as_deref()
+        .context("model.preset or model.path")?;
     let mut config = preset(name)?;
     let tok = data.tokenizer.tokenizer();
     let special = data.tokenizer.special();
@@ -50,7 +59,13 @@ fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -
 }
 
 /// A frozen copy of the policy's current weights, or a separate checkpoint.
-fn build_reference(cfg: &TrainConfig, policy_vs: &VarStore, config: &LlamaConfig, device: Device, kind: Kind) -> Result<(Llama, VarStore)> {
+fn build_reference(
+    cfg: &TrainConfig,
+    policy_vs: &VarStore,
+    config: &LlamaConfig,
+    device: Device,
+    kind: Kind,
+) -> Result<(Llama, VarStore)> {
     let (model, mut vs) = match &cfg.reference.path {
         Some(path) => {
             let (m, mut vs, _) = load_hf(path, device)?;
@@ -61,7 +76,8 @@ fn build_reference(cfg: &TrainConfig, policy_vs: &VarStore, config: &LlamaConfig
             let mut vs = VarStore::new(device);
             let m = Llama::new(&vs.root(), config)?;
             vs.set_kind(kind);
-            vs.copy(policy_vs).context("copying the policy into the reference")?;
+            vs.copy(policy_vs)
+                .context("copying the policy into the reference")?;
             (m, vs)
         }
     };
@@ -75,12 +91,17 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     check_available(device)?;
     let kind = parse_dtype(&cfg.model.dtype)?;
     let objective = Objective::from_config(&cfg.loss)?;
-    std::fs::create_dir_all(&cfg.out_dir).with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
     std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
 
     let data = RunData::load(cfg)?;
     let (policy, policy_vs, model_config) = build_policy(cfg, &data, device, kind)?;
-    let n_params: i64 = policy_vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let n_params: i64 = policy_vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
     tracing::info!(
         objective = objective.name(),
         examples = data.train.len(),
@@ -90,15 +111,23 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         out_dir = %cfg.out_dir.display(),
         "starting"
     );
-    let embedder = BagOfWords { dim: cfg.embedding.dim };
+    let embedder = BagOfWords {
+        dim: cfg.embedding.dim,
+    };
     let mut metrics = MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?;
     let mut evals = Vec::new();
     let mut step = 0;
     let mut last_step = None;
 
-    let eval = |at: &str, models: &Models| -> Result<EvalReport> { evaluate(cfg, &data, at, models) };
+    let eval =
+        |at: &str, models: &Models| -> Result<EvalReport> { evaluate(cfg, &data, at, models) };
 
-    let no_ref = Models { policy: &policy, reference: None, embedder: &embedder, beta: cfg.loss.beta };
+    let no_ref = Models {
+        policy: &policy,
+        reference: None,
+        embedder: &embedder,
+        beta: cfg.loss.beta,
+    };
     if cfg.train.sft_warmup_steps > 0 || !objective.needs_reference() {
         evals.push(eval("init", &no_ref)?);
     }
@@ -114,7 +143,13 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     }
 
     let reference = if objective.needs_reference() {
-        Some(build_reference(cfg, &policy_vs, &model_config, device, kind)?)
+        Some(build_reference(
+            cfg,
+            &policy_vs,
+            &model_config,
+            device,
+            kind,
+        )?)
     } else {
         None
     };
@@ -125,10 +160,23 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         beta: cfg.loss.beta,
     };
     if objective.needs_reference() {
-        evals.push(eval(if cfg.train.sft_warmup_steps > 0 { "sft" } else { "init" }, &models)?);
+        evals.push(eval(
+            if cfg.train.sft_warmup_steps > 0 {
+                "sft"
+            } else {
+                "init"
+            },
+            &models,
+        )?);
     }
-    let phase = Phase { name: objective.name(), objective, steps: cfg.train.steps, lr: cfg.optim.lr };
-    last_step = run_phase(cfg, &phase, &data, &models, &policy_vs, &mut metrics, step)?.or(last_step);
+    let phase = Phase {
+        name: objective.name(),
+        objective,
+        steps: cfg.train.steps,
+        lr: cfg.optim.lr,
+    };
+    last_step =
+        run_phase(cfg, &phase, &data, &models, &policy_vs, &mut metrics, step)?.or(last_step);
     step += phase.steps;
     evals.push(eval("final", &models)?);
 
@@ -138,10 +186,14 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         // The tokenizer travels with the model: loading the folder later picks it up.
         let tokenizer = cfg.tokenizer_path();
         if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
-            std::fs::write(dir.join("tokenizer.json"), rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON)?;
+            std::fs::write(
+                dir.join("tokenizer.json"),
+                rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON,
+            )?;
         } else {
-            std::fs::copy(&tokenizer, dir.join("tokenizer.json"))
-                .with_context(|| format!("copying the tokenizer {tokenizer} into {}", dir.display()))?;
+            std::fs::copy(&tokenizer, dir.join("tokenizer.json")).with_context(|| {
+                format!("copying the tokenizer {tokenizer} into {}", dir.display())
+            })?;
         }
         Some(dir)
     } else {
@@ -156,27 +208,46 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         model_dir,
         wall_time_s: started.elapsed().as_secs_f64(),
     };
-    std::fs::write(cfg.out_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        cfg.out_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     Ok(summary)
 }
 
 fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models) -> Result<EvalReport> {
-    let mut report = EvalReport { at: at.to_string(), ..Default::default() };
+    let mut report = EvalReport {
+        at: at.to_string(),
+        ..Default::default()
+    };
     if cfg.eval.judge && !data.judged.is_empty() {
         let n = cfg.eval.max_examples.min(data.judged.len());
         let out = cfg.out_dir.join(format!("eval_{at}.jsonl"));
-        let (acc, by_family) =
-            judge_generations(models.policy, &data.tokenizer, &data.judged[..n], cfg.eval.max_new_tokens, Some(&out))?;
+        let (acc, by_family) = judge_generations(
+            models.policy,
+            &data.tokenizer,
+            &data.judged[..n],
+            cfg.eval.max_new_tokens,
+            Some(&out),
+        )?;
         report.judge_accuracy = Some(acc);
         report.judge_by_family = by_family;
         report.judged = n;
     }
     if models.reference.is_some() && !data.eval_pairs.is_empty() {
         let n = cfg.eval.max_examples.min(data.eval_pairs.len());
-        let stats = reward_accuracy(models, &data.tokenizer, &data.eval_pairs[..n], cfg.train.micro_batch_size)?;
+        let stats = reward_accuracy(
+            models,
+            &data.tokenizer,
+            &data.eval_pairs[..n],
+            cfg.train.micro_batch_size,
+        )?;
         report.reward_accuracy = stats.accuracy();
-        report.reward_margin = stats.mean_chosen().zip(stats.mean_rejected()).map(|(c, r)| c - r);
+        report.reward_margin = stats
+            .mean_chosen()
+            .zip(stats.mean_rejected())
+            .map(|(c, r)| c - r);
     }
-    tracing::info!(at, judge_accuracy = ?report.judge_accuracy, reward_accuracy = ?report.reward_accuracy, "eval");
+    tracing::info!(at, judge_accuracy = %show(report.judge_accuracy), reward_accuracy = %show(report.reward_accuracy), "eval");
     Ok(report)
 }

@@ -9,15 +9,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_data::sampler::{BalancedSampler, PairedSampler, Sampler, SamplerPosition};
 use rpo_data::{PairedExample, UnpairedExample};
-use rpo_optim::{clip_grad_norm, grad_sq_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
+use rpo_optim::{
+    clip_grad_norm, grad_sq_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig,
+    WarmupConstant,
+};
 use std::io::IsTerminal;
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::config::{OptimConfig, TrainConfig};
-use crate::data_source::{TrainExamples, RunData};
-use crate::metrics::{MetricsWriter, StepMetrics};
+use crate::data_source::{RunData, TrainExamples};
+use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
 
@@ -58,7 +61,10 @@ pub fn run_phase(
 ) -> Result<Option<StepMetrics>> {
     let mut params: Vec<Tensor> = policy_vs.trainable_variables();
     let mut optimizer = build_optimizer(&cfg.optim);
-    let schedule = WarmupConstant { base_lr: phase.lr, warmup_steps: cfg.optim.warmup_steps as u64 };
+    let schedule = WarmupConstant {
+        base_lr: phase.lr,
+        warmup_steps: cfg.optim.warmup_steps as u64,
+    };
     let micro = cfg.train.micro_batch_size;
     let accumulation = cfg.accumulation_steps();
     let mut batches = MicroBatches::new(phase.objective, data, micro, cfg.seed)?;
@@ -105,7 +111,10 @@ pub fn run_phase(
             grad_norm,
             rewards_chosen: stats.mean_chosen(),
             rewards_rejected: stats.mean_rejected(),
-            reward_margin: stats.mean_chosen().zip(stats.mean_rejected()).map(|(c, r)| c - r),
+            reward_margin: stats
+                .mean_chosen()
+                .zip(stats.mean_rejected())
+                .map(|(c, r)| c - r),
             reward_accuracy: stats.accuracy(),
             tokens: stats.tokens,
             step_time_s: started.elapsed().as_secs_f64(),
@@ -113,10 +122,10 @@ pub fn run_phase(
         metrics.write(&m)?;
         bar.set_message(format!("loss {:.4}", m.loss));
         bar.inc(1);
-        if !bar.is_hidden() {
-            // The bar is the terminal's view; logs at a gentler pace carry the same facts.
-        } else if step == 0 || (step + 1) % 10 == 0 || step + 1 == phase.steps {
-            tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, acc = ?m.reward_accuracy, "step");
+        // In a terminal the bar shows progress; elsewhere (CI, log files) a line every 10 steps.
+        if bar.is_hidden() && (step == 0 || (step + 1) % 10 == 0 || step + 1 == phase.steps) {
+            let acc = show(m.reward_accuracy);
+            tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, reward_accuracy = %acc, "step");
         }
         last = Some(m);
     }
@@ -149,9 +158,18 @@ struct MicroBatches<'a> {
 
 enum Plan<'a> {
     /// (prompt, preferred response): chosen responses, or desirable completions.
-    Sft { sampler: PairedSampler, examples: Vec<(&'a str, &'a str)> },
-    Paired { sampler: PairedSampler, pairs: &'a [PairedExample] },
-    Unpaired { sampler: BalancedSampler, examples: &'a [UnpairedExample] },
+    Sft {
+        sampler: PairedSampler,
+        examples: Vec<(&'a str, &'a str)>,
+    },
+    Paired {
+        sampler: PairedSampler,
+        pairs: &'a [PairedExample],
+    },
+    Unpaired {
+        sampler: BalancedSampler,
+        examples: &'a [UnpairedExample],
+    },
 }
 
 impl<'a> MicroBatches<'a> {
@@ -159,14 +177,21 @@ impl<'a> MicroBatches<'a> {
         let plan = match (&data.train, objective) {
             (train, Objective::Sft) => {
                 let examples = train.preferred_responses();
-                Plan::Sft { sampler: PairedSampler::new(examples.len(), micro, seed)?, examples }
+                Plan::Sft {
+                    sampler: PairedSampler::new(examples.len(), micro, seed)?,
+                    examples,
+                }
             }
-            (TrainExamples::Paired(pairs), o) if !o.unpaired() => {
-                Plan::Paired { sampler: PairedSampler::new(pairs.len(), micro, seed)?, pairs }
-            }
+            (TrainExamples::Paired(pairs), o) if !o.unpaired() => Plan::Paired {
+                sampler: PairedSampler::new(pairs.len(), micro, seed)?,
+                pairs,
+            },
             (TrainExamples::Unpaired(examples), o) if o.unpaired() => {
                 let labels: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
-                Plan::Unpaired { sampler: BalancedSampler::new(&labels, micro, seed)?, examples }
+                Plan::Unpaired {
+                    sampler: BalancedSampler::new(&labels, micro, seed)?,
+                    examples,
+                }
             }
             (_, o) => anyhow::bail!(
                 "internal: {} was given {} examples (the data source converts them)",
@@ -174,7 +199,12 @@ impl<'a> MicroBatches<'a> {
                 if o.unpaired() { "paired" } else { "unpaired" }
             ),
         };
-        Ok(Self { data, plan, position: SamplerPosition::default(), epoch: None })
+        Ok(Self {
+            data,
+            plan,
+            position: SamplerPosition::default(),
+            epoch: None,
+        })
     }
 
     fn sampler(&self) -> &dyn Sampler {
@@ -190,11 +220,17 @@ impl<'a> MicroBatches<'a> {
             self.epoch = Some((epoch, self.sampler().epoch_batches(epoch)));
         }
         let indices = self.epoch.as_ref().expect("set above").1[self.position.batch].clone();
-        self.position = self.position.advanced(1, self.sampler().batches_per_epoch());
+        self.position = self
+            .position
+            .advanced(1, self.sampler().batches_per_epoch());
         indices
     }
 
-    fn next_loss(&mut self, objective: &Objective, models: &Models) -> Result<micro_batch::MicroBatchLoss> {
+    fn next_loss(
+        &mut self,
+        objective: &Objective,
+        models: &Models,
+    ) -> Result<micro_batch::MicroBatchLoss> {
         let indices = self.next_indices();
         let tok = &self.data.tokenizer;
         match &self.plan {
@@ -212,7 +248,11 @@ impl<'a> MicroBatches<'a> {
             }
             Plan::Unpaired { examples, .. } => {
                 let ex: Vec<&UnpairedExample> = indices.iter().map(|&i| &examples[i]).collect();
-                micro_batch::unpaired(objective, models, &UnpairedBatch::with_rotated_kl(&ex, tok)?)
+                micro_batch::unpaired(
+                    objective,
+                    models,
+                    &UnpairedBatch::with_rotated_kl(&ex, tok)?,
+                )
             }
         }
     }

@@ -4,7 +4,10 @@ use rpo_train::config::{TrainConfig, EMBEDDED_DEFAULT};
 
 fn err(overrides: &[&str]) -> String {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    format!("{:#}", TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).expect_err("should be refused"))
+    format!(
+        "{:#}",
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).expect_err("should be refused")
+    )
 }
 
 #[test]
@@ -27,8 +30,14 @@ fn unknown_key_is_rejected_by_name() {
 
 #[test]
 fn overrides_set_any_key_with_typed_values() {
-    let o = ["optim.lr=3e-5", "loss.name=dpo", "train.steps=7", "model.dtype=\"bf16\"", "optim.betas=[0.8, 0.9]"]
-        .map(String::from);
+    let o = [
+        "optim.lr=3e-5",
+        "loss.name=dpo",
+        "train.steps=7",
+        "model.dtype=\"bf16\"",
+        "optim.betas=[0.8, 0.9]",
+    ]
+    .map(String::from);
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
     assert_eq!(cfg.optim.lr, 3e-5);
     assert_eq!(cfg.loss.name, "dpo");
@@ -37,7 +46,10 @@ fn overrides_set_any_key_with_typed_values() {
     assert_eq!(cfg.optim.betas, [0.8, 0.9]);
     let o = ["model.preset=", "model.path=/models/sft"].map(String::from);
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
-    assert_eq!((cfg.model.preset, cfg.model.path), (None, Some("/models/sft".into())));
+    assert_eq!(
+        (cfg.model.preset, cfg.model.path),
+        (None, Some("/models/sft".into()))
+    );
     let e = err(&["optim.lr"]);
     assert!(e.contains("key=value"), "{e}");
     let e = err(&["train.steps=many"]);
@@ -47,13 +59,36 @@ fn overrides_set_any_key_with_typed_values() {
 #[test]
 fn impossible_combinations_are_refused() {
     let cases: &[(&[&str], &str)] = &[
-        (&["loss.weighting=diagonal-paper", "loss.pairing=unpaired"], "needs paired data"),
-        (&["loss.weighting=diagonal-code", "loss.pairing=unpaired"], "needs paired data"),
-        (&["data.format=unpaired", "data.train=x.jsonl", "loss.name=dpo"], "needs paired data"),
+        (
+            &["loss.weighting=diagonal-paper", "loss.pairing=unpaired"],
+            "needs paired data",
+        ),
+        (
+            &["loss.weighting=diagonal-code", "loss.pairing=unpaired"],
+            "needs paired data",
+        ),
+        (
+            &[
+                "data.format=unpaired",
+                "data.train=x.jsonl",
+                "loss.name=dpo",
+            ],
+            "needs paired data",
+        ),
         (&["data.format=paired"], "needs data.train"),
         (&["loss.name=ppo"], "loss.name"),
-        (&["train.global_batch_size=30", "train.micro_batch_size=16"], "multiple"),
-        (&["loss.name=kto", "train.micro_batch_size=3", "train.global_batch_size=3"], "even"),
+        (
+            &["train.global_batch_size=30", "train.micro_batch_size=16"],
+            "multiple",
+        ),
+        (
+            &[
+                "loss.name=kto",
+                "train.micro_batch_size=3",
+                "train.global_batch_size=3",
+            ],
+            "even",
+        ),
         (&["model.path=/x"], "exclusive"),
         (&["data.max_prompt_length=64"], "max_prompt_length"),
         (&["loss.beta=0"], "beta"),
@@ -72,11 +107,15 @@ fn every_shipped_config_parses_and_validates() {
     let mut seen = 0;
     for entry in walk(&dir) {
         if entry.extension().is_some_and(|e| e == "toml") {
-            TrainConfig::load(Some(&entry), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", entry.display()));
+            TrainConfig::load(Some(&entry), &[])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", entry.display()));
             seen += 1;
         }
     }
-    assert!(seen >= 6, "expected the default and the paper configs, found {seen}");
+    assert!(
+        seen >= 6,
+        "expected the default and the paper configs, found {seen}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -94,10 +133,20 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn tokenizer_follows_the_model_folder_unless_given() {
-    let load = |o: &[&str]| TrainConfig::from_toml(EMBEDDED_DEFAULT, &o.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let load = |o: &[&str]| {
+        TrainConfig::from_toml(
+            EMBEDDED_DEFAULT,
+            &o.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
     assert_eq!(load(&[]).tokenizer_path(), "builtin:synthetic");
     let from_model = load(&["model.preset=", "model.path=/m/sft"]);
     assert_eq!(from_model.tokenizer_path(), "/m/sft/tokenizer.json");
-    let explicit = load(&["model.preset=", "model.path=/m/sft", "tokenizer.path=/t.json"]);
+    let explicit = load(&[
+        "model.preset=",
+        "model.path=/m/sft",
+        "tokenizer.path=/t.json",
+    ]);
     assert_eq!(explicit.tokenizer_path(), "/t.json");
 }
