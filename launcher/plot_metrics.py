@@ -29,7 +29,7 @@ for ax, (key, label) in zip(axes, panels):
     for i, (name, lo, hi) in enumerate(phases):
         pts = [(r["step"], r[key]) for r in rows if r["phase"] == name and r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), lw=0.8, label=name)
+            ax.plot(*zip(*pts), lw=0.8, label=name, color=f"C{i}")
         ax.axvspan(lo, hi, color=f"C{i}", alpha=0.06)
     ax.set_ylabel(label)
     values = [r[key] for r in rows if r.get(key) is not None]
@@ -38,7 +38,7 @@ for ax, (key, label) in zip(axes, panels):
     ax.grid(alpha=0.3)
 axes[0].legend(loc="upper right")
 axes[-1].set_xlabel("optimizer step")
-fig.suptitle(os.path.dirname(os.path.abspath(a.metrics)))
+fig.suptitle(a.metrics)
 fig.tight_layout()
 fig.savefig(out, dpi=110)
 print(out)
