@@ -6,8 +6,8 @@ use super::addition::Addition;
 use super::capital::Capital;
 use super::colour::Colour;
 use super::comparison::Comparison;
-use super::reverse::Reverse;
-use super::sorting::Sorting;
+use super::reverse::REVERSE;
+use super::sorting::SORTING;
 use super::task::Task;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,8 +47,8 @@ impl Family {
             Self::Addition => &Addition,
             Self::Comparison => &Comparison,
             Self::Capital => &Capital,
-            Self::Sorting => &Sorting,
-            Self::Reverse => &Reverse,
+            Self::Sorting => &SORTING,
+            Self::Reverse => &REVERSE,
             Self::Colour => &Colour,
         }
     }

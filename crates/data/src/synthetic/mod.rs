@@ -11,6 +11,7 @@ mod family;
 mod generate;
 mod judge;
 mod questions;
+mod rearrangement;
 mod reverse;
 mod sorting;
 mod task;
