@@ -44,7 +44,8 @@ pub struct ModelConfig {
     pub preset: Option<String>,
     /// ...or a Hugging Face model folder (config.json + model.safetensors).
     pub path: Option<PathBuf>,
-    /// Compute dtype: "fp32" (CPU default) or "bf16".
+    /// Compute dtype: "fp32" (CPU default) or "bf16". Master weights and optimizer state
+    /// stay fp32 either way.
     #[serde(default = "default_dtype")]
     pub dtype: String,
     /// Device: "cpu", "cuda" or "cuda:N"; "auto" picks CUDA when present.
@@ -55,7 +56,9 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceConfig {
-    /// A separate reference checkpoint; by default the policy's initial weights.
+    /// A separate reference checkpoint (loaded at start). By default the reference is a
+    /// frozen copy of the policy when preference training starts, i.e. after the SFT
+    /// warm-up; a path given here replaces that.
     pub path: Option<PathBuf>,
 }
 
@@ -370,7 +373,7 @@ impl TrainConfig {
                 self.data.format
             );
         }
-        if self.data.format == "unpaired" && !self.unpaired() {
+        if self.data.format == "unpaired" && !self.unpaired() && self.loss.name != "sft" {
             bail!(
                 "data.format = \"unpaired\" has no pairs: loss {:?} needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",
                 self.loss.name
@@ -379,6 +382,23 @@ impl TrainConfig {
         if self.loss.name == "rpo" && self.loss.weighting.starts_with("diagonal") && self.unpaired()
         {
             bail!("loss.weighting = {:?} needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
+        }
+        crate::device::parse_device(&self.model.device)?;
+        if self.embedding.dim == 0 {
+            bail!("embedding.dim must be > 0");
+        }
+        let o = &self.optim;
+        if o.max_grad_norm < 0.0 {
+            bail!("optim.max_grad_norm must be ≥ 0 (0 disables clipping; got {})", o.max_grad_norm);
+        }
+        if !(o.eps > 0.0) || o.weight_decay < 0.0 {
+            bail!("optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})", o.eps, o.weight_decay);
+        }
+        if !o.betas.iter().all(|b| (0.0..1.0).contains(b)) || !(0.0..1.0).contains(&o.alpha) {
+            bail!("optim.betas and optim.alpha must lie in [0, 1) (got {:?} and {})", o.betas, o.alpha);
+        }
+        if self.loss.desirable_weight <= 0.0 || self.loss.undesirable_weight <= 0.0 {
+            bail!("loss.desirable_weight and loss.undesirable_weight must be > 0");
         }
         if self.loss.beta <= 0.0 {
             bail!("loss.beta must be > 0 (got {})", self.loss.beta);

@@ -13,5 +13,6 @@ pub mod objective;
 pub mod prompt_embedding;
 pub mod run;
 pub mod trainer;
+pub mod weights;
 
 pub use run::{train, RunSummary};

@@ -17,7 +17,8 @@ use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::prompt_embedding::BagOfWords;
-use crate::trainer::{run_phase, Phase};
+use crate::trainer::{check_batches, run_phase, Phase};
+use crate::weights::PolicyWeights;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -30,57 +31,47 @@ pub struct RunSummary {
     pub wall_time_s: f64,
 }
 
-/// The policy: a preset with random init from the seed, or a Hugging Face folder.
-fn build_policy(
-    cfg: &TrainConfig,
-    data: &RunData,
-    device: Device,
-    kind: Kind,
-) -> Result<(Llama, VarStore, LlamaConfig)> {
-    if let Some(path) = &cfg.model.path {
-        let (model, mut vs, config) = load_hf(path, device)?;
-        vs.set_kind(kind);
-        return Ok((model, vs, config));
-    }
-    let name = cfg
-        .model
-        .preset
-        .as_deref()
-        .context("model.preset or model.path")?;
-    let mut config = preset(name)?;
-    let tok = data.tokenizer.tokenizer();
-    let special = data.tokenizer.special();
-    config.vocab_size = tok.get_vocab_size(true) as i64;
-    config.eos_token_id = Some(TokenIds::One(special.eos));
-    config.bos_token_id = special.bos;
-    config.pad_token_id = Some(special.pad);
-    let (model, vs) = Llama::init(&config, device, kind, cfg.seed as i64)?;
-    Ok((model, vs, config))
+/// The policy: a preset with random init from the seed, or a Hugging Face folder; fp32
+/// master weights plus a compute copy in `kind`.
+fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -> Result<(PolicyWeights, LlamaConfig)> {
+    let (model, vs, config) = if let Some(path) = &cfg.model.path {
+        load_hf(path, device)?
+    } else {
+        let name = cfg.model.preset.as_deref().context("model.preset or model.path")?;
+        let mut config = preset(name)?;
+        let tok = data.tokenizer.tokenizer();
+        let special = data.tokenizer.special();
+        config.vocab_size = tok.get_vocab_size(true) as i64;
+        config.eos_token_id = Some(TokenIds::One(special.eos));
+        config.bos_token_id = special.bos;
+        config.pad_token_id = Some(special.pad);
+        let (model, vs) = Llama::init(&config, device, Kind::Float, cfg.seed as i64)?;
+        (model, vs, config)
+    };
+    let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
+    anyhow::ensure!(
+        vocab <= config.vocab_size,
+        "the tokenizer has {vocab} tokens but the model's vocab_size is {}: they do not belong together",
+        config.vocab_size
+    );
+    Ok((PolicyWeights::new(model, vs, &config, kind)?, config))
 }
 
-/// A frozen copy of the policy's current weights, or a separate checkpoint.
-fn build_reference(
-    cfg: &TrainConfig,
-    policy_vs: &VarStore,
-    config: &LlamaConfig,
-    device: Device,
-    kind: Kind,
-) -> Result<(Llama, VarStore)> {
-    let (model, mut vs) = match &cfg.reference.path {
-        Some(path) => {
-            let (m, mut vs, _) = load_hf(path, device)?;
-            vs.set_kind(kind);
-            (m, vs)
-        }
-        None => {
-            let mut vs = VarStore::new(device);
-            let m = Llama::new(&vs.root(), config)?;
-            vs.set_kind(kind);
-            vs.copy(policy_vs)
-                .context("copying the policy into the reference")?;
-            (m, vs)
-        }
-    };
+/// A separate reference checkpoint, loaded up front so a bad path fails before training.
+fn load_reference(cfg: &TrainConfig, device: Device, kind: Kind) -> Result<Option<(Llama, VarStore)>> {
+    let Some(path) = &cfg.reference.path else { return Ok(None) };
+    let (model, mut vs, _) = load_hf(path, device).with_context(|| format!("loading reference.path {}", path.display()))?;
+    vs.set_kind(kind);
+    vs.freeze();
+    Ok(Some((model, vs)))
+}
+
+/// A frozen copy of the policy's current (compute) weights.
+fn copy_policy(weights: &PolicyWeights, config: &LlamaConfig, kind: Kind) -> Result<(Llama, VarStore)> {
+    let mut vs = VarStore::new(weights.master.device());
+    vs.set_kind(kind); // before building, so no fp32 copy is ever allocated
+    let model = Llama::new(&vs.root(), config)?;
+    vs.copy(weights.compute_store()).context("copying the policy into the reference")?;
     vs.freeze();
     Ok((model, vs))
 }
@@ -96,8 +87,14 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
 
     let data = RunData::load(cfg)?;
-    let (policy, policy_vs, model_config) = build_policy(cfg, &data, device, kind)?;
-    let n_params: i64 = policy_vs
+    let (weights, model_config) = build_policy(cfg, &data, device, kind)?;
+    let mut loaded_reference = if objective.needs_reference() { load_reference(cfg, device, kind)? } else { None };
+    // Reward accuracy against a reference that is a copy of the policy is 0 by
+    // construction (ties): report it only once they can differ.
+    let separate_reference = loaded_reference.is_some();
+    let policy = weights.model();
+    let n_params: i64 = weights
+        .master
         .trainable_variables()
         .iter()
         .map(|t| t.numel() as i64)
@@ -119,17 +116,20 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     let mut step = 0;
     let mut last_step = None;
 
-    let eval =
-        |at: &str, models: &Models| -> Result<EvalReport> { evaluate(cfg, &data, at, models) };
+    let eval = |at: &str, models: &Models, rewards: bool| -> Result<EvalReport> {
+        evaluate(cfg, &data, at, models, rewards)
+    };
+    // Refuse a preference phase that cannot draw batches before spending the warm-up.
+    check_batches(objective, &data, cfg.train.micro_batch_size, cfg.seed)?;
 
     let no_ref = Models {
-        policy: &policy,
+        policy,
         reference: None,
         embedder: &embedder,
         beta: cfg.loss.beta,
     };
     if cfg.train.sft_warmup_steps > 0 || !objective.needs_reference() {
-        evals.push(eval("init", &no_ref)?);
+        evals.push(eval("init", &no_ref, false)?);
     }
     if cfg.train.sft_warmup_steps > 0 {
         let phase = Phase {
@@ -138,36 +138,26 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
             steps: cfg.train.sft_warmup_steps,
             lr: cfg.train.sft_lr.unwrap_or(cfg.optim.lr),
         };
-        last_step = run_phase(cfg, &phase, &data, &no_ref, &policy_vs, &mut metrics, step)?;
+        last_step = run_phase(cfg, &phase, &data, &no_ref, &weights, &mut metrics, step)?;
         step += phase.steps;
     }
 
-    let reference = if objective.needs_reference() {
-        Some(build_reference(
-            cfg,
-            &policy_vs,
-            &model_config,
-            device,
-            kind,
-        )?)
-    } else {
-        None
+    // The reference: `[reference] path` if given, else the policy as it is now (after
+    // the SFT warm-up, if any).
+    let reference = match loaded_reference.take() {
+        Some(r) => Some(r),
+        None if objective.needs_reference() => Some(copy_policy(&weights, &model_config, kind)?),
+        None => None,
     };
     let models = Models {
-        policy: &policy,
+        policy,
         reference: reference.as_ref().map(|(m, _)| m),
         embedder: &embedder,
         beta: cfg.loss.beta,
     };
     if objective.needs_reference() {
-        evals.push(eval(
-            if cfg.train.sft_warmup_steps > 0 {
-                "sft"
-            } else {
-                "init"
-            },
-            &models,
-        )?);
+        let at = if cfg.train.sft_warmup_steps > 0 { "sft" } else { "init" };
+        evals.push(eval(at, &models, separate_reference)?);
     }
     let phase = Phase {
         name: objective.name(),
@@ -176,13 +166,13 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         lr: cfg.optim.lr,
     };
     last_step =
-        run_phase(cfg, &phase, &data, &models, &policy_vs, &mut metrics, step)?.or(last_step);
+        run_phase(cfg, &phase, &data, &models, &weights, &mut metrics, step)?.or(last_step);
     step += phase.steps;
-    evals.push(eval("final", &models)?);
+    evals.push(eval("final", &models, true)?);
 
     let model_dir = if cfg.train.save_model {
         let dir = cfg.out_dir.join("model");
-        save_hf(&dir, &policy_vs, &model_config)?;
+        save_hf(&dir, &weights.master, &model_config)?;
         // The tokenizer travels with the model: loading the folder later picks it up.
         let tokenizer = cfg.tokenizer_path();
         if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
@@ -215,12 +205,12 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models) -> Result<EvalReport> {
+fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models, rewards: bool) -> Result<EvalReport> {
     let mut report = EvalReport {
         at: at.to_string(),
         ..Default::default()
     };
-    if cfg.eval.judge && !data.judged.is_empty() {
+    if cfg.eval.judge && !data.judged.is_empty() && cfg.eval.max_examples > 0 {
         let n = cfg.eval.max_examples.min(data.judged.len());
         let out = cfg.out_dir.join(format!("eval_{at}.jsonl"));
         let (acc, by_family) = judge_generations(
@@ -234,7 +224,7 @@ fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models) -> Res
         report.judge_by_family = by_family;
         report.judged = n;
     }
-    if models.reference.is_some() && !data.eval_pairs.is_empty() {
+    if rewards && models.reference.is_some() && !data.eval_pairs.is_empty() && cfg.eval.max_examples > 0 {
         let n = cfg.eval.max_examples.min(data.eval_pairs.len());
         let stats = reward_accuracy(
             models,

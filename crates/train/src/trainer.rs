@@ -15,7 +15,6 @@ use rpo_optim::{
 };
 use std::io::IsTerminal;
 use std::time::Instant;
-use tch::nn::VarStore;
 use tch::Tensor;
 
 use crate::config::{OptimConfig, TrainConfig};
@@ -23,6 +22,7 @@ use crate::data_source::{RunData, TrainExamples};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
+use crate::weights::PolicyWeights;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -49,17 +49,18 @@ pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
     }
 }
 
-/// Runs one phase on `policy_vs`' trainable variables; returns the last step's metrics.
+/// Runs one phase on the policy's weights; returns the last step's metrics.
 pub fn run_phase(
     cfg: &TrainConfig,
     phase: &Phase,
     data: &RunData,
     models: &Models,
-    policy_vs: &VarStore,
+    weights: &PolicyWeights,
     metrics: &mut MetricsWriter,
     first_step: usize,
 ) -> Result<Option<StepMetrics>> {
-    let mut params: Vec<Tensor> = policy_vs.trainable_variables();
+    // Gradients land on the compute weights; the optimizer updates the fp32 masters.
+    let (compute, mut master) = weights.trainables()?;
     let mut optimizer = build_optimizer(&cfg.optim);
     let schedule = WarmupConstant {
         base_lr: phase.lr,
@@ -74,7 +75,7 @@ pub fn run_phase(
     for step in 0..phase.steps {
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
-        for p in &params {
+        for p in &compute {
             let mut g = p.grad();
             if g.defined() {
                 let _ = g.zero_();
@@ -88,7 +89,7 @@ pub fn run_phase(
             (out.loss / accumulation as f64).backward();
             stats.merge(&out.stats);
         }
-        let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        let mut grads: Vec<Tensor> = compute.iter().map(Tensor::grad).collect();
         let grad_norm = if cfg.optim.max_grad_norm > 0.0 {
             clip_grad_norm(&mut grads, cfg.optim.max_grad_norm)
         } else {
@@ -101,7 +102,8 @@ pub fn run_phase(
             first_step + step + 1,
             loss_sum / accumulation as f64
         );
-        optimizer.step(&mut params, &grads, lr)?;
+        optimizer.step(&mut master, &grads, lr)?;
+        weights.sync(&compute, &master);
 
         let m = StepMetrics {
             phase: phase.name.to_string(),
@@ -131,6 +133,12 @@ pub fn run_phase(
     }
     bar.finish_and_clear();
     Ok(last)
+}
+
+/// Fails if `objective` cannot draw micro-batches from the training set (too few
+/// examples, or too few of one class for balanced unpaired batches).
+pub fn check_batches(objective: Objective, data: &RunData, micro: usize, seed: u64) -> Result<()> {
+    MicroBatches::new(objective, data, micro, seed).map(|_| ())
 }
 
 fn progress_bar(len: u64, name: &str) -> ProgressBar {

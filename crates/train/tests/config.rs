@@ -94,11 +94,21 @@ fn impossible_combinations_are_refused() {
         (&["loss.beta=0"], "beta"),
         (&["loss.name=sft"], "SFT twice"),
         (&["optim.name=sgd"], "optim.name"),
+        (&["optim.max_grad_norm=-1"], "max_grad_norm"),
+        (&["optim.betas=[0.9, 1.0]"], "betas"),
+        (&["embedding.dim=0"], "embedding.dim"),
+        (&["model.device=gpu"], "model.device"),
     ];
     for (o, needle) in cases {
         let e = err(o);
         assert!(e.contains(needle), "{o:?}: expected {needle:?} in: {e}");
     }
+}
+
+#[test]
+fn sft_may_train_on_unpaired_data() {
+    let o = ["data.format=unpaired", "data.train=x.jsonl", "loss.name=sft", "train.sft_warmup_steps=0"].map(String::from);
+    TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
 }
 
 #[test]
