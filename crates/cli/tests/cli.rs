@@ -268,8 +268,25 @@ fn bf16_training_keeps_fp32_masters_so_small_steps_are_not_rounded_away() {
     let run = |steps: &str| {
         let dir = tempfile::tempdir().unwrap();
         let s = format!("train.steps={steps}");
-        let o = train(dir.path(), &["--set", "model.dtype=bf16", "--set", "loss.name=dpo", "--set", "train.sft_warmup_steps=0",
-            "--set", &s, "--set", "optim.lr=1e-6", "--set", "optim.warmup_steps=0", "--set", "eval.judge=false"]);
+        let o = train(
+            dir.path(),
+            &[
+                "--set",
+                "model.dtype=bf16",
+                "--set",
+                "loss.name=dpo",
+                "--set",
+                "train.sft_warmup_steps=0",
+                "--set",
+                &s,
+                "--set",
+                "optim.lr=1e-6",
+                "--set",
+                "optim.warmup_steps=0",
+                "--set",
+                "eval.judge=false",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         (weights(dir.path()), dir)
     };
@@ -277,11 +294,21 @@ fn bf16_training_keeps_fp32_masters_so_small_steps_are_not_rounded_away() {
     let (after, _d1) = run("3");
     let (mut moved, mut total) = (0i64, 0i64);
     for ((name, a), (_, b)) in before.iter().zip(&after) {
-        assert_eq!(b.kind(), tch::Kind::Float, "{name}: master weights are saved in fp32");
+        assert_eq!(
+            b.kind(),
+            tch::Kind::Float,
+            "{name}: master weights are saved in fp32"
+        );
         let delta = (a.to_kind(tch::Kind::Float) - b).abs();
-        assert!(delta.max().double_value(&[]) < 1e-4, "{name}: moved more than 3 small steps");
+        assert!(
+            delta.max().double_value(&[]) < 1e-4,
+            "{name}: moved more than 3 small steps"
+        );
         moved += delta.gt(0.0).sum(tch::Kind::Int64).int64_value(&[]);
         total += a.numel() as i64;
     }
-    assert!(moved * 2 > total, "only {moved} of {total} weights moved: updates were rounded away");
+    assert!(
+        moved * 2 > total,
+        "only {moved} of {total} weights moved: updates were rounded away"
+    );
 }

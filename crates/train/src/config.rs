@@ -389,13 +389,24 @@ impl TrainConfig {
         }
         let o = &self.optim;
         if o.max_grad_norm < 0.0 {
-            bail!("optim.max_grad_norm must be ≥ 0 (0 disables clipping; got {})", o.max_grad_norm);
+            bail!(
+                "optim.max_grad_norm must be ≥ 0 (0 disables clipping; got {})",
+                o.max_grad_norm
+            );
         }
         if !(o.eps > 0.0) || o.weight_decay < 0.0 {
-            bail!("optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})", o.eps, o.weight_decay);
+            bail!(
+                "optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})",
+                o.eps,
+                o.weight_decay
+            );
         }
         if !o.betas.iter().all(|b| (0.0..1.0).contains(b)) || !(0.0..1.0).contains(&o.alpha) {
-            bail!("optim.betas and optim.alpha must lie in [0, 1) (got {:?} and {})", o.betas, o.alpha);
+            bail!(
+                "optim.betas and optim.alpha must lie in [0, 1) (got {:?} and {})",
+                o.betas,
+                o.alpha
+            );
         }
         if self.loss.desirable_weight <= 0.0 || self.loss.undesirable_weight <= 0.0 {
             bail!("loss.desirable_weight and loss.undesirable_weight must be > 0");

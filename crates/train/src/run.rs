@@ -33,11 +33,20 @@ pub struct RunSummary {
 
 /// The policy: a preset with random init from the seed, or a Hugging Face folder; fp32
 /// master weights plus a compute copy in `kind`.
-fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -> Result<(PolicyWeights, LlamaConfig)> {
+fn build_policy(
+    cfg: &TrainConfig,
+    data: &RunData,
+    device: Device,
+    kind: Kind,
+) -> Result<(PolicyWeights, LlamaConfig)> {
     let (model, vs, config) = if let Some(path) = &cfg.model.path {
         load_hf(path, device)?
     } else {
-        let name = cfg.model.preset.as_deref().context("model.preset or model.path")?;
+        let name = cfg
+            .model
+            .preset
+            .as_deref()
+            .context("model.preset or model.path")?;
         let mut config = preset(name)?;
         let tok = data.tokenizer.tokenizer();
         let special = data.tokenizer.special();
@@ -58,20 +67,32 @@ fn build_policy(cfg: &TrainConfig, data: &RunData, device: Device, kind: Kind) -
 }
 
 /// A separate reference checkpoint, loaded up front so a bad path fails before training.
-fn load_reference(cfg: &TrainConfig, device: Device, kind: Kind) -> Result<Option<(Llama, VarStore)>> {
-    let Some(path) = &cfg.reference.path else { return Ok(None) };
-    let (model, mut vs, _) = load_hf(path, device).with_context(|| format!("loading reference.path {}", path.display()))?;
+fn load_reference(
+    cfg: &TrainConfig,
+    device: Device,
+    kind: Kind,
+) -> Result<Option<(Llama, VarStore)>> {
+    let Some(path) = &cfg.reference.path else {
+        return Ok(None);
+    };
+    let (model, mut vs, _) = load_hf(path, device)
+        .with_context(|| format!("loading reference.path {}", path.display()))?;
     vs.set_kind(kind);
     vs.freeze();
     Ok(Some((model, vs)))
 }
 
 /// A frozen copy of the policy's current (compute) weights.
-fn copy_policy(weights: &PolicyWeights, config: &LlamaConfig, kind: Kind) -> Result<(Llama, VarStore)> {
+fn copy_policy(
+    weights: &PolicyWeights,
+    config: &LlamaConfig,
+    kind: Kind,
+) -> Result<(Llama, VarStore)> {
     let mut vs = VarStore::new(weights.master.device());
     vs.set_kind(kind); // before building, so no fp32 copy is ever allocated
     let model = Llama::new(&vs.root(), config)?;
-    vs.copy(weights.compute_store()).context("copying the policy into the reference")?;
+    vs.copy(weights.compute_store())
+        .context("copying the policy into the reference")?;
     vs.freeze();
     Ok((model, vs))
 }
@@ -88,7 +109,11 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
 
     let data = RunData::load(cfg)?;
     let (weights, model_config) = build_policy(cfg, &data, device, kind)?;
-    let mut loaded_reference = if objective.needs_reference() { load_reference(cfg, device, kind)? } else { None };
+    let mut loaded_reference = if objective.needs_reference() {
+        load_reference(cfg, device, kind)?
+    } else {
+        None
+    };
     // Reward accuracy against a reference that is a copy of the policy is 0 by
     // construction (ties): report it only once they can differ.
     let separate_reference = loaded_reference.is_some();
@@ -156,7 +181,11 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         beta: cfg.loss.beta,
     };
     if objective.needs_reference() {
-        let at = if cfg.train.sft_warmup_steps > 0 { "sft" } else { "init" };
+        let at = if cfg.train.sft_warmup_steps > 0 {
+            "sft"
+        } else {
+            "init"
+        };
         evals.push(eval(at, &models, separate_reference)?);
     }
     let phase = Phase {
@@ -165,8 +194,7 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         steps: cfg.train.steps,
         lr: cfg.optim.lr,
     };
-    last_step =
-        run_phase(cfg, &phase, &data, &models, &weights, &mut metrics, step)?.or(last_step);
+    last_step = run_phase(cfg, &phase, &data, &models, &weights, &mut metrics, step)?.or(last_step);
     step += phase.steps;
     evals.push(eval("final", &models, true)?);
 
@@ -205,7 +233,13 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models, rewards: bool) -> Result<EvalReport> {
+fn evaluate(
+    cfg: &TrainConfig,
+    data: &RunData,
+    at: &str,
+    models: &Models,
+    rewards: bool,
+) -> Result<EvalReport> {
     let mut report = EvalReport {
         at: at.to_string(),
         ..Default::default()
@@ -224,7 +258,11 @@ fn evaluate(cfg: &TrainConfig, data: &RunData, at: &str, models: &Models, reward
         report.judge_by_family = by_family;
         report.judged = n;
     }
-    if rewards && models.reference.is_some() && !data.eval_pairs.is_empty() && cfg.eval.max_examples > 0 {
+    if rewards
+        && models.reference.is_some()
+        && !data.eval_pairs.is_empty()
+        && cfg.eval.max_examples > 0
+    {
         let n = cfg.eval.max_examples.min(data.eval_pairs.len());
         let stats = reward_accuracy(
             models,

@@ -31,7 +31,12 @@ fn by_name(vs: &VarStore) -> Vec<Tensor> {
 
 impl PolicyWeights {
     /// `master` must hold fp32 weights for `master_model`; `kind` is the compute dtype.
-    pub fn new(master_model: Llama, mut master: VarStore, config: &LlamaConfig, kind: Kind) -> Result<Self> {
+    pub fn new(
+        master_model: Llama,
+        mut master: VarStore,
+        config: &LlamaConfig,
+        kind: Kind,
+    ) -> Result<Self> {
         master.set_kind(Kind::Float);
         let compute = if kind == Kind::Float {
             None
@@ -42,7 +47,11 @@ impl PolicyWeights {
             vs.copy(&master)?;
             Some((model, vs))
         };
-        Ok(Self { master, compute, master_model })
+        Ok(Self {
+            master,
+            compute,
+            master_model,
+        })
     }
 
     /// The model that runs forward and backward.
@@ -60,7 +69,10 @@ impl PolicyWeights {
     pub fn trainables(&self) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let master = by_name(&self.master);
         let compute = by_name(self.compute_store());
-        ensure!(master.len() == compute.len(), "master and compute weights differ in count");
+        ensure!(
+            master.len() == compute.len(),
+            "master and compute weights differ in count"
+        );
         Ok((compute, master))
     }
 

@@ -107,7 +107,13 @@ fn impossible_combinations_are_refused() {
 
 #[test]
 fn sft_may_train_on_unpaired_data() {
-    let o = ["data.format=unpaired", "data.train=x.jsonl", "loss.name=sft", "train.sft_warmup_steps=0"].map(String::from);
+    let o = [
+        "data.format=unpaired",
+        "data.train=x.jsonl",
+        "loss.name=sft",
+        "train.sft_warmup_steps=0",
+    ]
+    .map(String::from);
     TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
 }
 
