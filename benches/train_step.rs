@@ -122,6 +122,23 @@ fn main() -> Result<()> {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
+    // Where the time goes: the policy forward alone (no grad) and forward + backward.
+    let ids = Tensor::cat(&[&pb.chosen.input_ids, &pb.rejected.input_ids], 0);
+    let mut forward = Vec::new();
+    let mut fwd_bwd = Vec::new();
+    for _ in 0..steps {
+        let t0 = Instant::now();
+        tch::no_grad(|| policy.forward(&ids));
+        forward.push(t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        policy.forward(&ids).mean(Kind::Float).backward();
+        fwd_bwd.push(t0.elapsed().as_secs_f64());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (forward, fwd_bwd) = (median(forward), median(fwd_bwd));
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let tokens = 2 * batch * seq;
@@ -131,7 +148,7 @@ fn main() -> Result<()> {
         serde_json::json!({
             "impl": "rpo-shard", "preset": preset_name, "params": n_params, "batch_pairs": batch, "seq": seq,
             "threads": threads, "steps": steps, "median_step_s": median, "tokens_per_s": tokens as f64 / median,
-            "first_loss": first_loss,
+            "first_loss": first_loss, "forward_s": forward, "forward_backward_s": fwd_bwd,
         })
     );
     Ok(())

@@ -57,7 +57,18 @@ for step in range(a.warmup + a.steps):
         first_loss = loss.item()
     if step >= a.warmup:
         times.append(time.perf_counter() - t0)
+# Where the time goes: the policy forward alone (no grad) and forward + backward.
+fwd, fb = [], []
+for _ in range(a.steps):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        policy(input_ids=ids)
+    fwd.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    policy(input_ids=ids).logits.float().mean().backward()
+    fb.append(time.perf_counter() - t0)
 median = statistics.median(times)
 tokens = ids.numel()
 print(json.dumps({"impl": "pytorch+transformers", "threads": a.threads, "steps": a.steps, "median_step_s": median,
-                  "tokens_per_s": tokens / median, "first_loss": first_loss, "torch": torch.__version__}))
+                  "tokens_per_s": tokens / median, "first_loss": first_loss, "forward_s": statistics.median(fwd),
+                  "forward_backward_s": statistics.median(fb), "torch": torch.__version__}))
