@@ -101,6 +101,7 @@ fn main() -> Result<()> {
     let mut params = policy_vs.trainable_variables();
     let mut optimizer = RmsProp::new(RmsPropConfig::default());
     let mut times = Vec::new();
+    let mut update_times = Vec::new();
     let mut first_loss = f64::NAN;
     for step in 0..warmup + steps {
         let t0 = Instant::now();
@@ -112,6 +113,7 @@ fn main() -> Result<()> {
         }
         let out = micro_batch::paired(&objective, &models, &pb)?;
         out.loss.backward();
+        let t_update = Instant::now();
         let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
         clip_grad_norm(&mut grads, 10.0);
         optimizer.step(&mut params, &grads, 1e-5)?;
@@ -120,6 +122,7 @@ fn main() -> Result<()> {
         }
         if step >= warmup {
             times.push(t0.elapsed().as_secs_f64());
+            update_times.push(t_update.elapsed().as_secs_f64());
         }
     }
     // Where the time goes: the policy forward alone (no grad) and forward + backward.
@@ -138,7 +141,7 @@ fn main() -> Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (forward, fwd_bwd) = (median(forward), median(fwd_bwd));
+    let (forward, fwd_bwd, update) = (median(forward), median(fwd_bwd), median(update_times));
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let tokens = 2 * batch * seq;
@@ -148,7 +151,7 @@ fn main() -> Result<()> {
         serde_json::json!({
             "impl": "rpo-shard", "preset": preset_name, "params": n_params, "batch_pairs": batch, "seq": seq,
             "threads": threads, "steps": steps, "median_step_s": median, "tokens_per_s": tokens as f64 / median,
-            "first_loss": first_loss, "forward_s": forward, "forward_backward_s": fwd_bwd,
+            "first_loss": first_loss, "forward_s": forward, "forward_backward_s": fwd_bwd, "clip_and_update_s": update,
         })
     );
     Ok(())
