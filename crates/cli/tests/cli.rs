@@ -208,29 +208,37 @@ fn weights(dir: &Path) -> Vec<(String, tch::Tensor)> {
     w
 }
 
+/// A successful short run with `extra` overrides: its metrics, saved weights and folder.
+fn trained(
+    extra: &[&str],
+) -> (
+    Vec<serde_json::Value>,
+    Vec<(String, tch::Tensor)>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(dir.path(), extra);
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    (metrics(dir.path()), weights(dir.path()), dir)
+}
+
 #[test]
 fn gradient_accumulation_equals_the_large_batch() {
     // DPO's loss is a mean over pairs, so 2 micro-batches of 4 must give the update of one
     // batch of 8. The examples are the same: both chunk one seeded permutation of the 64
     // examples, and 5 steps × 8 stay inside the first epoch.
     let run = |micro: &str| {
-        let dir = tempfile::tempdir().unwrap();
         let m = format!("train.micro_batch_size={micro}");
-        let o = train(
-            dir.path(),
-            &[
-                "--set",
-                "loss.name=dpo",
-                "--set",
-                &m,
-                "--set",
-                "optim.max_grad_norm=1.0",
-                "--set",
-                "eval.judge=false",
-            ],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        (metrics(dir.path()), weights(dir.path()), dir)
+        trained(&[
+            "--set",
+            "loss.name=dpo",
+            "--set",
+            &m,
+            "--set",
+            "optim.max_grad_norm=1.0",
+            "--set",
+            "eval.judge=false",
+        ])
     };
     let (m8, w8, _d8) = run("8");
     let (m4, w4, _d4) = run("4");
@@ -266,29 +274,24 @@ fn bf16_training_keeps_fp32_masters_so_small_steps_are_not_rounded_away() {
     // RMSprop moves each weight by ~10·lr on its first steps: 1e-5 here, ten times below a
     // bf16 ulp near 0.02 (≈1.2e-4). Updating bf16 weights directly would leave them unchanged.
     let run = |steps: &str| {
-        let dir = tempfile::tempdir().unwrap();
         let s = format!("train.steps={steps}");
-        let o = train(
-            dir.path(),
-            &[
-                "--set",
-                "model.dtype=bf16",
-                "--set",
-                "loss.name=dpo",
-                "--set",
-                "train.sft_warmup_steps=0",
-                "--set",
-                &s,
-                "--set",
-                "optim.lr=1e-6",
-                "--set",
-                "optim.warmup_steps=0",
-                "--set",
-                "eval.judge=false",
-            ],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        (weights(dir.path()), dir)
+        let (_, w, dir) = trained(&[
+            "--set",
+            "model.dtype=bf16",
+            "--set",
+            "loss.name=dpo",
+            "--set",
+            "train.sft_warmup_steps=0",
+            "--set",
+            &s,
+            "--set",
+            "optim.lr=1e-6",
+            "--set",
+            "optim.warmup_steps=0",
+            "--set",
+            "eval.judge=false",
+        ]);
+        (w, dir)
     };
     let (before, _d0) = run("0");
     let (after, _d1) = run("3");

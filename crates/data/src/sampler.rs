@@ -39,15 +39,36 @@ pub trait Sampler {
     fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>>;
 
     /// An endless iterator over batches, starting at `from`.
-    fn batches(&self, from: SamplerPosition) -> Batches<'_, Self>
+    fn batches(&self, from: SamplerPosition) -> Batches<&Self>
     where
         Self: Sized,
     {
-        Batches {
-            sampler: self,
-            position: from,
-            plan: None,
-        }
+        Batches::new(self, from)
+    }
+}
+
+/// A borrowed or boxed sampler samples the same batches (so [`Batches`] can own either).
+impl<S: Sampler + ?Sized> Sampler for &S {
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
+    fn batches_per_epoch(&self) -> usize {
+        (**self).batches_per_epoch()
+    }
+    fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
+        (**self).epoch_batches(epoch)
+    }
+}
+
+impl<S: Sampler + ?Sized> Sampler for Box<S> {
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
+    fn batches_per_epoch(&self) -> usize {
+        (**self).batches_per_epoch()
+    }
+    fn epoch_batches(&self, epoch: u64) -> Vec<Vec<usize>> {
+        (**self).epoch_batches(epoch)
     }
 }
 
@@ -161,13 +182,22 @@ impl Sampler for BalancedSampler {
 }
 
 /// Endless batches from a [`Sampler`]; keeps the current epoch's plan.
-pub struct Batches<'a, S> {
-    sampler: &'a S,
+pub struct Batches<S> {
+    sampler: S,
     position: SamplerPosition,
     plan: Option<(u64, Vec<Vec<usize>>)>,
 }
 
-impl<S: Sampler> Batches<'_, S> {
+impl<S: Sampler> Batches<S> {
+    /// Batches of `sampler` (owned, borrowed or boxed) from `from` on.
+    pub fn new(sampler: S, from: SamplerPosition) -> Self {
+        Self {
+            sampler,
+            position: from,
+            plan: None,
+        }
+    }
+
     /// Where the next batch comes from (save this to resume).
     pub fn position(&self) -> SamplerPosition {
         self.position
@@ -179,7 +209,7 @@ impl<S: Sampler> Batches<'_, S> {
     }
 }
 
-impl<S: Sampler> Iterator for Batches<'_, S> {
+impl<S: Sampler> Iterator for Batches<S> {
     type Item = Vec<usize>;
 
     fn next(&mut self) -> Option<Vec<usize>> {

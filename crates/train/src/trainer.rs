@@ -7,7 +7,7 @@
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
-use rpo_data::sampler::{BalancedSampler, PairedSampler, Sampler, SamplerPosition};
+use rpo_data::sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
 use rpo_data::{PairedExample, UnpairedExample};
 use rpo_optim::{
     clip_grad_norm, grad_sq_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig,
@@ -158,48 +158,35 @@ fn progress_bar(len: u64, name: &str) -> ProgressBar {
 /// Endless micro-batches of the shape the objective needs, in a deterministic order.
 struct MicroBatches<'a> {
     data: &'a RunData,
-    plan: Plan<'a>,
-    position: SamplerPosition,
-    /// The current epoch's batches (recomputing the permutation per batch is wasteful).
-    epoch: Option<(u64, Vec<Vec<usize>>)>,
+    examples: Examples<'a>,
+    batches: Batches<Box<dyn Sampler>>,
 }
 
-enum Plan<'a> {
+enum Examples<'a> {
     /// (prompt, preferred response): chosen responses, or desirable completions.
-    Sft {
-        sampler: PairedSampler,
-        examples: Vec<(&'a str, &'a str)>,
-    },
-    Paired {
-        sampler: PairedSampler,
-        pairs: &'a [PairedExample],
-    },
-    Unpaired {
-        sampler: BalancedSampler,
-        examples: &'a [UnpairedExample],
-    },
+    Sft(Vec<(&'a str, &'a str)>),
+    Paired(&'a [PairedExample]),
+    Unpaired(&'a [UnpairedExample]),
 }
 
 impl<'a> MicroBatches<'a> {
     fn new(objective: Objective, data: &'a RunData, micro: usize, seed: u64) -> Result<Self> {
-        let plan = match (&data.train, objective) {
+        let (examples, sampler): (_, Box<dyn Sampler>) = match (&data.train, objective) {
             (train, Objective::Sft) => {
                 let examples = train.preferred_responses();
-                Plan::Sft {
-                    sampler: PairedSampler::new(examples.len(), micro, seed)?,
-                    examples,
-                }
+                let sampler = PairedSampler::new(examples.len(), micro, seed)?;
+                (Examples::Sft(examples), Box::new(sampler))
             }
-            (TrainExamples::Paired(pairs), o) if !o.unpaired() => Plan::Paired {
-                sampler: PairedSampler::new(pairs.len(), micro, seed)?,
-                pairs,
-            },
+            (TrainExamples::Paired(pairs), o) if !o.unpaired() => (
+                Examples::Paired(pairs),
+                Box::new(PairedSampler::new(pairs.len(), micro, seed)?),
+            ),
             (TrainExamples::Unpaired(examples), o) if o.unpaired() => {
                 let labels: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
-                Plan::Unpaired {
-                    sampler: BalancedSampler::new(&labels, micro, seed)?,
-                    examples,
-                }
+                (
+                    Examples::Unpaired(examples),
+                    Box::new(BalancedSampler::new(&labels, micro, seed)?),
+                )
             }
             (_, o) => anyhow::bail!(
                 "internal: {} was given {} examples (the data source converts them)",
@@ -209,29 +196,9 @@ impl<'a> MicroBatches<'a> {
         };
         Ok(Self {
             data,
-            plan,
-            position: SamplerPosition::default(),
-            epoch: None,
+            examples,
+            batches: Batches::new(sampler, SamplerPosition::default()),
         })
-    }
-
-    fn sampler(&self) -> &dyn Sampler {
-        match &self.plan {
-            Plan::Sft { sampler, .. } | Plan::Paired { sampler, .. } => sampler,
-            Plan::Unpaired { sampler, .. } => sampler,
-        }
-    }
-
-    fn next_indices(&mut self) -> Vec<usize> {
-        let epoch = self.position.epoch;
-        if self.epoch.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            self.epoch = Some((epoch, self.sampler().epoch_batches(epoch)));
-        }
-        let indices = self.epoch.as_ref().expect("set above").1[self.position.batch].clone();
-        self.position = self
-            .position
-            .advanced(1, self.sampler().batches_per_epoch());
-        indices
     }
 
     fn next_loss(
@@ -239,10 +206,10 @@ impl<'a> MicroBatches<'a> {
         objective: &Objective,
         models: &Models,
     ) -> Result<micro_batch::MicroBatchLoss> {
-        let indices = self.next_indices();
+        let indices = self.batches.next().expect("batches never end");
         let tok = &self.data.tokenizer;
-        match &self.plan {
-            Plan::Sft { examples, .. } => {
+        match &self.examples {
+            Examples::Sft(examples) => {
                 let seqs = indices
                     .iter()
                     .map(|&i| tok.tokenize(examples[i].0, examples[i].1))
@@ -250,11 +217,11 @@ impl<'a> MicroBatches<'a> {
                 let refs: Vec<_> = seqs.iter().collect();
                 micro_batch::sft(models, &SeqBatch::collate(&refs, tok.special().pad, 0)?)
             }
-            Plan::Paired { pairs, .. } => {
+            Examples::Paired(pairs) => {
                 let ex: Vec<&PairedExample> = indices.iter().map(|&i| &pairs[i]).collect();
                 micro_batch::paired(objective, models, &PairedBatch::from_examples(&ex, tok)?)
             }
-            Plan::Unpaired { examples, .. } => {
+            Examples::Unpaired(examples) => {
                 let ex: Vec<&UnpairedExample> = indices.iter().map(|&i| &examples[i]).collect();
                 micro_batch::unpaired(
                     objective,
