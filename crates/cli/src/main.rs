@@ -27,9 +27,15 @@ enum Command {
 }
 
 fn main() {
+    // Under mpirun, rank 0 tells the story; the other ranks speak up only for warnings.
+    let default_level = if rpo_comm::launched_rank() == 0 {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("RPO_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("RPO_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -5,6 +5,7 @@
 //! work starts. With no file, [`TrainConfig::embedded_default`] is the built-in run.
 
 use anyhow::{bail, Context, Result};
+use rpo_contrast::{ContrastForm, ContrastScope};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,51 @@ pub struct TrainConfig {
     pub train: LoopConfig,
     #[serde(default)]
     pub eval: EvalConfig,
+    #[serde(default)]
+    pub contrast: ContrastConfig,
+    #[serde(default)]
+    pub distributed: DistributedConfig,
+}
+
+/// Which ranks share RPO's contrast matrix (ignored by the other objectives).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContrastConfig {
+    /// "global" (default): one matrix over every rank's micro-batch; "local": each rank's
+    /// own, as in the paper's code; "group:K": consecutive groups of K ranks.
+    #[serde(default = "default_scope")]
+    pub scope: ContrastScope,
+    /// "row-partitioned" (default: own rows, O(B·W·B) per rank) or "replicated" (the whole
+    /// matrix on every rank; the test oracle).
+    #[serde(default)]
+    pub form: ContrastForm,
+}
+
+/// How ranks talk to each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedConfig {
+    /// "auto": single process at W = 1, MPI on CPU, NCCL on CUDA; "nccl": NCCL even at
+    /// W = 1 (to check the NCCL path on one GPU).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+}
+
+impl Default for ContrastConfig {
+    fn default() -> Self {
+        Self {
+            scope: default_scope(),
+            form: ContrastForm::default(),
+        }
+    }
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +251,12 @@ impl Default for EvalConfig {
     }
 }
 
+fn default_scope() -> ContrastScope {
+    ContrastScope::Global
+}
+fn default_backend() -> String {
+    "auto".into()
+}
 fn default_dtype() -> String {
     "fp32".into()
 }
@@ -282,6 +334,7 @@ pub mod choice {
     pub const DTYPES: &[&str] = &["fp32", "bf16"];
     pub const EMBEDDERS: &[&str] = &["bag-of-words"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
+    pub const BACKENDS: &[&str] = &["auto", "nccl"];
 }
 
 fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<()> {
@@ -340,8 +393,30 @@ impl TrainConfig {
         }
     }
 
-    pub fn accumulation_steps(&self) -> usize {
-        self.train.global_batch_size / self.train.micro_batch_size
+    /// Micro-batches per optimizer step on each of `world` ranks.
+    pub fn accumulation_steps(&self, world: usize) -> usize {
+        self.train.global_batch_size / (self.train.micro_batch_size * world)
+    }
+
+    /// Refuse a world size this config cannot run on, before any work starts.
+    pub fn validate_world(&self, world: usize) -> Result<()> {
+        let t = &self.train;
+        if t.global_batch_size % (t.micro_batch_size * world) != 0 {
+            bail!(
+                "train.global_batch_size ({}) must be a multiple of train.micro_batch_size × ranks ({} × {world}): \
+                 the global batch means the same examples at every world size",
+                t.global_batch_size,
+                t.micro_batch_size
+            );
+        }
+        self.contrast.scope.size(world)?;
+        if self.model.device.starts_with("cuda:") && world > 1 {
+            bail!(
+                "model.device = {:?} pins one GPU, but {world} ranks each need their own: use \"cuda\" (rank r takes GPU local_rank)",
+                self.model.device
+            );
+        }
+        Ok(())
     }
 
     /// Refuse impossible combinations before any work starts.
@@ -366,6 +441,11 @@ impl TrainConfig {
         one_of("loss.weighting", &self.loss.weighting, choice::WEIGHTINGS)?;
         one_of("optim.name", &self.optim.name, choice::OPTIMIZERS)?;
         one_of("embedding.model", &self.embedding.model, choice::EMBEDDERS)?;
+        one_of(
+            "distributed.backend",
+            &self.distributed.backend,
+            choice::BACKENDS,
+        )?;
 
         if self.data.format != "synthetic" && self.data.train.is_none() {
             bail!(

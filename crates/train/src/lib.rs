@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
+pub mod parallel;
 pub mod prompt_embedding;
 pub mod run;
 pub mod trainer;

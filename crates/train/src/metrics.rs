@@ -29,21 +29,30 @@ pub struct StepMetrics {
 
 /// Appends JSON lines, flushed after each line so a crash loses nothing written.
 pub struct MetricsWriter {
-    out: BufWriter<File>,
+    /// `None` on ranks other than 0, which compute the same metrics but write nothing.
+    out: Option<BufWriter<File>>,
 }
 
 impl MetricsWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Self {
-            out: BufWriter::new(f),
+            out: Some(BufWriter::new(f)),
         })
     }
 
+    /// A writer that writes nothing.
+    pub fn discard() -> Self {
+        Self { out: None }
+    }
+
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()?;
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
         Ok(())
     }
 }

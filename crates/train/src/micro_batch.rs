@@ -10,7 +10,9 @@ use rpo_model::Llama;
 use tch::{Kind, Tensor};
 
 use crate::objective::Objective;
+use crate::parallel::DataParallel;
 use crate::prompt_embedding::PromptEmbedder;
+use rpo_contrast::ContrastInputs;
 
 /// Summed log-probability of each sequence's response tokens under `model`, `[B]`.
 pub fn sequence_logps(model: &Llama, seqs: &SeqBatch) -> Result<Tensor> {
@@ -84,9 +86,43 @@ impl RewardStats {
 }
 
 pub struct MicroBatchLoss {
-    /// Scalar with autograd history to the policy's parameters.
-    pub loss: Tensor,
+    /// Scalar with autograd history to the policy's parameters: its backward adds this
+    /// rank's share of the global objective's gradient (see [`crate::parallel`]).
+    pub objective: Tensor,
+    /// This rank's value of its loss: the contrast scope's loss for RPO, else the mean
+    /// over the rank's own examples.
+    pub loss: f64,
     pub stats: RewardStats,
+}
+
+/// A loss averaged over this rank's own examples: one of W equal shares.
+fn local(loss: Tensor, parallel: &DataParallel) -> (Tensor, f64) {
+    let value = loss.double_value(&[]);
+    (loss * parallel.local_share(), value)
+}
+
+/// RPO over this rank's contrast scope: the scope's matrix is built from every rank's
+/// log-ratios, and its gradient with respect to this rank's own is pushed through the
+/// policy (`Σ a·∂L/∂a + Σ b·∂L/∂b` has exactly that gradient).
+fn contrast(
+    models: &Models,
+    chosen: &Tensor,
+    rejected: &Tensor,
+    win_emb: Option<&Tensor>,
+    lose_emb: Option<&Tensor>,
+    weighting: &losses::Weighting,
+) -> Result<(Tensor, f64)> {
+    let p = models.parallel;
+    let inputs = ContrastInputs {
+        chosen: &chosen.detach(),
+        rejected: &rejected.detach(),
+        win_emb,
+        lose_emb,
+    };
+    let g = rpo_contrast::contrast(p.scope(), &inputs, weighting, models.beta, p.form)?;
+    let surrogate = (chosen * g.chosen.to_kind(chosen.kind())).sum(chosen.kind())
+        + (rejected * g.rejected.to_kind(rejected.kind())).sum(rejected.kind());
+    Ok((surrogate * p.scope_share(), g.loss))
 }
 
 /// Everything a micro-batch needs besides its data.
@@ -96,6 +132,7 @@ pub struct Models<'a> {
     pub reference: Option<&'a Llama>,
     pub embedder: &'a dyn PromptEmbedder,
     pub beta: f64,
+    pub parallel: &'a DataParallel<'a>,
 }
 
 impl Models<'_> {
@@ -118,8 +155,10 @@ pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
         tokens: chosen.num_tokens,
         ..Default::default()
     };
+    let (objective, loss) = local(losses::sft_loss(&logps)?, models.parallel);
     Ok(MicroBatchLoss {
-        loss: losses::sft_loss(&logps)?,
+        objective,
+        loss,
         stats,
     })
 }
@@ -138,15 +177,15 @@ pub fn paired(
     let a = &policy_chosen - ref_chosen;
     let b = &policy_rejected - ref_rejected;
 
-    let loss = match objective {
+    let (objective, loss) = match objective {
         Objective::Rpo { weighting, .. } => {
             let emb = weighting
                 .uses_embeddings()
                 .then(|| models.embeddings(&batch.prompts));
-            losses::rpo_loss(&a, &b, emb.as_ref(), emb.as_ref(), weighting, models.beta)?
+            contrast(models, &a, &b, emb.as_ref(), emb.as_ref(), weighting)?
         }
-        Objective::Dpo => losses::dpo_loss(&a, &b, models.beta)?,
-        Objective::Ipo => losses::ipo_loss(&a, &b, models.beta)?,
+        Objective::Dpo => local(losses::dpo_loss(&a, &b, models.beta)?, models.parallel),
+        Objective::Ipo => local(losses::ipo_loss(&a, &b, models.beta)?, models.parallel),
         other => bail!("{} needs unpaired batches", other.name()),
     };
 
@@ -158,7 +197,11 @@ pub fn paired(
     stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
     stats.correct = m.accuracies.sum(Kind::Double).double_value(&[]);
     stats.compared = batch.chosen.batch_size();
-    Ok(MicroBatchLoss { loss, stats })
+    Ok(MicroBatchLoss {
+        objective,
+        loss,
+        stats,
+    })
 }
 
 /// An unpaired objective (RPO unpaired, KTO) on one balanced micro-batch.
@@ -177,7 +220,7 @@ pub fn unpaired(
     let a = logratios.index_select(0, &wins);
     let b = logratios.index_select(0, &losses_idx);
 
-    let loss = match objective {
+    let (objective, loss) = match objective {
         Objective::Rpo {
             weighting,
             unpaired: true,
@@ -187,32 +230,36 @@ pub fn unpaired(
                 .then(|| models.embeddings(&batch.prompts));
             let win_emb = emb.as_ref().map(|e| e.index_select(0, &wins));
             let lose_emb = emb.as_ref().map(|e| e.index_select(0, &losses_idx));
-            losses::rpo_loss(
+            contrast(
+                models,
                 &a,
                 &b,
                 win_emb.as_ref(),
                 lose_emb.as_ref(),
                 weighting,
-                models.beta,
             )?
         }
         Objective::Kto {
             desirable_weight,
             undesirable_weight,
         } => {
-            // The KL reference point uses mismatched (prompt i, response i+1) pairs, without gradient.
+            // The KL reference point uses mismatched (prompt i, response i+1) pairs, without
+            // gradient, averaged over ranks (as the reference code does) and clamped at 0.
             let kl_logratios = tch::no_grad(|| -> Result<Tensor> {
                 Ok(sequence_logps(models.policy, &batch.kl_seqs)?
                     - sequence_logps(models.reference()?, &batch.kl_seqs)?)
             })?;
-            losses::kto_loss(
+            let kl_here = kl_logratios.mean(Kind::Double).double_value(&[]);
+            let kl = models.parallel.mean(kl_here)?.max(0.0);
+            let per_example = losses::kto_losses(
                 &logratios,
                 &desirable,
-                &kl_logratios,
+                &Tensor::from(kl).to_device(device),
                 models.beta,
                 *desirable_weight,
                 *undesirable_weight,
-            )?
+            )?;
+            local(per_example.mean(per_example.kind()), models.parallel)
         }
         other => bail!("{} needs paired batches", other.name()),
     };
@@ -230,5 +277,9 @@ pub fn unpaired(
         .sum(Kind::Double)
         .double_value(&[]);
     stats.compared = (ra.size()[0] * rb.size()[0]) as usize;
-    Ok(MicroBatchLoss { loss, stats })
+    Ok(MicroBatchLoss {
+        objective,
+        loss,
+        stats,
+    })
 }

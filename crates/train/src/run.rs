@@ -16,9 +16,11 @@ use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
+use crate::parallel::DataParallel;
 use crate::prompt_embedding::BagOfWords;
 use crate::trainer::{check_batches, run_phase, Phase};
 use crate::weights::PolicyWeights;
+use rpo_comm::Collective;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -97,18 +99,35 @@ fn copy_policy(
     Ok((model, vs))
 }
 
-pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
+/// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
+/// process); rank 0 writes the files and runs the evaluations its summary reports.
+pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     let started = Instant::now();
-    let device = parse_device(&cfg.model.device)?;
+    cfg.validate_world(world.world_size())?;
+    let device = world.device();
+    let asked = parse_device(&cfg.model.device)?;
+    anyhow::ensure!(
+        asked.is_cuda() == device.is_cuda(),
+        "model.device = {:?} but the {} communicator works on {device:?}",
+        cfg.model.device,
+        world.backend()
+    );
     check_available(device)?;
     let kind = parse_dtype(&cfg.model.dtype)?;
     let objective = Objective::from_config(&cfg.loss)?;
-    std::fs::create_dir_all(&cfg.out_dir)
-        .with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
-    std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+    let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
+    let main = parallel.is_main();
+    if main {
+        std::fs::create_dir_all(&cfg.out_dir)
+            .with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
+        std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+    }
 
     let data = RunData::load(cfg)?;
     let (weights, model_config) = build_policy(cfg, &data, device, kind)?;
+    // The same start on every rank, whatever each rank's initialisation did.
+    parallel.broadcast_from_main(&weights.trainables()?.1)?;
+    weights.sync(&weights.trainables()?.0, &weights.trainables()?.1);
     let mut loaded_reference = if objective.needs_reference() {
         load_reference(cfg, device, kind)?
     } else {
@@ -128,6 +147,9 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         objective = objective.name(),
         examples = data.train.len(),
         params = n_params,
+        ranks = world.world_size(),
+        backend = world.backend(),
+        contrast = %cfg.contrast.scope,
         ?device,
         dtype = %cfg.model.dtype,
         out_dir = %cfg.out_dir.display(),
@@ -136,25 +158,36 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     let embedder = BagOfWords {
         dim: cfg.embedding.dim,
     };
-    let mut metrics = MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?;
+    let mut metrics = if main {
+        MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?
+    } else {
+        MetricsWriter::discard()
+    };
     let mut evals = Vec::new();
     let mut step = 0;
     let mut last_step = None;
 
-    let eval = |at: &str, models: &Models, rewards: bool| -> Result<EvalReport> {
-        evaluate(cfg, &data, at, models, rewards)
+    // Rank 0 evaluates while the others wait (evaluation runs no collectives).
+    let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
+        let report = main
+            .then(|| evaluate(cfg, &data, at, models, rewards))
+            .transpose()?;
+        parallel.barrier()?;
+        Ok(report)
     };
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
-    check_batches(objective, &data, cfg.train.micro_batch_size, cfg.seed)?;
+    let global_micro = cfg.train.micro_batch_size * world.world_size();
+    check_batches(objective, &data, global_micro, cfg.seed)?;
 
     let no_ref = Models {
         policy,
         reference: None,
         embedder: &embedder,
         beta: cfg.loss.beta,
+        parallel: &parallel,
     };
     if cfg.train.sft_warmup_steps > 0 || !objective.needs_reference() {
-        evals.push(eval("init", &no_ref, false)?);
+        evals.extend(eval("init", &no_ref, false)?);
     }
     if cfg.train.sft_warmup_steps > 0 {
         let phase = Phase {
@@ -179,6 +212,7 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         reference: reference.as_ref().map(|(m, _)| m),
         embedder: &embedder,
         beta: cfg.loss.beta,
+        parallel: &parallel,
     };
     if objective.needs_reference() {
         let at = if cfg.train.sft_warmup_steps > 0 {
@@ -186,7 +220,7 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         } else {
             "init"
         };
-        evals.push(eval(at, &models, separate_reference)?);
+        evals.extend(eval(at, &models, separate_reference)?);
     }
     let phase = Phase {
         name: objective.name(),
@@ -196,9 +230,9 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     };
     last_step = run_phase(cfg, &phase, &data, &models, &weights, &mut metrics, step)?.or(last_step);
     step += phase.steps;
-    evals.push(eval("final", &models, true)?);
+    evals.extend(eval("final", &models, true)?);
 
-    let model_dir = if cfg.train.save_model {
+    let model_dir = if cfg.train.save_model && main {
         let dir = cfg.out_dir.join("model");
         save_hf(&dir, &weights.master, &model_config)?;
         // The tokenizer travels with the model: loading the folder later picks it up.
@@ -226,10 +260,12 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         model_dir,
         wall_time_s: started.elapsed().as_secs_f64(),
     };
-    std::fs::write(
-        cfg.out_dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
+    if main {
+        std::fs::write(
+            cfg.out_dir.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?,
+        )?;
+    }
     Ok(summary)
 }
 

@@ -1,8 +1,10 @@
 //! The training loop, top to bottom.
 //!
-//! One optimizer step: for each micro-batch, policy (and reference) log-probs, the
-//! objective, backward of loss/accumulation; then global-norm clipping, the optimizer
-//! update at the scheduled learning rate, and one metrics line.
+//! One optimizer step: for each micro-batch (this rank's slice of a global micro-batch),
+//! policy (and reference) log-probs, the objective, backward of this rank's share /
+//! accumulation; then the sum of gradients over ranks, global-norm clipping, the
+//! optimizer update at the scheduled learning rate, and one metrics line from rank 0.
+//! Every rank applies the same update to the same weights, so they stay identical.
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -66,10 +68,20 @@ pub fn run_phase(
         base_lr: phase.lr,
         warmup_steps: cfg.optim.warmup_steps as u64,
     };
-    let micro = cfg.train.micro_batch_size;
-    let accumulation = cfg.accumulation_steps();
-    let mut batches = MicroBatches::new(phase.objective, data, micro, cfg.seed)?;
-    let bar = progress_bar(phase.steps as u64, phase.name);
+    let parallel = models.parallel;
+    let world = parallel.world_size();
+    let accumulation = cfg.accumulation_steps(world);
+    let mut batches = MicroBatches::new(
+        phase.objective,
+        data,
+        cfg.train.micro_batch_size * world,
+        cfg.seed,
+    )?;
+    let bar = if parallel.is_main() {
+        progress_bar(phase.steps as u64, phase.name)
+    } else {
+        ProgressBar::hidden()
+    };
     let mut last = None;
 
     for step in 0..phase.steps {
@@ -85,11 +97,14 @@ pub fn run_phase(
         let mut loss_sum = 0.0;
         for _ in 0..accumulation {
             let out = batches.next_loss(&phase.objective, models)?;
-            loss_sum += out.loss.double_value(&[]);
-            (out.loss / accumulation as f64).backward();
+            loss_sum += out.loss;
+            (out.objective / accumulation as f64).backward();
             stats.merge(&out.stats);
         }
         let mut grads: Vec<Tensor> = compute.iter().map(Tensor::grad).collect();
+        parallel.sum_grads(&grads)?;
+        let loss = parallel.mean(loss_sum / accumulation as f64)?;
+        parallel.sum_stats(&mut stats)?;
         let grad_norm = if cfg.optim.max_grad_norm > 0.0 {
             clip_grad_norm(&mut grads, cfg.optim.max_grad_norm)
         } else {
@@ -97,10 +112,9 @@ pub fn run_phase(
         };
         anyhow::ensure!(
             grad_norm.is_finite(),
-            "{} step {}: gradient norm is {grad_norm} (loss {}); stopping before the update corrupts the weights",
+            "{} step {}: gradient norm is {grad_norm} (loss {loss}); stopping before the update corrupts the weights",
             phase.name,
             first_step + step + 1,
-            loss_sum / accumulation as f64
         );
         optimizer.step(&mut master, &grads, lr)?;
         weights.sync(&compute, &master);
@@ -108,7 +122,7 @@ pub fn run_phase(
         let m = StepMetrics {
             phase: phase.name.to_string(),
             step: first_step + step + 1,
-            loss: loss_sum / accumulation as f64,
+            loss,
             lr,
             grad_norm,
             rewards_chosen: stats.mean_chosen(),
@@ -125,7 +139,10 @@ pub fn run_phase(
         bar.set_message(format!("loss {:.4}", m.loss));
         bar.inc(1);
         // In a terminal the bar shows progress; elsewhere (CI, log files) a line every 10 steps.
-        if bar.is_hidden() && (step == 0 || (step + 1) % 10 == 0 || step + 1 == phase.steps) {
+        if parallel.is_main()
+            && bar.is_hidden()
+            && (step == 0 || (step + 1) % 10 == 0 || step + 1 == phase.steps)
+        {
             let acc = show(m.reward_accuracy);
             tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, reward_accuracy = %acc, "step");
         }
@@ -135,10 +152,10 @@ pub fn run_phase(
     Ok(last)
 }
 
-/// Fails if `objective` cannot draw micro-batches from the training set (too few
-/// examples, or too few of one class for balanced unpaired batches).
-pub fn check_batches(objective: Objective, data: &RunData, micro: usize, seed: u64) -> Result<()> {
-    MicroBatches::new(objective, data, micro, seed).map(|_| ())
+/// Fails if `objective` cannot draw global micro-batches of `size` from the training set
+/// (too few examples, or too few of one class for balanced unpaired batches).
+pub fn check_batches(objective: Objective, data: &RunData, size: usize, seed: u64) -> Result<()> {
+    MicroBatches::new(objective, data, size, seed).map(|_| ())
 }
 
 fn progress_bar(len: u64, name: &str) -> ProgressBar {
@@ -155,7 +172,8 @@ fn progress_bar(len: u64, name: &str) -> ProgressBar {
     bar
 }
 
-/// Endless micro-batches of the shape the objective needs, in a deterministic order.
+/// Endless global micro-batches of the shape the objective needs, in a deterministic
+/// order that every rank draws alike; each rank then reads its own slice.
 struct MicroBatches<'a> {
     data: &'a RunData,
     examples: Examples<'a>,
@@ -170,6 +188,7 @@ enum Examples<'a> {
 }
 
 impl<'a> MicroBatches<'a> {
+    /// `micro`: examples per global micro-batch (per-rank micro-batch × world size).
     fn new(objective: Objective, data: &'a RunData, micro: usize, seed: u64) -> Result<Self> {
         let (examples, sampler): (_, Box<dyn Sampler>) = match (&data.train, objective) {
             (train, Objective::Sft) => {
@@ -206,7 +225,8 @@ impl<'a> MicroBatches<'a> {
         objective: &Objective,
         models: &Models,
     ) -> Result<micro_batch::MicroBatchLoss> {
-        let indices = self.batches.next().expect("batches never end");
+        let global = self.batches.next().expect("batches never end");
+        let indices = models.parallel.own(&global)?;
         let tok = &self.data.tokenizer;
         match &self.examples {
             Examples::Sft(examples) => {

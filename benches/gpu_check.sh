@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# GPU check of a prebuilt target/release/rpo-shard on a machine with PyTorch at
+# /opt/torch/.venv (no Rust, no network, no MPI needed): the NCCL backend's self-test on
+# one GPU, then 20 bf16 training steps with their tokens/s. Every step runs even when an
+# earlier one fails; the summary lists PASS/FAIL and the exit status is 1 if any failed.
+#   bash benches/gpu_check.sh        # log on stdout, and in $OUT/gpu_check.log when OUT is set
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${RPO_SHARD:-$ROOT/target/release/rpo-shard}"
+if [[ -n "${OUT:-}" ]]; then
+  mkdir -p "$OUT" && exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+  RUN_DIR="$OUT/gpu-run"
+else
+  RUN_DIR="$(mktemp -d)/gpu-run"
+fi
+RESULTS=(); FAILED=0
+step() { # step NAME CMD...: runs CMD and records whether it passed; never stops the script
+  local name="$1"; shift
+  echo; echo "=== $name"
+  if "$@"; then RESULTS+=("PASS  $name"); else RESULTS+=("FAIL  $name (exit $?)"); FAILED=1; fi
+}
+
+PY=/opt/torch/.venv/bin/python
+[[ -x "$PY" ]] || PY="$ROOT/.venv/bin/python"
+TORCH="$("$PY" -c 'import torch,os;print(os.path.dirname(torch.__file__))' 2>/dev/null)"
+LINK_DIR="$(mktemp -d)"; trap 'rm -rf "$LINK_DIR"' EXIT
+setup() { # libtorch from the wheel; cudarc opens "libnccl.so", the wheel ships libnccl.so.2
+  [[ -n "$TORCH" ]] || { echo "no importable torch at /opt/torch/.venv or $ROOT/.venv"; return 1; }
+  local nccl; nccl="$(readlink -f "$TORCH/../nvidia/nccl/lib/libnccl.so.2")"
+  [[ -f "$nccl" ]] || { echo "the torch wheel has no nvidia/nccl/lib/libnccl.so.2"; return 1; }
+  ln -sf "$nccl" "$LINK_DIR/libnccl.so"
+  echo "torch: $TORCH"; echo "libnccl.so -> $nccl"
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
+    "nccl", torch.cuda.nccl.version(), "gpus", torch.cuda.device_count())'
+}
+step "torch and libnccl.so link" setup
+export LD_LIBRARY_PATH="${TORCH:+$TORCH/lib:}$LINK_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+
+step "nvidia-smi -L" nvidia-smi -L
+libs() {
+  [[ -x "$BIN" ]] || { echo "no binary at $BIN (build it with cargo build --release -p rpo-shard)"; return 1; }
+  ldd "$BIN" | grep -E 'torch|mpi|nccl|not found'
+  if ldd "$BIN" | grep -q 'libmpi.*not found'; then
+    echo "libmpi is NOT installed here, but this rpo-shard links MPI: it cannot start."
+    echo "Install Open MPI (libopenmpi3) or ship a build without the rpo-comm 'mpi' feature."
+  fi
+  ! ldd "$BIN" | grep -q 'not found'
+}
+step "shared libraries (ldd)" libs
+step "selftest --device cuda --backend nccl" "$BIN" selftest --device cuda --backend nccl
+step "train bf16, 20 steps" "$BIN" train --set model.device=cuda --set model.dtype=bf16 \
+  --set train.steps=20 --set train.sft_warmup_steps=0 --set "out_dir=$RUN_DIR"
+rate() {
+  "$PY" - "$RUN_DIR/metrics.jsonl" <<'PY'
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert rows, "metrics.jsonl has no steps"
+def tps(rs): return sum(r["tokens"] for r in rs) / sum(r["step_time_s"] for r in rs)
+print(f"{len(rows)} steps ({rows[-1]['phase']}), loss {rows[0]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
+print(f"tokens/s: {tps(rows):.0f} over all steps, {tps(rows[1:] or rows):.0f} without step 1 (warm-up)")
+assert all(math.isfinite(r["loss"]) for r in rows), "a loss is not finite"
+PY
+}
+step "tokens/s from metrics.jsonl" rate
+
+echo; echo "=== summary"; printf '%s\n' "${RESULTS[@]}"
+exit "$FAILED"

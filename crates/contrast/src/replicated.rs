@@ -1,0 +1,46 @@
+//! The oracle form: every rank gathers the whole scope and computes the whole matrix with
+//! the single-process loss, then keeps the gradient of its own entries. Simple and
+//! obviously right; O(M·N) per rank.
+
+use anyhow::Result;
+use rpo_comm::Collective;
+use rpo_losses::{rpo_loss, Weighting};
+
+use crate::gather::{gather_embeddings, grads, leaf, Gathered};
+use crate::{ContrastGrads, ContrastInputs};
+
+pub fn contrast(
+    scope: &dyn Collective,
+    inputs: &ContrastInputs,
+    weighting: &Weighting,
+    beta: f64,
+) -> Result<ContrastGrads> {
+    let wins = Gathered::new(scope, inputs.chosen)?;
+    let losses = Gathered::new(scope, inputs.rejected)?;
+    let win_emb = gather_embeddings(scope, inputs.win_emb)?;
+    let lose_emb = gather_embeddings(scope, inputs.lose_emb)?;
+    let (rows, cols) = (wins.total(), losses.total());
+    let (m, n) = (inputs.chosen.size()[0], inputs.rejected.size()[0]);
+    let rank = scope.rank();
+
+    let a = leaf(&wins.all);
+    let b = leaf(&losses.all);
+    if rows == 0 || cols == 0 {
+        return Ok(ContrastGrads {
+            loss: 0.0,
+            chosen: inputs.chosen.zeros_like(),
+            rejected: inputs.rejected.zeros_like(),
+            rows,
+            cols,
+        });
+    }
+    let loss = rpo_loss(&a, &b, win_emb.as_ref(), lose_emb.as_ref(), weighting, beta)?;
+    let g = grads(&loss, &[&a, &b]);
+    Ok(ContrastGrads {
+        loss: loss.double_value(&[]),
+        chosen: g[0].narrow(0, wins.offset(rank), m),
+        rejected: g[1].narrow(0, losses.offset(rank), n),
+        rows,
+        cols,
+    })
+}
