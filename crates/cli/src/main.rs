@@ -24,6 +24,8 @@ enum Command {
     Config(commands::config::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
     Synth(commands::synth::Args),
+    /// Check the collectives and the contrast scopes on this launch (run under mpirun).
+    Selftest(commands::selftest::Args),
 }
 
 fn main() {
@@ -45,6 +47,7 @@ fn main() {
         Command::Train(a) => commands::train::run(a),
         Command::Config(a) => commands::config::run(a),
         Command::Synth(a) => commands::synth::run(a),
+        Command::Selftest(a) => commands::selftest::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

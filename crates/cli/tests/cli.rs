@@ -1,19 +1,10 @@
 //! The `rpo-shard` binary as a user meets it: runs, files written, errors that name things.
 
+mod common;
+
+use common::*;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn rpo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rpo-shard"))
-        .args(args)
-        .env("RPO_LOG", "warn")
-        .output()
-        .expect("run rpo-shard")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::process::Output;
 
 const FAST: &[&str] = &[
     "--set",
@@ -36,14 +27,6 @@ fn train(out: &Path, extra: &[&str]) -> Output {
     args.extend_from_slice(FAST);
     args.extend_from_slice(extra);
     rpo(&args)
-}
-
-fn metrics(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -201,13 +184,6 @@ fn synth_writes_the_suite_and_its_tokenizer() {
     );
 }
 
-/// Parameters of a saved model, by name.
-fn weights(dir: &Path) -> Vec<(String, tch::Tensor)> {
-    let mut w = tch::Tensor::read_safetensors(dir.join("model/model.safetensors")).unwrap();
-    w.sort_by(|a, b| a.0.cmp(&b.0));
-    w
-}
-
 /// A successful short run with `extra` overrides: its metrics, saved weights and folder.
 fn trained(
     extra: &[&str],
@@ -242,31 +218,9 @@ fn gradient_accumulation_equals_the_large_batch() {
     };
     let (m8, w8, _d8) = run("8");
     let (m4, w4, _d4) = run("4");
-    for (a, b) in m8.iter().zip(&m4) {
-        let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
-        assert!(
-            (la - lb).abs() <= 1e-5 * la.abs().max(1e-3),
-            "step {}: loss {la} vs {lb}",
-            a["step"]
-        );
-        let (ga, gb) = (
-            a["grad_norm"].as_f64().unwrap(),
-            b["grad_norm"].as_f64().unwrap(),
-        );
-        assert!(
-            (ga - gb).abs() <= 1e-4 * ga.abs(),
-            "step {}: grad norm {ga} vs {gb}",
-            a["step"]
-        );
-    }
-    for ((name, a), (_, b)) in w8.iter().zip(&w4) {
-        let diff = (a - b).abs().max().double_value(&[]);
-        let scale = a.abs().max().double_value(&[]);
-        assert!(
-            diff <= 1e-5 * scale,
-            "{name}: max |Δ| {diff} (scale {scale})"
-        );
-    }
+    assert_same_metric("loss", &m8, &m4, 1e-5);
+    assert_same_metric("grad_norm", &m8, &m4, 1e-4);
+    assert_same_weights(&w8, &w4, 1e-5);
 }
 
 #[test]

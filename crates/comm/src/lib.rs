@@ -15,6 +15,7 @@ mod launch;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
 mod nccl;
+pub mod selftest;
 mod single;
 mod traffic;
 mod varlen;

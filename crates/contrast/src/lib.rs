@@ -15,6 +15,7 @@ mod gather;
 mod replicated;
 mod row_partitioned;
 mod scope;
+pub mod selftest;
 
 pub use scope::{ContrastForm, ContrastScope};
 

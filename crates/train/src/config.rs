@@ -409,7 +409,22 @@ impl TrainConfig {
                 t.micro_batch_size
             );
         }
-        self.contrast.scope.size(world)?;
+        let scope = self.contrast.scope.size(world)?;
+        if self.unpaired() && (t.micro_batch_size * world) % 2 != 0 {
+            bail!(
+                "unpaired global micro-batches hold equal numbers of desirable and undesirable examples: \
+                 train.micro_batch_size × ranks must be even (got {} × {world})",
+                t.micro_batch_size
+            );
+        }
+        if self.loss.name == "rpo" && t.micro_batch_size * scope < 2 {
+            bail!(
+                "RPO contrasts across a micro-batch: train.micro_batch_size × ranks per contrast scope \
+                 ({} × {scope}, scope {}) must be ≥ 2",
+                t.micro_batch_size,
+                self.contrast.scope
+            );
+        }
         if self.model.device.starts_with("cuda:") && world > 1 {
             bail!(
                 "model.device = {:?} pins one GPU, but {world} ranks each need their own: use \"cuda\" (rank r takes GPU local_rank)",
@@ -510,12 +525,6 @@ impl TrainConfig {
                 t.global_batch_size,
                 t.micro_batch_size
             );
-        }
-        if self.unpaired() && t.micro_batch_size % 2 != 0 {
-            bail!("unpaired batches hold equal numbers of desirable and undesirable examples: train.micro_batch_size must be even (got {})", t.micro_batch_size);
-        }
-        if self.loss.name == "rpo" && t.micro_batch_size < 2 {
-            bail!("RPO contrasts across a micro-batch: train.micro_batch_size must be ≥ 2");
         }
         if self.optim.lr <= 0.0 {
             bail!("optim.lr must be > 0 (got {})", self.optim.lr);

@@ -8,7 +8,8 @@ use std::path::Path;
 
 /// What one optimizer step reports. Rewards are β·(π − ref), detached, averaged over
 /// the step's examples; accuracy is the share of matched pairs with chosen > rejected
-/// (unpaired: of all desirable × undesirable pairs). Reward fields are null in the SFT
+/// (unpaired: of all desirable × undesirable pairs of each global micro-batch, whatever
+/// the number of ranks). Every figure covers all ranks. Reward fields are null in the SFT
 /// warm-up, which has no reference yet.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StepMetrics {

@@ -12,6 +12,7 @@ use tch::{Kind, Tensor};
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::PromptEmbedder;
+use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
 
 /// Summed log-probability of each sequence's response tokens under `model`, `[B]`.
@@ -271,12 +272,19 @@ pub fn unpaired(
         ..Default::default()
     };
     stats.add_rewards(&ra, &rb);
-    stats.correct = ra
-        .unsqueeze(1)
-        .gt_tensor(&rb.unsqueeze(0))
-        .sum(Kind::Double)
-        .double_value(&[]);
-    stats.compared = (ra.size()[0] * rb.size()[0]) as usize;
+    // Accuracy counts every (desirable, undesirable) pair of the global micro-batch, so it
+    // means the same at every world size; rank 0 reports it, since the ranks' stats are summed.
+    let world = models.parallel.world();
+    let (ra_all, _) = all_gather_varlen(world, &ra.detach())?;
+    let (rb_all, _) = all_gather_varlen(world, &rb.detach())?;
+    if models.parallel.is_main() {
+        stats.correct = ra_all
+            .unsqueeze(1)
+            .gt_tensor(&rb_all.unsqueeze(0))
+            .sum(Kind::Double)
+            .double_value(&[]);
+        stats.compared = (ra_all.size()[0] * rb_all.size()[0]) as usize;
+    }
     Ok(MicroBatchLoss {
         objective,
         loss,

@@ -81,14 +81,6 @@ fn impossible_combinations_are_refused() {
             &["train.global_batch_size=30", "train.micro_batch_size=16"],
             "multiple",
         ),
-        (
-            &[
-                "loss.name=kto",
-                "train.micro_batch_size=3",
-                "train.global_batch_size=3",
-            ],
-            "even",
-        ),
         (&["model.path=/x"], "exclusive"),
         (&["data.max_prompt_length=64"], "max_prompt_length"),
         (&["loss.beta=0"], "beta"),
@@ -103,6 +95,53 @@ fn impossible_combinations_are_refused() {
         let e = err(o);
         assert!(e.contains(needle), "{o:?}: expected {needle:?} in: {e}");
     }
+}
+
+/// Checks that depend on the number of ranks, made when the world size is known.
+#[test]
+fn world_size_dependent_combinations_are_refused() {
+    let load = |o: &[&str]| {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap()
+    };
+    let kto3 = load(&[
+        "loss.name=kto",
+        "train.micro_batch_size=3",
+        "train.global_batch_size=6",
+    ]);
+    let e = kto3.validate_world(1).unwrap_err().to_string();
+    assert!(e.contains("even"), "{e}");
+    kto3.validate_world(2).unwrap(); // 3 × 2 = 6: balanced global micro-batches
+    let rpo1 = load(&["train.micro_batch_size=1", "train.global_batch_size=4"]);
+    let e = rpo1.validate_world(1).unwrap_err().to_string();
+    assert!(e.contains("≥ 2"), "{e}");
+    rpo1.validate_world(2).unwrap(); // global scope: a 2×2 matrix
+    let local = load(&[
+        "train.micro_batch_size=1",
+        "train.global_batch_size=4",
+        "contrast.scope=local",
+    ]);
+    let e = local.validate_world(2).unwrap_err().to_string();
+    assert!(e.contains("scope local"), "{e}");
+    let e = load(&["train.global_batch_size=32", "train.micro_batch_size=16"])
+        .validate_world(4)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("16 × 4"), "{e}");
+    let e = load(&["contrast.scope=group:3"])
+        .validate_world(4)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("divisible by 3"), "{e}");
+    let e = load(&["model.device=cuda:1"])
+        .validate_world(2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("local_rank"), "{e}");
+    let e = err(&["contrast.scope=everywhere"]);
+    assert!(e.contains("group:K"), "{e}");
+    let e = err(&["distributed.backend=gloo"]);
+    assert!(e.contains("distributed.backend"), "{e}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 pub mod config;
+pub mod selftest;
 pub mod synth;
 pub mod train;
 

@@ -1,0 +1,83 @@
+//! What the integration tests share: running the binary (alone or under mpirun) and
+//! comparing two runs.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rpo-shard");
+
+pub fn rpo(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RPO_LOG", "warn")
+        .output()
+        .expect("run rpo-shard")
+}
+
+/// `mpirun -n <ranks> rpo-shard <args>`. A missing mpirun fails the test: CI installs it.
+pub fn mpirun_command(ranks: usize, args: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["-n", &ranks.to_string(), "--oversubscribe", BIN])
+        .args(args)
+        .env("RPO_LOG", "warn")
+        // Open MPI refuses root without these (CI containers run as root).
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c
+}
+
+pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    mpirun_command(ranks, args).output().unwrap_or_else(|e| {
+        panic!("cannot start mpirun ({e}): install Open MPI (scripts/setup.sh does)")
+    })
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn metrics(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Parameters of a saved model, by name.
+pub fn weights(dir: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut w = tch::Tensor::read_safetensors(dir.join("model/model.safetensors")).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+/// Step by step, `key` of two metrics files agrees to `rtol` relative.
+pub fn assert_same_metric(key: &str, a: &[serde_json::Value], b: &[serde_json::Value], rtol: f64) {
+    assert_eq!(a.len(), b.len(), "step counts differ");
+    for (x, y) in a.iter().zip(b) {
+        let (u, v) = (x[key].as_f64(), y[key].as_f64());
+        let (Some(u), Some(v)) = (u, v) else {
+            panic!("step {}: {key} {u:?} vs {v:?}", x["step"]);
+        };
+        assert!(
+            (u - v).abs() <= rtol * u.abs().max(1e-3),
+            "step {}: {key} {u} vs {v}",
+            x["step"]
+        );
+    }
+}
+
+/// Every parameter tensor agrees to `rtol` relative to its largest entry.
+pub fn assert_same_weights(a: &[(String, tch::Tensor)], b: &[(String, tch::Tensor)], rtol: f64) {
+    assert_eq!(a.len(), b.len(), "parameter counts differ");
+    for ((name, x), (other, y)) in a.iter().zip(b) {
+        assert_eq!(name, other);
+        let diff = (x - y).abs().max().double_value(&[]);
+        let scale = x.abs().max().double_value(&[]);
+        assert!(
+            diff <= rtol * scale,
+            "{name}: max |Δ| {diff} (scale {scale})"
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! Multi-process runs under `mpirun`: W ranks must give what one process gives.
+//!
+//! The single-process run with the whole global micro-batch is the oracle: with `global`
+//! contrast, W ranks × B examples each train exactly as 1 process × W·B examples.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A short, fast-moving run: no warm-up or evaluation, lr high enough that 3 steps move
+/// every weight, clipping on (so the global gradient norm is exercised).
+///
+/// RMSprop's eps is raised from 1e-8 to 1e-3 so that the update is linear in the
+/// gradient. With eps = 1e-8 its first steps are ≈ lr·10·sign(g): gradients that nearly
+/// cancel (embedding rows of rare tokens) carry fp32 summation-order noise of ~1e-7
+/// relative, and the near-sign step turns it into ~2e-4 relative parameter differences
+/// between two exact computations (measured: 1 process × 8 vs 2 ranks × 4; 1e-6 at eps
+/// 1e-5, 1e-7 at 1e-3). The losses and gradient norms agree to ~1e-8 either way.
+fn run_args(out: &Path, micro: usize, global: usize, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train".to_string(),
+        format!("out_dir={}", out.display()),
+        format!("train.micro_batch_size={micro}"),
+        format!("train.global_batch_size={global}"),
+        "train.steps=3".into(),
+        "train.sft_warmup_steps=0".into(),
+        "data.synthetic_train=64".into(),
+        "data.synthetic_eval=8".into(),
+        "eval.max_examples=0".into(),
+        "optim.lr=1e-3".into(),
+        "optim.warmup_steps=0".into(),
+        "optim.max_grad_norm=1.0".into(),
+        "optim.eps=1e-3".into(),
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect();
+    // Every key=value goes through --set.
+    let mut with_set = vec![args.remove(0)];
+    for a in args {
+        with_set.push("--set".into());
+        with_set.push(a);
+    }
+    with_set
+}
+
+struct Run {
+    metrics: Vec<serde_json::Value>,
+    weights: Vec<(String, tch::Tensor)>,
+    _dir: tempfile::TempDir,
+}
+
+/// `ranks` processes (1: no mpirun at all), `micro` examples per rank.
+fn run(ranks: usize, micro: usize, global: usize, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(dir.path(), micro, global, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = if ranks == 1 {
+        rpo(&args)
+    } else {
+        mpirun(ranks, &args)
+    };
+    assert!(
+        o.status.success(),
+        "{ranks} rank(s), {extra:?}: {}",
+        stderr(&o)
+    );
+    Run {
+        metrics: metrics(dir.path()),
+        weights: weights(dir.path()),
+        _dir: dir,
+    }
+}
+
+fn assert_same(what: &str, a: &Run, b: &Run) {
+    eprintln!("checking {what}");
+    assert_same_metric("loss", &a.metrics, &b.metrics, 1e-5);
+    assert_same_metric("grad_norm", &a.metrics, &b.metrics, 1e-5);
+    assert_same_metric("reward_accuracy", &a.metrics, &b.metrics, 1e-9);
+    assert_same_weights(&a.weights, &b.weights, 1e-5);
+}
+
+#[test]
+fn selftest_passes_on_2_and_4_ranks() {
+    for ranks in [2, 4] {
+        let o = mpirun(ranks, &["selftest"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{ranks} ranks: {out}\n{}", stderr(&o));
+        assert!(
+            out.contains(&format!("{ranks} rank(s), backend mpi")),
+            "{out}"
+        );
+        assert!(out.contains(" 0 failed"), "{out}");
+    }
+}
+
+#[test]
+fn global_contrast_on_w_ranks_equals_one_process_with_the_whole_batch() {
+    // (objective overrides, examples per rank): unpaired with 1 example per rank leaves
+    // every rank with only wins or only losses, which must still train exactly.
+    let cases: &[(&str, &[&str], usize)] = &[
+        ("rpo paired", &["contrast.scope=global"], 4),
+        (
+            "rpo unpaired",
+            &[
+                "loss.pairing=unpaired",
+                "loss.tau=0.75",
+                "contrast.scope=global",
+            ],
+            1,
+        ),
+        ("dpo", &["loss.name=dpo"], 4),
+    ];
+    for &(name, extra, b) in cases {
+        let global = 4 * b * 2; // W = 4 without accumulation, W = 2 with 2 micro-batches
+        for ranks in [2, 4] {
+            let one = run(1, ranks * b, global, extra);
+            let many = run(ranks, b, global, extra);
+            assert_same(
+                &format!("{name}: {ranks} ranks × {b} vs 1 × {}", ranks * b),
+                &one,
+                &many,
+            );
+        }
+    }
+}
+
+#[test]
+fn row_partitioned_equals_replicated_in_training() {
+    let form = |f: &str| run(2, 4, 16, &[&format!("contrast.form={f}")]);
+    assert_same(
+        "row-partitioned vs replicated",
+        &form("replicated"),
+        &form("row-partitioned"),
+    );
+}
+
+#[test]
+fn local_and_group_scopes_match_their_definitions() {
+    // Local: the mean over ranks of each rank's own matrix, which is what one process does
+    // when it accumulates gradients over the same micro-batches (the global micro-batch is
+    // split in rank order, and one process draws the same examples in the same order).
+    // group:2 on 4 ranks × 2 examples: one matrix per pair of ranks, i.e. per 4 examples.
+    let one = run(1, 4, 16, &[]);
+    assert_same(
+        "local on 2 ranks × 4",
+        &one,
+        &run(2, 4, 16, &["contrast.scope=local"]),
+    );
+    assert_same(
+        "group:2 on 4 ranks × 2",
+        &one,
+        &run(4, 2, 16, &["contrast.scope=group:2"]),
+    );
+    // And the scopes differ: one 8-row matrix is not two 4-row ones, so the comparisons
+    // above could fail.
+    let global = run(2, 4, 16, &["contrast.scope=global"]);
+    let largest = one
+        .weights
+        .iter()
+        .zip(&global.weights)
+        .map(|((_, a), (_, b))| (a - b).abs().max().double_value(&[]))
+        .fold(0.0, f64::max);
+    assert!(
+        largest > 1e-4,
+        "local and global trained alike (max |Δ| {largest})"
+    );
+}
+
+/// Pids of the processes whose parent is `parent` and whose environment names MPI rank `rank`.
+fn rank_pids(parent: u32, rank: usize) -> Vec<u32> {
+    let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Field 4 (after the parenthesised command name) is the parent pid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn killing_one_rank_ends_the_whole_job_naming_the_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_args(dir.path(), 4, 8, &["train.steps=100000"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = mpirun_command(2, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mpirun");
+    // Wait until training is under way (rank 0 has written a step).
+    let started = Instant::now();
+    let metrics = dir.path().join("metrics.jsonl");
+    while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (victim, survivor) = (rank_pids(child.id(), 1), rank_pids(child.id(), 0));
+    assert!(
+        victim.len() == 1 && survivor.len() == 1,
+        "ranks {victim:?} / {survivor:?}"
+    );
+    let killed_at = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &victim[0].to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if killed_at.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the job was still running 30 s after rank 1 was killed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let waited = killed_at.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "the job exited 0 after losing a rank");
+    assert!(
+        err.contains("rank 1"),
+        "the message does not name rank 1:\n{err}"
+    );
+    assert!(
+        !alive(survivor[0]),
+        "rank 0 (pid {}) is left running",
+        survivor[0]
+    );
+    eprintln!("job ended {waited:?} after the kill; mpirun said:\n{err}");
+}
