@@ -50,20 +50,32 @@ libs() {
 }
 step "shared libraries (ldd)" libs
 step "selftest --device cuda --backend nccl" "$BIN" selftest --device cuda --backend nccl
-step "train bf16, 20 steps" "$BIN" train --set model.device=cuda --set model.dtype=bf16 \
+step "train bf16, 20 steps (tiny)" "$BIN" train --set model.device=cuda --set model.dtype=bf16 \
   --set train.steps=20 --set train.sft_warmup_steps=0 --set "out_dir=$RUN_DIR"
-rate() {
-  "$PY" - "$RUN_DIR/metrics.jsonl" <<'PY'
-import json, math, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# Timing on a Qwen2.5-0.5B-shaped model (vocab cut to the synthetic tokenizer's 512).
+step "train bf16, 30 steps (qwen2.5-0.5b shape)" "$BIN" train --set model.device=cuda \
+  --set model.dtype=bf16 --set model.preset=qwen2.5-0.5b --set train.steps=30 \
+  --set train.sft_warmup_steps=0 --set train.micro_batch_size=64 --set train.global_batch_size=64 \
+  --set eval.max_examples=0 --set "out_dir=$RUN_DIR-0.5b"
+rate() { # tokens/s and MFU: 8N FLOPs per token (policy forward+backward 6N, reference forward 2N)
+  "$PY" - "$1" "${PEAK_TFLOPS:-989}" <<'PY'
+import json, math, struct, sys
+run, peak = sys.argv[1], float(sys.argv[2]) * 1e12
+rows = [json.loads(l) for l in open(f"{run}/metrics.jsonl") if l.strip()]
 assert rows, "metrics.jsonl has no steps"
+with open(f"{run}/model/model.safetensors", "rb") as f:
+    header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+n = sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 def tps(rs): return sum(r["tokens"] for r in rs) / sum(r["step_time_s"] for r in rs)
-print(f"{len(rows)} steps ({rows[-1]['phase']}), loss {rows[0]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
-print(f"tokens/s: {tps(rows):.0f} over all steps, {tps(rows[1:] or rows):.0f} without step 1 (warm-up)")
+warm = rows[1:] or rows
+print(f"{run}: {n/1e6:.1f}M parameters, {len(rows)} steps, loss {rows[0]['loss']:.4f} -> {rows[-1]['loss']:.4f}")
+print(f"step time {sum(r['step_time_s'] for r in warm)/len(warm)*1e3:.1f} ms, tokens/s {tps(warm):.0f} "
+      f"(without step 1), MFU {8*n*tps(warm)/peak*100:.2f}% of {peak/1e12:.0f} TFLOPS bf16")
 assert all(math.isfinite(r["loss"]) for r in rows), "a loss is not finite"
 PY
 }
-step "tokens/s from metrics.jsonl" rate
+step "tokens/s and MFU (tiny)" rate "$RUN_DIR"
+step "tokens/s and MFU (0.5b shape)" rate "$RUN_DIR-0.5b"
 
 echo; echo "=== summary"; printf '%s\n' "${RESULTS[@]}"
 exit "$FAILED"

@@ -99,6 +99,7 @@ impl Runtime {
             backend = world.backend(),
             "joined"
         );
+        abort_job_on_panic(world.rank());
         Ok(Self {
             world,
             mpi_world: Some(mpi_world),
@@ -122,6 +123,23 @@ impl Runtime {
         }
         std::process::exit(code)
     }
+}
+
+/// A panic must not unwind into `MPI_Finalize` (dropping the Universe), which would wait
+/// for ranks that are themselves waiting for this one in a collective: the job would hang
+/// with every process alive. Print the panic, then end every rank of the job.
+#[cfg(feature = "mpi")]
+fn abort_job_on_panic(rank: usize) {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("rank {rank} panicked: aborting the whole job");
+        // SAFETY: MPI is initialised (this hook is installed after it) and not finalised
+        // while the Runtime lives; MPI_Abort does not return.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 101);
+        }
+    }));
 }
 
 /// Ranks on one node share its cores: without this, each rank's libtorch would start one

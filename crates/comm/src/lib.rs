@@ -26,7 +26,9 @@ pub use mpi_backend::MpiCollective;
 pub use nccl::{nccl_available, NcclCollective};
 pub use single::SingleProcess;
 pub use traffic::{Traffic, TrafficCounter};
-pub use varlen::{all_gather_counts, all_gather_varlen, all_reduce_f64s, reduce_scatter_varlen};
+pub use varlen::{
+    all_gather_counts, all_gather_known, all_gather_varlen, all_reduce_f64s, reduce_scatter_varlen,
+};
 
 use anyhow::Result;
 use tch::{Device, Tensor};

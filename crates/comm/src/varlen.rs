@@ -9,8 +9,21 @@ use crate::Collective;
 
 /// Every rank's `t` `[n_r, ..]` concatenated in rank order, and the `n_r`.
 pub fn all_gather_varlen(c: &dyn Collective, t: &Tensor) -> Result<(Tensor, Vec<i64>)> {
-    let n = t.size()[0];
-    let counts = all_gather_counts(c, n)?;
+    let counts: Vec<i64> = all_gather_counts(c, &[t.size()[0]])?
+        .into_iter()
+        .map(|r| r[0])
+        .collect();
+    Ok((all_gather_known(c, t, &counts)?, counts))
+}
+
+/// [`all_gather_varlen`] when every rank's row count `counts[r]` is already known
+/// (one collective instead of two).
+pub fn all_gather_known(c: &dyn Collective, t: &Tensor, counts: &[i64]) -> Result<Tensor> {
+    ensure!(
+        counts.len() == c.world_size() && t.size()[0] == counts[c.rank()],
+        "all_gather_known: {} rows here, counts {counts:?}",
+        t.size()[0]
+    );
     let longest = counts.iter().copied().max().unwrap_or(0);
     let gathered = c.all_gather(&pad_rows(t, longest))?;
     let blocks: Vec<Tensor> = counts
@@ -18,7 +31,7 @@ pub fn all_gather_varlen(c: &dyn Collective, t: &Tensor) -> Result<(Tensor, Vec<
         .enumerate()
         .map(|(r, &k)| gathered.narrow(0, r as i64 * longest, k))
         .collect();
-    Ok((Tensor::cat(&blocks, 0), counts))
+    Ok(Tensor::cat(&blocks, 0))
 }
 
 /// Sums `t` `[Σ n_r, ..]` over ranks and returns this rank's rows `[n_rank, ..]`, where
@@ -52,11 +65,15 @@ pub fn all_reduce_f64s(c: &dyn Collective, values: &mut [f64]) -> Result<()> {
     Ok(())
 }
 
-/// Every rank's `n`, in rank order.
-pub fn all_gather_counts(c: &dyn Collective, n: i64) -> Result<Vec<i64>> {
-    let mine = Tensor::from_slice(&[n]).to_device(c.device());
+/// Every rank's few counts (the same number on every rank), in rank order, in one call.
+pub fn all_gather_counts(c: &dyn Collective, counts: &[i64]) -> Result<Vec<Vec<i64>>> {
+    let mine = Tensor::from_slice(counts).to_device(c.device());
     let all = c.all_gather(&mine)?.to_device(tch::Device::Cpu);
-    Ok(Vec::<i64>::try_from(all.to_kind(Kind::Int64))?)
+    let flat = Vec::<i64>::try_from(all.to_kind(Kind::Int64))?;
+    Ok(flat
+        .chunks(counts.len().max(1))
+        .map(<[i64]>::to_vec)
+        .collect())
 }
 
 /// `t` with zero rows appended up to `rows`.

@@ -38,8 +38,9 @@ pub struct ContrastInputs<'a> {
 
 /// The scope's loss and its gradient with respect to this rank's inputs.
 pub struct ContrastGrads {
-    /// The loss of the whole scope's matrix (the same on every rank of the scope).
-    pub loss: f64,
+    /// This rank's share of the scope's loss: the shares of the scope's ranks sum to the
+    /// loss of its whole matrix (no collective spent on a number only metrics read).
+    pub loss_share: f64,
     /// `∂loss/∂chosen`, `[m]`, and `∂loss/∂rejected`, `[n]`, in f32 or wider.
     pub chosen: Tensor,
     pub rejected: Tensor,

@@ -27,7 +27,7 @@ pub fn contrast(
     let b = leaf(&losses.all);
     if rows == 0 || cols == 0 {
         return Ok(ContrastGrads {
-            loss: 0.0,
+            loss_share: 0.0,
             chosen: inputs.chosen.zeros_like(),
             rejected: inputs.rejected.zeros_like(),
             rows,
@@ -37,7 +37,8 @@ pub fn contrast(
     let loss = rpo_loss(&a, &b, win_emb.as_ref(), lose_emb.as_ref(), weighting, beta)?;
     let g = grads(&loss, &[&a, &b]);
     Ok(ContrastGrads {
-        loss: loss.double_value(&[]),
+        // Every rank holds the whole loss: an equal share each.
+        loss_share: loss.double_value(&[]) / scope.world_size() as f64,
         chosen: g[0].narrow(0, wins.offset(rank), m),
         rejected: g[1].narrow(0, losses.offset(rank), n),
         rows,

@@ -5,13 +5,15 @@
 //! the loss, `Σ_{i own} row_i / M`, gives complete gradients for its own `a_i` and a
 //! partial gradient for every `b_j`; summing the partials over ranks with one
 //! reduce-scatter hands each rank the full gradient of its own losses.
-//! Per rank: O(m·N) compute and O(N·(1+d)) traffic, instead of O(M·N).
+//! Per rank: O(m·N) compute; three collectives (the block sizes, the columns packed with
+//! their embeddings, the column gradients) moving O(N·(1+d)) values.
 
 use anyhow::Result;
-use rpo_comm::{all_gather_counts, all_reduce_f64s, reduce_scatter_varlen, Collective};
+use rpo_comm::{all_gather_counts, all_gather_known, reduce_scatter_varlen, Collective};
 use rpo_losses::{rpo_row_losses, Weighting};
+use tch::{Kind, Tensor};
 
-use crate::gather::{gather_embeddings, grads, leaf, Gathered};
+use crate::gather::{grads, leaf};
 use crate::{ContrastGrads, ContrastInputs};
 
 pub fn contrast(
@@ -21,17 +23,21 @@ pub fn contrast(
     beta: f64,
 ) -> Result<ContrastGrads> {
     // Every rank runs every collective below, whatever its block sizes.
-    let m = inputs.chosen.size()[0];
-    let win_counts = all_gather_counts(scope, m)?;
-    let rows: i64 = win_counts.iter().sum();
-    let first_row: i64 = win_counts[..scope.rank()].iter().sum();
-    let losses = Gathered::new(scope, inputs.rejected)?;
-    let lose_emb = gather_embeddings(scope, inputs.lose_emb)?;
-    let cols = losses.total();
+    let (m, n) = (inputs.chosen.size()[0], inputs.rejected.size()[0]);
+    let counts = all_gather_counts(scope, &[m, n])?;
+    let rows: i64 = counts.iter().map(|c| c[0]).sum();
+    let first_row: i64 = counts[..scope.rank()].iter().map(|c| c[0]).sum();
+    let lose_counts: Vec<i64> = counts.iter().map(|c| c[1]).collect();
+    let cols: i64 = lose_counts.iter().sum();
+
+    // The columns: every rank's lose log-ratios, with their prompt embeddings alongside.
+    let packed = pack(inputs.rejected, inputs.lose_emb);
+    let columns = all_gather_known(scope, &packed, &lose_counts)?;
+    let (b_all, lose_emb) = unpack(&columns, inputs.rejected.kind(), inputs.lose_emb);
 
     let a = leaf(inputs.chosen);
-    let b = leaf(&losses.all);
-    let (partial_loss, grad_a, grad_b_all) = if m > 0 && cols > 0 {
+    let b = leaf(&b_all);
+    let (loss_share, grad_a, grad_b_all) = if m > 0 && cols > 0 {
         let own_rows = rpo_row_losses(
             &a,
             &b,
@@ -41,25 +47,44 @@ pub fn contrast(
             beta,
             first_row,
         )?;
-        let partial = own_rows.sum(own_rows.kind()) / rows as f64;
-        let g = grads(&partial, &[&a, &b]);
+        let share = own_rows.sum(own_rows.kind()) / rows as f64;
+        let g = grads(&share, &[&a, &b]);
         (
-            partial.double_value(&[]),
+            share.double_value(&[]),
             g[0].shallow_clone(),
             g[1].shallow_clone(),
         )
     } else {
         (0.0, a.zeros_like().detach(), b.zeros_like().detach())
     };
-    let grad_b = reduce_scatter_varlen(scope, &grad_b_all, &losses.counts)?;
-
-    let mut loss = [partial_loss];
-    all_reduce_f64s(scope, &mut loss)?;
+    let grad_b = reduce_scatter_varlen(scope, &grad_b_all, &lose_counts)?;
     Ok(ContrastGrads {
-        loss: loss[0],
+        loss_share,
         chosen: grad_a,
         rejected: grad_b,
         rows,
         cols,
     })
+}
+
+/// `[n, 1 + d]`: log-ratios in column 0, embeddings after, in the wider of their kinds.
+fn pack(logratios: &Tensor, emb: Option<&Tensor>) -> Tensor {
+    let column = logratios.detach().unsqueeze(1);
+    match emb {
+        None => column,
+        Some(e) => {
+            let kind = if logratios.kind() == Kind::Double || e.kind() == Kind::Double {
+                Kind::Double
+            } else {
+                Kind::Float
+            };
+            Tensor::cat(&[column.to_kind(kind), e.detach().to_kind(kind)], 1)
+        }
+    }
+}
+
+fn unpack(packed: &Tensor, kind: Kind, emb: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
+    let logratios = packed.select(1, 0).to_kind(kind);
+    let emb = emb.map(|e| packed.narrow(1, 1, e.size()[1]).to_kind(e.kind()));
+    (logratios, emb)
 }

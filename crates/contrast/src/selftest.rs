@@ -174,13 +174,15 @@ pub fn check_contrast(world: &dyn Collective, per_rank: i64) -> Result<Vec<Check
             )?;
             for form in [ContrastForm::RowPartitioned, ContrastForm::Replicated] {
                 let got = contrast(comm.as_ref(), &inputs, weighting, beta, form)?;
+                let mut loss = [got.loss_share];
+                rpo_comm::all_reduce_f64s(comm.as_ref(), &mut loss)?;
                 let name = format!(
                     "{} {weighting:?} scope={scope} form={form:?}",
                     if paired { "paired" } else { "unpaired" }
                 );
                 let loss = compare(
                     "",
-                    &Tensor::from_slice(&[got.loss]),
+                    &Tensor::from_slice(&loss),
                     &Tensor::from_slice(&[want_loss]),
                     TOLERANCE,
                 );

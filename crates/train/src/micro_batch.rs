@@ -90,8 +90,8 @@ pub struct MicroBatchLoss {
     /// Scalar with autograd history to the policy's parameters: its backward adds this
     /// rank's share of the global objective's gradient (see [`crate::parallel`]).
     pub objective: Tensor,
-    /// This rank's value of its loss: the contrast scope's loss for RPO, else the mean
-    /// over the rank's own examples.
+    /// This rank's view of the loss, whose mean over ranks is the global objective's loss:
+    /// the mean over its own examples, or for RPO S × its share of its scope's loss.
     pub loss: f64,
     pub stats: RewardStats,
 }
@@ -123,7 +123,9 @@ fn contrast(
     let g = rpo_contrast::contrast(p.scope(), &inputs, weighting, models.beta, p.form)?;
     let surrogate = (chosen * g.chosen.to_kind(chosen.kind())).sum(chosen.kind())
         + (rejected * g.rejected.to_kind(rejected.kind())).sum(rejected.kind());
-    Ok((surrogate * p.scope_share(), g.loss))
+    // The scope's S ranks' shares sum to its loss, so S × share averages to it.
+    let scope_size = p.scope().world_size() as f64;
+    Ok((surrogate * p.scope_share(), g.loss_share * scope_size))
 }
 
 /// Everything a micro-batch needs besides its data.
