@@ -68,7 +68,7 @@ fn main() -> Result<()> {
         world.barrier()?;
         let t = Instant::now();
         let g = contrast(world, &inputs, &weighting, 0.1, form)?;
-        loss = g.loss;
+        loss = g.loss_share;
         world.barrier()?;
         times.push(t.elapsed().as_secs_f64());
     }
@@ -80,7 +80,7 @@ fn main() -> Result<()> {
             serde_json::json!({
                 "ranks": w, "rows": rows, "dim": dim, "form": format!("{form:?}"),
                 "median_s": times[times.len() / 2], "peak_rss_bytes_max_rank": peak,
-                "loss": loss, "traffic_bytes_rank0": world.traffic().total(),
+                "loss_share_rank0": loss, "traffic_bytes_rank0": world.traffic().total(),
             })
         );
     }

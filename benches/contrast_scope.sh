@@ -4,17 +4,18 @@
 #  2. the contrast computation alone as the global matrix grows to 16k rows, row-partitioned
 #     vs replicated: time per call and peak memory per rank.
 # Prints Markdown tables (docs/bench-contrast-scope.md holds a recorded run).
-#   bash benches/contrast_scope.sh [--steps 30] [--max-rows 16384] [--ranks "1 2 4"]
+#   bash benches/contrast_scope.sh [--steps 40] [--repeats 3] [--max-rows 16384] [--ranks "1 2 4"] [--only train|contrast]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/setup.sh" > /dev/null
 cd "$ROOT"
-STEPS=30; MAX_ROWS=16384; RANKS="1 2 4"
+STEPS=40; MAX_ROWS=16384; RANKS="1 2 4"; REPEATS=3; PARTS="train contrast"
 while [[ $# -gt 0 ]]; do
-  case "$1" in --steps) STEPS="$2"; shift 2 ;; --max-rows) MAX_ROWS="$2"; shift 2 ;; --ranks) RANKS="$2"; shift 2 ;; *) echo "unknown $1"; exit 2 ;; esac
+  case "$1" in --steps) STEPS="$2"; shift 2 ;; --max-rows) MAX_ROWS="$2"; shift 2 ;; --ranks) RANKS="$2"; shift 2 ;; --repeats) REPEATS="$2"; shift 2 ;; --only) PARTS="$2"; shift 2 ;; *) echo "unknown $1"; exit 2 ;; esac
 done
 OUT="$ROOT/target/bench-contrast-scope"; rm -rf "$OUT"; mkdir -p "$OUT"
 cargo build -q --release -p rpo-shard
+cargo bench -q -p rpo-contrast --bench contrast_scaling --no-run
 BENCH="$(cargo bench -q -p rpo-contrast --bench contrast_scaling --no-run --message-format=json 2>/dev/null \
   | python -c 'import json,sys; print([j["executable"] for j in map(json.loads, sys.stdin) if j.get("executable") and "contrast_scaling" in j["executable"]][-1])')"
 launch() { # launch W cmd...: one process without mpirun, else mpirun -n W
@@ -22,25 +23,34 @@ launch() { # launch W cmd...: one process without mpirun, else mpirun -n W
   if [[ "$w" == 1 ]]; then RPO_LOG=warn "$@"; else RPO_LOG=warn mpirun -n "$w" --oversubscribe "$@"; fi
 }
 
+if [[ "$PARTS" == *train* ]]; then
 echo "## Training step, tiny model: local vs global contrast"
 echo
-echo "$(nproc) cores; $STEPS RPO steps per run (paired, embedding weighting), 8 pairs per rank per micro-batch, global batch 8·W, median step time after step 1."
+echo "$(nproc) cores; paired RPO, embedding weighting, 8 pairs per rank per micro-batch, global batch 8·W; each run's median step time after step 1 ($STEPS steps); local and global runs alternate, $REPEATS of each; the table shows the median run and the range."
 echo
-echo "| ranks | local (s) | global (s) | global / local |"
-echo "|---|---|---|---|"
+echo "| ranks | local (s) | global (s) | global / local (median runs) | local range (s) | global range (s) |"
+echo "|---|---|---|---|---|---|"
 for w in $RANKS; do
-  declare -A T=()
-  for scope in local global; do
-    dir="$OUT/train-w$w-$scope"
-    launch "$w" target/release/rpo-shard train --set "out_dir=$dir" --set train.steps="$STEPS" \
-      --set train.sft_warmup_steps=0 --set eval.max_examples=0 --set train.save_model=false \
-      --set train.micro_batch_size=8 --set train.global_batch_size=$((8 * w)) \
-      --set contrast.scope=$scope --set data.synthetic_train=1024 > /dev/null
-    T[$scope]="$(python -c 'import json,sys,statistics as s; r=[json.loads(l)["step_time_s"] for l in open(sys.argv[1])][1:]; print(s.median(r))' "$dir/metrics.jsonl")"
+  declare -A T=([local]="" [global]="")
+  for ((rep = 1; rep <= REPEATS; rep++)); do
+    for scope in local global; do
+      dir="$OUT/train-w$w-$scope-$rep"
+      launch "$w" target/release/rpo-shard train --set "out_dir=$dir" --set train.steps="$STEPS" \
+        --set train.sft_warmup_steps=0 --set eval.max_examples=0 --set train.save_model=false \
+        --set train.micro_batch_size=8 --set train.global_batch_size=$((8 * w)) \
+        --set contrast.scope=$scope --set data.synthetic_train=1024 > /dev/null
+      T[$scope]+=" $(python -c 'import json,sys,statistics as s; r=[json.loads(l)["step_time_s"] for l in open(sys.argv[1])][1:]; print(s.median(r))' "$dir/metrics.jsonl")"
+    done
   done
-  python -c 'import sys; l,g=map(float,sys.argv[2:]); print(f"| {sys.argv[1]} | {l:.4f} | {g:.4f} | {g/l:.3f} |")' "$w" "${T[local]}" "${T[global]}"
+  python - "$w" "${T[local]}" "${T[global]}" <<'PY'
+import statistics as s, sys
+w, l, g = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+ml, mg = s.median(l), s.median(g)
+print(f"| {w} | {ml:.4f} | {mg:.4f} | {mg/ml:.3f} | {min(l):.4f}–{max(l):.4f} | {min(g):.4f}–{max(g):.4f} |")
+PY
 done
-
+fi
+if [[ "$PARTS" == *contrast* ]]; then
 echo
 echo "## The contrast computation alone: row-partitioned vs replicated"
 echo
@@ -69,3 +79,4 @@ PY
     rows=$((rows * 2))
   done
 done
+fi

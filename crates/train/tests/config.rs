@@ -128,7 +128,7 @@ fn world_size_dependent_combinations_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("16 × 4"), "{e}");
-    let e = load(&["contrast.scope=group:3"])
+    let e = load(&["contrast.scope=group:3", "train.global_batch_size=64"])
         .validate_world(4)
         .unwrap_err()
         .to_string();
