@@ -10,7 +10,9 @@ use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, save_hf, Llama};
 use rpo_optim::{clip_grad_norm, Optimizer, RmsProp, RmsPropConfig};
 use rpo_train::micro_batch::{self, Models};
+use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_train::objective::Objective;
+use rpo_train::parallel::DataParallel;
 use rpo_train::prompt_embedding::PromptEmbedder;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,11 +90,14 @@ fn main() -> Result<()> {
     )?;
 
     let embedder = Fixed(emb);
+    let world = rpo_comm::SingleProcess::new(Device::Cpu);
+    let parallel = DataParallel::new(&world, ContrastScope::Global, ContrastForm::default())?;
     let models = Models {
         policy: &policy,
         reference: Some(&reference),
         embedder: &embedder,
         beta: 0.1,
+        parallel: &parallel,
     };
     let objective = Objective::Rpo {
         weighting: rpo_losses::Weighting::Embedding { tau: 0.5 },
@@ -112,13 +117,13 @@ fn main() -> Result<()> {
             }
         }
         let out = micro_batch::paired(&objective, &models, &pb)?;
-        out.loss.backward();
+        out.objective.backward();
         let t_update = Instant::now();
         let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
         clip_grad_norm(&mut grads, 10.0);
         optimizer.step(&mut params, &grads, 1e-5)?;
         if step == 0 {
-            first_loss = out.loss.double_value(&[]);
+            first_loss = out.loss;
         }
         if step >= warmup {
             times.push(t0.elapsed().as_secs_f64());

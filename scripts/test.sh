@@ -6,3 +6,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 cargo test --workspace --release "$@"
+# Benchmarks are not run here, but they must keep compiling.
+cargo bench --workspace --no-run -q
