@@ -116,10 +116,7 @@ impl BertConfig {
             !self.is_decoder && !self.add_cross_attention,
             "decoder / cross-attention BERT configurations are not supported"
         );
-        ensure!(
-            self.layer_norm_eps > 0.0,
-            "layer_norm_eps must be positive"
-        );
+        ensure!(self.layer_norm_eps > 0.0, "layer_norm_eps must be positive");
         Ok(())
     }
 }
@@ -144,7 +141,10 @@ mod tests {
     #[test]
     fn reads_minilm_config() {
         let c = parse(MINILM).unwrap();
-        assert_eq!((c.hidden_size, c.num_hidden_layers, c.head_dim()), (384, 6, 32));
+        assert_eq!(
+            (c.hidden_size, c.num_hidden_layers, c.head_dim()),
+            (384, 6, 32)
+        );
         assert_eq!(c.layer_norm_eps, 1e-12);
     }
 
@@ -154,7 +154,10 @@ mod tests {
             (r#""hidden_act": "gelu""#, r#""hidden_act": "gelu_new""#),
             (r#""model_type": "bert""#, r#""model_type": "roberta""#),
             (r#""absolute""#, r#""relative_key""#),
-            (r#""num_attention_heads": 12"#, r#""num_attention_heads": 7"#),
+            (
+                r#""num_attention_heads": 12"#,
+                r#""num_attention_heads": 7"#,
+            ),
         ] {
             let json = MINILM.replace(from, to);
             assert!(parse(&json).is_err(), "{to} was accepted");
