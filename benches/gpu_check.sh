@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (The runs use bag-of-words prompt embeddings: the MiniLM package is not on that machine.)
 # GPU check of a prebuilt target/release/rpo-shard on a machine with PyTorch at
 # /opt/torch/.venv (no Rust, no network, no MPI needed): the NCCL backend's self-test on
 # one GPU, then 20 bf16 training steps with their tokens/s. Every step runs even when an
@@ -51,12 +52,13 @@ libs() {
 step "shared libraries (ldd)" libs
 step "selftest --device cuda --backend nccl" "$BIN" selftest --device cuda --backend nccl
 step "train bf16, 20 steps (tiny)" "$BIN" train --set model.device=cuda --set model.dtype=bf16 \
-  --set train.steps=20 --set train.sft_warmup_steps=0 --set "out_dir=$RUN_DIR"
+  --set train.steps=20 --set train.sft_warmup_steps=0 --set embedding.model=bag-of-words \
+  --set "out_dir=$RUN_DIR"
 # Timing on a Qwen2.5-0.5B-shaped model (vocab cut to the synthetic tokenizer's 512).
 step "train bf16, 30 steps (qwen2.5-0.5b shape)" "$BIN" train --set model.device=cuda \
   --set model.dtype=bf16 --set model.preset=qwen2.5-0.5b --set train.steps=30 \
   --set train.sft_warmup_steps=0 --set train.micro_batch_size=64 --set train.global_batch_size=64 \
-  --set eval.max_examples=0 --set "out_dir=$RUN_DIR-0.5b"
+  --set eval.max_examples=0 --set embedding.model=bag-of-words --set "out_dir=$RUN_DIR-0.5b"
 rate() { # tokens/s and MFU: 8N FLOPs per token (policy forward+backward 6N, reference forward 2N)
   "$PY" - "$1" "${PEAK_TFLOPS:-989}" <<'PY'
 import json, math, struct, sys

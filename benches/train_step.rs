@@ -6,11 +6,11 @@
 //! Run both through `benches/train_step_vs_pytorch.sh`.
 
 use anyhow::Result;
+use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, save_hf, Llama};
 use rpo_optim::{clip_grad_norm, Optimizer, RmsProp, RmsPropConfig};
 use rpo_train::micro_batch::{self, Models};
-use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_train::objective::Objective;
 use rpo_train::parallel::DataParallel;
 use rpo_train::prompt_embedding::PromptEmbedder;

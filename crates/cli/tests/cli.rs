@@ -269,3 +269,32 @@ fn bf16_training_keeps_fp32_masters_so_small_steps_are_not_rounded_away() {
         "only {moved} of {total} weights moved: updates were rounded away"
     );
 }
+
+#[test]
+fn rpo_weights_come_from_the_minilm_encoder_by_default() {
+    // Same seed and data; only the prompt embeddings differ, so the losses after the first
+    // update must differ too if the encoder's embeddings reach the contrast weights.
+    let run = |model: &str| {
+        let m = format!("embedding.model={model}");
+        let (metrics, _, _dir) = trained(&["--set", &m, "--set", "eval.judge=false"]);
+        metrics
+    };
+    let (minilm, bow) = (run("minilm"), run("bag-of-words"));
+    let last = |m: &[serde_json::Value]| m.last().unwrap()["loss"].as_f64().unwrap();
+    assert!(
+        (last(&minilm) - last(&bow)).abs() > 1e-9,
+        "minilm and bag-of-words weights trained alike: {} vs {}",
+        last(&minilm),
+        last(&bow)
+    );
+    // A folder that is not a sentence-transformers model is refused, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = format!("embedding.path={}", dir.path().display());
+    let o = train(&dir.path().join("run"), &["--set", &bad]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("embedding.path") && e.contains(&dir.path().display().to_string()),
+        "{e}"
+    );
+}

