@@ -136,7 +136,7 @@ fn main() -> Result<()> {
     let mut fwd_bwd = Vec::new();
     for _ in 0..steps {
         let t0 = Instant::now();
-        tch::no_grad(|| policy.forward(&ids));
+        let _ = tch::no_grad(|| policy.forward(&ids));
         forward.push(t0.elapsed().as_secs_f64());
         let t0 = Instant::now();
         policy.forward(&ids).mean(Kind::Float).backward();
