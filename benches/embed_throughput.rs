@@ -1,6 +1,7 @@
-//! Sentence-encoder throughput: every `"prompt"` of a JSONL file embedded by rpo-embed's
-//! all-MiniLM-L6-v2, batched, fp32 on CPU. Prints one JSON line. benches/embed_throughput.sh
-//! runs it next to sentence-transformers on the same prompts and thread count.
+//! Sentence-encoder throughput: every distinct `"prompt"` of a JSONL file (first
+//! occurrences, as `rpo-shard embed` takes them) embedded by rpo-embed's all-MiniLM-L6-v2,
+//! batched, fp32 on CPU. Prints one JSON line. benches/embed_throughput.sh runs it next to
+//! `rpo-shard embed` and sentence-transformers on the same prompts and thread count.
 //!
 //!   <bench binary> --jsonl prompts.jsonl [--batch 64] [--threads 2]
 
@@ -20,6 +21,7 @@ fn main() -> Result<()> {
     let batch: usize = arg("--batch").map_or(Ok(64), |b| b.parse())?;
     let threads: i32 = arg("--threads").map_or(Ok(2), |t| t.parse())?;
     tch::set_num_threads(threads);
+    let mut seen = std::collections::HashSet::new();
     let prompts: Vec<String> = std::fs::read_to_string(&path)?
         .lines()
         .map(|l| {
@@ -29,7 +31,10 @@ fn main() -> Result<()> {
                 .context("a line without \"prompt\"")?
                 .to_string())
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<String>>>()?
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect();
     let texts: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let encoder = SentenceEncoder::load_default(Device::Cpu)?;
     let tokens: usize = encoder.tokenize(&texts)?.iter().map(Vec::len).sum();

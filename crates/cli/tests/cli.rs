@@ -298,3 +298,120 @@ fn rpo_weights_come_from_the_minilm_encoder_by_default() {
         "{e}"
     );
 }
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `rpo-shard embed` with FAST and `extra`; its JSON report.
+fn embed(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["embed"];
+    args.extend_from_slice(FAST);
+    args.extend_from_slice(extra);
+    let o = rpo(&args);
+    assert!(o.status.success(), "embed {extra:?}: {}", stderr(&o));
+    let line = String::from_utf8(o.stdout).unwrap();
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn embed_cache_trains_like_embedding_on_the_fly_and_a_stale_one_is_refused() {
+    // MiniLM on paired prompts: the cache encodes texts in other batches than training
+    // does, which moves embeddings by float rounding (cosine 1 − 1e-7), so metrics agree
+    // to ~1e-6 (margins, near 0, to 1e-7 absolute). Bag-of-words on unpaired
+    // prompt+response texts: the rows are bit-identical, so must be the metrics.
+    let unpaired_responses = [
+        "--set",
+        "loss.pairing=unpaired",
+        "--set",
+        "loss.tau=0.75",
+        "--set",
+        "embedding.text=prompt+response",
+        "--set",
+        "embedding.model=bag-of-words",
+    ];
+    for (extra, rtol, margin_rtol) in [(&[][..], 1e-6, 1e-4), (&unpaired_responses, 0.0, 0.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache/e.bin");
+        let cache_arg = format!("embedding.cache={}", cache.display());
+        // `extra`, then `more`, reading the cache.
+        let with = |more: &[&'static str]| -> Vec<String> {
+            extra
+                .iter()
+                .chain(more)
+                .chain(&["--set", cache_arg.as_str()])
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let report = embed(&as_strs(&with(&[])));
+        assert_eq!(report["out"], cache.display().to_string());
+        assert_eq!(report["dtype"], "f32");
+        assert!(report["texts"].as_u64().unwrap() > 8, "{report}");
+        assert!(
+            report["sentences_per_s"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+
+        let no_judge = ["--set", "eval.judge=false"];
+        let on_the_fly: Vec<&str> = extra.iter().chain(&no_judge).copied().collect();
+        let (fly, _, _d1) = trained(&on_the_fly);
+        let (cached, _, _d2) = trained(&as_strs(&with(&no_judge)));
+        // The preference steps, where the embeddings weigh the contrast matrix.
+        let preference = |m: &[serde_json::Value]| {
+            m.iter()
+                .filter(|x| x["phase"] != "sft")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let (fly, cached) = (preference(&fly), preference(&cached));
+        assert_eq!(fly.len(), 3);
+        assert_same_metric("loss", &fly, &cached, rtol);
+        assert_same_metric("grad_norm", &fly, &cached, rtol);
+        assert_same_metric("reward_margin", &fly, &cached, margin_rtol);
+
+        // Other data: the cache no longer fits, and training says so before it starts.
+        let stale = with(&["--set", "data.synthetic_train=48"]);
+        let o = train(&dir.path().join("stale"), &as_strs(&stale));
+        assert!(!o.status.success(), "{extra:?}: a stale cache was accepted");
+        let e = stderr(&o);
+        for needle in [
+            "e.bin",
+            "stale",
+            "texts fingerprint",
+            "rpo-shard embed --config",
+        ] {
+            assert!(e.contains(needle), "{extra:?}: {needle:?} not in {e}");
+        }
+        assert!(
+            !dir.path().join("stale/metrics.jsonl").exists()
+                || metrics(&dir.path().join("stale")).is_empty(),
+            "refused before any step"
+        );
+    }
+}
+
+#[test]
+fn prompt_response_texts_train_paired_and_unpaired_and_differ_from_prompts() {
+    let unpaired = ["--set", "loss.pairing=unpaired", "--set", "loss.tau=0.75"];
+    for pairing in [&[][..], &unpaired] {
+        let run = |text: &str| {
+            let t = format!("embedding.text={text}");
+            let args: Vec<&str> = pairing
+                .iter()
+                .copied()
+                .chain(["--set", &t, "--set", "eval.judge=false"])
+                .collect();
+            trained(&args).0
+        };
+        let (prompt, joined) = (run("prompt"), run("prompt+response"));
+        assert!(joined
+            .iter()
+            .all(|x| x["loss"].as_f64().unwrap().is_finite()));
+        let last = |m: &[serde_json::Value]| m.last().unwrap()["loss"].as_f64().unwrap();
+        assert!(
+            (last(&prompt) - last(&joined)).abs() > 1e-9,
+            "{pairing:?}: prompt and prompt+response weights trained alike: {}",
+            last(&prompt)
+        );
+    }
+}

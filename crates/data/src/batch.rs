@@ -86,6 +86,9 @@ pub struct PairedBatch {
     pub rejected: SeqBatch,
     /// Each pair's prompt as the model sees it (after truncation), for prompt embeddings.
     pub prompts: Vec<String>,
+    /// Each pair's chosen and rejected responses as written (prompt+response embeddings).
+    pub chosen_texts: Vec<String>,
+    pub rejected_texts: Vec<String>,
 }
 
 impl PairedBatch {
@@ -114,6 +117,8 @@ impl PairedBatch {
             chosen: SeqBatch::collate(&chosen, pad, width)?,
             rejected: SeqBatch::collate(&rejected, pad, width)?,
             prompts,
+            chosen_texts: examples.iter().map(|ex| ex.chosen.clone()).collect(),
+            rejected_texts: examples.iter().map(|ex| ex.rejected.clone()).collect(),
         })
     }
 
@@ -131,6 +136,8 @@ pub struct UnpairedBatch {
     pub desirable: Tensor,
     /// Each example's prompt as the model sees it (after truncation).
     pub prompts: Vec<String>,
+    /// Each example's completion as written (prompt+response embeddings).
+    pub completions: Vec<String>,
     /// Example i's prompt with the completion chosen as its KL partner.
     pub kl_seqs: SeqBatch,
 }
@@ -179,6 +186,7 @@ impl UnpairedBatch {
             seqs: SeqBatch::collate(&seqs.iter().collect::<Vec<_>>(), pad, 0)?,
             desirable: Tensor::from_slice(&desirable).to_kind(Kind::Bool),
             prompts,
+            completions: examples.iter().map(|ex| ex.completion.clone()).collect(),
             kl_seqs: SeqBatch::collate(&kl.iter().collect::<Vec<_>>(), pad, 0)?,
         })
     }

@@ -91,6 +91,8 @@ fn paired_batch_shares_one_width_and_keeps_prompts() {
         batch.prompts,
         [pairs[0].prompt.clone(), pairs[1].prompt.clone()]
     );
+    assert_eq!(batch.chosen_texts, [" 3", " bee, cat, dog"]);
+    assert_eq!(batch.rejected_texts, [" 4", " cat, bee, dog, owl, yak"]);
     assert_eq!(
         batch.num_tokens(),
         batch.chosen.num_tokens + batch.rejected.num_tokens
@@ -123,6 +125,11 @@ fn unpaired_batch_pairs_each_prompt_with_the_next_completion_for_kl() {
         [true, false, true]
     );
     assert_eq!(batch.num_desirable(), 2);
+    assert_eq!(
+        batch.completions,
+        [" 3", " 5", " 6"],
+        "own completions, not KL partners"
+    );
     for i in 0..3 {
         let expected = tok
             .tokenize(&examples[i].prompt, &examples[(i + 1) % 3].completion)

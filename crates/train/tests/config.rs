@@ -89,6 +89,9 @@ fn impossible_combinations_are_refused() {
         (&["optim.max_grad_norm=-1"], "max_grad_norm"),
         (&["optim.betas=[0.9, 1.0]"], "betas"),
         (&["embedding.dim=0"], "embedding.dim"),
+        (&["embedding.text=response"], "embedding.text"),
+        (&["embedding.cache=\"\""], "embedding.cache"),
+        (&["embedding.cached=x.bin"], "cached"),
         (&["model.device=gpu"], "model.device"),
     ];
     for (o, needle) in cases {
@@ -204,4 +207,20 @@ fn tokenizer_follows_the_model_folder_unless_given() {
         "tokenizer.path=/t.json",
     ]);
     assert_eq!(explicit.tokenizer_path(), "/t.json");
+}
+
+#[test]
+fn embedding_text_mode_and_cache_have_defaults_and_overrides() {
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(cfg.embedding.text, "prompt");
+    assert_eq!(cfg.embedding.cache, None);
+    assert_eq!(
+        cfg.embedding_cache_path(),
+        cfg.out_dir.join("embeddings.bin"),
+        "rpo-shard embed writes into out_dir by default"
+    );
+    let o = ["embedding.text=prompt+response", "embedding.cache=/c/e.bin"].map(String::from);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+    assert_eq!(cfg.embedding.text, "prompt+response");
+    assert_eq!(cfg.embedding_cache_path(), std::path::Path::new("/c/e.bin"));
 }
