@@ -1,5 +1,6 @@
 //! One RPO training step of rpo-shard, timed: policy forward on chosen+rejected,
-//! reference forward, embedding-weighted RPO loss, backward, clipping, RMSprop.
+//! reference forward, embedding-weighted RPO loss, layer-wise backward, clipping,
+//! RMSprop (ZeRO stage 0 on one process, `--checkpointing` to recompute activations).
 //!
 //! Writes the model (Hugging Face folder) and the batch it used into `--out`, so that
 //! `benches/train_step_pytorch.py` can time the same step in PyTorch on the same data.
@@ -9,11 +10,12 @@ use anyhow::Result;
 use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, save_hf, Llama};
-use rpo_optim::{clip_grad_norm, Optimizer, RmsProp, RmsPropConfig};
+use rpo_optim::{RmsProp, RmsPropConfig};
 use rpo_train::micro_batch::{self, Models};
 use rpo_train::objective::Objective;
 use rpo_train::parallel::DataParallel;
 use rpo_train::prompt_embedding::PromptEmbedder;
+use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -61,18 +63,29 @@ fn main() -> Result<()> {
 
     let mut config = preset(&preset_name)?;
     config.vocab_size = vocab;
+    let checkpointing: bool = arg("--checkpointing", false);
     let (policy, policy_vs) = Llama::init(&config, Device::Cpu, Kind::Float, 0)?;
     save_hf(&out.join("model"), &policy_vs, &config)?;
     let mut ref_vs = VarStore::new(Device::Cpu);
     let reference = Llama::new(&ref_vs.root(), &config)?;
     ref_vs.copy(&policy_vs)?;
     ref_vs.freeze();
+    let world = rpo_comm::SingleProcess::new(Device::Cpu);
+    let options = ZeroOptions {
+        stage: ZeroStage::Zero0,
+        compute_kind: Kind::Float,
+        checkpoint_activations: checkpointing,
+        logits_chunk_tokens: 4096,
+    };
+    let policy = ShardedModel::new(policy, policy_vs, &world, options)?;
 
     tch::manual_seed(1);
     let pb = PairedBatch {
         chosen: random_batch(batch, seq, vocab, 0)?,
         rejected: random_batch(batch, seq, vocab, 0)?,
         prompts: vec![String::new(); batch],
+        chosen_texts: vec![String::new(); batch],
+        rejected_texts: vec![String::new(); batch],
     };
     let emb = Tensor::randn([batch as i64, 32], (Kind::Float, Device::Cpu));
     let emb = &emb / emb.norm_scalaropt_dim(2, [1], true);
@@ -90,7 +103,6 @@ fn main() -> Result<()> {
     )?;
 
     let embedder = Fixed(emb);
-    let world = rpo_comm::SingleProcess::new(Device::Cpu);
     let parallel = DataParallel::new(&world, ContrastScope::Global, ContrastForm::default())?;
     let models = Models {
         policy: &policy,
@@ -103,25 +115,16 @@ fn main() -> Result<()> {
         weighting: rpo_losses::Weighting::Embedding { tau: 0.5 },
         unpaired: false,
     };
-    let mut params = policy_vs.trainable_variables();
     let mut optimizer = RmsProp::new(RmsPropConfig::default());
     let mut times = Vec::new();
     let mut update_times = Vec::new();
     let mut first_loss = f64::NAN;
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        for p in &params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
         let out = micro_batch::paired(&objective, &models, &pb)?;
-        out.objective.backward();
+        policy.backward(&out.objective, out.policy)?;
         let t_update = Instant::now();
-        let mut grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
-        clip_grad_norm(&mut grads, 10.0);
-        optimizer.step(&mut params, &grads, 1e-5)?;
+        policy.step(&mut optimizer, 1e-5, 10.0)?;
         if step == 0 {
             first_loss = out.loss;
         }
@@ -136,10 +139,10 @@ fn main() -> Result<()> {
     let mut fwd_bwd = Vec::new();
     for _ in 0..steps {
         let t0 = Instant::now();
-        let _ = tch::no_grad(|| policy.forward(&ids));
+        let _ = tch::no_grad(|| policy.model().forward(&ids));
         forward.push(t0.elapsed().as_secs_f64());
         let t0 = Instant::now();
-        policy.forward(&ids).mean(Kind::Float).backward();
+        policy.model().forward(&ids).mean(Kind::Float).backward();
         fwd_bwd.push(t0.elapsed().as_secs_f64());
     }
     let median = |mut v: Vec<f64>| {
@@ -150,12 +153,12 @@ fn main() -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let tokens = 2 * batch * seq;
-    let n_params: i64 = params.iter().map(|p| p.numel() as i64).sum();
+    let n_params = policy.layout().numel();
     println!(
         "{}",
         serde_json::json!({
             "impl": "rpo-shard", "preset": preset_name, "params": n_params, "batch_pairs": batch, "seq": seq,
-            "threads": threads, "steps": steps, "median_step_s": median, "tokens_per_s": tokens as f64 / median,
+            "threads": threads, "steps": steps, "activation_checkpointing": checkpointing, "median_step_s": median, "tokens_per_s": tokens as f64 / median,
             "first_loss": first_loss, "forward_s": forward, "forward_backward_s": fwd_bwd, "clip_and_update_s": update,
         })
     );

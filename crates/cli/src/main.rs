@@ -20,8 +20,12 @@ struct Cli {
 enum Command {
     /// Train a policy from a TOML config (the embedded default when none is given).
     Train(commands::train::Args),
+    /// Precompute a run's prompt embeddings into the cache file training reads (embedding.cache).
+    Embed(commands::embed::Args),
     /// Print a config (the embedded default, or a file with overrides applied), fully resolved.
     Config(commands::config::Args),
+    /// Write a randomly initialised model as a Hugging Face folder (from a preset or a config.json).
+    InitModel(commands::init_model::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
     Synth(commands::synth::Args),
     /// Check the collectives and the contrast scopes on this launch (run under mpirun).
@@ -45,8 +49,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
+        Command::Embed(a) => commands::embed::run(a),
         Command::Config(a) => commands::config::run(a),
         Command::Synth(a) => commands::synth::run(a),
+        Command::InitModel(a) => commands::init_model::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
     };
     if let Err(e) = result {

@@ -169,6 +169,126 @@ fn local_and_group_scopes_match_their_definitions() {
     );
 }
 
+/// An untied model whose units' parameter counts divide by neither 2 nor 4 ranks times
+/// the 8-element shard alignment (hidden 24, 3 heads on 1 kv head, MLP 45, vocab 517),
+/// so shard boundaries fall inside tensors and every unit is padded.
+fn odd_model(dir: &Path) -> std::path::PathBuf {
+    let base = dir.join("base");
+    let o = rpo(&[
+        "init-model",
+        "--preset",
+        "tiny",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    for (key, value) in [
+        ("hidden_size", 24),
+        ("intermediate_size", 45),
+        ("num_attention_heads", 3),
+        ("num_key_value_heads", 1),
+        ("vocab_size", 517),
+    ] {
+        config[key] = value.into();
+    }
+    config["tie_word_embeddings"] = false.into();
+    let json = dir.join("odd.json");
+    std::fs::write(&json, config.to_string()).unwrap();
+    let model = dir.join("odd");
+    let o = rpo(&[
+        "init-model",
+        "--config",
+        json.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    model
+}
+
+/// Ψ as the ZeRO buffers hold it on `ranks` ranks: each unit (embedding, each layer, final
+/// norm + head) padded to a multiple of ranks × 8 elements.
+fn padded_parameters(weights: &[(String, tch::Tensor)], ranks: i64) -> i64 {
+    let mut units: std::collections::BTreeMap<String, i64> = Default::default();
+    for (name, t) in weights {
+        let unit = match name.strip_prefix("model.layers.") {
+            Some(rest) => rest.split('.').next().unwrap().to_string(),
+            None if name.starts_with("model.embed_tokens") => "embed".into(),
+            None => "head".into(),
+        };
+        *units.entry(unit).or_default() += t.numel() as i64;
+    }
+    let block = ranks * 8;
+    units
+        .values()
+        .map(|n| (n + block - 1) / block * block)
+        .sum()
+}
+
+#[test]
+fn zero_stages_on_1_2_4_ranks_reach_the_parameters_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = odd_model(dir.path());
+    let model_arg = format!("model.path={}", model.display());
+    // (what, global batch, max grad norm): 16 examples are 2 micro-batches per rank.
+    for (what, global, clip) in [
+        ("2 micro-batches per step, clipping at 1", 16, "1.0"),
+        ("1 micro-batch per step, no clipping", 8, "0"),
+    ] {
+        let clip = format!("optim.max_grad_norm={clip}");
+        let args = |stage: u8| {
+            vec![
+                model_arg.clone(),
+                "model.preset=".to_string(),
+                "tokenizer.path=builtin:synthetic".to_string(),
+                "train.steps=5".into(),
+                clip.clone(),
+                format!("zero.stage={stage}"),
+            ]
+        };
+        let run_stage = |ranks: usize, per_rank: usize, stage: u8| {
+            let a = args(stage);
+            run(
+                ranks,
+                per_rank,
+                global,
+                &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        };
+        let oracle = run_stage(1, 8, 0);
+        for stage in 0..=3u8 {
+            for ranks in [1, 2, 4] {
+                if (stage, ranks) == (0, 1) {
+                    continue;
+                }
+                let per_rank = global / ranks / (global / 8);
+                let r = run_stage(ranks, per_rank, stage);
+                assert_same(
+                    &format!("{what}: stage {stage} on {ranks} ranks"),
+                    &oracle,
+                    &r,
+                );
+                if global == 8 && ranks > 1 && stage > 0 {
+                    // Bytes per step per rank: reduce-scatter + all-gather of Ψ (2Ψ), plus a
+                    // forward and a backward all-gather in stage 3 instead of the update's
+                    // (3Ψ); fp32; plus the 8-byte all-reduce of the squared gradient norm.
+                    let psi = padded_parameters(&r.weights, ranks as i64) * 4;
+                    let expected = if stage == 3 { 3 * psi } else { 2 * psi } + 8;
+                    for m in &r.metrics {
+                        assert_eq!(
+                            m["zero_bytes"].as_i64(),
+                            Some(expected),
+                            "stage {stage}, {ranks} ranks: bytes per step"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Pids of the processes whose parent is `parent` and whose environment names MPI rank `rank`.
 fn rank_pids(parent: u32, rank: usize) -> Vec<u32> {
     let want = format!("OMPI_COMM_WORLD_RANK={rank}");

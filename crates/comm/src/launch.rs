@@ -5,7 +5,9 @@
 //!   initialised; CPU runs use [`MpiCollective`], CUDA runs use [`NcclCollective`]
 //!   bootstrapped over MPI, each rank on GPU `local_rank` of its node.
 
-use anyhow::{bail, Context, Result};
+#[cfg(feature = "mpi")]
+use anyhow::Context;
+use anyhow::{bail, Result};
 use tch::Device;
 
 use crate::nccl::NcclCollective;

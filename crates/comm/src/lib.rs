@@ -10,6 +10,7 @@
 //!
 //! All reductions are sums. Gathers and scatters work along dimension 0 in rank order.
 
+#[cfg(feature = "mpi")]
 mod bytes;
 mod launch;
 #[cfg(feature = "mpi")]

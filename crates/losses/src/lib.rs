@@ -21,7 +21,7 @@ pub mod weighting;
 pub use dpo::{dpo_loss, dpo_losses};
 pub use ipo::{ipo_loss, ipo_losses};
 pub use kto::{kto_kl_estimate, kto_loss, kto_losses};
-pub use logprobs::sequence_logps;
+pub use logprobs::{position_chunks, sequence_logps, sequence_logps_chunked};
 pub use rewards::{pair_metrics, rewards, PairMetrics};
 pub use rpo::{rpo_loss, rpo_row_losses};
 pub use sft::{sft_loss, sft_losses};

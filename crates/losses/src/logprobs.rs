@@ -43,3 +43,39 @@ pub fn sequence_logps(logits: &Tensor, labels: &Tensor, loss_mask: &Tensor) -> R
         .masked_fill(&ignored, 0.0);
     Ok(token_logps.sum_dim_intlist(-1, false, None))
 }
+
+/// Position ranges `(start, len)` covering `0..len_total` so that each chunk holds at most
+/// `chunk_tokens` (rows × positions) tokens, and at least one position.
+pub fn position_chunks(rows: i64, len_total: i64, chunk_tokens: i64) -> Vec<(i64, i64)> {
+    let step = (chunk_tokens / rows.max(1)).max(1);
+    (0..len_total)
+        .step_by(step as usize)
+        .map(|start| (start, step.min(len_total - start)))
+        .collect()
+}
+
+/// [`sequence_logps`] from the hidden states `[B, T, H]` before the LM head: `head` maps a
+/// slice of positions to its logits, so at most `chunk_tokens` positions' fp32 logits
+/// exist at once instead of the whole `[B, T, V]`.
+pub fn sequence_logps_chunked(
+    hidden: &Tensor,
+    head: &dyn Fn(&Tensor) -> Tensor,
+    labels: &Tensor,
+    loss_mask: &Tensor,
+    chunk_tokens: i64,
+) -> Result<Tensor> {
+    let (rows, len, _) = hidden.size3()?;
+    let mut total: Option<Tensor> = None;
+    for (start, n) in position_chunks(rows, len, chunk_tokens) {
+        let part = sequence_logps(
+            &head(&hidden.narrow(1, start, n)),
+            &labels.narrow(1, start, n),
+            &loss_mask.narrow(1, start, n),
+        )?;
+        total = Some(match total {
+            Some(t) => t + part,
+            None => part,
+        });
+    }
+    total.ok_or_else(|| anyhow::anyhow!("sequence_logps_chunked: empty sequences"))
+}

@@ -34,8 +34,16 @@ pub fn dtype_name(kind: Kind) -> Result<&'static str> {
 /// Writes `config.json` (its `torch_dtype` set to the parameters' dtype) and a single
 /// `model.safetensors` holding every variable of `vs` under its VarStore name.
 pub fn save_hf(dir: &Path, vs: &VarStore, config: &LlamaConfig) -> Result<()> {
+    save_hf_tensors(dir, vs.variables().into_iter().collect(), config)
+}
+
+/// As [`save_hf`] for named tensors (Hugging Face names, e.g. gathered from shards).
+pub fn save_hf_tensors(
+    dir: &Path,
+    mut tensors: Vec<(String, Tensor)>,
+    config: &LlamaConfig,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let embed = tensors
         .iter()

@@ -19,13 +19,15 @@ pub mod presets;
 mod rms_norm;
 mod rope;
 pub mod safetensors_io;
+mod units;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
 pub use generate::generate_greedy;
-pub use hf_io::{load_hf, save_hf};
+pub use hf_io::{load_hf, save_hf, save_hf_tensors};
 pub use kv_cache::{KvCache, LayerKvCache};
 pub use llama::{DecoderLayer, Llama, Mlp};
 pub use presets::{preset, PRESET_NAMES};
 pub use rms_norm::RmsNorm;
 pub use rope::{Rope, RotaryAngles};
+pub use units::UnitId;

@@ -211,14 +211,17 @@ impl Llama {
         self.norm.forward(x).linear::<Tensor>(&self.lm_head, None)
     }
 
+    /// The last decoder layer's output `[B, T, hidden]` for right-padded ids `[B, T]`.
+    pub fn hidden_states(&self, ids: &Tensor) -> Tensor {
+        let angles = self.rotary(0, ids.size()[1]);
+        self.layers
+            .iter()
+            .fold(self.embed(ids), |x, layer| layer.forward(&x, &angles))
+    }
+
     /// Logits `[B, T, vocab]` for right-padded ids `[B, T]`.
     pub fn forward(&self, ids: &Tensor) -> Tensor {
-        let angles = self.rotary(0, ids.size()[1]);
-        let x = self
-            .layers
-            .iter()
-            .fold(self.embed(ids), |x, layer| layer.forward(&x, &angles));
-        self.head(&x)
+        self.head(&self.hidden_states(ids))
     }
 
     /// An empty cache for [`forward_cached`](Self::forward_cached).

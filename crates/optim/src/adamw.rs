@@ -87,4 +87,8 @@ impl Optimizer for AdamW {
     fn steps(&self) -> i64 {
         self.slots.step
     }
+
+    fn slots_per_param(&self) -> usize {
+        self.slots.len()
+    }
 }

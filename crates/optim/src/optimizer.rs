@@ -21,4 +21,8 @@ pub trait Optimizer {
 
     /// Optimizer steps taken so far.
     fn steps(&self) -> i64;
+
+    /// State tensors kept per parameter, each shaped like it (RMSprop: 1 to 3, AdamW: 2);
+    /// for memory accounting.
+    fn slots_per_param(&self) -> usize;
 }

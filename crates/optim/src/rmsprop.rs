@@ -104,4 +104,8 @@ impl Optimizer for RmsProp {
     fn steps(&self) -> i64 {
         self.slots.step
     }
+
+    fn slots_per_param(&self) -> usize {
+        self.slots.len()
+    }
 }

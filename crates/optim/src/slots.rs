@@ -20,6 +20,11 @@ impl Slots {
         }
     }
 
+    /// State tensors per parameter.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// Checks the step's inputs and makes the buffers match the parameters: zeros on
     /// first use; after a load, moved to the parameters' kind and device.
     fn prepare(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {

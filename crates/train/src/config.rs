@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use rpo_contrast::{ContrastForm, ContrastScope};
+use rpo_zero::ZeroStage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,42 @@ pub struct TrainConfig {
     pub contrast: ContrastConfig,
     #[serde(default)]
     pub distributed: DistributedConfig,
+    #[serde(default)]
+    pub zero: ZeroConfig,
+}
+
+/// ZeRO sharding of the policy's training state across ranks (DeepSpeed's stages).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZeroConfig {
+    /// 0: replicated (gradients all-reduced); 1: optimizer state and fp32 masters sharded;
+    /// 2: gradients too; 3: parameters too, gathered unit by unit while they run.
+    #[serde(default)]
+    pub stage: ZeroStage,
+    /// Recompute each unit in the backward from its saved input instead of keeping its
+    /// activations. Default: on in stage 3 (where it is required), off below.
+    pub activation_checkpointing: Option<bool>,
+    /// At most this many (sequences × positions) tokens' logits exist at once when
+    /// sequence log-probs are computed.
+    #[serde(default = "default_logits_chunk")]
+    pub logits_chunk_tokens: usize,
+}
+
+impl Default for ZeroConfig {
+    fn default() -> Self {
+        Self {
+            stage: ZeroStage::default(),
+            activation_checkpointing: None,
+            logits_chunk_tokens: default_logits_chunk(),
+        }
+    }
+}
+
+impl ZeroConfig {
+    pub fn checkpoint_activations(&self) -> bool {
+        self.activation_checkpointing
+            .unwrap_or(self.stage.shards_parameters())
+    }
 }
 
 /// Which ranks share RPO's contrast matrix (ignored by the other objectives).
@@ -186,6 +223,14 @@ pub struct EmbeddingConfig {
     /// Texts per encoder forward.
     #[serde(default = "default_embedding_batch")]
     pub batch_size: usize,
+    /// What is embedded: "prompt" (default; one embedding per prompt, as the paper) or
+    /// "prompt+response" (its appendix F.1 ablation: one per response, prompt + response).
+    #[serde(default = "default_embedding_text")]
+    pub text: String,
+    /// Embeddings precomputed by `rpo-shard embed`: training reads them from this file
+    /// and refuses it when it was made from another model, text mode or data. Unset:
+    /// embed on the fly.
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for EmbeddingConfig {
@@ -195,6 +240,8 @@ impl Default for EmbeddingConfig {
             path: None,
             dim: default_embedding_dim(),
             batch_size: default_embedding_batch(),
+            text: default_embedding_text(),
+            cache: None,
         }
     }
 }
@@ -263,6 +310,9 @@ impl Default for EvalConfig {
     }
 }
 
+fn default_logits_chunk() -> usize {
+    4096
+}
 fn default_scope() -> ContrastScope {
     ContrastScope::Global
 }
@@ -317,6 +367,9 @@ fn default_embedding_model() -> String {
 fn default_embedding_batch() -> usize {
     64
 }
+fn default_embedding_text() -> String {
+    "prompt".into()
+}
 fn default_embedding_dim() -> usize {
     256
 }
@@ -351,6 +404,7 @@ pub mod choice {
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
     pub const DTYPES: &[&str] = &["fp32", "bf16"];
     pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
+    pub const EMBEDDING_TEXTS: &[&str] = &["prompt", "prompt+response"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
     pub const BACKENDS: &[&str] = &["auto", "nccl"];
 }
@@ -409,6 +463,15 @@ impl TrainConfig {
             (None, Some(model)) => model.join("tokenizer.json").display().to_string(),
             (None, None) => BUILTIN_SYNTHETIC_TOKENIZER.to_string(),
         }
+    }
+
+    /// Where `rpo-shard embed` writes by default: `embedding.cache`, else
+    /// `<out_dir>/embeddings.bin`.
+    pub fn embedding_cache_path(&self) -> PathBuf {
+        self.embedding
+            .cache
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("embeddings.bin"))
     }
 
     /// Micro-batches per optimizer step on each of `world` ranks.
@@ -475,6 +538,11 @@ impl TrainConfig {
         one_of("optim.name", &self.optim.name, choice::OPTIMIZERS)?;
         one_of("embedding.model", &self.embedding.model, choice::EMBEDDERS)?;
         one_of(
+            "embedding.text",
+            &self.embedding.text,
+            choice::EMBEDDING_TEXTS,
+        )?;
+        one_of(
             "distributed.backend",
             &self.distributed.backend,
             choice::BACKENDS,
@@ -505,6 +573,21 @@ impl TrainConfig {
                 "embedding.path names a sentence-transformers folder, which embedding.model = {:?} does not read",
                 self.embedding.model
             );
+        }
+        if self
+            .embedding
+            .cache
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!("embedding.cache is empty: give the file `rpo-shard embed` wrote, or remove the key");
+        }
+        if self.zero.stage.shards_parameters() && self.zero.activation_checkpointing == Some(false)
+        {
+            bail!("zero.activation_checkpointing = false needs the parameters kept whole: stage 3 gathers each unit again for its recomputed backward (use stage ≤ 2, or remove the key)");
+        }
+        if self.zero.logits_chunk_tokens == 0 {
+            bail!("zero.logits_chunk_tokens must be > 0");
         }
         let o = &self.optim;
         if o.max_grad_norm < 0.0 {

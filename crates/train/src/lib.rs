@@ -11,9 +11,9 @@ pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
 pub mod parallel;
+pub mod precompute;
 pub mod prompt_embedding;
 pub mod run;
 pub mod trainer;
-pub mod weights;
 
 pub use run::{train, RunSummary};

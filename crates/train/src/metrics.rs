@@ -26,6 +26,9 @@ pub struct StepMetrics {
     /// Non-padding tokens processed by the policy this step.
     pub tokens: usize,
     pub step_time_s: f64,
+    /// Bytes rank 0's ZeRO collectives (parameter gathers, gradient reductions) moved this
+    /// step, counted DeepSpeed's way (the full buffer of each collective).
+    pub zero_bytes: u64,
 }
 
 /// Appends JSON lines, flushed after each line so a crash loses nothing written.

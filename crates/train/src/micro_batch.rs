@@ -1,44 +1,79 @@
 //! One micro-batch: policy and reference log-probs, the objective, and reward statistics.
 //!
 //! Chosen and rejected sequences of a paired batch share one width, so they run as a
-//! single `[2B, T]` forward (as the reference code's concatenated forward does).
+//! single `[2B, T]` forward (as the reference code's concatenated forward does). The
+//! policy's log-probs come out of the layer-wise executor as a leaf: the objective is
+//! built on it, and the trainer pushes its gradient back through the model
+//! ([`ShardedModel::backward`]).
 
 use anyhow::{bail, Result};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_losses as losses;
 use rpo_model::Llama;
-use tch::{Kind, Tensor};
+use rpo_zero::{PolicyLogps, Sequences, ShardedModel};
+use tch::{Device, Kind, Tensor};
 
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
-use crate::prompt_embedding::PromptEmbedder;
+use crate::prompt_embedding::{self, PromptEmbedder};
 use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
 
-/// Summed log-probability of each sequence's response tokens under `model`, `[B]`.
-pub fn sequence_logps(model: &Llama, seqs: &SeqBatch) -> Result<Tensor> {
-    let device = model.device();
-    let logits = model.forward(&seqs.input_ids.to_device(device));
-    losses::sequence_logps(
-        &logits,
-        &seqs.labels.to_device(device),
-        &seqs.loss_mask.to_device(device),
-    )
+/// Ids, labels and response mask of sequences, on the model's device.
+pub struct DeviceSeqs {
+    ids: Tensor,
+    labels: Tensor,
+    mask: Tensor,
 }
 
-/// `(chosen, rejected)` log-probs of a paired batch from one forward pass.
-fn paired_logps(model: &Llama, batch: &PairedBatch) -> Result<(Tensor, Tensor)> {
-    let (c, r) = (&batch.chosen, &batch.rejected);
-    let device = model.device();
-    let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
-    let logits = model.forward(&cat(&c.input_ids, &r.input_ids));
-    let logps = losses::sequence_logps(
-        &logits,
-        &cat(&c.labels, &r.labels),
-        &cat(&c.loss_mask, &r.loss_mask),
-    )?;
-    let b = c.batch_size() as i64;
-    Ok((logps.narrow(0, 0, b), logps.narrow(0, b, b)))
+impl DeviceSeqs {
+    pub fn new(seqs: &SeqBatch, device: Device) -> Self {
+        Self {
+            ids: seqs.input_ids.to_device(device),
+            labels: seqs.labels.to_device(device),
+            mask: seqs.loss_mask.to_device(device),
+        }
+    }
+
+    /// A paired batch's chosen then rejected sequences, as one batch of 2B.
+    fn paired(batch: &PairedBatch, device: Device) -> Self {
+        let (c, r) = (&batch.chosen, &batch.rejected);
+        let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
+        Self {
+            ids: cat(&c.input_ids, &r.input_ids),
+            labels: cat(&c.labels, &r.labels),
+            mask: cat(&c.loss_mask, &r.loss_mask),
+        }
+    }
+
+    pub fn sequences(&self) -> Sequences<'_> {
+        Sequences {
+            ids: &self.ids,
+            labels: &self.labels,
+            mask: &self.mask,
+        }
+    }
+}
+
+/// Summed response log-probs `[B]` of a frozen model, without gradient; at most
+/// `chunk_tokens` positions' logits at a time.
+pub fn frozen_logps(model: &Llama, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
+    tch::no_grad(|| {
+        let hidden = model.hidden_states(&seqs.ids);
+        losses::sequence_logps_chunked(
+            &hidden,
+            &|h| model.head(h),
+            &seqs.labels,
+            &seqs.mask,
+            chunk_tokens,
+        )
+    })
+}
+
+/// `(chosen, rejected)` halves of paired log-probs.
+fn halves(logps: &Tensor) -> (Tensor, Tensor) {
+    let b = logps.size()[0] / 2;
+    (logps.narrow(0, 0, b), logps.narrow(0, b, b))
 }
 
 /// Detached reward sums, accumulated over the micro-batches of one optimizer step.
@@ -87,9 +122,12 @@ impl RewardStats {
 }
 
 pub struct MicroBatchLoss {
-    /// Scalar with autograd history to the policy's parameters: its backward adds this
-    /// rank's share of the global objective's gradient (see [`crate::parallel`]).
+    /// Scalar with autograd history to `policy`'s log-probs: its gradient, pushed through
+    /// the model, is this rank's share of the global objective's gradient (see
+    /// [`crate::parallel`]).
     pub objective: Tensor,
+    /// The policy's forward, for the backward.
+    pub policy: PolicyLogps,
     /// This rank's view of the loss, whose mean over ranks is the global objective's loss:
     /// the mean over its own examples, or for RPO S × its share of its scope's loss.
     pub loss: f64,
@@ -130,7 +168,7 @@ fn contrast(
 
 /// Everything a micro-batch needs besides its data.
 pub struct Models<'a> {
-    pub policy: &'a Llama,
+    pub policy: &'a ShardedModel,
     /// `None` only for SFT.
     pub reference: Option<&'a Llama>,
     pub embedder: &'a dyn PromptEmbedder,
@@ -146,24 +184,43 @@ impl Models<'_> {
         }
     }
 
-    fn embeddings(&self, prompts: &[String]) -> Result<Tensor> {
-        Ok(self
-            .embedder
-            .embed(prompts)?
-            .to_device(self.policy.device()))
+    fn device(&self) -> Device {
+        self.policy.model().device()
+    }
+
+    fn reference_logps(&self, seqs: &DeviceSeqs) -> Result<Tensor> {
+        frozen_logps(
+            self.reference()?,
+            seqs,
+            self.policy.options().logits_chunk_tokens,
+        )
+    }
+
+    /// Win-row and lose-column embeddings of a paired batch, on the policy's device.
+    fn paired_embeddings(&self, batch: &PairedBatch) -> Result<(Tensor, Tensor)> {
+        let (win, lose) = prompt_embedding::paired_embeddings(self.embedder, batch)?;
+        let device = self.device();
+        Ok((win.to_device(device), lose.to_device(device)))
+    }
+
+    fn unpaired_embeddings(&self, batch: &UnpairedBatch) -> Result<Tensor> {
+        Ok(prompt_embedding::unpaired_embeddings(self.embedder, batch)?.to_device(self.device()))
     }
 }
 
 /// SFT on the chosen responses: summed NLL, mean over the batch.
 pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
-    let logps = sequence_logps(models.policy, chosen)?;
+    let policy = models
+        .policy
+        .forward(&DeviceSeqs::new(chosen, models.device()).sequences())?;
     let stats = RewardStats {
         tokens: chosen.num_tokens,
         ..Default::default()
     };
-    let (objective, loss) = local(losses::sft_loss(&logps)?, models.parallel);
+    let (objective, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
     Ok(MicroBatchLoss {
         objective,
+        policy,
         loss,
         stats,
     })
@@ -178,8 +235,10 @@ pub fn paired(
     if let Objective::Sft = objective {
         return sft(models, &batch.chosen);
     }
-    let (policy_chosen, policy_rejected) = paired_logps(models.policy, batch)?;
-    let (ref_chosen, ref_rejected) = tch::no_grad(|| paired_logps(models.reference()?, batch))?;
+    let seqs = DeviceSeqs::paired(batch, models.device());
+    let policy = models.policy.forward(&seqs.sequences())?;
+    let (policy_chosen, policy_rejected) = halves(&policy.logps);
+    let (ref_chosen, ref_rejected) = halves(&models.reference_logps(&seqs)?);
     let a = &policy_chosen - ref_chosen;
     let b = &policy_rejected - ref_rejected;
 
@@ -187,9 +246,10 @@ pub fn paired(
         Objective::Rpo { weighting, .. } => {
             let emb = weighting
                 .uses_embeddings()
-                .then(|| models.embeddings(&batch.prompts))
+                .then(|| models.paired_embeddings(batch))
                 .transpose()?;
-            contrast(models, &a, &b, emb.as_ref(), emb.as_ref(), weighting)?
+            let (win_emb, lose_emb) = emb.as_ref().map(|(w, l)| (w, l)).unzip();
+            contrast(models, &a, &b, win_emb, lose_emb, weighting)?
         }
         Objective::Dpo => local(losses::dpo_loss(&a, &b, models.beta)?, models.parallel),
         Objective::Ipo => local(losses::ipo_loss(&a, &b, models.beta)?, models.parallel),
@@ -206,6 +266,7 @@ pub fn paired(
     stats.compared = batch.chosen.batch_size();
     Ok(MicroBatchLoss {
         objective,
+        policy,
         loss,
         stats,
     })
@@ -217,10 +278,10 @@ pub fn unpaired(
     models: &Models,
     batch: &UnpairedBatch,
 ) -> Result<MicroBatchLoss> {
-    let device = models.policy.device();
-    let policy = sequence_logps(models.policy, &batch.seqs)?;
-    let reference = tch::no_grad(|| sequence_logps(models.reference()?, &batch.seqs))?;
-    let logratios = policy - reference;
+    let device = models.device();
+    let seqs = DeviceSeqs::new(&batch.seqs, device);
+    let policy = models.policy.forward(&seqs.sequences())?;
+    let logratios = &policy.logps - models.reference_logps(&seqs)?;
     let desirable = batch.desirable.to_device(device);
     let wins = desirable.nonzero().squeeze_dim(1);
     let losses_idx = desirable.logical_not().nonzero().squeeze_dim(1);
@@ -234,7 +295,7 @@ pub fn unpaired(
         } => {
             let emb = weighting
                 .uses_embeddings()
-                .then(|| models.embeddings(&batch.prompts))
+                .then(|| models.unpaired_embeddings(batch))
                 .transpose()?;
             let win_emb = emb.as_ref().map(|e| e.index_select(0, &wins));
             let lose_emb = emb.as_ref().map(|e| e.index_select(0, &losses_idx));
@@ -253,10 +314,9 @@ pub fn unpaired(
         } => {
             // The KL reference point uses mismatched (prompt i, response i+1) pairs, without
             // gradient, averaged over ranks (as the reference code does) and clamped at 0.
-            let kl_logratios = tch::no_grad(|| -> Result<Tensor> {
-                Ok(sequence_logps(models.policy, &batch.kl_seqs)?
-                    - sequence_logps(models.reference()?, &batch.kl_seqs)?)
-            })?;
+            let kl_seqs = DeviceSeqs::new(&batch.kl_seqs, device);
+            let kl_logratios =
+                models.policy.logps(&kl_seqs.sequences())? - models.reference_logps(&kl_seqs)?;
             let kl_here = kl_logratios.mean(Kind::Double).double_value(&[]);
             let kl = models.parallel.mean(kl_here)?.max(0.0);
             let per_example = losses::kto_losses(
@@ -294,6 +354,7 @@ pub fn unpaired(
     }
     Ok(MicroBatchLoss {
         objective,
+        policy,
         loss,
         stats,
     })

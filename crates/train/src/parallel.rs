@@ -8,10 +8,9 @@
 //!   pushes the scope loss's gradient through its own samples, the S ranks of a scope
 //!   together give that scope's full gradient, and the W/S scopes are averaged.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::Result;
 use rpo_comm::{all_reduce_f64s, Collective};
 use rpo_contrast::{ContrastForm, ContrastScope};
-use tch::Tensor;
 
 use crate::micro_batch::RewardStats;
 
@@ -75,31 +74,6 @@ impl<'a> DataParallel<'a> {
         rpo_data::rank_slice(global, self.rank(), self.world_size())
     }
 
-    /// Sums the gradients over ranks in place, as one flat buffer and one all-reduce.
-    pub fn sum_grads(&self, grads: &[Tensor]) -> Result<()> {
-        if self.world_size() == 1 {
-            return Ok(());
-        }
-        for (i, g) in grads.iter().enumerate() {
-            ensure!(g.defined(), "internal: parameter {i} received no gradient");
-        }
-        let mut flat = Tensor::cat(
-            &grads.iter().map(|g| g.flatten(0, -1)).collect::<Vec<_>>(),
-            0,
-        );
-        self.world.all_reduce(&mut flat)?;
-        let mut offset = 0;
-        tch::no_grad(|| {
-            for g in grads {
-                let n = g.numel() as i64;
-                g.shallow_clone()
-                    .copy_(&flat.narrow(0, offset, n).view_as(g));
-                offset += n;
-            }
-        });
-        Ok(())
-    }
-
     /// Mean over ranks of one number.
     pub fn mean(&self, value: f64) -> Result<f64> {
         let mut v = [value];
@@ -129,24 +103,6 @@ impl<'a> DataParallel<'a> {
             tokens: v[6] as usize,
         };
         Ok(())
-    }
-
-    /// Rank 0's values in every rank's tensors (the same start everywhere, whatever
-    /// each rank's initialisation did).
-    pub fn broadcast_from_main(&self, tensors: &[Tensor]) -> Result<()> {
-        if self.world_size() == 1 {
-            return Ok(());
-        }
-        tch::no_grad(|| -> Result<()> {
-            for t in tensors {
-                let mut buf = t.detach().copy();
-                self.world
-                    .broadcast(&mut buf, 0)
-                    .context("broadcasting parameters")?;
-                t.shallow_clone().copy_(&buf);
-            }
-            Ok(())
-        })
     }
 
     pub fn barrier(&self) -> Result<()> {

@@ -2,7 +2,8 @@
 //! training, evaluation at each boundary, and the saved policy.
 
 use anyhow::{Context, Result};
-use rpo_model::{load_hf, preset, save_hf, Llama, LlamaConfig, TokenIds};
+use rpo_model::{load_hf, preset, save_hf_tensors, Llama, LlamaConfig, TokenIds};
+use rpo_zero::{ShardedModel, ZeroOptions};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,8 +19,7 @@ use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
-use crate::trainer::{check_batches, run_phase, Phase};
-use crate::weights::PolicyWeights;
+use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
 
 #[derive(Debug, Serialize)]
@@ -33,14 +33,15 @@ pub struct RunSummary {
     pub wall_time_s: f64,
 }
 
-/// The policy: a preset with random init from the seed, or a Hugging Face folder; fp32
-/// master weights plus a compute copy in `kind`.
+/// The policy: a preset with random init from the seed, or a Hugging Face folder, under
+/// ZeRO (fp32 master weights, compute parameters in `kind`), from rank 0's values.
 fn build_policy(
     cfg: &TrainConfig,
     data: &RunData,
-    device: Device,
+    world: &dyn Collective,
     kind: Kind,
-) -> Result<(PolicyWeights, LlamaConfig)> {
+) -> Result<(ShardedModel, LlamaConfig)> {
+    let device = world.device();
     let (model, vs, config) = if let Some(path) = &cfg.model.path {
         load_hf(path, device)?
     } else {
@@ -65,7 +66,13 @@ fn build_policy(
         "the tokenizer has {vocab} tokens but the model's vocab_size is {}: they do not belong together",
         config.vocab_size
     );
-    Ok((PolicyWeights::new(model, vs, &config, kind)?, config))
+    let options = ZeroOptions {
+        stage: cfg.zero.stage,
+        compute_kind: kind,
+        checkpoint_activations: cfg.zero.checkpoint_activations(),
+        logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
+    };
+    Ok((ShardedModel::new(model, vs, world, options)?, config))
 }
 
 /// A separate reference checkpoint, loaded up front so a bad path fails before training.
@@ -84,17 +91,16 @@ fn load_reference(
     Ok(Some((model, vs)))
 }
 
-/// A frozen copy of the policy's current (compute) weights.
-fn copy_policy(
-    weights: &PolicyWeights,
-    config: &LlamaConfig,
-    kind: Kind,
-) -> Result<(Llama, VarStore)> {
-    let mut vs = VarStore::new(weights.master.device());
+/// A frozen copy of the policy's current (compute) weights. Every rank must call this
+/// (stage 3 gathers the policy for it).
+fn copy_policy(policy: &ShardedModel, kind: Kind) -> Result<(Llama, VarStore)> {
+    let mut vs = VarStore::new(policy.model().device());
     vs.set_kind(kind); // before building, so no fp32 copy is ever allocated
-    let model = Llama::new(&vs.root(), config)?;
-    vs.copy(weights.compute_store())
-        .context("copying the policy into the reference")?;
+    let model = Llama::new(&vs.root(), policy.config())?;
+    policy.gather_all()?;
+    let copied = vs.copy(policy.store());
+    policy.release_all();
+    copied.context("copying the policy into the reference")?;
     vs.freeze();
     Ok((model, vs))
 }
@@ -124,10 +130,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     }
 
     let data = RunData::load(cfg)?;
-    let (weights, model_config) = build_policy(cfg, &data, device, kind)?;
-    // The same start on every rank, whatever each rank's initialisation did.
-    parallel.broadcast_from_main(&weights.trainables()?.1)?;
-    weights.sync(&weights.trainables()?.0, &weights.trainables()?.1);
+    let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
     let mut loaded_reference = if objective.needs_reference() {
         load_reference(cfg, device, kind)?
     } else {
@@ -136,17 +139,11 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     // Reward accuracy against a reference that is a copy of the policy is 0 by
     // construction (ties): report it only once they can differ.
     let separate_reference = loaded_reference.is_some();
-    let policy = weights.model();
-    let n_params: i64 = weights
-        .master
-        .trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum();
     tracing::info!(
         objective = objective.name(),
         examples = data.train.len(),
-        params = n_params,
+        params = policy.layout().numel(),
+        zero_stage = %cfg.zero.stage,
         ranks = world.world_size(),
         backend = world.backend(),
         contrast = %cfg.contrast.scope,
@@ -155,10 +152,18 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         out_dir = %cfg.out_dir.display(),
         "starting"
     );
+    if main {
+        tracing::info!(
+            expected = %policy.expected_state(build_optimizer(&cfg.optim).as_ref()),
+            "ZeRO state per rank (stage {}, {} ranks; activations and gathered units extra)",
+            cfg.zero.stage,
+            world.world_size()
+        );
+    }
     // The sentence encoder is loaded only when the weighting reads embeddings.
     let embedder: Box<dyn PromptEmbedder> = match objective {
         Objective::Rpo { weighting, .. } if weighting.uses_embeddings() => {
-            prompt_embedding::build(&cfg.embedding, device)?
+            prompt_embedding::build(&cfg.embedding, &data, device)?
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
@@ -171,12 +176,15 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     let mut step = 0;
     let mut last_step = None;
 
-    // Rank 0 evaluates while the others wait (evaluation runs no collectives).
+    // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
+    // gathers the whole policy on every rank first).
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
+        models.policy.gather_all()?;
         let report = main
             .then(|| evaluate(cfg, &data, at, models, rewards))
             .transpose()?;
         parallel.barrier()?;
+        models.policy.release_all();
         Ok(report)
     };
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
@@ -184,7 +192,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     check_batches(objective, &data, global_micro, cfg.seed)?;
 
     let no_ref = Models {
-        policy,
+        policy: &policy,
         reference: None,
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
@@ -200,7 +208,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
             steps: cfg.train.sft_warmup_steps,
             lr: cfg.train.sft_lr.unwrap_or(cfg.optim.lr),
         };
-        last_step = run_phase(cfg, &phase, &data, &no_ref, &weights, &mut metrics, step)?;
+        last_step = run_phase(cfg, &phase, &data, &no_ref, &mut metrics, step)?;
         step += phase.steps;
     }
 
@@ -208,11 +216,11 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
     // the SFT warm-up, if any).
     let reference = match loaded_reference.take() {
         Some(r) => Some(r),
-        None if objective.needs_reference() => Some(copy_policy(&weights, &model_config, kind)?),
+        None if objective.needs_reference() => Some(copy_policy(&policy, kind)?),
         None => None,
     };
     let models = Models {
-        policy,
+        policy: &policy,
         reference: reference.as_ref().map(|(m, _)| m),
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
@@ -232,13 +240,19 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         steps: cfg.train.steps,
         lr: cfg.optim.lr,
     };
-    last_step = run_phase(cfg, &phase, &data, &models, &weights, &mut metrics, step)?.or(last_step);
+    last_step = run_phase(cfg, &phase, &data, &models, &mut metrics, step)?.or(last_step);
     step += phase.steps;
     evals.extend(eval("final", &models, true)?);
 
-    let model_dir = if cfg.train.save_model && main {
+    // Every rank takes part in gathering the fp32 masters; rank 0 writes them.
+    let master = cfg
+        .train
+        .save_model
+        .then(|| policy.full_master())
+        .transpose()?;
+    let model_dir = if let (Some(master), true) = (master, main) {
         let dir = cfg.out_dir.join("model");
-        save_hf(&dir, &weights.master, &model_config)?;
+        save_hf_tensors(&dir, master, &model_config)?;
         // The tokenizer travels with the model: loading the folder later picks it up.
         let tokenizer = cfg.tokenizer_path();
         if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
@@ -288,7 +302,7 @@ fn evaluate(
         let n = cfg.eval.max_examples.min(data.judged.len());
         let out = cfg.out_dir.join(format!("eval_{at}.jsonl"));
         let (acc, by_family) = judge_generations(
-            models.policy,
+            models.policy.model(),
             &data.tokenizer,
             &data.judged[..n],
             cfg.eval.max_new_tokens,

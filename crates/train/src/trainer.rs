@@ -1,30 +1,26 @@
 //! The training loop, top to bottom.
 //!
 //! One optimizer step: for each micro-batch (this rank's slice of a global micro-batch),
-//! policy (and reference) log-probs, the objective, backward of this rank's share /
-//! accumulation; then the sum of gradients over ranks, global-norm clipping, the
-//! optimizer update at the scheduled learning rate, and one metrics line from rank 0.
-//! Every rank applies the same update to the same weights, so they stay identical.
+//! policy (and reference) log-probs, the objective, and the backward of this rank's
+//! share / accumulation through the policy unit by unit; then the ZeRO step (gradients
+//! summed over ranks, global-norm clipping, the optimizer on the fp32 master shards,
+//! the new weights back to every rank) at the scheduled learning rate, and one metrics
+//! line from rank 0.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_data::sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
 use rpo_data::{PairedExample, UnpairedExample};
-use rpo_optim::{
-    clip_grad_norm, grad_sq_norm, AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig,
-    WarmupConstant,
-};
+use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
 use std::io::IsTerminal;
 use std::time::Instant;
-use tch::Tensor;
 
 use crate::config::{OptimConfig, TrainConfig};
 use crate::data_source::{RunData, TrainExamples};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
-use crate::weights::PolicyWeights;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -51,18 +47,16 @@ pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
     }
 }
 
-/// Runs one phase on the policy's weights; returns the last step's metrics.
+/// Runs one phase on the policy; returns the last step's metrics.
 pub fn run_phase(
     cfg: &TrainConfig,
     phase: &Phase,
     data: &RunData,
     models: &Models,
-    weights: &PolicyWeights,
     metrics: &mut MetricsWriter,
     first_step: usize,
 ) -> Result<Option<StepMetrics>> {
-    // Gradients land on the compute weights; the optimizer updates the fp32 masters.
-    let (compute, mut master) = weights.trainables()?;
+    let policy = models.policy;
     let mut optimizer = build_optimizer(&cfg.optim);
     let schedule = WarmupConstant {
         base_lr: phase.lr,
@@ -87,37 +81,33 @@ pub fn run_phase(
     for step in 0..phase.steps {
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
-        for p in &compute {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+        let traffic = policy.traffic();
         let mut stats = RewardStats::default();
         let mut loss_sum = 0.0;
         for _ in 0..accumulation {
             let out = batches.next_loss(&phase.objective, models)?;
             loss_sum += out.loss;
-            (out.objective / accumulation as f64).backward();
+            policy.backward(&(out.objective / accumulation as f64), out.policy)?;
             stats.merge(&out.stats);
         }
-        let mut grads: Vec<Tensor> = compute.iter().map(Tensor::grad).collect();
-        parallel.sum_grads(&grads)?;
         let loss = parallel.mean(loss_sum / accumulation as f64)?;
         parallel.sum_stats(&mut stats)?;
-        let grad_norm = if cfg.optim.max_grad_norm > 0.0 {
-            clip_grad_norm(&mut grads, cfg.optim.max_grad_norm)
-        } else {
-            grad_sq_norm(&grads).sqrt()
-        };
-        anyhow::ensure!(
-            grad_norm.is_finite(),
-            "{} step {}: gradient norm is {grad_norm} (loss {loss}); stopping before the update corrupts the weights",
-            phase.name,
-            first_step + step + 1,
-        );
-        optimizer.step(&mut master, &grads, lr)?;
-        weights.sync(&compute, &master);
+        let grad_norm = policy
+            .step(optimizer.as_mut(), lr, cfg.optim.max_grad_norm)
+            .with_context(|| {
+                format!(
+                    "{} step {} (loss {loss}): stopping before the update corrupts the weights",
+                    phase.name,
+                    first_step + step + 1
+                )
+            })?;
+        if step == 0 && parallel.is_main() {
+            tracing::info!(
+                expected = %policy.expected_state(optimizer.as_ref()),
+                measured = %policy.measured_state(optimizer.as_ref()),
+                "ZeRO state per rank"
+            );
+        }
 
         let m = StepMetrics {
             phase: phase.name.to_string(),
@@ -134,6 +124,7 @@ pub fn run_phase(
             reward_accuracy: stats.accuracy(),
             tokens: stats.tokens,
             step_time_s: started.elapsed().as_secs_f64(),
+            zero_bytes: policy.traffic().since(&traffic).total(),
         };
         metrics.write(&m)?;
         bar.set_message(format!("loss {:.4}", m.loss));

@@ -1,5 +1,7 @@
 //! One file per subcommand.
 pub mod config;
+pub mod embed;
+pub mod init_model;
 pub mod selftest;
 pub mod synth;
 pub mod train;

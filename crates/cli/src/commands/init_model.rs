@@ -1,0 +1,70 @@
+//! `rpo-shard init-model`: a randomly initialised model in the Hugging Face layout
+//! (config.json, model.safetensors, tokenizer.json), for tests, benchmarks and scratch
+//! runs. Like transformers' `from_config`, from a preset or any Llama-family config.json.
+
+use anyhow::{bail, Context, Result};
+use rpo_model::{preset, save_hf, Llama, LlamaConfig, TokenIds};
+use std::path::PathBuf;
+use std::str::FromStr;
+use tch::{Device, Kind};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A built-in shape (tiny, small, qwen2.5-0.5b, llama-2-7b, ...)...
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// ...or a Hugging Face config.json.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the random initialisation (transformers' normal(0, initializer_range)).
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// Parameter dtype of the written checkpoint: fp32, bf16 or fp16.
+    #[arg(long, default_value = "fp32")]
+    dtype: String,
+    /// tokenizer.json to copy in ("builtin:synthetic", the default, is the synthetic
+    /// suite's); with --preset its vocabulary and special tokens set vocab_size, eos, bos
+    /// and pad, as `train` does for presets.
+    #[arg(long, default_value = "builtin:synthetic")]
+    tokenizer: String,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let kind = match args.dtype.as_str() {
+        "fp32" => Kind::Float,
+        "bf16" => Kind::BFloat16,
+        "fp16" => Kind::Half,
+        other => bail!("--dtype {other:?}: expected fp32, bf16 or fp16"),
+    };
+    let tokenizer_json = if args.tokenizer == rpo_train::config::BUILTIN_SYNTHETIC_TOKENIZER {
+        rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON.to_string()
+    } else {
+        std::fs::read_to_string(&args.tokenizer)
+            .with_context(|| format!("reading --tokenizer {}", args.tokenizer))?
+    };
+    let mut config = match (&args.preset, &args.config) {
+        (Some(name), None) => {
+            let mut config = preset(name)?;
+            let tok = tokenizers::Tokenizer::from_str(&tokenizer_json)
+                .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", args.tokenizer))?;
+            let special = rpo_data::SpecialTokens::from_tokenizer(&tok)?;
+            config.vocab_size = tok.get_vocab_size(true) as i64;
+            config.eos_token_id = Some(TokenIds::One(special.eos));
+            config.bos_token_id = special.bos;
+            config.pad_token_id = Some(special.pad);
+            config
+        }
+        (None, Some(path)) => LlamaConfig::from_file(path)?,
+        _ => bail!("give --preset NAME or --config config.json"),
+    };
+    config.torch_dtype = None;
+    let (_model, mut vs): (Llama, _) = Llama::init(&config, Device::Cpu, Kind::Float, args.seed)?;
+    vs.set_kind(kind);
+    save_hf(&args.out, &vs, &config)?;
+    std::fs::write(args.out.join("tokenizer.json"), tokenizer_json)?;
+    let params: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+    tracing::info!(out = %args.out.display(), params, dtype = %args.dtype, "wrote a randomly initialised model");
+    Ok(())
+}

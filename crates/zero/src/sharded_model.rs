@@ -1,0 +1,274 @@
+//! The policy under ZeRO: the model, its per-unit compute parameters, fp32 master
+//! weights for the owned slices, and gradient buffers, on a communicator of its own
+//! (so the bytes it moves are counted apart from the contrast's).
+//!
+//! The forward and backward are in `executor.rs`, the optimizer step in `update.rs`.
+
+use anyhow::{Context, Result};
+use rpo_comm::{Collective, Traffic};
+use rpo_model::{Llama, LlamaConfig, UnitId};
+use rpo_optim::Optimizer;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+use crate::grads::GradBuffers;
+use crate::layout::ModelLayout;
+use crate::memory::StateBytes;
+use crate::stage::ZeroStage;
+use crate::unit_params::UnitParams;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ZeroOptions {
+    pub stage: ZeroStage,
+    /// The dtype forward and backward run in (fp32 master weights either way).
+    pub compute_kind: Kind,
+    /// Recompute each unit in the backward from its saved input instead of keeping its
+    /// graph (always on in stage 3).
+    pub checkpoint_activations: bool,
+    /// At most this many (rows × positions) tokens' logits exist at once.
+    pub logits_chunk_tokens: i64,
+}
+
+pub struct ShardedModel {
+    pub(crate) model: Llama,
+    /// Owns the variables the model reads (re-pointed at the flat buffers).
+    store: VarStore,
+    pub(crate) layout: ModelLayout,
+    pub(crate) options: ZeroOptions,
+    pub(crate) comm: Box<dyn Collective>,
+    pub(crate) params: RefCell<Vec<UnitParams>>,
+    /// fp32, per unit: the full buffer (stage 0) or this rank's slice (1–3).
+    pub(crate) master: RefCell<Vec<Tensor>>,
+    /// fp32 compute: the masters are the compute weights (or their owned part).
+    pub(crate) master_aliased: bool,
+    pub(crate) grads: RefCell<GradBuffers>,
+    /// While set (evaluation, saving), gathered units stay gathered.
+    pinned: Cell<bool>,
+}
+
+impl ShardedModel {
+    /// Takes over `model` and its fp32 store `vs`. Every rank of `world` must call this;
+    /// all start from rank 0's values.
+    pub fn new(
+        model: Llama,
+        mut vs: VarStore,
+        world: &dyn Collective,
+        options: ZeroOptions,
+    ) -> Result<Self> {
+        vs.set_kind(Kind::Float);
+        let comm = world.split(0).context("creating the ZeRO communicator")?;
+        let (rank, stage, kind) = (world.rank(), options.stage, options.compute_kind);
+        let by_name: HashMap<String, Tensor> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        let shapes: Vec<(String, Vec<i64>)> =
+            by_name.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+        let layout = ModelLayout::new(
+            &shapes,
+            model.config().num_hidden_layers as usize,
+            world.world_size(),
+        )?;
+        let aliased = kind == Kind::Float;
+        let (mut params, mut master) = (Vec::new(), Vec::new());
+        for unit in &layout.units {
+            let vars: Vec<Tensor> = unit
+                .params
+                .iter()
+                .map(|s| by_name[&s.name].shallow_clone())
+                .collect();
+            let mut flat = unit.flatten(&vars, Kind::Float)?;
+            comm.broadcast(&mut flat, 0)
+                .with_context(|| format!("broadcasting unit {}", unit.unit))?;
+            let (start, len) = unit.owned(rank);
+            let own = |t: &Tensor| t.narrow(0, start, len);
+            match stage {
+                ZeroStage::Zero3 => {
+                    let own32 = own(&flat).copy();
+                    let shard = if aliased {
+                        own32.shallow_clone()
+                    } else {
+                        own32.to_kind(kind)
+                    };
+                    master.push(own32);
+                    params.push(UnitParams::sharded(vars, shard));
+                }
+                _ => {
+                    let full = if aliased {
+                        flat.shallow_clone()
+                    } else {
+                        flat.to_kind(kind)
+                    };
+                    master.push(match (stage, aliased) {
+                        (ZeroStage::Zero0, _) => flat,
+                        (_, true) => own(&full),
+                        (_, false) => own(&flat).copy(),
+                    });
+                    params.push(UnitParams::resident(vars, full, unit));
+                }
+            }
+        }
+        let grads = GradBuffers::new(&layout, stage, kind, comm.device());
+        Ok(Self {
+            model,
+            store: vs,
+            layout,
+            options,
+            comm,
+            params: RefCell::new(params),
+            master: RefCell::new(master),
+            master_aliased: aliased,
+            grads: RefCell::new(grads),
+            pinned: Cell::new(false),
+        })
+    }
+
+    /// The model; under stage 3 its parameters are present only between
+    /// [`gather_all`](Self::gather_all) and [`release_all`](Self::release_all).
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The store of the model's (compute) variables, by Hugging Face name; present as
+    /// [`model`](Self::model) says.
+    pub fn store(&self) -> &VarStore {
+        &self.store
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        self.model.config()
+    }
+
+    pub fn layout(&self) -> &ModelLayout {
+        &self.layout
+    }
+
+    pub fn options(&self) -> &ZeroOptions {
+        &self.options
+    }
+
+    /// Bytes the ZeRO collectives (parameter gathers, gradient reductions) have moved.
+    pub fn traffic(&self) -> Traffic {
+        self.comm.traffic()
+    }
+
+    pub(crate) fn unit(&self, unit: UnitId) -> usize {
+        self.layout.index(unit)
+    }
+
+    /// Makes unit `i`'s parameters present (an all-gather in stage 3).
+    pub(crate) fn gather(&self, i: usize) -> Result<()> {
+        self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i])
+    }
+
+    /// Frees unit `i`'s gathered parameters (stage 3), unless pinned.
+    pub(crate) fn release(&self, i: usize) {
+        if !self.pinned.get() {
+            self.params.borrow_mut()[i].release();
+        }
+    }
+
+    /// Every unit present until [`release_all`](Self::release_all), e.g. for evaluation
+    /// on one rank. Every rank must call both.
+    pub fn gather_all(&self) -> Result<()> {
+        for i in 0..self.layout.units.len() {
+            self.gather(i)?;
+        }
+        self.pinned.set(true);
+        Ok(())
+    }
+
+    pub fn release_all(&self) {
+        self.pinned.set(false);
+        for i in 0..self.layout.units.len() {
+            self.release(i);
+        }
+    }
+
+    /// The model's tensors of unit `i` (leaves its forward reads).
+    pub(crate) fn vars(&self, i: usize) -> Vec<Tensor> {
+        self.params.borrow()[i]
+            .vars()
+            .iter()
+            .map(Tensor::shallow_clone)
+            .collect()
+    }
+
+    /// The whole fp32 master weights by Hugging Face name, unpadded (for saving and
+    /// copying). Every rank must call this; every rank gets them.
+    pub fn full_master(&self) -> Result<Vec<(String, Tensor)>> {
+        let master = self.master.borrow();
+        let mut named = Vec::new();
+        for (unit, m) in self.layout.units.iter().zip(master.iter()) {
+            let full = if self.options.stage.shards_optimizer() {
+                self.comm.all_gather(m)?
+            } else {
+                m.shallow_clone()
+            };
+            for (slot, view) in unit.params.iter().zip(unit.views(&full)) {
+                named.push((slot.name.clone(), view.copy()));
+            }
+        }
+        Ok(named)
+    }
+
+    /// The gradients accumulated since the last step, by name: the whole gradient on one
+    /// process (or in stages 0–1 before the step's reduction), for checks and debugging.
+    pub fn local_gradients(&self) -> Vec<(String, Tensor)> {
+        let grads = self.grads.borrow();
+        let mut named = Vec::new();
+        for (unit, g) in self.layout.units.iter().zip(grads.accumulated()) {
+            if g.numel() as i64 == unit.padded {
+                for (slot, view) in unit.params.iter().zip(unit.views(g)) {
+                    named.push((slot.name.clone(), view.copy()));
+                }
+            }
+        }
+        named
+    }
+
+    /// Per-rank bytes the formula expects for this stage, world size and optimizer.
+    pub fn expected_state(&self, optimizer: &dyn Optimizer) -> StateBytes {
+        let c = self.options.compute_kind.elt_size_in_bytes() as i64;
+        let m = if self.master_aliased { 0 } else { 4 };
+        StateBytes::expected(
+            self.options.stage,
+            self.layout.world,
+            self.layout.padded(),
+            c,
+            m,
+            4 * optimizer.slots_per_param() as i64,
+        )
+    }
+
+    /// Per-rank bytes the state tensors actually hold (the optimizer's after its first step).
+    pub fn measured_state(&self, optimizer: &dyn Optimizer) -> StateBytes {
+        let bytes = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
+        let params = self.params.borrow();
+        StateBytes {
+            parameters: params
+                .iter()
+                .map(|p| match (p.shard(), p.full()) {
+                    (Some(shard), _) => bytes(shard),
+                    (None, Some(full)) => bytes(full),
+                    (None, None) => 0,
+                })
+                .sum(),
+            gradients: self.grads.borrow().bytes(),
+            master: if self.master_aliased {
+                0
+            } else {
+                self.master.borrow().iter().map(bytes).sum()
+            },
+            optimizer: optimizer
+                .state_tensors()
+                .iter()
+                .filter(|(name, _)| name != "step")
+                .map(|(_, t)| bytes(t))
+                .sum(),
+        }
+    }
+}
