@@ -4,8 +4,10 @@ Usage: llama_peer.py JOBS.json
 
 JOBS.json is a list of jobs, run in one process (importing transformers is slow):
   {"op": "logits", "model_dir": D, "ids": F, "out": O}
-      load D with AutoModelForCausalLM (fp32, eager attention) and write the logits
-      of the int64 tensor "input_ids" in safetensors file F to O as "logits".
+      load D with AutoModelForCausalLM.from_pretrained (the folder's own dtype, so a
+      sharded folder goes through its index; eager attention), report that dtype, and
+      write the fp32 logits of the int64 tensor "input_ids" in safetensors file F to O
+      as "logits" (bf16/fp16 weights are upcast exactly, so fp32 tolerances apply).
   {"op": "make", "config": {...HF config kwargs incl. model_type...}, "seed": S, "model_dir": D}
       let transformers build and randomly initialise that model and save_pretrained it to D.
   {"op": "generate", "model_dir": D, "prompts": [[ids]], "max_new_tokens": N, "eos_token_id": E|null}
@@ -23,18 +25,30 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 
 def load(model_dir):
+    """The model of `model_dir` upcast to fp32, and the name of the dtype transformers
+    loaded it in (dtype="auto": the folder's own), which the test checks."""
     model, info = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, attn_implementation="eager", output_loading_info=True
+        model_dir, dtype="auto", attn_implementation="eager", output_loading_info=True
     )
     problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     if problems:
         sys.exit(f"transformers did not load {model_dir} cleanly: {problems}")
-    return model.eval()
+    dtype = dtype_name(model)
+    return model.float().eval(), dtype
 
 
-def describe(model):
+def dtype_name(model):
+    """The one dtype of the model's parameters, as Hugging Face names it ("bfloat16")."""
+    dtypes = {p.dtype for p in model.parameters()}
+    if len(dtypes) != 1:
+        sys.exit(f"the parameters have mixed dtypes {dtypes}")
+    return str(dtypes.pop()).removeprefix("torch.")
+
+
+def describe(model, dtype):
     config = model.config
     return {
+        "dtype": dtype,
         "class": type(model).__name__,
         "rope_parameters": getattr(config, "rope_parameters", None),
         "sliding_window": getattr(config, "sliding_window", None),
@@ -45,12 +59,12 @@ def describe(model):
 
 
 def logits(job):
-    model = load(job["model_dir"])
+    model, dtype = load(job["model_dir"])
     ids = load_file(job["ids"])["input_ids"]
     with torch.no_grad():
         out = model(input_ids=ids).logits
     save_file({"logits": out.contiguous()}, job["out"])
-    return describe(model)
+    return describe(model, dtype)
 
 
 def make(job):
@@ -58,11 +72,11 @@ def make(job):
     config = AutoConfig.for_model(**job["config"])
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(job["model_dir"])
-    return describe(model)
+    return describe(model, dtype_name(model))
 
 
 def generate(job):
-    model = load(job["model_dir"])
+    model, dtype = load(job["model_dir"])
     # Only the job's EOS may stop generation (the config's default EOS must not).
     model.generation_config.eos_token_id = job["eos_token_id"]
     model.generation_config.pad_token_id = 0
@@ -77,7 +91,7 @@ def generate(job):
                 max_new_tokens=job["max_new_tokens"],
             )
         tokens.append(out[0, len(prompt):].tolist())
-    return {"tokens": tokens, **describe(model)}
+    return {"tokens": tokens, **describe(model, dtype)}
 
 
 OPS = {"logits": logits, "make": make, "generate": generate}

@@ -1,22 +1,25 @@
 //! Hugging Face model folders: `config.json` plus `model.safetensors`, or shards
-//! listed in `model.safetensors.index.json`. What `save_hf` writes,
-//! `transformers.AutoModelForCausalLM.from_pretrained` loads.
+//! listed in `model.safetensors.index.json`. What `save_hf` and `save_hf_sharded`
+//! write, `transformers.AutoModelForCausalLM.from_pretrained` loads; [`HfCheckpoint`]
+//! reads either layout tensor by tensor from memory-mapped files.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::init::ParamInit;
 use crate::llama::Llama;
-use crate::safetensors_io::{read_header, read_safetensors, write_pt_safetensors, TensorInfo};
+use crate::safetensors_io::{write_atomically, write_pt_safetensors_as, SafetensorsFile};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
+/// transformers' default `max_shard_size` ("5GB").
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
 
 const EMBED_TOKENS: &str = "model.embed_tokens.weight";
 
@@ -37,85 +40,193 @@ pub fn save_hf(dir: &Path, vs: &VarStore, config: &LlamaConfig) -> Result<()> {
     save_hf_tensors(dir, vs.variables().into_iter().collect(), config)
 }
 
-/// As [`save_hf`] for named tensors (Hugging Face names, e.g. gathered from shards).
+/// As [`save_hf`] for named tensors (Hugging Face names, e.g. gathered from shards), in
+/// the dtype of `model.embed_tokens.weight`.
 pub fn save_hf_tensors(
+    dir: &Path,
+    tensors: Vec<(String, Tensor)>,
+    config: &LlamaConfig,
+) -> Result<()> {
+    let kind = embed_kind(&tensors)?;
+    save_hf_sharded(dir, tensors, config, kind, u64::MAX)
+}
+
+/// Writes a Hugging Face folder as transformers' `save_pretrained` does: `config.json`
+/// (`torch_dtype` = `kind`) and the tensors converted to `kind`, in name order, packed
+/// greedily into files of at most `max_shard_bytes` (a larger tensor gets a file of its
+/// own): one `model.safetensors`, or `model-0000i-of-0000N.safetensors` shards plus
+/// `model.safetensors.index.json`. Each file is written under a temporary name and
+/// renamed; weight files of an earlier save that the new one does not use are removed
+/// afterwards. (For an all-or-nothing folder, write a fresh one and rename it.)
+pub fn save_hf_sharded(
     dir: &Path,
     mut tensors: Vec<(String, Tensor)>,
     config: &LlamaConfig,
+    kind: Kind,
+    max_shard_bytes: u64,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    embed_kind(&tensors)?;
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let embed = tensors
+    if let Some(pair) = tensors.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        bail!("tensor {} is given twice", pair[0].0);
+    }
+    let mut config = config.clone();
+    config.torch_dtype = Some(dtype_name(kind)?.to_string());
+    config.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))?;
+
+    let bytes = |t: &Tensor| (t.numel() * kind.elt_size_in_bytes()) as u64;
+    let total_size: u64 = tensors.iter().map(|(_, t)| bytes(t)).sum();
+    let total_parameters: usize = tensors.iter().map(|(_, t)| t.numel()).sum();
+    let mut shards: Vec<Vec<(String, Tensor)>> = Vec::new();
+    let mut shard_bytes = 0;
+    for (name, tensor) in tensors {
+        let size = bytes(&tensor);
+        if shards.is_empty() || shard_bytes + size > max_shard_bytes {
+            shards.push(Vec::new());
+            shard_bytes = 0;
+        }
+        shard_bytes += size;
+        shards.last_mut().unwrap().push((name, tensor));
+    }
+
+    let count = shards.len();
+    let mut written = BTreeSet::new();
+    if count == 1 {
+        write_pt_safetensors_as(&dir.join(WEIGHTS_FILE), &shards[0], kind)?;
+        written.insert(WEIGHTS_FILE.to_string());
+    } else {
+        let mut weight_map = BTreeMap::new();
+        for (i, shard) in shards.into_iter().enumerate() {
+            let file = shard_file_name(i + 1, count);
+            write_pt_safetensors_as(&dir.join(&file), &shard, kind)?;
+            weight_map.extend(shard.into_iter().map(|(name, _)| (name, file.clone())));
+            written.insert(file);
+        }
+        // transformers 5 also records total_parameters; older versions ignore it.
+        let index = serde_json::json!({
+            "metadata": {"total_size": total_size, "total_parameters": total_parameters},
+            "weight_map": weight_map,
+        });
+        let index_path = dir.join(WEIGHTS_INDEX_FILE);
+        write_atomically(&index_path, |tmp| {
+            std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
+                .with_context(|| format!("cannot write {}", index_path.display()))
+        })?;
+        written.insert(WEIGHTS_INDEX_FILE.to_string());
+    }
+    remove_stale_weights(dir, &written)?;
+    // Flushes the renames and removals, so a crash cannot undo them.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot flush {}", dir.display()))
+}
+
+/// `model-0000i-of-0000N.safetensors`, transformers' name for shard `i` (from 1) of `count`.
+pub fn shard_file_name(i: usize, count: usize) -> String {
+    format!("model-{i:05}-of-{count:05}.safetensors")
+}
+
+/// The dtype of the embedding, which every Llama checkpoint has.
+fn embed_kind(tensors: &[(String, Tensor)]) -> Result<Kind> {
+    tensors
         .iter()
         .find(|(name, _)| name == EMBED_TOKENS)
-        .with_context(|| format!("the VarStore has no {EMBED_TOKENS}: not a Llama model"))?;
-    let mut config = config.clone();
-    config.torch_dtype = Some(dtype_name(embed.1.kind())?.to_string());
-    config.validate()?;
-    config.to_file(&dir.join(CONFIG_FILE))?;
-    write_pt_safetensors(&dir.join(WEIGHTS_FILE), &tensors)
+        .map(|(_, tensor)| tensor.kind())
+        .with_context(|| format!("no tensor named {EMBED_TOKENS}: not a Llama model"))
+}
+
+/// Removes the weight files in `dir` other than `keep`, left by an earlier save in
+/// another layout: a loader would otherwise prefer a stale `model.safetensors`.
+fn remove_stale_weights(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_weights_file(&name) && !keep.contains(&name) {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove stale {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_weights_file(name: &str) -> bool {
+    let shard = name
+        .strip_prefix("model-")
+        .and_then(|rest| rest.strip_suffix(".safetensors"))
+        .and_then(|rest| rest.split_once("-of-"))
+        .is_some_and(|(i, n)| {
+            [i, n]
+                .iter()
+                .all(|part| part.len() == 5 && part.bytes().all(|b| b.is_ascii_digit()))
+        });
+    shard || name == WEIGHTS_FILE || name == WEIGHTS_INDEX_FILE
 }
 
 /// Loads a Hugging Face folder onto `device`, keeping the checkpoint's dtype (that of
 /// `model.embed_tokens.weight`). Every parameter must be present with the configured
 /// shape; a tied checkpoint may still carry `lm_head.weight`, which is ignored
-/// (transformers ties it to the embedding too).
+/// (transformers ties it to the embedding too). Tensors are read one at a time from
+/// the memory-mapped files.
 pub fn load_hf(dir: &Path, device: Device) -> Result<(Llama, VarStore, LlamaConfig)> {
     let config_path = dir.join(CONFIG_FILE);
     let config = LlamaConfig::from_file(&config_path)?;
-    let checkpoint = Checkpoint::open(dir)?;
+    let checkpoint = HfCheckpoint::open(dir)?;
 
-    let embed = checkpoint.locate(EMBED_TOKENS)?;
     let mut vs = VarStore::new(device);
-    vs.set_kind(embed.1.kind()?);
+    vs.set_kind(checkpoint.kind(EMBED_TOKENS)?);
     let model = Llama::build(&vs.root(), &config, ParamInit::Placeholder)?;
-    let mut vars = vs.variables();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let (var, (file, info)) = (&vars[name], checkpoint.locate(name)?);
-        if info.shape != var.size() {
+    for (name, var) in &vars {
+        let shape = checkpoint.shape(name)?;
+        if shape != var.size() {
             bail!(
-                "tensor {name} in {} has shape {:?}, but {} needs {:?}",
-                file.display(),
-                info.shape,
+                "tensor {name} in {} has shape {shape:?}, but {} needs {:?}",
+                checkpoint.file(name)?.display(),
                 config_path.display(),
                 var.size()
             );
         }
     }
-    for (name, (file, _)) in &checkpoint.tensors {
+    let wanted: BTreeSet<&str> = vars.iter().map(|(name, _)| name.as_str()).collect();
+    for name in checkpoint.names() {
         let ignorable = (name == "lm_head.weight" && config.tie_word_embeddings)
             || name.ends_with(".rotary_emb.inv_freq");
-        if !vars.contains_key(name) && !ignorable {
+        if !wanted.contains(name) && !ignorable {
             bail!(
                 "{} holds tensor {name}, which the model described by {} does not have",
-                file.display(),
+                checkpoint.file(name)?.display(),
                 config_path.display()
             );
         }
     }
     tch::no_grad(|| -> Result<()> {
-        for file in &checkpoint.files {
-            for (name, tensor) in read_safetensors(file)? {
-                if let Some(var) = vars.get_mut(&name) {
-                    var.f_copy_(&tensor)
-                        .with_context(|| format!("cannot load {name} from {}", file.display()))?;
-                }
-            }
+        for (name, var) in &mut vars {
+            let tensor = checkpoint.read(name, var.kind(), device)?;
+            let file = checkpoint.file(name)?;
+            var.f_copy_(&tensor)
+                .with_context(|| format!("cannot load {name} from {}", file.display()))?;
         }
         Ok(())
     })?;
     Ok((model, vs, config))
 }
 
-/// The weight files of a folder and where each tensor lives, from their headers.
-struct Checkpoint {
-    /// Human-readable description of where tensors were looked for, for errors.
+/// The memory-mapped weight files of a Hugging Face folder (`model.safetensors`, or the
+/// shards of `model.safetensors.index.json`) and where each tensor lives. Opening checks
+/// every file's header against its size; reading materialises one tensor, or a flat
+/// range of one, at a time.
+pub struct HfCheckpoint {
+    /// Where tensors were looked for, for errors.
     source: String,
-    files: Vec<PathBuf>,
-    tensors: BTreeMap<String, (PathBuf, TensorInfo)>,
+    files: Vec<SafetensorsFile>,
+    /// Tensor name -> index into `files`.
+    tensors: BTreeMap<String, usize>,
 }
 
 #[derive(Deserialize)]
@@ -123,11 +234,13 @@ struct WeightIndex {
     weight_map: HashMap<String, String>,
 }
 
-impl Checkpoint {
-    fn open(dir: &Path) -> Result<Self> {
+impl HfCheckpoint {
+    /// Opens the weights of `dir`; a single `model.safetensors` takes precedence over an
+    /// index, as in transformers.
+    pub fn open(dir: &Path) -> Result<Self> {
         let single = dir.join(WEIGHTS_FILE);
         let index_path = dir.join(WEIGHTS_INDEX_FILE);
-        let (source, files, index) = if single.exists() {
+        let (source, paths, index) = if single.exists() {
             (single.display().to_string(), vec![single], None)
         } else if index_path.exists() {
             let text = std::fs::read_to_string(&index_path)
@@ -135,10 +248,10 @@ impl Checkpoint {
             let index: WeightIndex = serde_json::from_str(&text)
                 .with_context(|| format!("invalid {}", index_path.display()))?;
             let files: BTreeSet<&String> = index.weight_map.values().collect();
-            let files = files.into_iter().map(|f| dir.join(f)).collect();
+            let paths = files.into_iter().map(|f| dir.join(f)).collect();
             (
                 format!("the shards listed in {}", index_path.display()),
-                files,
+                paths,
                 Some(index),
             )
         } else {
@@ -148,14 +261,18 @@ impl Checkpoint {
             );
         };
 
+        let files = paths
+            .iter()
+            .map(|path| SafetensorsFile::open(path))
+            .collect::<Result<Vec<_>>>()?;
         let mut tensors = BTreeMap::new();
-        for file in &files {
-            for (name, info) in read_header(file)? {
-                if let Some((other, _)) = tensors.insert(name.clone(), (file.clone(), info)) {
+        for (i, file) in files.iter().enumerate() {
+            for name in file.names() {
+                if let Some(other) = tensors.insert(name.to_string(), i) {
                     bail!(
                         "tensor {name} appears in both {} and {}",
-                        other.display(),
-                        file.display()
+                        files[other].path().display(),
+                        file.path().display()
                     );
                 }
             }
@@ -163,24 +280,65 @@ impl Checkpoint {
         if let Some(index) = index {
             for (name, file) in &index.weight_map {
                 let expected = dir.join(file);
-                if tensors.get(name).map(|(f, _)| f) != Some(&expected) {
-                    bail!(
-                        "{} maps {name} to {file}, which does not hold it",
-                        index_path.display()
-                    );
-                }
+                ensure!(
+                    tensors.get(name).map(|&i| files[i].path()) == Some(expected.as_path()),
+                    "{} maps {name} to {file}, which does not hold it",
+                    index_path.display()
+                );
             }
         }
-        Ok(Checkpoint {
+        Ok(HfCheckpoint {
             source,
             files,
             tensors,
         })
     }
 
-    fn locate(&self, name: &str) -> Result<&(PathBuf, TensorInfo)> {
+    /// Every tensor name, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub fn shape(&self, name: &str) -> Result<Vec<i64>> {
+        Ok(self.locate(name)?.info(name)?.shape.clone())
+    }
+
+    /// The stored dtype of tensor `name`.
+    pub fn kind(&self, name: &str) -> Result<Kind> {
+        let file = self.locate(name)?;
+        file.info(name)?
+            .kind()
+            .with_context(|| format!("tensor {name} of {}", file.path().display()))
+    }
+
+    /// The file holding tensor `name`.
+    pub fn file(&self, name: &str) -> Result<&Path> {
+        Ok(self.locate(name)?.path())
+    }
+
+    /// Tensor `name`, converted to `kind` on `device`.
+    pub fn read(&self, name: &str, kind: Kind, device: Device) -> Result<Tensor> {
+        self.locate(name)?.read(name, kind, device)
+    }
+
+    /// Elements `[start, start + len)` of tensor `name` in row-major order, as a 1-D
+    /// tensor of `kind` on `device`; only those bytes are read.
+    pub fn read_range(
+        &self,
+        name: &str,
+        start: i64,
+        len: i64,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Tensor> {
+        self.locate(name)?
+            .read_range(name, start, len, kind, device)
+    }
+
+    fn locate(&self, name: &str) -> Result<&SafetensorsFile> {
         self.tensors
             .get(name)
+            .map(|&i| &self.files[i])
             .with_context(|| format!("tensor {name} is missing from {}", self.source))
     }
 }

@@ -24,7 +24,7 @@ mod units;
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
 pub use generate::generate_greedy;
-pub use hf_io::{load_hf, save_hf, save_hf_tensors};
+pub use hf_io::{load_hf, save_hf, save_hf_sharded, save_hf_tensors, HfCheckpoint};
 pub use kv_cache::{KvCache, LayerKvCache};
 pub use llama::{DecoderLayer, Llama, Mlp};
 pub use presets::{preset, PRESET_NAMES};

@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{tiny_config, token_ids};
-use rpo_model::hf_io::{CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use rpo_model::hf_io::{shard_file_name, CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 use rpo_model::safetensors_io::{read_safetensors, write_pt_safetensors};
-use rpo_model::{load_hf, save_hf, Llama, LlamaConfig};
+use rpo_model::{load_hf, save_hf, save_hf_sharded, HfCheckpoint, Llama, LlamaConfig};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 fn saved_tiny(config: &LlamaConfig, kind: Kind) -> (tempfile::TempDir, Llama, VarStore) {
@@ -34,6 +35,13 @@ fn edit_weights(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Tensor)>)) {
     let mut tensors = read_safetensors(&path).unwrap();
     edit(&mut tensors);
     write_pt_safetensors(&path, &tensors).unwrap();
+}
+
+/// The JSON header of a safetensors file.
+fn header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + len]).unwrap()
 }
 
 fn load_error(dir: &Path) -> String {
@@ -84,9 +92,7 @@ fn bf16_round_trip_keeps_the_dtype() {
 #[test]
 fn weights_carry_format_pt_metadata_and_hf_names() {
     let (dir, _, _) = saved_tiny(&tiny_config(), Kind::Float);
-    let bytes = std::fs::read(dir.path().join(WEIGHTS_FILE)).unwrap();
-    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let header = header(&dir.path().join(WEIGHTS_FILE));
     assert_eq!(header["__metadata__"], serde_json::json!({"format": "pt"}));
     for name in [
         "model.embed_tokens.weight",
@@ -201,4 +207,249 @@ fn folder_without_weights_is_an_error() {
         load_hf(&dir.path().join("nope"), Device::Cpu).unwrap_err()
     )
     .contains(CONFIG_FILE));
+}
+
+/// Bytes per shard that split the untied tiny model (fp32) into many files: the
+/// embedding (24,832 bytes) fits, an MLP matrix (44,032 bytes) only alone.
+const SMALL_SHARD: u64 = 50_000;
+
+fn untied_config() -> LlamaConfig {
+    LlamaConfig {
+        tie_word_embeddings: false,
+        ..tiny_config()
+    }
+}
+
+/// An fp32 model saved by save_hf_sharded as `kind` in shards of at most `max` bytes.
+fn saved_sharded(kind: Kind, max: u64) -> (tempfile::TempDir, Llama, VarStore) {
+    let config = untied_config();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap();
+    let tensors = vs.variables().into_iter().collect();
+    save_hf_sharded(dir.path(), tensors, &config, kind, max).unwrap();
+    (dir, model, vs)
+}
+
+fn weight_map(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join(WEIGHTS_INDEX_FILE)).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&text).unwrap();
+    index["weight_map"].as_object().unwrap().clone()
+}
+
+/// The files the index maps tensors to.
+fn shard_files(dir: &Path) -> BTreeSet<String> {
+    weight_map(dir)
+        .values()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn sharded_save_round_trips_exactly_with_a_transformers_index() {
+    let (dir, model, vs) = saved_sharded(Kind::Float, SMALL_SHARD);
+    let dir = dir.path();
+    assert!(!dir.join(WEIGHTS_FILE).exists());
+    let files = shard_files(dir);
+    let count = files.len();
+    assert!(count >= 3, "only {count} shards");
+    let expected: BTreeSet<String> = (1..=count).map(|i| shard_file_name(i, count)).collect();
+    assert_eq!(files, expected);
+    assert_eq!(shard_file_name(2, 7), "model-00002-of-00007.safetensors");
+
+    // Name order across files, greedy packing, the metadata, and the index's total.
+    let mut names_in_file_order = Vec::new();
+    let mut total = 0;
+    let mut previous_bytes: Option<(u64, u64)> = None;
+    for file in &expected {
+        let header = header(&dir.join(file));
+        assert_eq!(header["__metadata__"], serde_json::json!({"format": "pt"}));
+        let mut entries: Vec<(&String, u64, u64)> = header
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| *name != "__metadata__")
+            .map(|(name, e)| {
+                let offsets = &e["data_offsets"];
+                let (start, end) = (offsets[0].as_u64().unwrap(), offsets[1].as_u64().unwrap());
+                (name, start, end)
+            })
+            .collect();
+        entries.sort_by_key(|&(_, start, _)| start);
+        let bytes: u64 = entries.iter().map(|&(_, s, e)| e - s).sum();
+        let first = entries[0].2 - entries[0].1;
+        assert!(
+            bytes <= SMALL_SHARD || entries.len() == 1,
+            "{file}: {bytes} bytes"
+        );
+        if let Some((previous, _)) = previous_bytes {
+            assert!(
+                previous + first > SMALL_SHARD,
+                "{file} could have joined the previous file"
+            );
+        }
+        previous_bytes = Some((bytes, first));
+        total += bytes;
+        names_in_file_order.extend(entries.iter().map(|(name, _, _)| name.to_string()));
+    }
+    let mut sorted = names_in_file_order.clone();
+    sorted.sort();
+    assert_eq!(names_in_file_order, sorted, "tensors are not in name order");
+    assert_eq!(sorted.len(), vs.variables().len());
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(WEIGHTS_INDEX_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(index["metadata"]["total_size"], serde_json::json!(total));
+    assert!(
+        std::fs::read_dir(dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")),
+        "a temporary file was left behind"
+    );
+
+    let (loaded, loaded_vs, loaded_config) = load_hf(dir, Device::Cpu).unwrap();
+    assert_same_variables(&vs, &loaded_vs);
+    assert_eq!(loaded_config.torch_dtype.as_deref(), Some("float32"));
+    let ids = token_ids(2, 6, 97, 3);
+    assert!(model.forward(&ids).equal(&loaded.forward(&ids)));
+}
+
+#[test]
+fn bf16_and_fp16_shards_keep_their_dtype() {
+    for (kind, name) in [(Kind::BFloat16, "bfloat16"), (Kind::Half, "float16")] {
+        let (dir, _, vs) = saved_sharded(kind, SMALL_SHARD / 2);
+        let dir = dir.path();
+        assert!(weight_map(dir).len() == vs.variables().len());
+        let config = LlamaConfig::from_file(&dir.join(CONFIG_FILE)).unwrap();
+        assert_eq!(config.torch_dtype.as_deref(), Some(name));
+        let checkpoint = HfCheckpoint::open(dir).unwrap();
+        for tensor in checkpoint.names() {
+            assert_eq!(checkpoint.kind(tensor).unwrap(), kind, "{tensor}");
+        }
+        let (_, loaded_vs, _) = load_hf(dir, Device::Cpu).unwrap();
+        for (tensor, original) in vs.variables() {
+            let loaded = &loaded_vs.variables()[&tensor];
+            assert_eq!(loaded.kind(), kind, "{tensor}");
+            assert!(
+                loaded.equal(&original.to_kind(kind)),
+                "{name} {tensor} differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn single_file_when_everything_fits() {
+    let (dir, _, vs) = saved_sharded(Kind::Float, 1 << 30);
+    let checkpoint = HfCheckpoint::open(dir.path()).unwrap();
+    assert!(!dir.path().join(WEIGHTS_INDEX_FILE).exists());
+    assert_eq!(checkpoint.names().count(), vs.variables().len());
+    for name in checkpoint.names() {
+        assert_eq!(
+            checkpoint.file(name).unwrap(),
+            dir.path().join(WEIGHTS_FILE)
+        );
+    }
+}
+
+#[test]
+fn resaving_in_another_layout_removes_the_old_weights() {
+    let config = untied_config();
+    let (dir, _, vs) = saved_sharded(Kind::Float, SMALL_SHARD);
+    let tensors = || vs.variables().into_iter().collect();
+    // Sharded -> single file: the shards and the index go.
+    save_hf_sharded(dir.path(), tensors(), &config, Kind::BFloat16, u64::MAX).unwrap();
+    let files = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(files(dir.path()), [CONFIG_FILE, WEIGHTS_FILE]);
+    // Single file -> sharded: a leftover model.safetensors would shadow the index.
+    std::fs::write(dir.path().join("notes.txt"), "kept").unwrap();
+    save_hf_sharded(dir.path(), tensors(), &config, Kind::Float, 3 * SMALL_SHARD).unwrap();
+    let names = files(dir.path());
+    assert!(!names.contains(&WEIGHTS_FILE.to_string()), "{names:?}");
+    assert!(names.contains(&"notes.txt".to_string()), "{names:?}");
+    let (_, loaded_vs, _) = load_hf(dir.path(), Device::Cpu).unwrap();
+    assert_same_variables(&vs, &loaded_vs);
+}
+
+#[test]
+fn read_range_is_the_slice_of_the_full_tensor() {
+    let (dir, _, vs) = saved_sharded(Kind::BFloat16, SMALL_SHARD);
+    let checkpoint = HfCheckpoint::open(dir.path()).unwrap();
+    let name = "model.layers.1.mlp.up_proj.weight";
+    assert_eq!(checkpoint.shape(name).unwrap(), [172, 64]);
+    let full = checkpoint.read(name, Kind::BFloat16, Device::Cpu).unwrap();
+    assert!(full.equal(&vs.variables()[name].to_kind(Kind::BFloat16)));
+    let flat = full.flatten(0, -1);
+    for (start, len) in [(0, 1), (100, 1000), (172 * 64 - 37, 37), (5000, 0)] {
+        let range = checkpoint
+            .read_range(name, start, len, Kind::BFloat16, Device::Cpu)
+            .unwrap();
+        assert!(
+            range.equal(&flat.narrow(0, start, len)),
+            "[{start}, +{len})"
+        );
+        // Converted after reading: bf16 -> fp32 is exact.
+        let wide = checkpoint
+            .read_range(name, start, len, Kind::Float, Device::Cpu)
+            .unwrap();
+        assert_eq!(wide.kind(), Kind::Float);
+        assert!(wide.equal(&flat.narrow(0, start, len).to_kind(Kind::Float)));
+    }
+    let error = format!(
+        "{:#}",
+        checkpoint
+            .read_range(name, 172 * 64 - 10, 11, Kind::Float, Device::Cpu)
+            .unwrap_err()
+    );
+    assert!(error.contains(name) && error.contains("model-0"), "{error}");
+    let error = format!(
+        "{:#}",
+        checkpoint
+            .read("nope", Kind::Float, Device::Cpu)
+            .unwrap_err()
+    );
+    assert!(
+        error.contains("nope") && error.contains(WEIGHTS_INDEX_FILE),
+        "{error}"
+    );
+}
+
+#[test]
+fn truncated_shard_is_refused_naming_the_file() {
+    let (dir, _, _) = saved_sharded(Kind::Float, SMALL_SHARD);
+    let count = shard_files(dir.path()).len();
+    let victim = shard_file_name(2, count);
+    let path = dir.path().join(&victim);
+    let len = std::fs::metadata(&path).unwrap().len();
+    // Cut in the tensor data, then inside the header.
+    for cut in [len - 4, 20] {
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(cut).unwrap();
+        let error = load_error(dir.path());
+        assert!(
+            error.contains(&victim) && error.contains("truncated"),
+            "cut to {cut}: {error}"
+        );
+        assert!(HfCheckpoint::open(dir.path()).is_err());
+    }
+}
+
+#[test]
+fn shard_missing_from_the_folder_is_named() {
+    let (dir, _, _) = saved_sharded(Kind::Float, SMALL_SHARD);
+    let victim = weight_map(dir.path())["model.norm.weight"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(dir.path().join(&victim)).unwrap();
+    let error = load_error(dir.path());
+    assert!(error.contains(&victim), "{error}");
 }

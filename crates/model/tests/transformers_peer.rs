@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use common::{
     mid_sequence_eos, mistral_config, relative_error, tiny_config, token_ids, token_list,
 };
-use rpo_model::{generate_greedy, load_hf, save_hf, Llama, LlamaConfig};
+use rpo_model::hf_io::{dtype_name, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use rpo_model::{generate_greedy, load_hf, save_hf, save_hf_sharded, Llama, LlamaConfig};
 use serde_json::{json, Value};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const TOLERANCE: f64 = 1e-4;
 const SEQ_LEN: i64 = 12;
+/// Bytes per shard that split the tiny models into at least three files.
+const SMALL_SHARD: u64 = 30_000;
 
 /// A model folder whose logits both sides compute for the same ids.
 struct LogitsCase {
@@ -25,6 +28,8 @@ struct LogitsCase {
     ids: PathBuf,
     hf_logits: PathBuf,
     expected_class: &'static str,
+    /// Logits of the model before it was saved, which transformers must reproduce too.
+    before_save: Option<Tensor>,
     /// Index of its job in the peer's job list.
     job: usize,
 }
@@ -63,6 +68,7 @@ fn logits_case(
         ids,
         hf_logits,
         expected_class,
+        before_save: None,
         job: jobs.len() - 1,
     }
 }
@@ -92,7 +98,16 @@ fn generate_case(
 
 /// Checks one logits case; `Err` describes the disagreement.
 fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
-    let (model, vs, config) = load_hf(&case.dir, Device::Cpu).map_err(|e| format!("{e:#}"))?;
+    let (model, mut vs, config) = load_hf(&case.dir, Device::Cpu).map_err(|e| format!("{e:#}"))?;
+    let stored = dtype_name(vs.kind()).unwrap();
+    if peer["dtype"] != stored {
+        return Err(format!(
+            "transformers loaded {} weights as {}",
+            stored, peer["dtype"]
+        ));
+    }
+    // The peer upcasts to fp32 too: both compute on the same (exactly widened) weights.
+    vs.float();
     let ids = Tensor::read_safetensors(&case.ids).unwrap().remove(0).1;
     let hf = Tensor::read_safetensors(&case.hf_logits)
         .unwrap()
@@ -102,6 +117,14 @@ fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
     let error = relative_error(&ours, &hf);
     if error > TOLERANCE {
         return Err(format!("relative logits error {error:.3e} > {TOLERANCE:e}"));
+    }
+    if let Some(before) = &case.before_save {
+        let error = relative_error(before, &hf);
+        if error > TOLERANCE {
+            return Err(format!(
+                "relative error {error:.3e} against the model before saving"
+            ));
+        }
     }
     if peer["class"] != case.expected_class {
         return Err(format!(
@@ -135,7 +158,7 @@ fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
             ));
         }
     }
-    Ok(format!("relative error {error:.2e}"))
+    Ok(format!("{stored}, relative error {error:.2e}"))
 }
 
 fn check_generation(case: &GenerateCase, peer: &Value) -> Result<String, String> {
@@ -178,12 +201,52 @@ fn transformers_agrees_on_logits_and_greedy_generation() {
         ("untied_mqa", untied_mqa),
         ("mistral_window_5", mistral_config(5)),
         ("llama_attention_and_mlp_bias", biased),
-        ("qwen2_qkv_bias", qwen2),
+        ("qwen2_qkv_bias", qwen2.clone()),
     ] {
         let (_, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 11).unwrap();
         save_hf(&root.join(name), &vs, &config).unwrap();
         let class = LlamaConfig::architecture_for(&config.model_type).unwrap();
         logits_cases.push(logits_case(&mut jobs, root, name, class));
+    }
+
+    // Sharded folders written by save_hf_sharded, which transformers must read through
+    // the index. The bf16 model is rounded to bf16 first, so its fp32 logits before
+    // saving are what the saved weights give.
+    let untied = LlamaConfig {
+        tie_word_embeddings: false,
+        ..tiny_config()
+    };
+    for (name, config, kind) in [
+        ("sharded_fp32_untied", untied, Kind::Float),
+        ("sharded_bf16_qwen2", qwen2, Kind::BFloat16),
+    ] {
+        let dir = root.join(name);
+        let (model, mut vs) = Llama::init(&config, Device::Cpu, Kind::Float, 13).unwrap();
+        vs.set_kind(kind);
+        vs.float();
+        let tensors = vs.variables().into_iter().collect();
+        save_hf_sharded(&dir, tensors, &config, kind, SMALL_SHARD).unwrap();
+        let shards = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("model-")
+            })
+            .count();
+        assert!(
+            shards >= 3
+                && dir.join(WEIGHTS_INDEX_FILE).exists()
+                && !dir.join(WEIGHTS_FILE).exists(),
+            "{name}: {shards} shards"
+        );
+        let class = LlamaConfig::architecture_for(&config.model_type).unwrap();
+        let mut case = logits_case(&mut jobs, root, name, class);
+        let ids = Tensor::read_safetensors(&case.ids).unwrap().remove(0).1;
+        case.before_save = Some(tch::no_grad(|| model.forward(&ids)));
+        logits_cases.push(case);
     }
 
     // Folders written by transformers' save_pretrained (its naming, its init).
