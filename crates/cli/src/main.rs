@@ -24,6 +24,8 @@ enum Command {
     Embed(commands::embed::Args),
     /// Print a config (the embedded default, or a file with overrides applied), fully resolved.
     Config(commands::config::Args),
+    /// Consolidate a training checkpoint (any ranks, any ZeRO stage) into a Hugging Face folder.
+    Convert(commands::convert::Args),
     /// Write a randomly initialised model as a Hugging Face folder (from a preset or a config.json).
     InitModel(commands::init_model::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
@@ -53,6 +55,7 @@ fn main() {
         Command::Config(a) => commands::config::run(a),
         Command::Synth(a) => commands::synth::run(a),
         Command::InitModel(a) => commands::init_model::run(a),
+        Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
     };
     if let Err(e) = result {

@@ -43,6 +43,33 @@ pub struct TrainConfig {
     pub distributed: DistributedConfig,
     #[serde(default)]
     pub zero: ZeroConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+/// Training checkpoints under `<out_dir>/checkpoints` (resume with `train --resume`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Write a checkpoint every this many optimizer steps (0: only at the end).
+    #[serde(default)]
+    pub every: usize,
+    /// Also write one after the last step.
+    #[serde(default = "yes")]
+    pub at_end: bool,
+    /// Keep the newest this many checkpoints (0: all).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every: 0,
+            at_end: true,
+            keep: default_keep(),
+        }
+    }
 }
 
 /// ZeRO sharding of the policy's training state across ranks (DeepSpeed's stages).
@@ -127,8 +154,8 @@ pub struct ModelConfig {
     pub preset: Option<String>,
     /// ...or a Hugging Face model folder (config.json + model.safetensors).
     pub path: Option<PathBuf>,
-    /// Compute dtype: "fp32" (CPU default) or "bf16". Master weights and optimizer state
-    /// stay fp32 either way.
+    /// Compute dtype: "auto" (default: bf16 on CUDA, fp32 on CPU), "fp32" or "bf16".
+    /// Master weights and optimizer state stay fp32 either way.
     #[serde(default = "default_dtype")]
     pub dtype: String,
     /// Device: "cpu", "cuda" or "cuda:N"; "auto" picks CUDA when present.
@@ -310,6 +337,9 @@ impl Default for EvalConfig {
     }
 }
 
+fn default_keep() -> usize {
+    2
+}
 fn default_logits_chunk() -> usize {
     4096
 }
@@ -320,7 +350,7 @@ fn default_backend() -> String {
     "auto".into()
 }
 fn default_dtype() -> String {
-    "fp32".into()
+    "auto".into()
 }
 fn default_device() -> String {
     "cpu".into()
@@ -402,7 +432,7 @@ pub mod choice {
         "diagonal-code",
     ];
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
-    pub const DTYPES: &[&str] = &["fp32", "bf16"];
+    pub const DTYPES: &[&str] = &["auto", "fp32", "bf16"];
     pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
     pub const EMBEDDING_TEXTS: &[&str] = &["prompt", "prompt+response"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
@@ -472,6 +502,11 @@ impl TrainConfig {
             .cache
             .clone()
             .unwrap_or_else(|| self.out_dir.join("embeddings.bin"))
+    }
+
+    /// Where training checkpoints go.
+    pub fn checkpoint_root(&self) -> PathBuf {
+        self.out_dir.join("checkpoints")
     }
 
     /// Micro-batches per optimizer step on each of `world` ranks.

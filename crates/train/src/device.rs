@@ -17,11 +17,15 @@ pub fn parse_device(name: &str) -> Result<Device> {
     })
 }
 
-pub fn parse_dtype(name: &str) -> Result<Kind> {
+/// The compute dtype on `device`: "auto" is bf16 on CUDA and fp32 on the CPU (where
+/// bf16 matmuls are slow and the tests want exact fp32 numbers).
+pub fn parse_dtype(name: &str, device: Device) -> Result<Kind> {
     Ok(match name {
+        "auto" if device.is_cuda() => Kind::BFloat16,
+        "auto" => Kind::Float,
         "fp32" => Kind::Float,
         "bf16" => Kind::BFloat16,
-        _ => bail!("model.dtype = {name:?}: expected \"fp32\" or \"bf16\""),
+        _ => bail!("model.dtype = {name:?}: expected \"auto\", \"fp32\" or \"bf16\""),
     })
 }
 

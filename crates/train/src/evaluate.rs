@@ -5,7 +5,7 @@ use anyhow::Result;
 use rpo_data::synthetic::SyntheticExample;
 use rpo_data::{PairedBatch, PairedExample, PreferenceTokenizer};
 use rpo_model::{generate_greedy, Llama};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use crate::metrics::MetricsWriter;
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EvalReport {
     /// Where in the run: "init", "sft", "final".
     pub at: String,

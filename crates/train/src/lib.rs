@@ -3,6 +3,7 @@
 //! [`train`] is the whole run: load data and model, optional SFT warm-up, freeze the
 //! reference, preference training, evaluation at each boundary, save the policy.
 
+pub mod checkpointing;
 pub mod config;
 pub mod data_source;
 pub mod device;

@@ -45,6 +45,30 @@ impl MetricsWriter {
         })
     }
 
+    /// Continues `path` after step `step` (a resumed run): lines of later steps, which the
+    /// interrupted run wrote after its checkpoint, are dropped.
+    pub fn resume(path: &Path, step: usize) -> Result<Self> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let kept: String = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s as usize <= step)
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(path, kept).with_context(|| format!("cannot write {}", path.display()))?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self {
+            out: Some(BufWriter::new(f)),
+        })
+    }
+
     /// A writer that writes nothing.
     pub fn discard() -> Self {
         Self { out: None }

@@ -5,12 +5,13 @@ use anyhow::{Context, Result};
 use rpo_model::{load_hf, preset, save_hf_tensors, Llama, LlamaConfig, TokenIds};
 use rpo_zero::{ShardedModel, ZeroOptions};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
+use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
@@ -107,9 +108,22 @@ fn copy_policy(policy: &ShardedModel, kind: Kind) -> Result<(Llama, VarStore)> {
 
 /// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
 /// process); rank 0 writes the files and runs the evaluations its summary reports.
-pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
+///
+/// `resume`: a checkpoint folder, a folder of checkpoints, or "latest" (this run's
+/// `<out_dir>/checkpoints`) to continue from; its world size and ZeRO stage may differ
+/// from this launch's.
+pub fn train(
+    cfg: &TrainConfig,
+    world: &dyn Collective,
+    resume: Option<&Path>,
+) -> Result<RunSummary> {
     let started = Instant::now();
     cfg.validate_world(world.world_size())?;
+    let resume = resume
+        .map(|p| Resume::open(p, cfg, world.world_size()))
+        .transpose()?;
+    // Past the warm-up (or in a run without one), the checkpoint's phase is the preference one.
+    let in_preference = resume.as_ref().is_some_and(|r| r.state.phase != "sft");
     let device = world.device();
     let asked = parse_device(&cfg.model.device)?;
     anyhow::ensure!(
@@ -119,7 +133,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         world.backend()
     );
     check_available(device)?;
-    let kind = parse_dtype(&cfg.model.dtype)?;
+    let kind = parse_dtype(&cfg.model.dtype, device)?;
     let objective = Objective::from_config(&cfg.loss)?;
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
     let main = parallel.is_main();
@@ -167,12 +181,16 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
-    let mut metrics = if main {
-        MetricsWriter::create(&cfg.out_dir.join("metrics.jsonl"))?
-    } else {
-        MetricsWriter::discard()
+    let metrics_path = cfg.out_dir.join("metrics.jsonl");
+    let mut metrics = match (&resume, main) {
+        (_, false) => MetricsWriter::discard(),
+        (Some(r), true) => MetricsWriter::resume(&metrics_path, r.step())?,
+        (None, true) => MetricsWriter::create(&metrics_path)?,
     };
-    let mut evals = Vec::new();
+    let mut evals = resume
+        .as_ref()
+        .map(|r| r.state.evals.clone())
+        .unwrap_or_default();
     let mut step = 0;
     let mut last_step = None;
 
@@ -198,7 +216,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         beta: cfg.loss.beta,
         parallel: &parallel,
     };
-    if cfg.train.sft_warmup_steps > 0 || !objective.needs_reference() {
+    if resume.is_none() && (cfg.train.sft_warmup_steps > 0 || !objective.needs_reference()) {
         evals.extend(eval("init", &no_ref, false)?);
     }
     if cfg.train.sft_warmup_steps > 0 {
@@ -208,16 +226,38 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
             steps: cfg.train.sft_warmup_steps,
             lr: cfg.train.sft_lr.unwrap_or(cfg.optim.lr),
         };
-        last_step = run_phase(cfg, &phase, &data, &no_ref, &mut metrics, step)?;
+        if !in_preference {
+            let checkpoints = Checkpointing {
+                cfg,
+                reference: None,
+                evals: &evals,
+            };
+            last_step = run_phase(
+                cfg,
+                &phase,
+                &data,
+                &no_ref,
+                &mut metrics,
+                step,
+                &checkpoints,
+                resume.as_ref(),
+            )?;
+        }
         step += phase.steps;
     }
 
     // The reference: `[reference] path` if given, else the policy as it is now (after
-    // the SFT warm-up, if any).
-    let reference = match loaded_reference.take() {
-        Some(r) => Some(r),
-        None if objective.needs_reference() => Some(copy_policy(&policy, kind)?),
-        None => None,
+    // the SFT warm-up, if any) — or, resuming in the preference phase, that copy as the
+    // checkpoint saved it.
+    let saved_reference = match &resume {
+        Some(r) if in_preference => r.reference(&model_config, device, kind)?,
+        _ => None,
+    };
+    let copied = loaded_reference.is_none() && objective.needs_reference();
+    let reference = match (loaded_reference.take(), saved_reference) {
+        (Some(r), _) | (None, Some(r)) => Some(r),
+        (None, None) if objective.needs_reference() => Some(copy_policy(&policy, kind)?),
+        (None, None) => None,
     };
     let models = Models {
         policy: &policy,
@@ -226,7 +266,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         beta: cfg.loss.beta,
         parallel: &parallel,
     };
-    if objective.needs_reference() {
+    if objective.needs_reference() && !in_preference {
         let at = if cfg.train.sft_warmup_steps > 0 {
             "sft"
         } else {
@@ -240,7 +280,24 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         steps: cfg.train.steps,
         lr: cfg.optim.lr,
     };
-    last_step = run_phase(cfg, &phase, &data, &models, &mut metrics, step)?.or(last_step);
+    let checkpoints = Checkpointing {
+        cfg,
+        reference: copied
+            .then(|| reference.as_ref().map(|(_, vs)| vs))
+            .flatten(),
+        evals: &evals,
+    };
+    last_step = run_phase(
+        cfg,
+        &phase,
+        &data,
+        &models,
+        &mut metrics,
+        step,
+        &checkpoints,
+        resume.as_ref(),
+    )?
+    .or(last_step);
     step += phase.steps;
     evals.extend(eval("final", &models, true)?);
 
@@ -254,17 +311,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective) -> Result<RunSummary> {
         let dir = cfg.out_dir.join("model");
         save_hf_tensors(&dir, master, &model_config)?;
         // The tokenizer travels with the model: loading the folder later picks it up.
-        let tokenizer = cfg.tokenizer_path();
-        if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
-            std::fs::write(
-                dir.join("tokenizer.json"),
-                rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON,
-            )?;
-        } else {
-            std::fs::copy(&tokenizer, dir.join("tokenizer.json")).with_context(|| {
-                format!("copying the tokenizer {tokenizer} into {}", dir.display())
-            })?;
-        }
+        write_tokenizer(cfg, &dir)?;
         Some(dir)
     } else {
         None

@@ -16,6 +16,7 @@ use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupCon
 use std::io::IsTerminal;
 use std::time::Instant;
 
+use crate::checkpointing::{Checkpointing, Resume, TrainerState};
 use crate::config::{OptimConfig, TrainConfig};
 use crate::data_source::{RunData, TrainExamples};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
@@ -47,7 +48,9 @@ pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
     }
 }
 
-/// Runs one phase on the policy; returns the last step's metrics.
+/// Runs one phase on the policy, from `resume` if it was written in this phase, writing
+/// checkpoints as `checkpoints` says; returns the last step's metrics.
+#[allow(clippy::too_many_arguments)]
 pub fn run_phase(
     cfg: &TrainConfig,
     phase: &Phase,
@@ -55,9 +58,18 @@ pub fn run_phase(
     models: &Models,
     metrics: &mut MetricsWriter,
     first_step: usize,
+    checkpoints: &Checkpointing,
+    resume: Option<&Resume>,
 ) -> Result<Option<StepMetrics>> {
     let policy = models.policy;
     let mut optimizer = build_optimizer(&cfg.optim);
+    let (start, position) = match resume.filter(|r| r.state.phase == phase.name) {
+        Some(r) => {
+            policy.load_checkpoint(&r.checkpoint, optimizer.as_mut())?;
+            (r.state.phase_step, r.state.sampler())
+        }
+        None => (0, SamplerPosition::default()),
+    };
     let schedule = WarmupConstant {
         base_lr: phase.lr,
         warmup_steps: cfg.optim.warmup_steps as u64,
@@ -65,20 +77,17 @@ pub fn run_phase(
     let parallel = models.parallel;
     let world = parallel.world_size();
     let accumulation = cfg.accumulation_steps(world);
-    let mut batches = MicroBatches::new(
-        phase.objective,
-        data,
-        cfg.train.micro_batch_size * world,
-        cfg.seed,
-    )?;
+    let global_micro = cfg.train.micro_batch_size * world;
+    let mut batches = MicroBatches::new(phase.objective, data, global_micro, cfg.seed, position)?;
     let bar = if parallel.is_main() {
         progress_bar(phase.steps as u64, phase.name)
     } else {
         ProgressBar::hidden()
     };
+    bar.set_position(start as u64);
     let mut last = None;
 
-    for step in 0..phase.steps {
+    for step in start..phase.steps {
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
         let traffic = policy.traffic();
@@ -101,7 +110,7 @@ pub fn run_phase(
                     first_step + step + 1
                 )
             })?;
-        if step == 0 && parallel.is_main() {
+        if step == start && parallel.is_main() {
             tracing::info!(
                 expected = %policy.expected_state(optimizer.as_ref()),
                 measured = %policy.measured_state(optimizer.as_ref()),
@@ -137,6 +146,18 @@ pub fn run_phase(
             let acc = show(m.reward_accuracy);
             tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, reward_accuracy = %acc, "step");
         }
+        if checkpoints.due(m.step) {
+            let state = TrainerState {
+                phase: phase.name.to_string(),
+                phase_step: step + 1,
+                sampler_epoch: batches.batches.position().epoch,
+                sampler_batch: batches.batches.position().batch,
+                global_micro_batch: global_micro,
+                evals: checkpoints.evals.to_vec(),
+                reference_saved: checkpoints.reference.is_some(),
+            };
+            checkpoints.save(policy, optimizer.as_ref(), m.step, state)?;
+        }
         last = Some(m);
     }
     bar.finish_and_clear();
@@ -146,7 +167,7 @@ pub fn run_phase(
 /// Fails if `objective` cannot draw global micro-batches of `size` from the training set
 /// (too few examples, or too few of one class for balanced unpaired batches).
 pub fn check_batches(objective: Objective, data: &RunData, size: usize, seed: u64) -> Result<()> {
-    MicroBatches::new(objective, data, size, seed).map(|_| ())
+    MicroBatches::new(objective, data, size, seed, SamplerPosition::default()).map(|_| ())
 }
 
 fn progress_bar(len: u64, name: &str) -> ProgressBar {
@@ -179,8 +200,15 @@ enum Examples<'a> {
 }
 
 impl<'a> MicroBatches<'a> {
-    /// `micro`: examples per global micro-batch (per-rank micro-batch × world size).
-    fn new(objective: Objective, data: &'a RunData, micro: usize, seed: u64) -> Result<Self> {
+    /// `micro`: examples per global micro-batch (per-rank micro-batch × world size);
+    /// drawing starts at `from`.
+    fn new(
+        objective: Objective,
+        data: &'a RunData,
+        micro: usize,
+        seed: u64,
+        from: SamplerPosition,
+    ) -> Result<Self> {
         let (examples, sampler): (_, Box<dyn Sampler>) = match (&data.train, objective) {
             (train, Objective::Sft) => {
                 let examples = train.preferred_responses();
@@ -207,7 +235,7 @@ impl<'a> MicroBatches<'a> {
         Ok(Self {
             data,
             examples,
-            batches: Batches::new(sampler, SamplerPosition::default()),
+            batches: Batches::new(sampler, from),
         })
     }
 

@@ -10,7 +10,9 @@
 //! - [`grads`]: per-unit gradient buffers; reduce-scatter as soon as a unit is done (2–3).
 //! - [`update`]: the sharded optimizer step with global-norm clipping.
 //! - [`memory`]: the per-rank memory formula and the measured figure.
+//! - [`checkpoint`]: sharded training checkpoints, readable at any world size or stage.
 
+pub mod checkpoint;
 pub mod executor;
 pub mod grads;
 pub mod layout;
@@ -20,6 +22,7 @@ pub mod stage;
 pub mod unit_params;
 mod update;
 
+pub use checkpoint::{Checkpoint, Manifest};
 pub use executor::{PolicyLogps, Sequences};
 pub use layout::{ModelLayout, UnitLayout};
 pub use memory::StateBytes;

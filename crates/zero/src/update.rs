@@ -34,7 +34,7 @@ impl ShardedModel {
     }
 
     /// Copies the updated masters into the compute parameters.
-    fn publish(&self) -> Result<()> {
+    pub(crate) fn publish(&self) -> Result<()> {
         let kind = self.options.compute_kind;
         let master = self.master.borrow();
         let params = self.params.borrow();

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 pub mod config;
+pub mod convert;
 pub mod embed;
 pub mod init_model;
 pub mod selftest;

@@ -8,6 +8,10 @@ use super::ConfigArgs;
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Continue from a checkpoint: its folder, a folder of checkpoints (the newest), or
+    /// "latest" (this run's <out_dir>/checkpoints). Any world size or ZeRO stage.
+    #[arg(long, value_name = "DIR|latest")]
+    resume: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -19,7 +23,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let runtime = Runtime::init(cuda, backend)?;
     let world = runtime.world();
-    match rpo_train::train(&cfg, world) {
+    match rpo_train::train(&cfg, world, args.resume.as_deref()) {
         Ok(summary) => {
             if world.rank() == 0 {
                 println!("{}", serde_json::to_string_pretty(&summary)?);

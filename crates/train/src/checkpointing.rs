@@ -1,0 +1,179 @@
+//! What a training checkpoint holds beyond the sharded state (`rpo_zero::checkpoint`):
+//! where the trainer was (phase, step within it, data position), the evaluations so far
+//! and the resolved config; when the reference is a frozen copy of the policy, the
+//! reference itself (`reference.safetensors`, which a resumed run could not rebuild);
+//! and the tokenizer, so `rpo-shard convert` can write a complete Hugging Face folder.
+
+use anyhow::{ensure, Context, Result};
+use rpo_data::sampler::SamplerPosition;
+use rpo_model::safetensors_io::write_pt_safetensors;
+use rpo_model::{Llama, LlamaConfig};
+use rpo_optim::Optimizer;
+use rpo_zero::{Checkpoint, ShardedModel};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::evaluate::EvalReport;
+
+pub const REFERENCE_FILE: &str = "reference.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// "sft" or the preference objective's name.
+    pub phase: String,
+    /// Optimizer steps of `phase` done.
+    pub phase_step: usize,
+    /// Where the data sampler continues.
+    pub sampler_epoch: u64,
+    pub sampler_batch: usize,
+    /// Examples per global micro-batch (micro_batch_size × ranks): the sampler's position
+    /// means the same examples only at the same value.
+    pub global_micro_batch: usize,
+    pub evals: Vec<EvalReport>,
+    pub reference_saved: bool,
+}
+
+impl TrainerState {
+    pub fn sampler(&self) -> SamplerPosition {
+        SamplerPosition {
+            epoch: self.sampler_epoch,
+            batch: self.sampler_batch,
+        }
+    }
+}
+
+/// Writes the run's tokenizer into `dir`: the model is meaningless without it.
+pub fn write_tokenizer(cfg: &TrainConfig, dir: &Path) -> Result<()> {
+    let tokenizer = cfg.tokenizer_path();
+    let target = dir.join(TOKENIZER_FILE);
+    if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
+        std::fs::write(&target, rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON)?;
+    } else {
+        std::fs::copy(&tokenizer, &target)
+            .with_context(|| format!("copying the tokenizer {tokenizer} into {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Everything a phase needs to write checkpoints.
+pub struct Checkpointing<'a> {
+    pub cfg: &'a TrainConfig,
+    /// The frozen reference, when it is a copy of the policy (saved with the checkpoint).
+    pub reference: Option<&'a VarStore>,
+    pub evals: &'a [EvalReport],
+}
+
+impl Checkpointing<'_> {
+    /// Whether global step `step` ends with a checkpoint.
+    pub fn due(&self, step: usize) -> bool {
+        let c = &self.cfg.checkpoint;
+        let last = self.cfg.train.sft_warmup_steps + self.cfg.train.steps;
+        (c.every > 0 && step % c.every == 0) || (c.at_end && step == last)
+    }
+
+    /// Every rank must call this.
+    pub fn save(
+        &self,
+        policy: &ShardedModel,
+        optimizer: &dyn Optimizer,
+        step: usize,
+        state: TrainerState,
+    ) -> Result<()> {
+        let files = |dir: &Path| -> Result<()> {
+            write_tokenizer(self.cfg, dir)?;
+            std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
+            if let Some(vs) = self.reference {
+                let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+                write_pt_safetensors(&dir.join(REFERENCE_FILE), &tensors)?;
+            }
+            Ok(())
+        };
+        policy.save_checkpoint(
+            &self.cfg.checkpoint_root(),
+            step,
+            optimizer,
+            serde_json::to_value(state)?,
+            &files,
+            self.cfg.checkpoint.keep,
+        )?;
+        Ok(())
+    }
+}
+
+/// A checkpoint to continue from, and the trainer's state in it.
+pub struct Resume {
+    pub checkpoint: Checkpoint,
+    pub state: TrainerState,
+}
+
+impl Resume {
+    /// `path`: a checkpoint folder, a folder of checkpoints, or "latest" (this run's).
+    pub fn open(path: &Path, cfg: &TrainConfig, world: usize) -> Result<Self> {
+        let path = if path == Path::new("latest") {
+            cfg.checkpoint_root()
+        } else {
+            path.to_path_buf()
+        };
+        let checkpoint = Checkpoint::open(&path)?;
+        let state: TrainerState = serde_json::from_value(checkpoint.manifest.trainer.clone())
+            .with_context(|| format!("{} holds no trainer state", checkpoint.dir.display()))?;
+        let micro = cfg.train.micro_batch_size * world;
+        ensure!(
+            state.global_micro_batch == micro,
+            "{} was written with {} examples per global micro-batch; this run has train.micro_batch_size × ranks = {micro}: \
+             resume with a micro_batch_size that gives {} (the data order depends on it)",
+            checkpoint.dir.display(),
+            state.global_micro_batch,
+            state.global_micro_batch
+        );
+        tracing::info!(
+            dir = %checkpoint.dir.display(),
+            step = checkpoint.manifest.step,
+            phase = %state.phase,
+            written_on = checkpoint.manifest.world_size,
+            stage = %checkpoint.manifest.zero_stage,
+            "resuming"
+        );
+        Ok(Self { checkpoint, state })
+    }
+
+    /// Global optimizer steps already done.
+    pub fn step(&self) -> usize {
+        self.checkpoint.manifest.step
+    }
+
+    /// The frozen reference saved with the checkpoint, in `kind` on `device`.
+    pub fn reference(
+        &self,
+        config: &LlamaConfig,
+        device: Device,
+        kind: Kind,
+    ) -> Result<Option<(Llama, VarStore)>> {
+        if !self.state.reference_saved {
+            return Ok(None);
+        }
+        let mut vs = VarStore::new(device);
+        vs.set_kind(kind);
+        let model = Llama::new(&vs.root(), config)?;
+        let path = self.checkpoint.dir.join(REFERENCE_FILE);
+        let saved = Tensor::read_safetensors(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut vars = vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (name, t) in saved {
+                let var = vars.get_mut(&name).with_context(|| {
+                    format!("{} holds an unknown tensor {name}", path.display())
+                })?;
+                var.f_copy_(&t)?;
+            }
+            Ok(())
+        })?;
+        vs.freeze();
+        Ok(Some((model, vs)))
+    }
+}

@@ -1,0 +1,474 @@
+//! Training checkpoints of the sharded state.
+//!
+//! `<root>/step-00000042/` holds `manifest.json`, one `rank-NNNNN.safetensors` per rank
+//! that owns something — its fp32 master elements and optimizer state per unit, in
+//! *unpadded* unit coordinates, so any world size or stage can read them back — and the
+//! files the trainer adds (the frozen reference, the tokenizer). Everything is written
+//! into `.tmp-step-…`, flushed to disk and checksummed (CRC-32) in the manifest, then the
+//! folder is renamed into place and named in `<root>/latest`: a crash at any point leaves
+//! the previous checkpoint as the newest complete one.
+
+use anyhow::{bail, ensure, Context, Result};
+use rpo_model::safetensors_io::write_pt_safetensors;
+use rpo_optim::Optimizer;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+use crate::sharded_model::ShardedModel;
+use crate::stage::ZeroStage;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const LATEST_FILE: &str = "latest";
+const FORMAT: &str = "rpo-shard training checkpoint";
+const VERSION: u32 = 1;
+/// Set to `checkpoint-before-rename@STEP` to abort rank 0 after writing step STEP's
+/// checkpoint files but before renaming its folder into place: the crash the format
+/// must survive (used by the tests).
+pub const FAILPOINT_ENV: &str = "RPO_SHARD_FAILPOINT";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamRecord {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub offset: i64,
+    pub numel: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitRecord {
+    pub unit: String,
+    pub numel: i64,
+    pub params: Vec<ParamRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub file: String,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub file: String,
+    pub rank: usize,
+    /// `(start, len)` per unit, in unpadded unit coordinates.
+    pub ranges: Vec<(i64, i64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub step: usize,
+    pub world_size: usize,
+    pub zero_stage: ZeroStage,
+    pub units: Vec<UnitRecord>,
+    /// Optimizer state tensors per unit (e.g. `square_avg`), and its step count.
+    pub optimizer_slots: Vec<String>,
+    pub optimizer_steps: i64,
+    pub shards: Vec<ShardRecord>,
+    /// Every file of the checkpoint but the manifest, with its size and checksum.
+    pub files: Vec<FileRecord>,
+    pub model_config: serde_json::Value,
+    /// The trainer's own state (phase, data position, config, ...).
+    pub trainer: serde_json::Value,
+}
+
+fn crc32_of(path: &Path) -> Result<(u64, u32)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot flush {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file, flushed, then renamed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))
+}
+
+impl ShardedModel {
+    /// The unpadded elements `(start, len)` of unit `i` that `rank` stores: its slice in
+    /// stages 1–3; in stage 0 rank 0 stores everything (all ranks hold the same).
+    fn stored_range(&self, i: usize, rank: usize) -> (i64, i64) {
+        let unit = &self.layout.units[i];
+        if !self.options.stage.shards_optimizer() {
+            return if rank == 0 { (0, unit.numel) } else { (0, 0) };
+        }
+        let start = rank as i64 * unit.shard;
+        (start, (unit.numel - start).clamp(0, unit.shard))
+    }
+
+    fn unit_records(&self) -> Vec<UnitRecord> {
+        self.layout
+            .units
+            .iter()
+            .map(|u| UnitRecord {
+                unit: u.unit.to_string(),
+                numel: u.numel,
+                params: u
+                    .params
+                    .iter()
+                    .map(|p| ParamRecord {
+                        name: p.name.clone(),
+                        shape: p.shape.clone(),
+                        offset: p.offset,
+                        numel: p.numel,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Writes a checkpoint of step `step` under `root` and returns its folder. Every rank
+    /// must call this. `rank0_files` adds the trainer's files to the (temporary) folder on
+    /// rank 0; `keep` > 0 removes all but the newest `keep` checkpoints afterwards.
+    pub fn save_checkpoint(
+        &self,
+        root: &Path,
+        step: usize,
+        optimizer: &dyn Optimizer,
+        trainer: serde_json::Value,
+        rank0_files: &dyn Fn(&Path) -> Result<()>,
+        keep: usize,
+    ) -> Result<PathBuf> {
+        let comm = self.comm.as_ref();
+        let (rank, world) = (comm.rank(), comm.world_size());
+        let name = format!("step-{step:08}");
+        let (tmp, done) = (root.join(format!(".tmp-{name}")), root.join(&name));
+        if rank == 0 {
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("cannot create {}", root.display()))?;
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp)?;
+            }
+            std::fs::create_dir(&tmp)?;
+        }
+        comm.barrier()?;
+
+        // This rank's master elements and optimizer state, unpadded.
+        let state: HashMap<String, Tensor> = optimizer.state_tensors().into_iter().collect();
+        let mut slots: Vec<String> = state
+            .keys()
+            .filter_map(|k| k.strip_suffix(".0").map(str::to_string))
+            .collect();
+        slots.sort();
+        let master = self.master.borrow();
+        let mut named = Vec::new();
+        for (i, m) in master.iter().enumerate() {
+            let (_, len) = self.stored_range(i, rank);
+            if len == 0 {
+                continue;
+            }
+            named.push((format!("master.{i}"), m.narrow(0, 0, len)));
+            for slot in &slots {
+                let t = &state[&format!("{slot}.{i}")];
+                named.push((format!("{slot}.{i}"), t.narrow(0, 0, len)));
+            }
+        }
+        let file = format!("rank-{rank:05}.safetensors");
+        let mine = if named.is_empty() {
+            [0i64, 0, 0]
+        } else {
+            let path = tmp.join(&file);
+            write_pt_safetensors(&path, &named)?;
+            File::open(&path)?.sync_all()?;
+            let (bytes, crc) = crc32_of(&path)?;
+            [1, bytes as i64, crc as i64]
+        };
+        let records = comm.all_gather(
+            &Tensor::from_slice(&mine)
+                .view([1, 3])
+                .to_device(comm.device()),
+        )?;
+        let records = records.to_device(tch::Device::Cpu);
+
+        if rank == 0 {
+            rank0_files(&tmp)?;
+            let mut shards = Vec::new();
+            let mut files = Vec::new();
+            for r in 0..world {
+                if records.int64_value(&[r as i64, 0]) == 0 {
+                    continue;
+                }
+                let file = format!("rank-{r:05}.safetensors");
+                files.push(FileRecord {
+                    file: file.clone(),
+                    bytes: records.int64_value(&[r as i64, 1]) as u64,
+                    crc32: records.int64_value(&[r as i64, 2]) as u32,
+                });
+                shards.push(ShardRecord {
+                    file,
+                    rank: r,
+                    ranges: (0..master.len()).map(|i| self.stored_range(i, r)).collect(),
+                });
+            }
+            for entry in std::fs::read_dir(&tmp)? {
+                let entry = entry?;
+                let file = entry.file_name().to_string_lossy().to_string();
+                if !file.starts_with("rank-") {
+                    let (bytes, crc32) = crc32_of(&entry.path())?;
+                    File::open(entry.path())?.sync_all()?;
+                    files.push(FileRecord { file, bytes, crc32 });
+                }
+            }
+            let manifest = Manifest {
+                format: FORMAT.into(),
+                version: VERSION,
+                step,
+                world_size: world,
+                zero_stage: self.options.stage,
+                units: self.unit_records(),
+                optimizer_slots: slots,
+                optimizer_steps: optimizer.steps(),
+                shards,
+                files,
+                model_config: serde_json::to_value(self.config())?,
+                trainer,
+            };
+            write_atomically(
+                &tmp.join(MANIFEST_FILE),
+                serde_json::to_string_pretty(&manifest)?.as_bytes(),
+            )?;
+            sync_dir(&tmp)?;
+            if std::env::var(FAILPOINT_ENV).ok() == Some(format!("checkpoint-before-rename@{step}"))
+            {
+                eprintln!(
+                    "{FAILPOINT_ENV}: aborting before {} is renamed into place",
+                    tmp.display()
+                );
+                std::process::abort();
+            }
+            if done.exists() {
+                std::fs::remove_dir_all(&done)?;
+            }
+            std::fs::rename(&tmp, &done)
+                .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+            write_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
+            sync_dir(root)?;
+            prune(root, keep)?;
+            tracing::info!(step, dir = %done.display(), "checkpoint written");
+        }
+        comm.barrier()?;
+        Ok(done)
+    }
+
+    /// Replaces the master weights (and so the parameters) and the optimizer state with
+    /// a checkpoint's, re-partitioned for this world size and stage. Every rank must call
+    /// this.
+    pub fn load_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<()> {
+        let m = &checkpoint.manifest;
+        let here = self.unit_records();
+        ensure!(
+            m.units.len() == here.len(),
+            "{} was written for a model of {} units; this one has {}",
+            checkpoint.dir.display(),
+            m.units.len(),
+            here.len()
+        );
+        for (theirs, ours) in m.units.iter().zip(&here) {
+            ensure!(
+                theirs == ours,
+                "{} was written for another model: its unit {} ({} parameters) differs from this model's {} ({} parameters)",
+                checkpoint.dir.display(),
+                theirs.unit,
+                theirs.numel,
+                ours.unit,
+                ours.numel
+            );
+        }
+        let rank = self.comm.rank();
+        let wanted: Vec<(i64, i64)> = self
+            .layout
+            .units
+            .iter()
+            .map(|u| {
+                if self.options.stage.shards_optimizer() {
+                    u.owned(rank)
+                } else {
+                    (0, u.padded)
+                }
+            })
+            .collect();
+        let mut prefixes = vec!["master".to_string()];
+        if m.optimizer_steps > 0 {
+            prefixes.extend(m.optimizer_slots.iter().cloned());
+        }
+        let mut read = checkpoint.read_ranges(&prefixes, &wanted)?;
+        let masters = read.remove(0);
+        tch::no_grad(|| {
+            for (dst, src) in self.master.borrow().iter().zip(&masters) {
+                dst.shallow_clone().copy_(src);
+            }
+        });
+        self.publish()?;
+        if m.optimizer_steps > 0 {
+            let mut named = vec![("step".to_string(), Tensor::from(m.optimizer_steps))];
+            for (slot, tensors) in m.optimizer_slots.iter().zip(read) {
+                for (i, t) in tensors.into_iter().enumerate() {
+                    named.push((format!("{slot}.{i}"), t.to_device(self.comm.device())));
+                }
+            }
+            optimizer
+                .load_state_tensors(&named)
+                .with_context(|| format!("optimizer state of {}", checkpoint.dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes all but the newest `keep` `step-*` folders (and stale temporary ones).
+fn prune(root: &Path, keep: usize) -> Result<()> {
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+        })
+        .collect();
+    steps.sort();
+    if keep > 0 && steps.len() > keep {
+        for old in &steps[..steps.len() - keep] {
+            std::fs::remove_dir_all(old)
+                .with_context(|| format!("cannot remove the old checkpoint {}", old.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A complete, verified checkpoint on disk.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Checkpoint {
+    /// `path` is a checkpoint folder, or a folder of checkpoints (then the one its
+    /// `latest` names). Every file is checked against the manifest's size and checksum.
+    pub fn open(path: &Path) -> Result<Self> {
+        let dir = if path.join(MANIFEST_FILE).exists() {
+            path.to_path_buf()
+        } else if path.join(LATEST_FILE).exists() {
+            let name = std::fs::read_to_string(path.join(LATEST_FILE))?;
+            path.join(name.trim())
+        } else {
+            bail!(
+                "{} is neither a checkpoint (no {MANIFEST_FILE}) nor a folder of checkpoints (no {LATEST_FILE})",
+                path.display()
+            );
+        };
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a checkpoint manifest", manifest_path.display()))?;
+        ensure!(
+            manifest.format == FORMAT && manifest.version == VERSION,
+            "{}: format {:?} version {} is not one this build reads ({FORMAT:?} version {VERSION})",
+            manifest_path.display(),
+            manifest.format,
+            manifest.version
+        );
+        for f in &manifest.files {
+            let path = dir.join(&f.file);
+            ensure!(
+                path.exists(),
+                "checkpoint {} is missing {}",
+                dir.display(),
+                f.file
+            );
+            let (bytes, crc) = crc32_of(&path)?;
+            ensure!(
+                bytes == f.bytes && crc == f.crc32,
+                "{} is corrupt: {bytes} bytes with checksum {crc:08x}, but the manifest says {} bytes with {:08x}",
+                path.display(),
+                f.bytes,
+                f.crc32
+            );
+        }
+        Ok(Self { dir, manifest })
+    }
+
+    /// For each prefix (`master`, an optimizer slot), unit `i`'s elements
+    /// `wanted[i] = (start, len)` in fp32, gathered from whichever shard files hold them;
+    /// elements past the unit's end (padding) are 0. Reads each shard file once.
+    pub fn read_ranges(
+        &self,
+        prefixes: &[String],
+        wanted: &[(i64, i64)],
+    ) -> Result<Vec<Vec<Tensor>>> {
+        let out: Vec<Vec<Tensor>> = prefixes
+            .iter()
+            .map(|_| {
+                wanted
+                    .iter()
+                    .map(|&(_, len)| Tensor::zeros([len], (Kind::Float, tch::Device::Cpu)))
+                    .collect()
+            })
+            .collect();
+        for shard in &self.manifest.shards {
+            let overlaps: Vec<(usize, i64, i64, i64)> = shard
+                .ranges
+                .iter()
+                .zip(wanted)
+                .enumerate()
+                .filter_map(|(i, (&(a, n), &(s, len)))| {
+                    let (lo, hi) = (a.max(s), (a + n).min(s + len));
+                    (hi > lo).then_some((i, lo - a, lo - s, hi - lo))
+                })
+                .collect();
+            if overlaps.is_empty() {
+                continue;
+            }
+            let path = self.dir.join(&shard.file);
+            let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .into_iter()
+                .collect();
+            for (p, prefix) in prefixes.iter().enumerate() {
+                for &(i, from, to, n) in &overlaps {
+                    let key = format!("{prefix}.{i}");
+                    let src = tensors
+                        .get(&key)
+                        .with_context(|| format!("{} has no tensor {key}", path.display()))?;
+                    tch::no_grad(|| out[p][i].narrow(0, to, n).copy_(&src.narrow(0, from, n)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole fp32 weights by Hugging Face name (for `convert`).
+    pub fn consolidated(&self) -> Result<Vec<(String, Tensor)>> {
+        let wanted: Vec<(i64, i64)> = self.manifest.units.iter().map(|u| (0, u.numel)).collect();
+        let flat = self
+            .read_ranges(&["master".to_string()], &wanted)?
+            .remove(0);
+        let mut named = Vec::new();
+        for (unit, flat) in self.manifest.units.iter().zip(flat) {
+            for p in &unit.params {
+                named.push((
+                    p.name.clone(),
+                    flat.narrow(0, p.offset, p.numel).view(p.shape.as_slice()),
+                ));
+            }
+        }
+        Ok(named)
+    }
+}
