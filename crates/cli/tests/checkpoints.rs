@@ -91,11 +91,19 @@ fn resume_on_other_world_sizes_and_stages_repartitions() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("w2-stage1");
     train(2, &full, 4, &["zero.stage=1"], None);
-    // The same examples per global micro-batch (8) on 1 and 4 ranks, other stages.
-    for (ranks, micro, stage) in [(1, 8, 3), (4, 2, 2)] {
+    // The same examples per global micro-batch (8) on 1 and 4 ranks, other stages, and
+    // the saved reference placed otherwise.
+    for (ranks, micro, stage, mode) in [(1, 8, 3, "sharded"), (4, 2, 2, "offload")] {
         let resumed = dir.path().join(format!("w{ranks}-stage{stage}"));
         let stage = format!("zero.stage={stage}");
-        train(ranks, &resumed, micro, &[&stage], Some(&step_dir(&full, 3)));
+        let mode = format!("reference.mode={mode}");
+        train(
+            ranks,
+            &resumed,
+            micro,
+            &[&stage, &mode],
+            Some(&step_dir(&full, 3)),
+        );
         let (a, b) = (metrics(&full), metrics(&resumed));
         assert_same_metric("loss", &a[3..], &b, 1e-5);
         assert_same_weights(&weights(&full), &weights(&resumed), 1e-5);

@@ -382,3 +382,50 @@ fn killing_one_rank_ends_the_whole_job_naming_the_rank() {
     );
     eprintln!("job ended {waited:?} after the kill; mpirun said:\n{err}");
 }
+
+#[test]
+fn reference_modes_train_alike_under_zero3_on_2_ranks() {
+    // The reference is the policy after a 2-step SFT warm-up (a copy of a sharded policy),
+    // and, separately, a Hugging Face folder given as reference.path.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("ref");
+    let o = rpo(&[
+        "init-model",
+        "--preset",
+        "tiny",
+        "--out",
+        base.to_str().unwrap(),
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let path = format!("reference.path={}", base.display());
+    for extra in [vec!["train.sft_warmup_steps=2"], vec![path.as_str()]] {
+        let with_mode = |mode: &str| {
+            let mut a: Vec<String> = vec![
+                "zero.stage=3".into(),
+                "train.steps=5".into(),
+                format!("reference.mode={mode}"),
+            ];
+            a.extend(extra.iter().map(|s| s.to_string()));
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            run(2, 4, 8, &a)
+        };
+        let live = with_mode("live");
+        for mode in ["sharded", "offload"] {
+            let other = with_mode(mode);
+            eprintln!("checking {mode} vs live, {extra:?}");
+            assert_same_metric("loss", &live.metrics, &other.metrics, 1e-6);
+            let preference = |m: &[serde_json::Value]| -> Vec<serde_json::Value> {
+                m.iter().filter(|x| x["phase"] != "sft").cloned().collect()
+            };
+            assert_same_metric(
+                "reward_accuracy",
+                &preference(&live.metrics),
+                &preference(&other.metrics),
+                1e-9,
+            );
+            assert_same_weights(&live.weights, &other.weights, 1e-6);
+        }
+    }
+}

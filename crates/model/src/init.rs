@@ -11,6 +11,9 @@ pub(crate) enum ParamInit {
     Random { std: f64 },
     /// Zeros: the values are about to be overwritten by a checkpoint.
     Placeholder,
+    /// Uninitialised memory that is never touched (so never resident): a sharded owner
+    /// re-points the tensors before they are read (see [`crate::Llama::deferred`]).
+    Deferred,
 }
 
 impl ParamInit {
@@ -20,7 +23,7 @@ impl ParamInit {
                 mean: 0.0,
                 stdev: std,
             },
-            ParamInit::Placeholder => Init::Const(0.0),
+            ParamInit::Placeholder | ParamInit::Deferred => Init::Const(0.0),
         }
     }
 }
@@ -33,6 +36,13 @@ pub(crate) fn linear(
     bias: bool,
     init: ParamInit,
 ) -> nn::Linear {
+    if init == ParamInit::Deferred {
+        let empty = |dims: &[i64]| tch::Tensor::empty(dims, (tch::Kind::Float, path.device()));
+        return nn::Linear {
+            ws: path.add("weight", empty(&[out_dim, in_dim]), true),
+            bs: bias.then(|| path.add("bias", empty(&[out_dim]), true)),
+        };
+    }
     let config = nn::LinearConfig {
         ws_init: init.weight(),
         bs_init: Some(Init::Const(0.0)),
@@ -50,6 +60,10 @@ pub(crate) fn embedding(
     padding_idx: Option<i64>,
     init: ParamInit,
 ) -> tch::Tensor {
+    if init == ParamInit::Deferred {
+        let empty = tch::Tensor::empty([rows, dim], (tch::Kind::Float, path.device()));
+        return path.add("weight", empty, true);
+    }
     let weight = path.var("weight", &[rows, dim], init.weight());
     if let Some(pad) = padding_idx.filter(|&p| (0..rows).contains(&p)) {
         tch::no_grad(|| {

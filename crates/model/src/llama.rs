@@ -145,6 +145,15 @@ impl Llama {
         Ok((model, vs))
     }
 
+    /// The model's structure on the CPU with uninitialised, untouched parameter memory
+    /// (not resident): for an owner that re-points every parameter before use, such as
+    /// a ZeRO-3 rank that materialises only its slices.
+    pub fn deferred(config: &LlamaConfig) -> Result<(Self, nn::VarStore)> {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Self::build(&vs.root(), config, ParamInit::Deferred)?;
+        Ok((model, vs))
+    }
+
     pub(crate) fn build(root: &nn::Path, config: &LlamaConfig, init: ParamInit) -> Result<Self> {
         config.validate()?;
         let model = root / "model";

@@ -5,18 +5,19 @@
 //! and the tokenizer, so `rpo-shard convert` can write a complete Hugging Face folder.
 
 use anyhow::{ensure, Context, Result};
+use rpo_comm::Collective;
 use rpo_data::sampler::SamplerPosition;
 use rpo_model::safetensors_io::write_pt_safetensors;
-use rpo_model::{Llama, LlamaConfig};
+use rpo_model::LlamaConfig;
 use rpo_optim::Optimizer;
 use rpo_zero::{Checkpoint, ShardedModel};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::Kind;
 
 use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 use crate::evaluate::EvalReport;
+use crate::reference::Reference;
 
 pub const REFERENCE_FILE: &str = "reference.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -64,7 +65,7 @@ pub fn write_tokenizer(cfg: &TrainConfig, dir: &Path) -> Result<()> {
 pub struct Checkpointing<'a> {
     pub cfg: &'a TrainConfig,
     /// The frozen reference, when it is a copy of the policy (saved with the checkpoint).
-    pub reference: Option<&'a VarStore>,
+    pub reference: Option<&'a Reference>,
     pub evals: &'a [EvalReport],
 }
 
@@ -84,12 +85,13 @@ impl Checkpointing<'_> {
         step: usize,
         state: TrainerState,
     ) -> Result<()> {
+        // Every rank takes part in gathering a sharded reference; rank 0 writes it.
+        let reference = self.reference.map(Reference::full_weights).transpose()?;
         let files = |dir: &Path| -> Result<()> {
             write_tokenizer(self.cfg, dir)?;
             std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
-            if let Some(vs) = self.reference {
-                let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-                write_pt_safetensors(&dir.join(REFERENCE_FILE), &tensors)?;
+            if let Some(tensors) = &reference {
+                write_pt_safetensors(&dir.join(REFERENCE_FILE), tensors)?;
             }
             Ok(())
         };
@@ -147,33 +149,20 @@ impl Resume {
         self.checkpoint.manifest.step
     }
 
-    /// The frozen reference saved with the checkpoint, in `kind` on `device`.
+    /// The frozen reference saved with the checkpoint, placed as `reference.mode` says.
+    /// Every rank must call this.
     pub fn reference(
         &self,
+        cfg: &TrainConfig,
         config: &LlamaConfig,
-        device: Device,
+        world: &dyn Collective,
         kind: Kind,
-    ) -> Result<Option<(Llama, VarStore)>> {
+    ) -> Result<Option<Reference>> {
         if !self.state.reference_saved {
             return Ok(None);
         }
-        let mut vs = VarStore::new(device);
-        vs.set_kind(kind);
-        let model = Llama::new(&vs.root(), config)?;
-        let path = self.checkpoint.dir.join(REFERENCE_FILE);
-        let saved = Tensor::read_safetensors(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut vars = vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, t) in saved {
-                let var = vars.get_mut(&name).with_context(|| {
-                    format!("{} holds an unknown tensor {name}", path.display())
-                })?;
-                var.f_copy_(&t)?;
-            }
-            Ok(())
-        })?;
-        vs.freeze();
-        Ok(Some((model, vs)))
+        let file = self.checkpoint.dir.join(REFERENCE_FILE);
+        let chunk = cfg.zero.logits_chunk_tokens as i64;
+        Reference::load_saved(&file, config, &cfg.reference.mode, world, kind, chunk).map(Some)
     }
 }

@@ -163,13 +163,27 @@ pub struct ModelConfig {
     pub device: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceConfig {
     /// A separate reference checkpoint (loaded at start). By default the reference is a
     /// frozen copy of the policy when preference training starts, i.e. after the SFT
     /// warm-up; a path given here replaces that.
     pub path: Option<PathBuf>,
+    /// Where it lives: "live" (a full copy on the training device), "sharded" (ZeRO-3
+    /// style, each rank keeps a 1/W slice and gathers unit by unit) or "offload" (in host
+    /// memory, streamed to the device unit by unit). All give the same numbers.
+    #[serde(default = "default_reference_mode")]
+    pub mode: String,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            mode: default_reference_mode(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -337,6 +351,9 @@ impl Default for EvalConfig {
     }
 }
 
+fn default_reference_mode() -> String {
+    "live".into()
+}
 fn default_keep() -> usize {
     2
 }
@@ -433,6 +450,7 @@ pub mod choice {
     ];
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
     pub const DTYPES: &[&str] = &["auto", "fp32", "bf16"];
+    pub const REFERENCE_MODES: &[&str] = &["live", "sharded", "offload"];
     pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
     pub const EMBEDDING_TEXTS: &[&str] = &["prompt", "prompt+response"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
@@ -561,6 +579,11 @@ impl TrainConfig {
             _ => {}
         }
         one_of("model.dtype", &m.dtype, choice::DTYPES)?;
+        one_of(
+            "reference.mode",
+            &self.reference.mode,
+            choice::REFERENCE_MODES,
+        )?;
         one_of("data.format", &self.data.format, choice::FORMATS)?;
         one_of(
             "data.on_malformed",

@@ -14,6 +14,7 @@ pub mod objective;
 pub mod parallel;
 pub mod precompute;
 pub mod prompt_embedding;
+pub mod reference;
 pub mod run;
 pub mod trainer;
 

@@ -16,6 +16,7 @@ use tch::{Device, Kind, Tensor};
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, PromptEmbedder};
+use crate::reference::Reference;
 use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
 
@@ -170,14 +171,14 @@ fn contrast(
 pub struct Models<'a> {
     pub policy: &'a ShardedModel,
     /// `None` only for SFT.
-    pub reference: Option<&'a Llama>,
+    pub reference: Option<&'a Reference>,
     pub embedder: &'a dyn PromptEmbedder,
     pub beta: f64,
     pub parallel: &'a DataParallel<'a>,
 }
 
 impl Models<'_> {
-    fn reference(&self) -> Result<&Llama> {
+    fn reference(&self) -> Result<&Reference> {
         match self.reference {
             Some(r) => Ok(r),
             None => bail!("this objective needs a reference model"),
@@ -189,11 +190,8 @@ impl Models<'_> {
     }
 
     fn reference_logps(&self, seqs: &DeviceSeqs) -> Result<Tensor> {
-        frozen_logps(
-            self.reference()?,
-            seqs,
-            self.policy.options().logits_chunk_tokens,
-        )
+        self.reference()?
+            .logps(seqs, self.policy.options().logits_chunk_tokens)
     }
 
     /// Win-row and lose-column embeddings of a paired batch, on the policy's device.

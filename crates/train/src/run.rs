@@ -2,12 +2,11 @@
 //! training, evaluation at each boundary, and the saved policy.
 
 use anyhow::{Context, Result};
-use rpo_model::{load_hf, preset, save_hf_tensors, Llama, LlamaConfig, TokenIds};
-use rpo_zero::{ShardedModel, ZeroOptions};
+use rpo_model::{load_hf, preset, save_hf_tensors, HfCheckpoint, Llama, LlamaConfig, TokenIds};
+use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::nn::VarStore;
 use tch::{Device, Kind};
 
 use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
@@ -20,6 +19,7 @@ use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
+use crate::reference::Reference;
 use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
 
@@ -43,6 +43,24 @@ fn build_policy(
     kind: Kind,
 ) -> Result<(ShardedModel, LlamaConfig)> {
     let device = world.device();
+    let options = ZeroOptions {
+        stage: cfg.zero.stage,
+        compute_kind: kind,
+        checkpoint_activations: cfg.zero.checkpoint_activations(),
+        logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
+    };
+    if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
+        // Stage 3 from a checkpoint: each rank reads only its own slices (memory-mapped).
+        let config = LlamaConfig::from_file(&path.join("config.json"))?;
+        check_vocab(data, &config)?;
+        let checkpoint = HfCheckpoint::open(path)?;
+        let (model, vs) = Llama::deferred(&config)?;
+        let mut source = source_from_params(|name: &str, start, len| {
+            checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
+        });
+        let policy = ShardedModel::from_source(model, vs, world, options, &mut source)?;
+        return Ok((policy, config));
+    }
     let (model, vs, config) = if let Some(path) = &cfg.model.path {
         load_hf(path, device)?
     } else {
@@ -61,49 +79,34 @@ fn build_policy(
         let (model, vs) = Llama::init(&config, device, Kind::Float, cfg.seed as i64)?;
         (model, vs, config)
     };
+    check_vocab(data, &config)?;
+    Ok((ShardedModel::new(model, vs, world, options)?, config))
+}
+
+fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
     let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
     anyhow::ensure!(
         vocab <= config.vocab_size,
         "the tokenizer has {vocab} tokens but the model's vocab_size is {}: they do not belong together",
         config.vocab_size
     );
-    let options = ZeroOptions {
-        stage: cfg.zero.stage,
-        compute_kind: kind,
-        checkpoint_activations: cfg.zero.checkpoint_activations(),
-        logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
-    };
-    Ok((ShardedModel::new(model, vs, world, options)?, config))
+    Ok(())
 }
 
 /// A separate reference checkpoint, loaded up front so a bad path fails before training.
+/// Every rank must call this.
 fn load_reference(
     cfg: &TrainConfig,
-    device: Device,
+    world: &dyn Collective,
     kind: Kind,
-) -> Result<Option<(Llama, VarStore)>> {
+) -> Result<Option<Reference>> {
     let Some(path) = &cfg.reference.path else {
         return Ok(None);
     };
-    let (model, mut vs, _) = load_hf(path, device)
-        .with_context(|| format!("loading reference.path {}", path.display()))?;
-    vs.set_kind(kind);
-    vs.freeze();
-    Ok(Some((model, vs)))
-}
-
-/// A frozen copy of the policy's current (compute) weights. Every rank must call this
-/// (stage 3 gathers the policy for it).
-fn copy_policy(policy: &ShardedModel, kind: Kind) -> Result<(Llama, VarStore)> {
-    let mut vs = VarStore::new(policy.model().device());
-    vs.set_kind(kind); // before building, so no fp32 copy is ever allocated
-    let model = Llama::new(&vs.root(), policy.config())?;
-    policy.gather_all()?;
-    let copied = vs.copy(policy.store());
-    policy.release_all();
-    copied.context("copying the policy into the reference")?;
-    vs.freeze();
-    Ok((model, vs))
+    let chunk = cfg.zero.logits_chunk_tokens as i64;
+    Reference::load_hf(path, &cfg.reference.mode, world, kind, chunk)
+        .with_context(|| format!("loading reference.path {}", path.display()))
+        .map(Some)
 }
 
 /// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
@@ -146,7 +149,7 @@ pub fn train(
     let data = RunData::load(cfg)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
     let mut loaded_reference = if objective.needs_reference() {
-        load_reference(cfg, device, kind)?
+        load_reference(cfg, world, kind)?
     } else {
         None
     };
@@ -198,11 +201,17 @@ pub fn train(
     // gathers the whole policy on every rank first).
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
         models.policy.gather_all()?;
+        if let Some(r) = models.reference {
+            r.gather_all()?;
+        }
         let report = main
             .then(|| evaluate(cfg, &data, at, models, rewards))
             .transpose()?;
         parallel.barrier()?;
         models.policy.release_all();
+        if let Some(r) = models.reference {
+            r.release_all();
+        }
         Ok(report)
     };
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
@@ -250,18 +259,20 @@ pub fn train(
     // the SFT warm-up, if any) — or, resuming in the preference phase, that copy as the
     // checkpoint saved it.
     let saved_reference = match &resume {
-        Some(r) if in_preference => r.reference(&model_config, device, kind)?,
+        Some(r) if in_preference => r.reference(cfg, &model_config, world, kind)?,
         _ => None,
     };
     let copied = loaded_reference.is_none() && objective.needs_reference();
     let reference = match (loaded_reference.take(), saved_reference) {
         (Some(r), _) | (None, Some(r)) => Some(r),
-        (None, None) if objective.needs_reference() => Some(copy_policy(&policy, kind)?),
+        (None, None) if objective.needs_reference() => {
+            Some(Reference::copy_of(&policy, &cfg.reference.mode)?)
+        }
         (None, None) => None,
     };
     let models = Models {
         policy: &policy,
-        reference: reference.as_ref().map(|(m, _)| m),
+        reference: reference.as_ref(),
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
@@ -282,9 +293,7 @@ pub fn train(
     };
     let checkpoints = Checkpointing {
         cfg,
-        reference: copied
-            .then(|| reference.as_ref().map(|(_, vs)| vs))
-            .flatten(),
+        reference: copied.then_some(reference.as_ref()).flatten(),
         evals: &evals,
     };
     last_step = run_phase(

@@ -78,6 +78,7 @@ impl ShardedModel {
         for (i, layer) in self.model.layers().iter().enumerate() {
             let unit = self.unit(UnitId::Layer(i));
             self.gather(unit)?;
+            self.prefetch(unit + 1)?;
             if keep_graphs {
                 let leaf = x.detach().set_requires_grad(true);
                 let y = layer.forward(&leaf, &angles);

@@ -26,5 +26,7 @@ pub use checkpoint::{Checkpoint, Manifest};
 pub use executor::{PolicyLogps, Sequences};
 pub use layout::{ModelLayout, UnitLayout};
 pub use memory::StateBytes;
-pub use sharded_model::{ShardedModel, ZeroOptions};
+pub use sharded_model::{
+    source_from_params, FrozenPlacement, ShardedModel, UnitSource, ZeroOptions,
+};
 pub use stage::ZeroStage;

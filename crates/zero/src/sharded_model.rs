@@ -14,7 +14,7 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use crate::grads::GradBuffers;
-use crate::layout::ModelLayout;
+use crate::layout::{ModelLayout, UnitLayout};
 use crate::memory::StateBytes;
 use crate::stage::ZeroStage;
 use crate::unit_params::UnitParams;
@@ -48,30 +48,95 @@ pub struct ShardedModel {
     pinned: Cell<bool>,
 }
 
+/// A unit's elements `[start, start + len)` of its padded flat buffer (padding is 0), in
+/// any float kind: where a model's values come from.
+pub type UnitSource<'a> = dyn FnMut(&UnitLayout, i64, i64) -> Result<Tensor> + 'a;
+
+/// Where a frozen model (a reference) keeps its parameters between uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrozenPlacement {
+    /// This rank's slice of every unit, gathered unit by unit (ZeRO-3 without training state).
+    Sharded,
+    /// Whole units in (pinned, with CUDA) host memory, copied to the device unit by unit,
+    /// the next unit's copy started before the current one runs.
+    Offloaded,
+}
+
+/// A [`UnitSource`] reading named parameters' flat elements: `read(name, start, len)`.
+pub fn source_from_params<'a>(
+    mut read: impl FnMut(&str, i64, i64) -> Result<Tensor> + 'a,
+) -> Box<UnitSource<'a>> {
+    Box::new(move |unit: &UnitLayout, start: i64, len: i64| {
+        let out = Tensor::zeros([len], (Kind::Float, tch::Device::Cpu));
+        for slot in &unit.params {
+            let (lo, hi) = (
+                start.max(slot.offset),
+                (start + len).min(slot.offset + slot.numel),
+            );
+            if hi > lo {
+                let piece = read(&slot.name, lo - slot.offset, hi - lo)?;
+                tch::no_grad(|| out.narrow(0, lo - start, hi - lo).copy_(&piece));
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// The model's tensors by name, and the unit layout they form on `world` ranks.
+fn layout_of(
+    model: &Llama,
+    vs: &VarStore,
+    world: usize,
+) -> Result<(ModelLayout, HashMap<String, Tensor>)> {
+    let by_name: HashMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let shapes: Vec<(String, Vec<i64>)> =
+        by_name.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    let layout = ModelLayout::new(&shapes, model.config().num_hidden_layers as usize, world)?;
+    Ok((layout, by_name))
+}
+
 impl ShardedModel {
     /// Takes over `model` and its fp32 store `vs`. Every rank of `world` must call this;
     /// all start from rank 0's values.
     pub fn new(
         model: Llama,
-        mut vs: VarStore,
+        vs: VarStore,
         world: &dyn Collective,
         options: ZeroOptions,
     ) -> Result<Self> {
-        vs.set_kind(Kind::Float);
+        let by_name: HashMap<String, Tensor> = vs.variables();
+        let mut source = |unit: &UnitLayout, start: i64, len: i64| -> Result<Tensor> {
+            let vars: Vec<Tensor> = unit
+                .params
+                .iter()
+                .map(|s| by_name[&s.name].shallow_clone())
+                .collect();
+            let mut flat = unit.flatten(&vars, Kind::Float)?;
+            world
+                .broadcast(&mut flat, 0)
+                .with_context(|| format!("broadcasting unit {}", unit.unit))?;
+            Ok(flat.narrow(0, start, len).copy())
+        };
+        Self::from_source(model, vs, world, options, &mut source)
+    }
+
+    /// Takes over `model` and its store (whose values are ignored: [`Llama::deferred`]
+    /// allocates nothing resident) and reads from `source` only the elements this rank
+    /// keeps: under stage 3 its slices, never the whole model. Every rank must call this.
+    pub fn from_source(
+        model: Llama,
+        vs: VarStore,
+        world: &dyn Collective,
+        options: ZeroOptions,
+        source: &mut UnitSource,
+    ) -> Result<Self> {
         let comm = world.split(0).context("creating the ZeRO communicator")?;
         let (rank, stage, kind) = (world.rank(), options.stage, options.compute_kind);
-        let by_name: HashMap<String, Tensor> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        let shapes: Vec<(String, Vec<i64>)> =
-            by_name.iter().map(|(n, t)| (n.clone(), t.size())).collect();
-        let layout = ModelLayout::new(
-            &shapes,
-            model.config().num_hidden_layers as usize,
-            world.world_size(),
-        )?;
+        let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
         let aliased = kind == Kind::Float;
         let (mut params, mut master) = (Vec::new(), Vec::new());
         for unit in &layout.units {
@@ -80,14 +145,13 @@ impl ShardedModel {
                 .iter()
                 .map(|s| by_name[&s.name].shallow_clone())
                 .collect();
-            let mut flat = unit.flatten(&vars, Kind::Float)?;
-            comm.broadcast(&mut flat, 0)
-                .with_context(|| format!("broadcasting unit {}", unit.unit))?;
             let (start, len) = unit.owned(rank);
-            let own = |t: &Tensor| t.narrow(0, start, len);
+            let device = comm.device();
             match stage {
                 ZeroStage::Zero3 => {
-                    let own32 = own(&flat).copy();
+                    let own32 = source(unit, start, len)?
+                        .to_device(device)
+                        .to_kind(Kind::Float);
                     let shard = if aliased {
                         own32.shallow_clone()
                     } else {
@@ -97,6 +161,10 @@ impl ShardedModel {
                     params.push(UnitParams::sharded(vars, shard));
                 }
                 _ => {
+                    let flat = source(unit, 0, unit.padded)?
+                        .to_device(device)
+                        .to_kind(Kind::Float);
+                    let own = |t: &Tensor| t.narrow(0, start, len);
                     let full = if aliased {
                         flat.shallow_clone()
                     } else {
@@ -124,6 +192,105 @@ impl ShardedModel {
             grads: RefCell::new(grads),
             pinned: Cell::new(false),
         })
+    }
+
+    /// A frozen model in `kind` (no master weights, gradients or optimizer state), placed
+    /// as `placement` says, its values from `source`: a reference model. Every rank of
+    /// `world` must call this.
+    pub fn frozen(
+        model: Llama,
+        vs: VarStore,
+        world: &dyn Collective,
+        kind: Kind,
+        logits_chunk_tokens: i64,
+        placement: FrozenPlacement,
+        source: &mut UnitSource,
+    ) -> Result<Self> {
+        let comm = world
+            .split(0)
+            .context("creating the reference's communicator")?;
+        let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
+        let device = comm.device();
+        let mut params = Vec::new();
+        for unit in &layout.units {
+            let vars: Vec<Tensor> = unit
+                .params
+                .iter()
+                .map(|s| by_name[&s.name].shallow_clone())
+                .collect();
+            params.push(match placement {
+                FrozenPlacement::Sharded => {
+                    let (start, len) = unit.owned(world.rank());
+                    UnitParams::sharded(
+                        vars,
+                        source(unit, start, len)?.to_device(device).to_kind(kind),
+                    )
+                }
+                FrozenPlacement::Offloaded => {
+                    let host = source(unit, 0, unit.padded)?
+                        .to_device(tch::Device::Cpu)
+                        .to_kind(kind);
+                    let host = if device.is_cuda() {
+                        host.pin_memory(device)
+                    } else {
+                        host
+                    };
+                    UnitParams::offloaded(vars, host, device)
+                }
+            });
+        }
+        let options = ZeroOptions {
+            stage: ZeroStage::Zero3,
+            compute_kind: kind,
+            checkpoint_activations: true,
+            logits_chunk_tokens,
+        };
+        Ok(Self {
+            model,
+            store: vs,
+            grads: RefCell::new(GradBuffers::new(
+                &ModelLayout {
+                    units: Vec::new(),
+                    world: layout.world,
+                },
+                options.stage,
+                kind,
+                device,
+            )),
+            layout,
+            options,
+            comm,
+            params: RefCell::new(params),
+            master: RefCell::new(Vec::new()),
+            master_aliased: false,
+            pinned: Cell::new(false),
+        })
+    }
+
+    /// A frozen copy of this model's current compute weights, placed as `placement` says
+    /// (the reference as a copy of the policy). Every rank must call this.
+    pub fn frozen_copy(&self, placement: FrozenPlacement) -> Result<Self> {
+        let (model, vs) = Llama::deferred(self.config())?;
+        let mut source = |unit: &UnitLayout, start: i64, len: i64| -> Result<Tensor> {
+            let i = self.layout.index(unit.unit);
+            self.gather(i)?;
+            let part = self.params.borrow()[i]
+                .full()
+                .expect("gathered")
+                .narrow(0, start, len)
+                .copy();
+            self.release(i);
+            Ok(part)
+        };
+        Self::frozen(
+            model,
+            vs,
+            self.comm.as_ref(),
+            self.options.compute_kind,
+            self.options.logits_chunk_tokens,
+            placement,
+            &mut source,
+        )
     }
 
     /// The model; under stage 3 its parameters are present only between
@@ -162,6 +329,19 @@ impl ShardedModel {
     /// Makes unit `i`'s parameters present (an all-gather in stage 3).
     pub(crate) fn gather(&self, i: usize) -> Result<()> {
         self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i])
+    }
+
+    /// Starts making unit `i` present ahead of use when that is a copy (offloaded units).
+    pub(crate) fn prefetch(&self, i: usize) -> Result<()> {
+        let prefetchable = self
+            .params
+            .borrow()
+            .get(i)
+            .is_some_and(UnitParams::prefetchable);
+        if prefetchable {
+            self.gather(i)?;
+        }
+        Ok(())
     }
 
     /// Frees unit `i`'s gathered parameters (stage 3), unless pinned.

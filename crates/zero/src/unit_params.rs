@@ -18,6 +18,8 @@ pub struct UnitParams {
     full: Option<Tensor>,
     /// Stage 3: this rank's slice, the only persistent copy.
     shard: Option<Tensor>,
+    /// Offloaded: the whole unit in host memory, and the device it runs on.
+    host: Option<(Tensor, tch::Device)>,
 }
 
 impl UnitParams {
@@ -27,8 +29,21 @@ impl UnitParams {
             vars,
             full: Some(full),
             shard: None,
+            host: None,
         };
         p.point(layout);
+        p
+    }
+
+    /// Offloaded: the whole unit stays in `host` memory and is copied to `device` on use.
+    pub fn offloaded(vars: Vec<Tensor>, host: Tensor, device: tch::Device) -> Self {
+        let mut p = Self {
+            vars,
+            full: None,
+            shard: None,
+            host: Some((host, device)),
+        };
+        p.release();
         p
     }
 
@@ -38,6 +53,7 @@ impl UnitParams {
             vars,
             full: None,
             shard: Some(shard),
+            host: None,
         };
         p.release();
         p
@@ -57,25 +73,40 @@ impl UnitParams {
         self.shard.as_ref()
     }
 
-    /// Makes the unit's parameters present (stage 3: one all-gather; otherwise nothing).
+    /// Makes the unit's parameters present (stage 3: one all-gather; offloaded: a copy
+    /// to the device, asynchronous from pinned memory; resident: nothing).
     pub fn gather(&mut self, comm: &dyn Collective, layout: &UnitLayout) -> Result<()> {
         if self.full.is_none() {
-            let shard = self.shard.as_ref().expect("a unit without parameters");
-            self.full = Some(comm.all_gather(shard)?);
+            self.full = Some(match (&self.shard, &self.host) {
+                (Some(shard), _) => comm.all_gather(shard)?,
+                (None, Some((host, device))) => host.to_device_(*device, host.kind(), true, false),
+                (None, None) => unreachable!("a resident unit is always present"),
+            });
             self.point(layout);
         }
         Ok(())
     }
 
-    /// Frees the gathered parameters (stage 3 only; resident units stay).
+    /// Whether [`gather`](Self::gather) is only a copy that can start ahead of use.
+    pub fn prefetchable(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// Frees the gathered parameters (stage 3 and offloaded; resident units stay).
     pub fn release(&mut self) {
-        if self.shard.is_none() {
+        if self.shard.is_none() && self.host.is_none() {
             return;
         }
         self.full = None;
+        // Empty, but on the device and in the kind the unit runs in (a deferred model's
+        // tensors start on the CPU in fp32).
+        let (kind, device) = match (&self.shard, &self.host) {
+            (Some(shard), _) => (shard.kind(), shard.device()),
+            (None, Some((host, device))) => (host.kind(), *device),
+            (None, None) => unreachable!("resident units are never released"),
+        };
         for v in &mut self.vars {
-            let empty = Tensor::empty([0], (v.kind(), v.device()));
-            v.set_data(&empty);
+            v.set_data(&Tensor::empty([0], (kind, device)));
         }
     }
 

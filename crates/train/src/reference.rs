@@ -1,0 +1,180 @@
+//! The frozen reference model, placed as `[reference] mode` says; every mode gives the
+//! same log-probs.
+//!
+//! - `live`: a full copy on the training device.
+//! - `sharded`: ZeRO-3 style, this rank's slice of every unit, gathered unit by unit; no
+//!   gradients or optimizer state.
+//! - `offload`: whole units in (pinned, with CUDA) host memory, copied to the device unit
+//!   by unit, the next unit's copy started before the current one runs.
+//!
+//! Its values come from `[reference] path`, from the policy when preference training
+//! starts, or from a checkpoint being resumed.
+
+use anyhow::{bail, Result};
+use rpo_comm::Collective;
+use rpo_model::safetensors_io::SafetensorsFile;
+use rpo_model::{load_hf, HfCheckpoint, Llama, LlamaConfig};
+use rpo_zero::{source_from_params, FrozenPlacement, ShardedModel};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::micro_batch::{frozen_logps, DeviceSeqs};
+
+pub enum Reference {
+    Live(Llama, VarStore),
+    Placed(ShardedModel),
+}
+
+/// `live`, `sharded` or `offload` (as the config names them).
+fn placement(mode: &str) -> Result<Option<FrozenPlacement>> {
+    Ok(match mode {
+        "live" => None,
+        "sharded" => Some(FrozenPlacement::Sharded),
+        "offload" => Some(FrozenPlacement::Offloaded),
+        other => bail!("reference.mode = {other:?} cannot hold a model"),
+    })
+}
+
+impl Reference {
+    /// A copy of the policy's current compute weights. Every rank must call this.
+    pub fn copy_of(policy: &ShardedModel, mode: &str) -> Result<Self> {
+        Ok(match placement(mode)? {
+            Some(p) => Reference::Placed(policy.frozen_copy(p)?),
+            None => {
+                let kind = policy.options().compute_kind;
+                let mut vs = VarStore::new(policy.model().device());
+                vs.set_kind(kind); // before building, so no fp32 copy is ever allocated
+                let model = Llama::new(&vs.root(), policy.config())?;
+                policy.gather_all()?;
+                let copied = vs.copy(policy.store());
+                policy.release_all();
+                copied?;
+                vs.freeze();
+                Reference::Live(model, vs)
+            }
+        })
+    }
+
+    /// A Hugging Face folder; `sharded` reads only this rank's slices. Every rank must
+    /// call this.
+    pub fn load_hf(
+        dir: &Path,
+        mode: &str,
+        world: &dyn Collective,
+        kind: Kind,
+        chunk: i64,
+    ) -> Result<Self> {
+        match placement(mode)? {
+            None => {
+                let (model, mut vs, _) = load_hf(dir, world.device())?;
+                vs.set_kind(kind);
+                vs.freeze();
+                Ok(Reference::Live(model, vs))
+            }
+            Some(p) => {
+                let checkpoint = HfCheckpoint::open(dir)?;
+                let config = LlamaConfig::from_file(&dir.join("config.json"))?;
+                let read = |name: &str, start, len| {
+                    checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
+                };
+                Self::placed(&config, p, world, kind, chunk, read)
+            }
+        }
+    }
+
+    /// Weights saved by [`full_weights`](Self::full_weights) in one safetensors file.
+    pub fn load_saved(
+        file: &Path,
+        config: &LlamaConfig,
+        mode: &str,
+        world: &dyn Collective,
+        kind: Kind,
+        chunk: i64,
+    ) -> Result<Self> {
+        let saved = SafetensorsFile::open(file)?;
+        let read =
+            |name: &str, start, len| saved.read_range(name, start, len, Kind::Float, Device::Cpu);
+        match placement(mode)? {
+            Some(p) => Self::placed(config, p, world, kind, chunk, read),
+            None => {
+                let mut vs = VarStore::new(world.device());
+                vs.set_kind(kind);
+                let model = Llama::new(&vs.root(), config)?;
+                tch::no_grad(|| -> Result<()> {
+                    for (name, var) in vs.variables() {
+                        var.shallow_clone()
+                            .f_copy_(&saved.read(&name, kind, world.device())?)?;
+                    }
+                    Ok(())
+                })?;
+                vs.freeze();
+                Ok(Reference::Live(model, vs))
+            }
+        }
+    }
+
+    fn placed(
+        config: &LlamaConfig,
+        placement: FrozenPlacement,
+        world: &dyn Collective,
+        kind: Kind,
+        chunk: i64,
+        read: impl FnMut(&str, i64, i64) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let (model, vs) = Llama::deferred(config)?;
+        let mut source = source_from_params(read);
+        Ok(Reference::Placed(ShardedModel::frozen(
+            model,
+            vs,
+            world,
+            kind,
+            chunk,
+            placement,
+            &mut source,
+        )?))
+    }
+
+    /// Summed response log-probs `[B]`, without gradient. Every rank must call this
+    /// together when the reference is sharded (outside [`gather_all`](Self::gather_all)).
+    pub fn logps(&self, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
+        match self {
+            Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
+            Reference::Placed(model) => model.logps(&seqs.sequences()),
+        }
+    }
+
+    /// The whole model present until [`release_all`](Self::release_all) (for an
+    /// evaluation on one rank). Every rank must call both.
+    pub fn gather_all(&self) -> Result<()> {
+        match self {
+            Reference::Live(..) => Ok(()),
+            Reference::Placed(model) => model.gather_all(),
+        }
+    }
+
+    pub fn release_all(&self) {
+        if let Reference::Placed(model) = self {
+            model.release_all();
+        }
+    }
+
+    /// Every weight by name, in the compute dtype (for checkpoints). Every rank must call this.
+    pub fn full_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let copy_all = |vs: &VarStore| {
+            vs.variables()
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().copy()))
+                .collect::<Vec<_>>()
+        };
+        Ok(match self {
+            Reference::Live(_, vs) => copy_all(vs),
+            Reference::Placed(model) => {
+                model.gather_all()?;
+                let all = copy_all(model.store());
+                model.release_all();
+                all
+            }
+        })
+    }
+}
