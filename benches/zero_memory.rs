@@ -5,7 +5,9 @@
 //! through the layer-wise executor and the sharded RMSprop. Rank 0 prints one JSON line
 //! per rank: the state the formula expects, what the state tensors hold, the process's
 //! resident memory before the model, after the first step and at its peak, the median
-//! step time, and the bytes the ZeRO collectives moved in the last step.
+//! step time, and the bytes the ZeRO collectives moved in the last step. With
+//! `--reference live|sharded|offload` a frozen reference (a copy of the initial policy)
+//! also runs every step, and its bytes and forward time are reported apart.
 //!
 //!   mpirun -n 4 target/release/deps/zero_memory-* --stage 3 --layers 16 ...
 //! (benches/zero_memory.sh runs the whole table.)
@@ -14,7 +16,41 @@ use anyhow::Result;
 use rpo_comm::{Backend, Runtime};
 use rpo_model::{preset, Llama};
 use rpo_optim::{RmsProp, RmsPropConfig};
-use rpo_zero::{Sequences, ShardedModel, ZeroOptions, ZeroStage};
+use rpo_zero::{FrozenPlacement, Sequences, ShardedModel, ZeroOptions, ZeroStage};
+
+/// The frozen reference of the run, if any.
+enum Reference {
+    Live(Llama, tch::nn::VarStore),
+    Placed(ShardedModel),
+}
+
+impl Reference {
+    fn bytes(&self) -> i64 {
+        match self {
+            Reference::Live(_, vs) => vs
+                .variables()
+                .values()
+                .map(|t| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64)
+                .sum(),
+            Reference::Placed(m) => m.parameter_bytes(),
+        }
+    }
+
+    fn logps(&self, seqs: &Sequences) -> Result<Tensor> {
+        match self {
+            Reference::Live(model, _) => tch::no_grad(|| {
+                rpo_losses::sequence_logps_chunked(
+                    &model.hidden_states(seqs.ids),
+                    &|h| model.head(h),
+                    seqs.labels,
+                    seqs.mask,
+                    4096,
+                )
+            }),
+            Reference::Placed(m) => m.logps(seqs),
+        }
+    }
+}
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -68,8 +104,26 @@ fn main() -> Result<()> {
     let (before, _) = resident();
     let (model, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 0)?;
     let policy = ShardedModel::new(model, vs, world, options)?;
+    let reference_mode = arg("--reference", "none".to_string());
+    let reference = match reference_mode.as_str() {
+        "none" => None,
+        "live" => {
+            let (model, mut vs) = Llama::init(&config, Device::Cpu, Kind::Float, 0)?;
+            vs.set_kind(kind);
+            vs.freeze();
+            Some(Reference::Live(model, vs))
+        }
+        "sharded" => Some(Reference::Placed(
+            policy.frozen_copy(FrozenPlacement::Sharded)?,
+        )),
+        "offload" => Some(Reference::Placed(
+            policy.frozen_copy(FrozenPlacement::Offloaded)?,
+        )),
+        other => anyhow::bail!("--reference {other}: none, live, sharded or offload"),
+    };
     let mut optimizer = RmsProp::new(RmsPropConfig::default());
     let mut times = Vec::new();
+    let mut reference_times = Vec::new();
     let (mut after_first, mut bytes) = (0.0, 0u64);
     for step in 0..steps {
         tch::manual_seed((world.rank() * 1000 + step) as i64);
@@ -78,12 +132,22 @@ fn main() -> Result<()> {
         let mask = Tensor::ones([batch, seq], (Kind::Int64, Device::Cpu));
         let started = Instant::now();
         let traffic = policy.traffic();
-        let pass = policy.forward(&Sequences {
+        let seqs = Sequences {
             ids: &ids,
             labels: &labels,
             mask: &mask,
-        })?;
-        let objective = -pass.logps.sum(Kind::Float) / (batch * seq) as f64;
+        };
+        let reference_logps = match &reference {
+            Some(r) => {
+                let t = Instant::now();
+                let logps = r.logps(&seqs)?;
+                reference_times.push(t.elapsed().as_secs_f64());
+                logps
+            }
+            None => Tensor::zeros([batch], (Kind::Float, Device::Cpu)),
+        };
+        let pass = policy.forward(&seqs)?;
+        let objective = -(&pass.logps - reference_logps).sum(Kind::Float) / (batch * seq) as f64;
         policy.backward(&objective, pass)?;
         policy.step(&mut optimizer, 1e-5, 1.0)?;
         times.push(started.elapsed().as_secs_f64());
@@ -93,6 +157,12 @@ fn main() -> Result<()> {
         }
     }
     times.sort_by(f64::total_cmp);
+    reference_times.sort_by(f64::total_cmp);
+    let reference_s = reference_times
+        .get(reference_times.len() / 2)
+        .copied()
+        .unwrap_or(0.0);
+    let reference_bytes = reference.as_ref().map_or(0, Reference::bytes) as f64;
     let expected = policy.expected_state(&optimizer);
     let measured = policy.measured_state(&optimizer);
     let (_, peak) = resident();
@@ -104,6 +174,8 @@ fn main() -> Result<()> {
         peak,
         times[times.len() / 2],
         bytes as f64,
+        reference_bytes,
+        reference_s,
     ]);
     let all = world.all_gather(&mine.view([1, -1]))?;
     if world.rank() == 0 {
@@ -120,6 +192,7 @@ fn main() -> Result<()> {
                     "expected_state_mib": mib(v(0)), "measured_state_mib": mib(v(1)),
                     "rss_before_model_mib": mib(v(2)), "rss_after_first_step_mib": mib(v(3)),
                     "peak_rss_mib": mib(v(4)), "median_step_s": v(5), "zero_bytes_per_step": v(6) as u64,
+                    "reference": reference_mode, "reference_mib": mib(v(7)), "median_reference_s": v(8),
                 })
             );
         }

@@ -424,19 +424,22 @@ impl ShardedModel {
         )
     }
 
+    /// Bytes of the parameters this rank keeps between uses: its slices (stage 3,
+    /// sharded), the host copies (offloaded) or the full buffers (resident).
+    pub fn parameter_bytes(&self) -> i64 {
+        let bytes = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
+        self.params
+            .borrow()
+            .iter()
+            .map(|p| p.shard().or(p.host()).or(p.full()).map_or(0, bytes))
+            .sum()
+    }
+
     /// Per-rank bytes the state tensors actually hold (the optimizer's after its first step).
     pub fn measured_state(&self, optimizer: &dyn Optimizer) -> StateBytes {
         let bytes = |t: &Tensor| t.numel() as i64 * t.kind().elt_size_in_bytes() as i64;
-        let params = self.params.borrow();
         StateBytes {
-            parameters: params
-                .iter()
-                .map(|p| match (p.shard(), p.full()) {
-                    (Some(shard), _) => bytes(shard),
-                    (None, Some(full)) => bytes(full),
-                    (None, None) => 0,
-                })
-                .sum(),
+            parameters: self.parameter_bytes(),
             gradients: self.grads.borrow().bytes(),
             master: if self.master_aliased {
                 0

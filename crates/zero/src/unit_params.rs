@@ -68,6 +68,11 @@ impl UnitParams {
         self.full.as_ref()
     }
 
+    /// An offloaded unit's host copy.
+    pub fn host(&self) -> Option<&Tensor> {
+        self.host.as_ref().map(|(h, _)| h)
+    }
+
     /// Stage 3's persistent slice.
     pub fn shard(&self) -> Option<&Tensor> {
         self.shard.as_ref()
