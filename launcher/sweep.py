@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target/release/rpo-shard"
+# RPO_SHARD_BIN: a copy of the binary, so rebuilding during a long sweep cannot change it.
+BIN = Path(os.environ.get("RPO_SHARD_BIN", ROOT / "target/release/rpo-shard"))
 GLOBAL_BATCH = 32
 
 

@@ -22,6 +22,8 @@ enum Command {
     Train(commands::train::Args),
     /// Precompute a run's prompt embeddings into the cache file training reads (embedding.cache).
     Embed(commands::embed::Args),
+    /// Precompute the reference's log-probs of a run into the cache reference.mode = "precomputed" reads.
+    PrecomputeRef(commands::precompute_ref::Args),
     /// Print a config (the embedded default, or a file with overrides applied), fully resolved.
     Config(commands::config::Args),
     /// Consolidate a training checkpoint (any ranks, any ZeRO stage) into a Hugging Face folder.
@@ -52,6 +54,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => commands::train::run(a),
         Command::Embed(a) => commands::embed::run(a),
+        Command::PrecomputeRef(a) => commands::precompute_ref::run(a),
         Command::Config(a) => commands::config::run(a),
         Command::Synth(a) => commands::synth::run(a),
         Command::InitModel(a) => commands::init_model::run(a),

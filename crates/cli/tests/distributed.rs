@@ -383,6 +383,215 @@ fn killing_one_rank_ends_the_whole_job_naming_the_rank() {
     eprintln!("job ended {waited:?} after the kill; mpirun said:\n{err}");
 }
 
+/// `rpo-shard precompute-ref <flags>` for the run `run(ranks, micro, global, extra)`
+/// trains (`extra` names the cache), with `failpoint` set as RPO_SHARD_FAILPOINT.
+fn precompute(
+    ranks: usize,
+    micro: usize,
+    global: usize,
+    extra: &[&str],
+    flags: &[&str],
+    failpoint: Option<&str>,
+) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = run_args(dir.path(), micro, global, extra);
+    args[0] = "precompute-ref".into();
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = if ranks == 1 {
+        let mut c = std::process::Command::new(BIN);
+        c.args(&args).env("RPO_LOG", "warn");
+        c
+    } else {
+        mpirun_command(ranks, &args)
+    };
+    if let Some(f) = failpoint {
+        c.env("RPO_SHARD_FAILPOINT", f);
+    }
+    c.output().unwrap()
+}
+
+/// precompute-ref's report (rank 0's one JSON line).
+fn report(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "precompute-ref: {}", stderr(o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(out.lines().last().expect("a report line")).unwrap()
+}
+
+fn summary_evals(run: &Run) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run._dir.path().join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    summary["evals"].as_array().unwrap().clone()
+}
+
+fn init_reference_model(dir: &Path) -> std::path::PathBuf {
+    let base = dir.join("ref");
+    let o = rpo(&[
+        "init-model",
+        "--preset",
+        "tiny",
+        "--out",
+        base.to_str().unwrap(),
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    base
+}
+
+#[test]
+fn precomputed_reference_trains_like_live_under_zero3_on_2_ranks() {
+    // The reference as the initial policy (paired RPO; KTO, whose mismatched KL sequences
+    // the cache must hold too; unpaired RPO), and as reference.path after a 2-step SFT
+    // warm-up. Reward accuracy on 8 held-out pairs reads the cache as well. precompute-ref
+    // runs its reference in each placement (sharded: every rank in step, as many forwards
+    // as the busiest one).
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!(
+        "reference.path={}",
+        init_reference_model(dir.path()).display()
+    );
+    let cache = dir.path().join("ref.bin");
+    let cache_arg = format!("reference.cache={}", cache.display());
+    let cases: [(&str, &[&str]); 4] = [
+        ("live", &[]),
+        ("sharded", &["loss.name=kto"]),
+        (
+            "offload",
+            &["loss.pairing=unpaired", "loss.weighting=uniform-code"],
+        ),
+        ("sharded", &[path.as_str(), "train.sft_warmup_steps=2"]),
+    ];
+    for (mode, case) in cases {
+        let mut extra = vec![
+            "zero.stage=3",
+            "train.steps=5",
+            "eval.max_examples=8",
+            "eval.judge=false",
+            cache_arg.as_str(),
+        ];
+        extra.extend_from_slice(case);
+        let live = run(2, 4, 8, &extra);
+        let written = report(&precompute(2, 4, 8, &extra, &["--mode", mode], None));
+        assert_eq!(written["status"], "written", "{written}");
+        extra.push("reference.mode=precomputed");
+        let pre = run(2, 4, 8, &extra);
+        eprintln!("checking precomputed (by {mode}) vs live, {case:?}");
+        assert_same_metric("loss", &live.metrics, &pre.metrics, 1e-6);
+        // Reward statistics exist in the preference phase and in evaluations against a
+        // reference (the final one always).
+        let scored = |m: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            let scored = m.iter().filter(|x| x["reward_accuracy"].is_number());
+            scored.cloned().collect()
+        };
+        let (live_evals, pre_evals) = (scored(&summary_evals(&live)), scored(&summary_evals(&pre)));
+        assert!(
+            !pre_evals.is_empty(),
+            "no evaluation reported reward accuracy"
+        );
+        for (a, b, what) in [
+            (scored(&live.metrics), scored(&pre.metrics), "steps"),
+            (live_evals, pre_evals, "evals"),
+        ] {
+            eprintln!("  {what}");
+            assert_same_metric("reward_accuracy", &a, &b, 1e-9);
+            assert_same_metric("reward_margin", &a, &b, 1e-6);
+        }
+        assert_same_weights(&live.weights, &pre.weights, 1e-6);
+    }
+}
+
+#[test]
+fn a_reference_cache_for_other_data_or_another_reference_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!(
+        "reference.path={}",
+        init_reference_model(dir.path()).display()
+    );
+    let cache = format!("reference.cache={}", dir.path().join("ref.bin").display());
+    let extra = [cache.as_str(), "train.steps=2"];
+    report(&precompute(1, 4, 8, &extra, &[], None));
+    let train_error = |more: &[&str]| {
+        let mut a = extra.to_vec();
+        a.push("reference.mode=precomputed");
+        a.extend_from_slice(more);
+        let args = run_args(dir.path(), 4, 8, &a);
+        let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!o.status.success(), "{more:?}: accepted");
+        stderr(&o)
+    };
+    let e = train_error(&["data.synthetic_train=48"]);
+    assert!(
+        e.contains("data fingerprint") && !e.contains("reference fingerprint"),
+        "{e}"
+    );
+    assert!(e.contains("rpo-shard precompute-ref"), "{e}");
+    let e = train_error(&[path.as_str()]);
+    assert!(
+        e.contains("reference fingerprint") && !e.contains("data fingerprint"),
+        "{e}"
+    );
+    // The initial policy of another seed is another reference; it also draws other batches.
+    let e = train_error(&["seed=1"]);
+    assert!(
+        e.contains("reference fingerprint") && e.contains("data fingerprint"),
+        "{e}"
+    );
+    let e = train_error(&["reference.cache=/nonexistent/ref.bin"]);
+    assert!(
+        e.contains("no reference cache") && e.contains("precompute-ref"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_interrupted_precompute_leaves_nothing_train_accepts_and_a_rerun_completes_it() {
+    for (failpoint, reused, rerun) in [
+        // Rank 1 dies before its part is in place (rank 0's may or may not be); the rerun's
+        // sharded reference keeps a rank with a reused part in step with the other.
+        ("precompute-ref-part@1", None, ["--mode", "sharded"]),
+        // Every part is finished; rank 0 dies before renaming the merged cache.
+        ("precompute-ref-before-rename", Some(2), ["--mode", "live"]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache").join("ref.bin");
+        let cache_arg = format!("reference.cache={}", cache.display());
+        let extra = ["zero.stage=3", "train.steps=2", cache_arg.as_str()];
+        let o = precompute(2, 4, 8, &extra, &[], Some(failpoint));
+        assert!(!o.status.success(), "{failpoint}: did not fire");
+        assert!(!cache.exists(), "{failpoint}: a cache is in place");
+        let mut train = extra.to_vec();
+        train.push("reference.mode=precomputed");
+        let args = run_args(dir.path(), 4, 8, &train);
+        let o = mpirun(2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            !o.status.success(),
+            "{failpoint}: train accepted the leftovers"
+        );
+        assert!(stderr(&o).contains("no reference cache"), "{}", stderr(&o));
+
+        let again = report(&precompute(2, 4, 8, &extra, &rerun, None));
+        assert_eq!(again["status"], "written");
+        if let Some(n) = reused {
+            assert_eq!(again["reused_parts"], n, "{again}");
+            assert_eq!(again["forwards"], 0, "{again}");
+        }
+        // Only the cache is left: no parts, no temporary files.
+        let names: Vec<_> = std::fs::read_dir(cache.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["ref.bin"], "{failpoint}");
+        let live = run(2, 4, 8, &extra);
+        let pre = run(2, 4, 8, &train);
+        assert_same_metric("loss", &live.metrics, &pre.metrics, 1e-6);
+        assert_same_weights(&live.weights, &pre.weights, 1e-6);
+        // A third run finds it up to date.
+        let current = report(&precompute(2, 4, 8, &extra, &[], None));
+        assert_eq!(current["status"], "up to date", "{current}");
+    }
+}
+
 #[test]
 fn reference_modes_train_alike_under_zero3_on_2_ranks() {
     // The reference is the policy after a 2-step SFT warm-up (a copy of a sharded policy),

@@ -1,11 +1,76 @@
-//! Greedy (temperature 0) generation with a key/value cache.
+//! Generation with a key/value cache: greedy (temperature 0, the paper's setting) or
+//! sampled (temperature, nucleus top-p), with a random stream per prompt, so a prompt's
+//! continuation does not depend on which other prompts share its batch or its rank.
 
 use std::collections::BTreeMap;
 
 use anyhow::{ensure, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::llama::Llama;
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decoding {
+    Greedy,
+    /// Softmax at `temperature`, restricted to the smallest set of most likely tokens
+    /// whose probabilities reach `top_p`; prompt i draws from a stream seeded by
+    /// `(seed, i)` in the caller's numbering.
+    Sample {
+        temperature: f64,
+        top_p: f64,
+        seed: u64,
+    },
+}
+
+/// Draws the next token of each row of `last_logits: [rows, vocab]`.
+fn choose(last_logits: &Tensor, decoding: Decoding, rngs: &mut [ChaCha8Rng]) -> Vec<i64> {
+    match decoding {
+        Decoding::Greedy => {
+            Vec::<i64>::try_from(&last_logits.argmax(-1, false).to_kind(Kind::Int64))
+                .expect("argmax ids are int64")
+        }
+        Decoding::Sample {
+            temperature, top_p, ..
+        } => {
+            let probs = (last_logits.to_kind(Kind::Double) / temperature).softmax(-1, Kind::Double);
+            rngs.iter_mut()
+                .enumerate()
+                .map(|(row, rng)| {
+                    let p = Vec::<f64>::try_from(&probs.get(row as i64)).expect("f64 probs");
+                    sample_top_p(&p, top_p, rng.gen::<f64>())
+                })
+                .collect()
+        }
+    }
+}
+
+/// The token at quantile `u` of the nucleus (most likely tokens up to mass `top_p`),
+/// ties broken by id so the draw is deterministic.
+fn sample_top_p(probs: &[f64], top_p: f64, u: f64) -> i64 {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let mut kept = 0;
+    let mut mass = 0.0;
+    for &i in &order {
+        kept += 1;
+        mass += probs[i];
+        if mass >= top_p {
+            break;
+        }
+    }
+    let target = u * mass;
+    let mut acc = 0.0;
+    for &i in &order[..kept] {
+        acc += probs[i];
+        if acc > target {
+            return i as i64;
+        }
+    }
+    order[kept - 1] as i64
+}
 
 /// Greedy continuation of each prompt, up to `max_new_tokens` new tokens.
 ///
@@ -21,6 +86,38 @@ pub fn generate_greedy(
     max_new_tokens: usize,
     eos_id: Option<i64>,
 ) -> Result<Vec<Vec<i64>>> {
+    let ids: Vec<u64> = (0..prompts.len() as u64).collect();
+    generate(
+        model,
+        prompts,
+        &ids,
+        max_new_tokens,
+        eos_id,
+        Decoding::Greedy,
+    )
+}
+
+/// As [`generate_greedy`] with any [`Decoding`]; `ids[i]` numbers prompt i for its random
+/// stream (e.g. its index in the whole data set, so data-parallel ranks draw what one
+/// process would).
+pub fn generate(
+    model: &Llama,
+    prompts: &[Vec<i64>],
+    ids: &[u64],
+    max_new_tokens: usize,
+    eos_id: Option<i64>,
+    decoding: Decoding,
+) -> Result<Vec<Vec<i64>>> {
+    ensure!(ids.len() == prompts.len(), "one id per prompt");
+    if let Decoding::Sample {
+        temperature, top_p, ..
+    } = decoding
+    {
+        ensure!(
+            temperature > 0.0 && top_p > 0.0 && top_p <= 1.0,
+            "sampling needs temperature > 0 and 0 < top_p ≤ 1 (temperature 0 is greedy)"
+        );
+    }
     let mut outputs = vec![Vec::new(); prompts.len()];
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, prompt) in prompts.iter().enumerate() {
@@ -40,11 +137,21 @@ pub fn generate_greedy(
     tch::no_grad(|| {
         for members in groups.values() {
             let group: Vec<&[i64]> = members.iter().map(|&i| prompts[i].as_slice()).collect();
-            for (&i, tokens) in
-                members
-                    .iter()
-                    .zip(generate_group(model, &group, max_new_tokens, eos_id))
-            {
+            let seed = match decoding {
+                Decoding::Sample { seed, .. } => seed,
+                Decoding::Greedy => 0,
+            };
+            let mut rngs: Vec<ChaCha8Rng> = members
+                .iter()
+                .map(|&i| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(ids[i]);
+                    rng
+                })
+                .collect();
+            let generated =
+                generate_group(model, &group, max_new_tokens, eos_id, decoding, &mut rngs);
+            for (&i, tokens) in members.iter().zip(generated) {
                 outputs[i] = tokens;
             }
         }
@@ -52,12 +159,14 @@ pub fn generate_greedy(
     Ok(outputs)
 }
 
-/// Greedy decoding of prompts that all have the same length.
+/// Decoding of prompts that all have the same length.
 fn generate_group(
     model: &Llama,
     prompts: &[&[i64]],
     max_new_tokens: usize,
     eos_id: Option<i64>,
+    decoding: Decoding,
+    rngs: &mut [ChaCha8Rng],
 ) -> Vec<Vec<i64>> {
     let device = model.device();
     let flat: Vec<i64> = prompts.iter().flat_map(|p| p.iter().copied()).collect();
@@ -70,8 +179,8 @@ fn generate_group(
     let mut outputs = vec![Vec::new(); prompts.len()];
     let mut finished = vec![false; prompts.len()];
     for step in 0..max_new_tokens {
-        let next = logits.select(1, -1).argmax(-1, false).to_kind(Kind::Int64);
-        let next_ids = Vec::<i64>::try_from(&next).expect("argmax ids are int64");
+        let next_ids = choose(&logits.select(1, -1), decoding, rngs);
+        let next = Tensor::from_slice(&next_ids).to_device(device);
         for (row, &token) in next_ids.iter().enumerate() {
             if !finished[row] {
                 outputs[row].push(token);

@@ -137,3 +137,81 @@ fn seeded_init_is_reproducible_and_follows_the_init_scale() {
     assert!((std - config.initializer_range).abs() < 0.01, "std {std}");
     assert!(a["model.norm.weight"].equal(&Tensor::ones([64], (Kind::Float, Device::Cpu))));
 }
+
+fn sample(t: f64, top_p: f64, seed: u64) -> rpo_model::Decoding {
+    rpo_model::Decoding::Sample {
+        temperature: t,
+        top_p,
+        seed,
+    }
+}
+
+#[test]
+fn sampling_is_reproducible_per_prompt_whatever_the_batch() {
+    let model = model(&tiny_config());
+    let prompts = prompts();
+    let ids: Vec<u64> = (0..prompts.len() as u64).collect();
+    let all = rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 7)).unwrap();
+    let again = rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 7)).unwrap();
+    assert_eq!(all, again);
+    // Prompt 2 alone (as another rank would hold it) draws the same continuation.
+    let alone = rpo_model::generate(
+        &model,
+        &prompts[2..3],
+        &ids[2..3],
+        10,
+        None,
+        sample(1.0, 0.9, 7),
+    )
+    .unwrap();
+    assert_eq!(alone[0], all[2]);
+    let other_seed =
+        rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 8)).unwrap();
+    assert_ne!(all, other_seed, "the seed changes the draws");
+    // A nucleus of (almost) nothing keeps only the most likely token: greedy.
+    let greedy = generate_greedy(&model, &prompts, 10, None).unwrap();
+    let nucleus =
+        rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 1e-9, 3)).unwrap();
+    assert_eq!(nucleus, greedy);
+    assert!(rpo_model::generate(&model, &prompts, &ids, 10, None, sample(0.0, 1.0, 3)).is_err());
+}
+
+#[test]
+fn sampled_tokens_follow_the_temperature_softmax() {
+    // One decoding step from one prompt, many streams: the empirical distribution of the
+    // first token matches softmax(logits / T), and is measurably farther from the softmax
+    // at another temperature (so the check can fail).
+    let model = model(&tiny_config());
+    let prompt = token_list(4, 97, 11);
+    let logits = tch::no_grad(|| model.forward(&Tensor::from_slice(&prompt).view([1, -1])));
+    let at = |t: f64| {
+        let p = (logits.select(1, -1).get(0).to_kind(Kind::Double) / t).softmax(-1, Kind::Double);
+        Vec::<f64>::try_from(&p).unwrap()
+    };
+    let n = 20000;
+    let mut counts = vec![0usize; 97];
+    let prompts: Vec<Vec<i64>> = vec![prompt; n];
+    let ids: Vec<u64> = (0..n as u64).collect();
+    for tokens in
+        rpo_model::generate(&model, &prompts, &ids, 1, None, sample(0.05, 1.0, 1)).unwrap()
+    {
+        counts[tokens[0] as usize] += 1;
+    }
+    let tv = |probs: &[f64]| {
+        probs
+            .iter()
+            .zip(&counts)
+            .map(|(p, &c)| (p - c as f64 / n as f64).abs())
+            .sum::<f64>()
+            / 2.0
+    };
+    let (right, wrong) = (tv(&at(0.05)), tv(&at(0.1)));
+    assert!(
+        right < 0.03,
+        "total variation {right} from softmax(logits / 0.05)"
+    );
+    assert!(
+        wrong > 2.0 * right,
+        "T = 0.1 fits as well: {wrong} vs {right}"
+    );
+}

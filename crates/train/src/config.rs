@@ -173,8 +173,12 @@ pub struct ReferenceConfig {
     /// Where it lives: "live" (a full copy on the training device), "sharded" (ZeRO-3
     /// style, each rank keeps a 1/W slice and gathers unit by unit) or "offload" (in host
     /// memory, streamed to the device unit by unit). All give the same numbers.
+    /// "precomputed": never loaded; its log-probs are read from `cache`, which
+    /// `rpo-shard precompute-ref` writes for this run.
     #[serde(default = "default_reference_mode")]
     pub mode: String,
+    /// The log-prob cache of `mode = "precomputed"` (default `<out_dir>/reference_logps.bin`).
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for ReferenceConfig {
@@ -182,6 +186,7 @@ impl Default for ReferenceConfig {
         Self {
             path: None,
             mode: default_reference_mode(),
+            cache: None,
         }
     }
 }
@@ -450,7 +455,7 @@ pub mod choice {
     ];
     pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
     pub const DTYPES: &[&str] = &["auto", "fp32", "bf16"];
-    pub const REFERENCE_MODES: &[&str] = &["live", "sharded", "offload"];
+    pub const REFERENCE_MODES: &[&str] = &["live", "sharded", "offload", "precomputed"];
     pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
     pub const EMBEDDING_TEXTS: &[&str] = &["prompt", "prompt+response"];
     pub const ON_MALFORMED: &[&str] = &["error", "skip"];
@@ -520,6 +525,28 @@ impl TrainConfig {
             .cache
             .clone()
             .unwrap_or_else(|| self.out_dir.join("embeddings.bin"))
+    }
+
+    /// The reference log-prob cache: `reference.cache`, else `<out_dir>/reference_logps.bin`.
+    pub fn reference_cache_path(&self) -> PathBuf {
+        self.reference
+            .cache
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("reference_logps.bin"))
+    }
+
+    /// Refuses a run whose reference is unknown before training: without `reference.path`
+    /// it is the policy after the SFT warm-up.
+    pub fn check_reference_precomputable(&self) -> Result<()> {
+        if self.train.sft_warmup_steps > 0 && self.reference.path.is_none() {
+            bail!(
+                "a precomputed reference needs to be known before training, but with train.sft_warmup_steps = {} \
+                 and no reference.path it is the policy after the warm-up: give reference.path (e.g. a model saved \
+                 by an SFT run), set train.sft_warmup_steps = 0, or use another reference.mode",
+                self.train.sft_warmup_steps
+            );
+        }
+        Ok(())
     }
 
     /// Where training checkpoints go.
@@ -639,6 +666,17 @@ impl TrainConfig {
             .is_some_and(|p| p.as_os_str().is_empty())
         {
             bail!("embedding.cache is empty: give the file `rpo-shard embed` wrote, or remove the key");
+        }
+        if self.reference.mode == "precomputed" && self.loss.name != "sft" {
+            self.check_reference_precomputable()?;
+        }
+        if self
+            .reference
+            .cache
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            bail!("reference.cache is empty: give the file `rpo-shard precompute-ref` writes, or remove the key");
         }
         if self.zero.stage.shards_parameters() && self.zero.activation_checkpointing == Some(false)
         {

@@ -13,8 +13,10 @@ pub mod micro_batch;
 pub mod objective;
 pub mod parallel;
 pub mod precompute;
+pub mod precompute_ref;
 pub mod prompt_embedding;
 pub mod reference;
+pub mod reference_cache;
 pub mod run;
 pub mod trainer;
 

@@ -47,6 +47,15 @@ impl DeviceSeqs {
         }
     }
 
+    /// A copy on `device`.
+    pub fn to_device(&self, device: Device) -> Self {
+        Self {
+            ids: self.ids.to_device(device),
+            labels: self.labels.to_device(device),
+            mask: self.mask.to_device(device),
+        }
+    }
+
     pub fn sequences(&self) -> Sequences<'_> {
         Sequences {
             ids: &self.ids,
@@ -203,6 +212,43 @@ impl Models<'_> {
 
     fn unpaired_embeddings(&self, batch: &UnpairedBatch) -> Result<Tensor> {
         Ok(prompt_embedding::unpaired_embeddings(self.embedder, batch)?.to_device(self.device()))
+    }
+}
+
+/// One rank's slice of a global micro-batch, tokenized and collated.
+pub enum MicroBatch {
+    /// Preferred responses, for SFT.
+    Sft(SeqBatch),
+    Paired(PairedBatch),
+    Unpaired(UnpairedBatch),
+}
+
+/// The objective on one micro-batch of the shape it needs.
+pub fn loss(objective: &Objective, models: &Models, batch: &MicroBatch) -> Result<MicroBatchLoss> {
+    match batch {
+        MicroBatch::Sft(chosen) => sft(models, chosen),
+        MicroBatch::Paired(b) => paired(objective, models, b),
+        MicroBatch::Unpaired(b) => unpaired(objective, models, b),
+    }
+}
+
+/// The sequences [`loss`] asks the reference about, one reference forward each and in
+/// the same order and shapes (so `precompute-ref` reproduces the live reference's values
+/// exactly): [`paired`]'s `[chosen; rejected]`, [`unpaired`]'s examples and, for KTO, its
+/// mismatched KL sequences. Keep in step with those functions.
+pub fn reference_inputs(
+    objective: &Objective,
+    batch: &MicroBatch,
+    device: Device,
+) -> Vec<DeviceSeqs> {
+    match (objective, batch) {
+        (Objective::Sft, _) | (_, MicroBatch::Sft(_)) => vec![],
+        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device)],
+        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![
+            DeviceSeqs::new(&b.seqs, device),
+            DeviceSeqs::new(&b.kl_seqs, device),
+        ],
+        (_, MicroBatch::Unpaired(b)) => vec![DeviceSeqs::new(&b.seqs, device)],
     }
 }
 

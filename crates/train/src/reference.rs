@@ -6,11 +6,13 @@
 //!   gradients or optimizer state.
 //! - `offload`: whole units in (pinned, with CUDA) host memory, copied to the device unit
 //!   by unit, the next unit's copy started before the current one runs.
+//! - `precomputed`: no model; log-probs looked up in the cache `rpo-shard precompute-ref`
+//!   wrote ([`crate::reference_cache`]), refused unless made for this run.
 //!
 //! Its values come from `[reference] path`, from the policy when preference training
 //! starts, or from a checkpoint being resumed.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use rpo_comm::Collective;
 use rpo_model::safetensors_io::SafetensorsFile;
 use rpo_model::{load_hf, HfCheckpoint, Llama, LlamaConfig};
@@ -19,11 +21,17 @@ use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use crate::config::TrainConfig;
+use crate::data_source::RunData;
 use crate::micro_batch::{frozen_logps, DeviceSeqs};
+use crate::objective::Objective;
+use crate::precompute_ref::run_keys;
+use crate::reference_cache::{keys_fingerprint, reference_fingerprint, ReferenceCache};
 
 pub enum Reference {
     Live(Llama, VarStore),
     Placed(ShardedModel),
+    Precomputed(ReferenceCache),
 }
 
 /// `live`, `sharded` or `offload` (as the config names them).
@@ -114,6 +122,33 @@ impl Reference {
         }
     }
 
+    /// The cache at `reference.cache`, refused before any training unless it covers
+    /// exactly the sequences this run (on this many ranks) asks about and was computed by
+    /// this run's reference. Every rank must call this (without `reference.path` the
+    /// reference is `policy` as built, whose gathered weights are hashed).
+    pub fn precomputed(
+        cfg: &TrainConfig,
+        data: &RunData,
+        policy: &ShardedModel,
+        world: &dyn Collective,
+        kind: Kind,
+    ) -> Result<Self> {
+        let path = cfg.reference_cache_path();
+        ensure!(
+            path.exists(),
+            "reference.mode = \"precomputed\" but there is no reference cache at {}: write it first with \
+             `rpo-shard precompute-ref` and this run's --config and --set options (under the same mpirun)",
+            path.display()
+        );
+        let cache = ReferenceCache::open(&path)?;
+        let objective = Objective::from_config(&cfg.loss)?;
+        let keys = run_keys(cfg, objective, data, world.world_size())?;
+        let reference = reference_fingerprint(cfg, Some(policy), kind)?;
+        cache.check(&keys_fingerprint(&keys), &reference)?;
+        tracing::info!(cache = %path.display(), sequences = keys.len(), reference = %cache.header().reference, "precomputed reference");
+        Ok(Reference::Precomputed(cache))
+    }
+
     fn placed(
         config: &LlamaConfig,
         placement: FrozenPlacement,
@@ -141,6 +176,7 @@ impl Reference {
         match self {
             Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
             Reference::Placed(model) => model.logps(&seqs.sequences()),
+            Reference::Precomputed(cache) => cache.logps(&seqs.sequences()),
         }
     }
 
@@ -148,7 +184,7 @@ impl Reference {
     /// evaluation on one rank). Every rank must call both.
     pub fn gather_all(&self) -> Result<()> {
         match self {
-            Reference::Live(..) => Ok(()),
+            Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
             Reference::Placed(model) => model.gather_all(),
         }
     }
@@ -175,6 +211,10 @@ impl Reference {
                 model.release_all();
                 all
             }
+            Reference::Precomputed(cache) => bail!(
+                "a precomputed reference ({}) has no weights to save",
+                cache.path().display()
+            ),
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
 use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
+use rpo_data::PairedExample;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -36,7 +37,7 @@ pub struct RunSummary {
 
 /// The policy: a preset with random init from the seed, or a Hugging Face folder, under
 /// ZeRO (fp32 master weights, compute parameters in `kind`), from rank 0's values.
-fn build_policy(
+pub(crate) fn build_policy(
     cfg: &TrainConfig,
     data: &RunData,
     world: &dyn Collective,
@@ -93,10 +94,11 @@ fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
     Ok(())
 }
 
-/// A separate reference checkpoint, loaded up front so a bad path fails before training.
-/// Every rank must call this.
-fn load_reference(
+/// A separate reference checkpoint, loaded up front so a bad path fails before training,
+/// placed as `mode` says. Every rank must call this.
+pub(crate) fn load_reference(
     cfg: &TrainConfig,
+    mode: &str,
     world: &dyn Collective,
     kind: Kind,
 ) -> Result<Option<Reference>> {
@@ -104,7 +106,7 @@ fn load_reference(
         return Ok(None);
     };
     let chunk = cfg.zero.logits_chunk_tokens as i64;
-    Reference::load_hf(path, &cfg.reference.mode, world, kind, chunk)
+    Reference::load_hf(path, mode, world, kind, chunk)
         .with_context(|| format!("loading reference.path {}", path.display()))
         .map(Some)
 }
@@ -148,14 +150,17 @@ pub fn train(
 
     let data = RunData::load(cfg)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
-    let mut loaded_reference = if objective.needs_reference() {
-        load_reference(cfg, world, kind)?
-    } else {
+    let mut loaded_reference = if !objective.needs_reference() {
         None
+    } else if cfg.reference.mode == "precomputed" {
+        // Checked against this run's sequences and reference before any training.
+        Some(Reference::precomputed(cfg, &data, &policy, world, kind)?)
+    } else {
+        load_reference(cfg, &cfg.reference.mode, world, kind)?
     };
     // Reward accuracy against a reference that is a copy of the policy is 0 by
     // construction (ties): report it only once they can differ.
-    let separate_reference = loaded_reference.is_some();
+    let separate_reference = loaded_reference.is_some() && cfg.reference.path.is_some();
     tracing::info!(
         objective = objective.name(),
         examples = data.train.len(),
@@ -259,7 +264,9 @@ pub fn train(
     // the SFT warm-up, if any) — or, resuming in the preference phase, that copy as the
     // checkpoint saved it.
     let saved_reference = match &resume {
-        Some(r) if in_preference => r.reference(cfg, &model_config, world, kind)?,
+        Some(r) if in_preference && loaded_reference.is_none() => {
+            r.reference(cfg, &model_config, world, kind)?
+        }
         _ => None,
     };
     let copied = loaded_reference.is_none() && objective.needs_reference();
@@ -368,18 +375,9 @@ fn evaluate(
         report.judge_by_family = by_family;
         report.judged = n;
     }
-    if rewards
-        && models.reference.is_some()
-        && !data.eval_pairs.is_empty()
-        && cfg.eval.max_examples > 0
-    {
-        let n = cfg.eval.max_examples.min(data.eval_pairs.len());
-        let stats = reward_accuracy(
-            models,
-            &data.tokenizer,
-            &data.eval_pairs[..n],
-            cfg.train.micro_batch_size,
-        )?;
+    let pairs = reward_pairs(cfg, data);
+    if rewards && models.reference.is_some() && !pairs.is_empty() {
+        let stats = reward_accuracy(models, &data.tokenizer, pairs, cfg.train.micro_batch_size)?;
         report.reward_accuracy = stats.accuracy();
         report.reward_margin = stats
             .mean_chosen()
@@ -388,4 +386,9 @@ fn evaluate(
     }
     tracing::info!(at, judge_accuracy = %show(report.judge_accuracy), reward_accuracy = %show(report.reward_accuracy), "eval");
     Ok(report)
+}
+
+/// The held-out pairs whose reward accuracy evaluations report (`precompute-ref` covers them).
+pub(crate) fn reward_pairs<'a>(cfg: &TrainConfig, data: &'a RunData) -> &'a [PairedExample] {
+    &data.eval_pairs[..cfg.eval.max_examples.min(data.eval_pairs.len())]
 }

@@ -20,7 +20,7 @@ use crate::checkpointing::{Checkpointing, Resume, TrainerState};
 use crate::config::{OptimConfig, TrainConfig};
 use crate::data_source::{RunData, TrainExamples};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
-use crate::micro_batch::{self, Models, RewardStats};
+use crate::micro_batch::{self, MicroBatch, Models, RewardStats};
 use crate::objective::Objective;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
@@ -170,7 +170,7 @@ pub fn check_batches(objective: Objective, data: &RunData, size: usize, seed: u6
     MicroBatches::new(objective, data, size, seed, SamplerPosition::default()).map(|_| ())
 }
 
-fn progress_bar(len: u64, name: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, name: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -185,8 +185,9 @@ fn progress_bar(len: u64, name: &str) -> ProgressBar {
 }
 
 /// Endless global micro-batches of the shape the objective needs, in a deterministic
-/// order that every rank draws alike; each rank then reads its own slice.
-struct MicroBatches<'a> {
+/// order that every rank draws alike; each rank then reads its own slice. `precompute-ref`
+/// replays it to find every sequence the reference will be asked about.
+pub(crate) struct MicroBatches<'a> {
     data: &'a RunData,
     examples: Examples<'a>,
     batches: Batches<Box<dyn Sampler>>,
@@ -202,7 +203,7 @@ enum Examples<'a> {
 impl<'a> MicroBatches<'a> {
     /// `micro`: examples per global micro-batch (per-rank micro-batch × world size);
     /// drawing starts at `from`.
-    fn new(
+    pub(crate) fn new(
         objective: Objective,
         data: &'a RunData,
         micro: usize,
@@ -244,30 +245,36 @@ impl<'a> MicroBatches<'a> {
         objective: &Objective,
         models: &Models,
     ) -> Result<micro_batch::MicroBatchLoss> {
-        let global = self.batches.next().expect("batches never end");
-        let indices = models.parallel.own(&global)?;
+        let global = self.next_global();
+        let batch = self.collate(models.parallel.own(&global)?)?;
+        micro_batch::loss(objective, models, &batch)
+    }
+
+    /// The next global micro-batch's example indices.
+    pub(crate) fn next_global(&mut self) -> Vec<usize> {
+        self.batches.next().expect("batches never end")
+    }
+
+    /// One rank's slice `indices` of a global micro-batch, tokenized and collated.
+    pub(crate) fn collate(&self, indices: &[usize]) -> Result<MicroBatch> {
         let tok = &self.data.tokenizer;
-        match &self.examples {
+        Ok(match &self.examples {
             Examples::Sft(examples) => {
                 let seqs = indices
                     .iter()
                     .map(|&i| tok.tokenize(examples[i].0, examples[i].1))
                     .collect::<Result<Vec<_>>>()?;
                 let refs: Vec<_> = seqs.iter().collect();
-                micro_batch::sft(models, &SeqBatch::collate(&refs, tok.special().pad, 0)?)
+                MicroBatch::Sft(SeqBatch::collate(&refs, tok.special().pad, 0)?)
             }
             Examples::Paired(pairs) => {
                 let ex: Vec<&PairedExample> = indices.iter().map(|&i| &pairs[i]).collect();
-                micro_batch::paired(objective, models, &PairedBatch::from_examples(&ex, tok)?)
+                MicroBatch::Paired(PairedBatch::from_examples(&ex, tok)?)
             }
             Examples::Unpaired(examples) => {
                 let ex: Vec<&UnpairedExample> = indices.iter().map(|&i| &examples[i]).collect();
-                micro_batch::unpaired(
-                    objective,
-                    models,
-                    &UnpairedBatch::with_rotated_kl(&ex, tok)?,
-                )
+                MicroBatch::Unpaired(UnpairedBatch::with_rotated_kl(&ex, tok)?)
             }
-        }
+        })
     }
 }

@@ -93,6 +93,10 @@ fn impossible_combinations_are_refused() {
         (&["embedding.cache=\"\""], "embedding.cache"),
         (&["embedding.cached=x.bin"], "cached"),
         (&["model.device=gpu"], "model.device"),
+        // The default run warms up with SFT and gives no reference.path: the reference
+        // is unknown until then.
+        (&["reference.mode=precomputed"], "known before training"),
+        (&["reference.cache=\"\""], "reference.cache"),
     ];
     for (o, needle) in cases {
         let e = err(o);
@@ -223,4 +227,26 @@ fn embedding_text_mode_and_cache_have_defaults_and_overrides() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
     assert_eq!(cfg.embedding.text, "prompt+response");
     assert_eq!(cfg.embedding_cache_path(), std::path::Path::new("/c/e.bin"));
+}
+
+#[test]
+fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
+    let ok = |o: &[&str]| {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap()
+    };
+    let cfg = ok(&["reference.mode=precomputed", "train.sft_warmup_steps=0"]);
+    assert_eq!(
+        cfg.reference_cache_path(),
+        cfg.out_dir.join("reference_logps.bin")
+    );
+    ok(&["reference.mode=precomputed", "reference.path=/m/ref"]);
+    // SFT alone uses no reference, so nothing about it can be wrong.
+    ok(&[
+        "reference.mode=precomputed",
+        "loss.name=sft",
+        "train.sft_warmup_steps=0",
+    ]);
+    let cfg = ok(&["reference.cache=/c/r.bin"]);
+    assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
 }

@@ -3,12 +3,15 @@ pub mod config;
 pub mod convert;
 pub mod embed;
 pub mod init_model;
+pub mod precompute_ref;
 pub mod selftest;
 pub mod synth;
 pub mod train;
 
 use anyhow::Result;
+use rpo_comm::{Backend, Collective, Runtime};
 use rpo_train::config::TrainConfig;
+use rpo_train::device::parse_device;
 use std::path::PathBuf;
 
 /// How a subcommand names its training config: a file (or the embedded default) plus overrides.
@@ -26,5 +29,32 @@ impl ConfigArgs {
     /// The validated config: refused here, before any work, if anything is wrong.
     pub fn load(&self) -> Result<TrainConfig> {
         TrainConfig::load(self.config.as_deref(), &self.overrides)
+    }
+}
+
+/// Runs `work` on every rank of this launch, with the communicator `cfg` asks for (MPI
+/// under mpirun, NCCL where `distributed.backend` says). One failing rank ends the whole
+/// job: the others would wait in their next collective.
+pub fn on_every_rank(
+    cfg: &TrainConfig,
+    work: impl FnOnce(&dyn Collective) -> Result<()>,
+) -> Result<()> {
+    let cuda = parse_device(&cfg.model.device)?.is_cuda();
+    let backend = match cfg.distributed.backend.as_str() {
+        "nccl" => Backend::Nccl,
+        _ => Backend::Auto,
+    };
+    let runtime = Runtime::init(cuda, backend)?;
+    let world = runtime.world();
+    match work(world) {
+        Err(e) if world.world_size() > 1 => {
+            eprintln!(
+                "error on rank {} of {}: {e:#}",
+                world.rank(),
+                world.world_size()
+            );
+            runtime.abort(1)
+        }
+        result => result,
     }
 }

@@ -1,8 +1,6 @@
 use anyhow::Result;
-use rpo_comm::{Backend, Runtime};
-use rpo_train::device::parse_device;
 
-use super::ConfigArgs;
+use super::{on_every_rank, ConfigArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,29 +14,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let cfg = args.config.load()?;
-    let cuda = parse_device(&cfg.model.device)?.is_cuda();
-    let backend = match cfg.distributed.backend.as_str() {
-        "nccl" => Backend::Nccl,
-        _ => Backend::Auto,
-    };
-    let runtime = Runtime::init(cuda, backend)?;
-    let world = runtime.world();
-    match rpo_train::train(&cfg, world, args.resume.as_deref()) {
-        Ok(summary) => {
-            if world.rank() == 0 {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            }
-            Ok(())
+    on_every_rank(&cfg, |world| {
+        let summary = rpo_train::train(&cfg, world, args.resume.as_deref())?;
+        if world.rank() == 0 {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
-        // One failing rank ends the job: the others would wait in their next collective.
-        Err(e) if world.world_size() > 1 => {
-            eprintln!(
-                "error on rank {} of {}: {e:#}",
-                world.rank(),
-                world.world_size()
-            );
-            runtime.abort(1)
-        }
-        Err(e) => Err(e),
-    }
+        Ok(())
+    })
 }
