@@ -4,7 +4,9 @@
 //! virtualenv that `scripts/setup.sh` creates. A missing peer is a test failure,
 //! never a skip: CI installs every peer, so absence means the set-up is broken.
 //! [`tensors`] exchanges tensors with a peer and compares its answers.
+//! [`judge_server`] stands in for an OpenAI-compatible chat endpoint (no Python needed).
 
+pub mod judge_server;
 pub mod tensors;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,115 @@
+//! `rpo-shard eval`: win rate of generated responses against the preferred responses,
+//! through the synthetic suite's judge or an OpenAI-compatible chat endpoint.
+
+use anyhow::{bail, Result};
+use rpo_judge::{evaluate, read_generations, HttpJudge, Judge, JudgeConfig, SyntheticJudge, Task};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JudgeKind {
+    /// The built-in synthetic suite's programmatic judge (no network).
+    Synthetic,
+    /// An OpenAI-compatible chat endpoint with the paper's appendix-H prompts.
+    Http,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Generations JSONL: one `{"prompt", "response", "reference"}` object a line
+    /// (`reference` = the dataset's preferred response), optionally with `"family"`.
+    #[arg(long)]
+    generations: PathBuf,
+    #[arg(long, value_enum)]
+    judge: JudgeKind,
+    /// HTTP judge: which appendix-H prompt, `dialogue` (default) or `summarization`.
+    #[arg(long)]
+    task: Option<Task>,
+    /// Where comparisons.jsonl and summary.json go [default: <generations folder>/eval_<judge>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// HTTP judge: seed of the order the two responses are shown in.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// HTTP judge settings (TOML: base_url, model, api_key, task, timeout_s, max_retries,
+    /// backoff_initial_s, backoff_max_s, concurrency, max_tokens); the environment
+    /// (RPO_JUDGE_BASE_URL, RPO_JUDGE_MODEL, RPO_JUDGE_API_KEY or OPENAI_API_KEY) fills the rest.
+    #[arg(long)]
+    judge_config: Option<PathBuf>,
+    /// HTTP judge: the endpoint's base URL, e.g. https://api.openai.com/v1.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// HTTP judge: the judge model, e.g. gpt-4-0613.
+    #[arg(long)]
+    judge_model: Option<String>,
+    /// HTTP judge: requests in flight at once [default: 4].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// HTTP judge: the answer cache [default: <out>/judge_cache.jsonl].
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let name = match a.judge {
+        JudgeKind::Synthetic => "synthetic",
+        JudgeKind::Http => "http",
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        let dir = a.generations.parent().unwrap_or_else(|| ".".as_ref());
+        dir.join(format!("eval_{name}"))
+    });
+    let generations = read_generations(&a.generations)?;
+    let judge: Box<dyn Judge> = match a.judge {
+        JudgeKind::Synthetic => {
+            let http_only = [
+                ("--task", a.task.is_some()),
+                ("--judge-config", a.judge_config.is_some()),
+                ("--base-url", a.base_url.is_some()),
+                ("--judge-model", a.judge_model.is_some()),
+                ("--concurrency", a.concurrency.is_some()),
+                ("--cache", a.cache.is_some()),
+            ];
+            if let Some((flag, _)) = http_only.iter().find(|(_, set)| *set) {
+                bail!("{flag} is for --judge http; the synthetic judge needs no settings");
+            }
+            Box::new(SyntheticJudge)
+        }
+        JudgeKind::Http => {
+            let file = match &a.judge_config {
+                Some(p) => JudgeConfig::load(p)?,
+                None => JudgeConfig::default(),
+            };
+            let flags = JudgeConfig {
+                base_url: a.base_url,
+                model: a.judge_model,
+                task: a.task,
+                concurrency: a.concurrency,
+                ..Default::default()
+            };
+            let settings = file
+                .overridden_by(flags)
+                .resolve(|k| std::env::var(k).ok())?;
+            let cache = a.cache.unwrap_or_else(|| out.join("judge_cache.jsonl"));
+            Box::new(HttpJudge::new(settings, a.seed, &cache)?)
+        }
+    };
+    tracing::info!(
+        "judging {} comparisons from {} ({name} judge)",
+        generations.len(),
+        a.generations.display()
+    );
+    let summary = evaluate(judge.as_ref(), &generations, &a.generations, &out)?;
+    let t = &summary.total;
+    tracing::info!(
+        wins = t.wins,
+        losses = t.losses,
+        ties = t.ties,
+        unparsable = t.unparsable,
+        win_rate = t.win_rate,
+        win_rate_ties_half = t.win_rate_ties_half,
+        "wrote {}",
+        out.join("summary.json").display()
+    );
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
