@@ -28,6 +28,8 @@ enum Command {
     Config(commands::config::Args),
     /// Consolidate a training checkpoint (any ranks, any ZeRO stage) into a Hugging Face folder.
     Convert(commands::convert::Args),
+    /// Generate responses to a run's held-out prompts (greedy or sampled; data-parallel under mpirun).
+    Generate(commands::generate::Args),
     /// Win rate of generated responses against the preferred ones, through a judge.
     Eval(commands::eval::Args),
     /// Write a randomly initialised model as a Hugging Face folder (from a preset or a config.json).
@@ -61,6 +63,7 @@ fn main() {
         Command::Synth(a) => commands::synth::run(a),
         Command::InitModel(a) => commands::init_model::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Generate(a) => commands::generate::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
     };

@@ -638,3 +638,58 @@ fn reference_modes_train_alike_under_zero3_on_2_ranks() {
         }
     }
 }
+
+#[test]
+fn generate_on_2_ranks_writes_what_one_process_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    let o = rpo(&[
+        "init-model",
+        "--preset",
+        "tiny",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for sampling in [
+        &["--temperature", "0"][..],
+        &["--temperature", "1.0", "--top-p", "0.9", "--seed", "3"],
+    ] {
+        let outputs: Vec<String> = [1, 2]
+            .iter()
+            .map(|&ranks| {
+                let out = dir.path().join(format!("gen-{ranks}.jsonl"));
+                let mut a = vec![
+                    "generate",
+                    "--model",
+                    model.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--max-prompts",
+                    "7",
+                    "--max-new-tokens",
+                    "6",
+                    "--set",
+                    "data.synthetic_eval=16",
+                ];
+                a.extend_from_slice(sampling);
+                let o = if ranks == 1 {
+                    rpo(&a)
+                } else {
+                    mpirun(ranks, &a)
+                };
+                assert!(o.status.success(), "{}", stderr(&o));
+                std::fs::read_to_string(&out).unwrap()
+            })
+            .collect();
+        assert_eq!(outputs[0], outputs[1], "{sampling:?}");
+        let lines: Vec<serde_json::Value> = outputs[0]
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 7);
+        assert!(lines.iter().all(|l| l["prompt"].is_string()
+            && l["reference"].is_string()
+            && l["family"].is_string()));
+    }
+}

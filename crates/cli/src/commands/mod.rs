@@ -3,6 +3,7 @@ pub mod config;
 pub mod convert;
 pub mod embed;
 pub mod eval;
+pub mod generate;
 pub mod init_model;
 pub mod precompute_ref;
 pub mod selftest;
