@@ -65,6 +65,9 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", default="docs/scaling-sweep")
     p.add_argument("--runs", default="target/sweep")
+    p.add_argument("--lr", type=float, default=1e-5, help="preference-phase learning rate")
+    p.add_argument("--ranks", type=int, nargs="+", default=[2, 4])
+    p.add_argument("--no-baselines", action="store_true", help="only the scope × batch × ranks grid")
     a = p.parse_args()
     runs = ROOT / a.runs
     runs.mkdir(parents=True, exist_ok=True)
@@ -78,21 +81,21 @@ def main():
     ]
 
     print("SFT model", file=sys.stderr)
-    sft_dir = runs / "sft"
+    sft_dir = ROOT / "target/sweep" / "sft"  # shared by every sweep
     sft = train(sft_dir, 2, common + [
         "loss.name=sft", f"train.steps={a.sft_steps}", "train.sft_warmup_steps=0",
         "optim.lr=1e-3", "train.micro_batch_size=16",
     ])
     base = common + [f"model.path={sft_dir / 'model'}", "model.preset=", f"train.steps={a.steps}",
-                     "train.sft_warmup_steps=0", "optim.lr=1e-5", "optim.warmup_steps=10"]
+                     "train.sft_warmup_steps=0", f"optim.lr={a.lr}", "optim.warmup_steps=10"]
 
     # (label, objective overrides, scope, per-rank batch, ranks)
     configs = []
-    for ranks in (2, 4):
+    for ranks in a.ranks:
         for batch in (2, 4, 8):
             for scope in ("local", "group:2", "global"):
                 configs.append((f"RPO paired, embedding", ["loss.name=rpo", "loss.weighting=embedding"], scope, batch, ranks))
-    for label, sets in [
+    for label, sets in [] if a.no_baselines else [
         ("DPO", ["loss.name=dpo"]),
         ("IPO", ["loss.name=ipo"]),
         ("KTO", ["loss.name=kto"]),
