@@ -293,6 +293,45 @@ impl std::fmt::Debug for EmbeddingCache {
     }
 }
 
+/// Memory-maps a file laid out as `magic (8) | version (u32) | JSON length (u32) | JSON
+/// header | body` (the embedding cache; the reference log-prob cache shares the layout)
+/// and reads its header; `what` names the kind of file in errors. Returns the map, the
+/// header and the JSON length (where the body starts follows from it).
+pub fn map_framed<H: serde::de::DeserializeOwned>(
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+    what: &str,
+) -> Result<(Mmap, H, usize)> {
+    let file = File::open(path).context("cannot open it")?;
+    // SAFETY: the map is read-only and these files are only ever replaced by rename, never
+    // rewritten in place, so the mapped bytes do not change under us.
+    let map = unsafe { Mmap::map(&file) }.context("cannot memory-map it")?;
+    let len = map.len();
+    ensure!(
+        len >= PREFIX_LEN,
+        "it is {len} bytes long, shorter than the {PREFIX_LEN}-byte prefix (truncated?)"
+    );
+    ensure!(
+        &map[..8] == magic,
+        "it does not start with {:?}: not {what}",
+        String::from_utf8_lossy(magic)
+    );
+    let found = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
+    ensure!(
+        found == version,
+        "format version {found}, but this build reads version {version}"
+    );
+    let json_len = u32::from_le_bytes(map[12..16].try_into().expect("4 bytes")) as usize;
+    ensure!(
+        PREFIX_LEN + json_len <= len,
+        "its header claims {json_len} bytes but the file is {len} bytes long (truncated?)"
+    );
+    let header: H = serde_json::from_slice(&map[PREFIX_LEN..PREFIX_LEN + json_len])
+        .context("its JSON header is invalid")?;
+    Ok((map, header, json_len))
+}
+
 impl EmbeddingCache {
     /// Opens and checks `path`: magic, version, header, and that the file holds exactly
     /// `count × dim` rows. Every error names the file.
@@ -302,32 +341,13 @@ impl EmbeddingCache {
     }
 
     fn open_checked(path: &Path) -> Result<Self> {
-        let file = File::open(path).context("cannot open it")?;
-        // SAFETY: the map is read-only and caches are only ever replaced by rename, never
-        // rewritten in place, so the mapped bytes do not change under us.
-        let map = unsafe { Mmap::map(&file) }.context("cannot memory-map it")?;
+        let (map, header, json_len) = map_framed::<CacheHeader>(
+            path,
+            MAGIC,
+            VERSION,
+            "an embedding cache written by `rpo-shard embed`",
+        )?;
         let len = map.len();
-        ensure!(
-            len >= PREFIX_LEN,
-            "it is {len} bytes long, shorter than the {PREFIX_LEN}-byte prefix (truncated?)"
-        );
-        ensure!(
-            &map[..8] == MAGIC,
-            "it does not start with {:?}: not an embedding cache written by `rpo-shard embed`",
-            String::from_utf8_lossy(MAGIC)
-        );
-        let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
-        ensure!(
-            version == VERSION,
-            "format version {version}, but this build reads version {VERSION}"
-        );
-        let json_len = u32::from_le_bytes(map[12..16].try_into().expect("4 bytes")) as usize;
-        ensure!(
-            PREFIX_LEN + json_len <= len,
-            "its header claims {json_len} bytes but the file is {len} bytes long (truncated?)"
-        );
-        let header: CacheHeader = serde_json::from_slice(&map[PREFIX_LEN..PREFIX_LEN + json_len])
-            .context("its JSON header is invalid")?;
         ensure!(
             header.dim > 0 && header.text_fingerprints.len() == header.count,
             "its header is inconsistent: dim {}, count {}, {} text fingerprints",

@@ -24,6 +24,16 @@ pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
 const EMBED_TOKENS: &str = "model.embed_tokens.weight";
 
 /// Hugging Face's name for a parameter dtype (`config.json`'s `torch_dtype`).
+/// The parameter dtype of a written checkpoint, from its command-line name.
+pub fn parse_weight_dtype(name: &str) -> Result<Kind> {
+    Ok(match name {
+        "fp32" => Kind::Float,
+        "bf16" => Kind::BFloat16,
+        "fp16" => Kind::Half,
+        other => bail!("dtype {other:?}: expected fp32, bf16 or fp16"),
+    })
+}
+
 pub fn dtype_name(kind: Kind) -> Result<&'static str> {
     Ok(match kind {
         Kind::Float => "float32",

@@ -29,6 +29,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use memmap2::Mmap;
+use rpo_embed::cache::map_framed;
 use rpo_embed::fingerprint::hash_bytes;
 use rpo_zero::{Sequences, ShardedModel};
 use serde::{Deserialize, Serialize};
@@ -305,32 +306,13 @@ impl ReferenceCache {
     }
 
     fn open_checked(path: &Path) -> Result<Self> {
-        let file = File::open(path).context("cannot open it")?;
-        // SAFETY: read-only, and caches are only ever replaced by rename, never
-        // rewritten in place.
-        let map = unsafe { Mmap::map(&file) }.context("cannot memory-map it")?;
+        let (map, header, json_len) = map_framed::<CacheHeader>(
+            path,
+            MAGIC,
+            VERSION,
+            "a reference cache written by `rpo-shard precompute-ref`",
+        )?;
         let len = map.len();
-        ensure!(
-            len >= PREFIX_LEN,
-            "it is {len} bytes long, shorter than its prefix (truncated?)"
-        );
-        ensure!(
-            &map[..8] == MAGIC,
-            "it does not start with {:?}: not a reference cache written by `rpo-shard precompute-ref`",
-            String::from_utf8_lossy(MAGIC)
-        );
-        let version = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
-        ensure!(
-            version == VERSION,
-            "format version {version}, but this build reads version {VERSION}"
-        );
-        let json_len = u32::from_le_bytes(map[12..16].try_into().expect("4 bytes")) as usize;
-        ensure!(
-            PREFIX_LEN + json_len <= len,
-            "its header claims {json_len} bytes but the file is {len} bytes long (truncated?)"
-        );
-        let header: CacheHeader = serde_json::from_slice(&map[PREFIX_LEN..PREFIX_LEN + json_len])
-            .context("its JSON header is invalid")?;
         let keys_at = body_offset(json_len);
         let expected = keys_at + 16 * header.count;
         ensure!(

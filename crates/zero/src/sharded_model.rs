@@ -99,6 +99,14 @@ fn layout_of(
     Ok((layout, by_name))
 }
 
+/// The model's tensors of `unit`, in slot order.
+fn unit_vars(unit: &UnitLayout, by_name: &HashMap<String, Tensor>) -> Vec<Tensor> {
+    unit.params
+        .iter()
+        .map(|s| by_name[&s.name].shallow_clone())
+        .collect()
+}
+
 impl ShardedModel {
     /// Takes over `model` and its fp32 store `vs`. Every rank of `world` must call this;
     /// all start from rank 0's values.
@@ -110,11 +118,7 @@ impl ShardedModel {
     ) -> Result<Self> {
         let by_name: HashMap<String, Tensor> = vs.variables();
         let mut source = |unit: &UnitLayout, start: i64, len: i64| -> Result<Tensor> {
-            let vars: Vec<Tensor> = unit
-                .params
-                .iter()
-                .map(|s| by_name[&s.name].shallow_clone())
-                .collect();
+            let vars = unit_vars(unit, &by_name);
             let mut flat = unit.flatten(&vars, Kind::Float)?;
             world
                 .broadcast(&mut flat, 0)
@@ -140,11 +144,7 @@ impl ShardedModel {
         let aliased = kind == Kind::Float;
         let (mut params, mut master) = (Vec::new(), Vec::new());
         for unit in &layout.units {
-            let vars: Vec<Tensor> = unit
-                .params
-                .iter()
-                .map(|s| by_name[&s.name].shallow_clone())
-                .collect();
+            let vars = unit_vars(unit, &by_name);
             let (start, len) = unit.owned(rank);
             let device = comm.device();
             match stage {
@@ -213,11 +213,7 @@ impl ShardedModel {
         let device = comm.device();
         let mut params = Vec::new();
         for unit in &layout.units {
-            let vars: Vec<Tensor> = unit
-                .params
-                .iter()
-                .map(|s| by_name[&s.name].shallow_clone())
-                .collect();
+            let vars = unit_vars(unit, &by_name);
             params.push(match placement {
                 FrozenPlacement::Sharded => {
                     let (start, len) = unit.owned(world.rank());

@@ -3,12 +3,11 @@
 //! the fp32 master weights consolidated from every rank's shard, in the dtype asked for,
 //! sharded with an index above the size limit, with config.json and the tokenizer.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rpo_model::hf_io::DEFAULT_MAX_SHARD_BYTES;
 use rpo_model::{save_hf_sharded, LlamaConfig};
 use rpo_zero::Checkpoint;
 use std::path::PathBuf;
-use tch::Kind;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,12 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let kind = match args.dtype.as_str() {
-        "fp32" => Kind::Float,
-        "bf16" => Kind::BFloat16,
-        "fp16" => Kind::Half,
-        other => bail!("--dtype {other:?}: expected fp32, bf16 or fp16"),
-    };
+    let kind = rpo_model::hf_io::parse_weight_dtype(&args.dtype)?;
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
     let config: LlamaConfig = serde_json::from_value(checkpoint.manifest.model_config.clone())
         .with_context(|| format!("the model config in {}", checkpoint.dir.display()))?;

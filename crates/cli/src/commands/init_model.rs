@@ -32,12 +32,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let kind = match args.dtype.as_str() {
-        "fp32" => Kind::Float,
-        "bf16" => Kind::BFloat16,
-        "fp16" => Kind::Half,
-        other => bail!("--dtype {other:?}: expected fp32, bf16 or fp16"),
-    };
+    let kind = rpo_model::hf_io::parse_weight_dtype(&args.dtype)?;
     let tokenizer_json = if args.tokenizer == rpo_train::config::BUILTIN_SYNTHETIC_TOKENIZER {
         rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON.to_string()
     } else {
