@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{stderr, BIN};
+use common::{rpo, stderr, BIN};
 use rpo_data::synthetic::{generate, Split};
 use rpo_peer::judge_server::FakeJudgeServer;
 use serde_json::{json, Value};
@@ -184,4 +184,74 @@ fn eval_with_the_http_judge_resumes_from_its_cache_without_requests() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn eval_reports_the_reward_accuracy_training_measured_for_the_same_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let o = rpo(&[
+        "init-model",
+        "--preset",
+        "tiny",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    let sets = [
+        format!("out_dir={}", run.display()),
+        format!("model.path={}", base.display()),
+        "model.preset=".into(),
+        "loss.name=dpo".into(),
+        "train.steps=15".into(),
+        "train.sft_warmup_steps=0".into(),
+        "train.global_batch_size=8".into(),
+        "train.micro_batch_size=8".into(),
+        "optim.lr=1e-3".into(),
+        "data.synthetic_train=64".into(),
+        "data.synthetic_eval=48".into(),
+        "eval.judge=false".into(),
+    ];
+    let mut args = vec!["train".to_string()];
+    for s in &sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let trained = summary["evals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["at"] == "final")
+        .unwrap()["reward_accuracy"]
+        .as_f64()
+        .unwrap();
+
+    let mut args = vec![
+        "eval".to_string(),
+        "--policy".into(),
+        run.join("model").display().to_string(),
+        "--reference".into(),
+        base.display().to_string(),
+    ];
+    for s in &sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["pairs"], 48);
+    let measured = report["reward_accuracy"].as_f64().unwrap();
+    assert!(
+        (measured - trained).abs() < 1e-9,
+        "eval {measured} vs training {trained}"
+    );
+    assert!(
+        measured > 0.5,
+        "15 DPO steps at lr 1e-3 should rank most pairs right: {measured}"
+    );
+    assert!(report["reward_margin"].as_f64().unwrap() > 0.0);
 }

@@ -99,3 +99,73 @@ pub fn reward_accuracy(
     })?;
     Ok(stats)
 }
+
+/// Reward accuracy and margin of a saved policy against a saved reference (both Hugging
+/// Face folders) on the held-out pairs of `cfg`'s data, in one process.
+#[derive(Debug, Serialize)]
+pub struct HeldOutRewards {
+    pub pairs: usize,
+    pub reward_accuracy: Option<f64>,
+    pub reward_margin: Option<f64>,
+    pub rewards_chosen: Option<f64>,
+    pub rewards_rejected: Option<f64>,
+    pub beta: f64,
+}
+
+pub fn held_out_rewards(
+    cfg: &crate::config::TrainConfig,
+    policy_dir: &Path,
+    reference_dir: &Path,
+) -> Result<HeldOutRewards> {
+    use crate::parallel::DataParallel;
+    use crate::prompt_embedding::BagOfWords;
+    use crate::reference::Reference;
+    use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
+
+    let world = rpo_comm::SingleProcess::new(tch::Device::Cpu);
+    let data = crate::data_source::RunData::load(cfg)?;
+    anyhow::ensure!(
+        !data.eval_pairs.is_empty(),
+        "the config's data has no held-out pairs (data.eval, or synthetic_eval for the suite)"
+    );
+    let chunk = cfg.zero.logits_chunk_tokens as i64;
+    let (model, vs, _) = rpo_model::load_hf(policy_dir, tch::Device::Cpu)?;
+    let options = ZeroOptions {
+        stage: ZeroStage::Zero0,
+        compute_kind: tch::Kind::Float,
+        checkpoint_activations: false,
+        logits_chunk_tokens: chunk,
+    };
+    let policy = ShardedModel::new(model, vs, &world, options)?;
+    let reference = Reference::load_hf(reference_dir, "live", &world, tch::Kind::Float, chunk)?;
+    let parallel = DataParallel::new(
+        &world,
+        rpo_contrast::ContrastScope::Local,
+        Default::default(),
+    )?;
+    let models = Models {
+        policy: &policy,
+        reference: Some(&reference),
+        embedder: &BagOfWords { dim: 1 }, // DPO's metrics read no embeddings
+        beta: cfg.loss.beta,
+        parallel: &parallel,
+    };
+    let n = cfg.eval.max_examples.min(data.eval_pairs.len());
+    let stats = reward_accuracy(
+        &models,
+        &data.tokenizer,
+        &data.eval_pairs[..n],
+        cfg.train.micro_batch_size,
+    )?;
+    Ok(HeldOutRewards {
+        pairs: n,
+        reward_accuracy: stats.accuracy(),
+        reward_margin: stats
+            .mean_chosen()
+            .zip(stats.mean_rejected())
+            .map(|(c, r)| c - r),
+        rewards_chosen: stats.mean_chosen(),
+        rewards_rejected: stats.mean_rejected(),
+        beta: cfg.loss.beta,
+    })
+}

@@ -1,5 +1,6 @@
 //! `rpo-shard eval`: win rate of generated responses against the preferred responses,
-//! through the synthetic suite's judge or an OpenAI-compatible chat endpoint.
+//! through the synthetic suite's judge or an OpenAI-compatible chat endpoint; and/or
+//! reward accuracy and margins of a trained policy against its reference on held-out pairs.
 
 use anyhow::{bail, Result};
 use rpo_judge::{evaluate, read_generations, HttpJudge, Judge, JudgeConfig, SyntheticJudge, Task};
@@ -17,10 +18,18 @@ pub enum JudgeKind {
 pub struct Args {
     /// Generations JSONL: one `{"prompt", "response", "reference"}` object a line
     /// (`reference` = the dataset's preferred response), optionally with `"family"`.
-    #[arg(long)]
-    generations: PathBuf,
-    #[arg(long, value_enum)]
-    judge: JudgeKind,
+    #[arg(long, requires = "judge")]
+    generations: Option<PathBuf>,
+    #[arg(long, value_enum, requires = "generations")]
+    judge: Option<JudgeKind>,
+    /// Reward accuracy and margin of this policy (a Hugging Face folder) against
+    /// --reference on the held-out pairs of the config's data (--config / --set).
+    #[arg(long, requires = "reference")]
+    policy: Option<PathBuf>,
+    #[arg(long, requires = "policy")]
+    reference: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigArgs,
     /// HTTP judge: which appendix-H prompt, `dialogue` (default) or `summarization`.
     #[arg(long)]
     task: Option<Task>,
@@ -50,16 +59,35 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let name = match a.judge {
+    if let (Some(policy), Some(reference)) = (&a.policy, &a.reference) {
+        let mut cfg = a.config.load()?;
+        if cfg.tokenizer.path.is_none() && policy.join("tokenizer.json").exists() {
+            cfg.tokenizer.path = Some(policy.join("tokenizer.json").display().to_string());
+        }
+        let rewards = rpo_train::evaluate::held_out_rewards(&cfg, policy, reference)?;
+        println!("{}", serde_json::to_string_pretty(&rewards)?);
+    }
+    let (Some(generations_path), Some(kind)) = (a.generations.clone(), a.judge) else {
+        if a.policy.is_none() {
+            bail!("give --generations FILE --judge KIND (win rate), --policy DIR --reference DIR (reward accuracy), or both");
+        }
+        return Ok(());
+    };
+    let a = Args {
+        generations: Some(generations_path.clone()),
+        judge: Some(kind),
+        ..a
+    };
+    let name = match kind {
         JudgeKind::Synthetic => "synthetic",
         JudgeKind::Http => "http",
     };
     let out = a.out.clone().unwrap_or_else(|| {
-        let dir = a.generations.parent().unwrap_or_else(|| ".".as_ref());
+        let dir = generations_path.parent().unwrap_or_else(|| ".".as_ref());
         dir.join(format!("eval_{name}"))
     });
-    let generations = read_generations(&a.generations)?;
-    let judge: Box<dyn Judge> = match a.judge {
+    let generations = read_generations(&generations_path)?;
+    let judge: Box<dyn Judge> = match kind {
         JudgeKind::Synthetic => {
             let http_only = [
                 ("--task", a.task.is_some()),
@@ -96,9 +124,9 @@ pub fn run(a: Args) -> Result<()> {
     tracing::info!(
         "judging {} comparisons from {} ({name} judge)",
         generations.len(),
-        a.generations.display()
+        generations_path.display()
     );
-    let summary = evaluate(judge.as_ref(), &generations, &a.generations, &out)?;
+    let summary = evaluate(judge.as_ref(), &generations, &generations_path, &out)?;
     let t = &summary.total;
     tracing::info!(
         wins = t.wins,
