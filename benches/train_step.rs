@@ -70,6 +70,7 @@ fn main() -> Result<()> {
     let reference = Llama::new(&ref_vs.root(), &config)?;
     ref_vs.copy(&policy_vs)?;
     ref_vs.freeze();
+    let reference = rpo_train::reference::Reference::Live(reference, ref_vs);
     let world = rpo_comm::SingleProcess::new(Device::Cpu);
     let options = ZeroOptions {
         stage: ZeroStage::Zero0,
