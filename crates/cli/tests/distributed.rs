@@ -174,14 +174,7 @@ fn local_and_group_scopes_match_their_definitions() {
 /// so shard boundaries fall inside tensors and every unit is padded.
 fn odd_model(dir: &Path) -> std::path::PathBuf {
     let base = dir.join("base");
-    let o = rpo(&[
-        "init-model",
-        "--preset",
-        "tiny",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_model(&base, &["--preset", "tiny"]);
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
     for (key, value) in [
@@ -426,16 +419,7 @@ fn summary_evals(run: &Run) -> Vec<serde_json::Value> {
 
 fn init_reference_model(dir: &Path) -> std::path::PathBuf {
     let base = dir.join("ref");
-    let o = rpo(&[
-        "init-model",
-        "--preset",
-        "tiny",
-        "--out",
-        base.to_str().unwrap(),
-        "--seed",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_model(&base, &["--preset", "tiny", "--seed", "5"]);
     base
 }
 
@@ -598,16 +582,7 @@ fn reference_modes_train_alike_under_zero3_on_2_ranks() {
     // and, separately, a Hugging Face folder given as reference.path.
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("ref");
-    let o = rpo(&[
-        "init-model",
-        "--preset",
-        "tiny",
-        "--out",
-        base.to_str().unwrap(),
-        "--seed",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_model(&base, &["--preset", "tiny", "--seed", "5"]);
     let path = format!("reference.path={}", base.display());
     for extra in [vec!["train.sft_warmup_steps=2"], vec![path.as_str()]] {
         let with_mode = |mode: &str| {
@@ -643,14 +618,7 @@ fn reference_modes_train_alike_under_zero3_on_2_ranks() {
 fn generate_on_2_ranks_writes_what_one_process_writes() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
-    let o = rpo(&[
-        "init-model",
-        "--preset",
-        "tiny",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_model(&model, &["--preset", "tiny"]);
     for sampling in [
         &["--temperature", "0"][..],
         &["--temperature", "1.0", "--top-p", "0.9", "--seed", "3"],

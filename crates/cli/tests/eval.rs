@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{rpo, stderr, BIN};
+use common::{init_model, rpo, stderr, BIN};
 use rpo_data::synthetic::{generate, Split};
 use rpo_peer::judge_server::FakeJudgeServer;
 use serde_json::{json, Value};
@@ -190,14 +190,7 @@ fn eval_with_the_http_judge_resumes_from_its_cache_without_requests() {
 fn eval_reports_the_reward_accuracy_training_measured_for_the_same_models() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
-    let o = rpo(&[
-        "init-model",
-        "--preset",
-        "tiny",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_model(&base, &["--preset", "tiny"]);
     let run = dir.path().join("run");
     let sets = [
         format!("out_dir={}", run.display()),

@@ -81,3 +81,11 @@ pub fn assert_same_weights(a: &[(String, tch::Tensor)], b: &[(String, tch::Tenso
         );
     }
 }
+
+/// `rpo-shard init-model --out <out> <args>` (e.g. `--preset tiny`), which must succeed.
+pub fn init_model(out: &Path, args: &[&str]) {
+    let mut a = vec!["init-model", "--out", out.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let o = rpo(&a);
+    assert!(o.status.success(), "init-model {args:?}: {}", stderr(&o));
+}
