@@ -14,7 +14,12 @@ pub(crate) fn host_contiguous(t: &Tensor) -> Tensor {
 }
 
 /// The bytes of a contiguous CPU tensor.
-pub(crate) fn as_bytes(t: &Tensor) -> Result<&[u8]> {
+///
+/// # Safety
+/// A `Tensor` is a shared handle: other handles (shallow clones, views) may reach the
+/// same storage, and the borrow of `t` does not stop them. The caller must make sure no
+/// handle writes this storage while the slice lives.
+pub(crate) unsafe fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     ensure!(
         t.device() == Device::Cpu && t.is_contiguous(),
         "internal: MPI needs a contiguous CPU tensor"
@@ -23,14 +28,20 @@ pub(crate) fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     if len == 0 {
         return Ok(&[]);
     }
-    // SAFETY: a contiguous CPU tensor owns `len` initialised bytes at `data_ptr`, alive
-    // as long as the borrow of `t`.
+    // SAFETY: a contiguous CPU tensor has `len` initialised bytes at `data_ptr`, kept
+    // alive by `t` for the borrow; no writer meanwhile is the caller's promise.
     Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
 }
 
 /// The bytes of a contiguous CPU tensor, writable.
-#[allow(clippy::mut_from_ref)] // tensors are handles: writing through `&Tensor` is tch's model
-pub(crate) fn as_bytes_mut(t: &Tensor) -> Result<&mut [u8]> {
+///
+/// # Safety
+/// The caller must make sure no other handle reads or writes `t`'s storage while the
+/// slice lives (a `&Tensor`, or even a `&mut Tensor`, does not ensure it: shallow clones
+/// and views share storage). In practice: a tensor the caller has just created and not
+/// shared.
+#[allow(clippy::mut_from_ref)] // the exclusivity is the caller's promise, see # Safety
+pub(crate) unsafe fn as_bytes_mut(t: &Tensor) -> Result<&mut [u8]> {
     ensure!(
         t.device() == Device::Cpu && t.is_contiguous(),
         "internal: MPI needs a contiguous CPU tensor"
@@ -39,7 +50,8 @@ pub(crate) fn as_bytes_mut(t: &Tensor) -> Result<&mut [u8]> {
     if len == 0 {
         return Ok(&mut []);
     }
-    // SAFETY: as above; the caller holds the only use of this storage during the call.
+    // SAFETY: `len` initialised bytes at `data_ptr`, alive for the borrow of `t`; that
+    // nothing else touches them meanwhile is the caller's promise (# Safety).
     Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) })
 }
 

@@ -39,8 +39,10 @@ impl MpiCollective {
     fn sum_into(&self, send: &Tensor, recv: &Tensor, scatter: bool) -> Result<()> {
         macro_rules! typed {
             ($ty:ty) => {{
-                let s = typed_slice::<$ty>(send)?;
-                let r = typed_slice_mut::<$ty>(recv)?;
+                // SAFETY: the match below picks $ty from the tensors' kind, and `recv`
+                // is a tensor the caller has just created for this call (not shared).
+                let s = unsafe { typed_slice::<$ty>(send)? };
+                let r = unsafe { typed_slice_mut::<$ty>(recv)? };
                 if scatter {
                     self.comm
                         .reduce_scatter_block_into(s, r, SystemOperation::sum());
@@ -59,9 +61,12 @@ impl MpiCollective {
     }
 }
 
-fn typed_slice<T>(t: &Tensor) -> Result<&[T]> {
-    let bytes = as_bytes(t)?;
-    // SAFETY: the tensor's kind matches T (checked by the caller's match); storage is aligned.
+/// # Safety
+/// `T` must be `t`'s element type, and as [`as_bytes`].
+unsafe fn typed_slice<T>(t: &Tensor) -> Result<&[T]> {
+    let bytes = unsafe { as_bytes(t)? };
+    // SAFETY: T is the element type (the caller's promise), so the storage is aligned for
+    // T and holds len / size_of::<T>() initialised values.
     Ok(unsafe {
         std::slice::from_raw_parts(
             bytes.as_ptr() as *const T,
@@ -70,10 +75,12 @@ fn typed_slice<T>(t: &Tensor) -> Result<&[T]> {
     })
 }
 
-#[allow(clippy::mut_from_ref)] // tensors are handles, as in bytes.rs
-fn typed_slice_mut<T>(t: &Tensor) -> Result<&mut [T]> {
-    let bytes = as_bytes_mut(t)?;
-    // SAFETY: as above.
+/// # Safety
+/// `T` must be `t`'s element type, and as [`as_bytes_mut`].
+#[allow(clippy::mut_from_ref)] // the exclusivity is the caller's promise
+unsafe fn typed_slice_mut<T>(t: &Tensor) -> Result<&mut [T]> {
+    let bytes = unsafe { as_bytes_mut(t)? };
+    // SAFETY: as in `typed_slice`.
     Ok(unsafe {
         std::slice::from_raw_parts_mut(
             bytes.as_mut_ptr() as *mut T,
@@ -105,8 +112,9 @@ impl Collective for MpiCollective {
         anyhow::ensure!(!shape.is_empty(), "all_gather: a scalar has no rows");
         shape[0] *= self.world_size() as i64;
         let recv = Tensor::empty(&shape, (send.kind(), Device::Cpu));
-        self.comm
-            .all_gather_into(as_bytes(&send)?, as_bytes_mut(&recv)?);
+        // SAFETY: `send` is only read, and `recv` was just created here (not shared).
+        let (send_bytes, recv_bytes) = unsafe { (as_bytes(&send)?, as_bytes_mut(&recv)?) };
+        self.comm.all_gather_into(send_bytes, recv_bytes);
         self.traffic.all_gather(tensor_bytes(&recv));
         Ok(recv.to_device(t.device()))
     }
@@ -140,9 +148,9 @@ impl Collective for MpiCollective {
             self.world_size()
         );
         let buf = host_contiguous(t).copy();
-        self.comm
-            .process_at_rank(root as i32)
-            .broadcast_into(as_bytes_mut(&buf)?);
+        // SAFETY: `buf` is a copy made here (not shared).
+        let bytes = unsafe { as_bytes_mut(&buf)? };
+        self.comm.process_at_rank(root as i32).broadcast_into(bytes);
         self.traffic.broadcast(tensor_bytes(t));
         tch::no_grad(|| t.copy_(&buf));
         Ok(())

@@ -34,7 +34,10 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// The prefix of the temporary files written for `path`: `.NAME.`, so a leftover of an
 /// interrupted writer can be recognised (and is never taken for the file itself).
 pub fn temp_prefix(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     format!(".{name}.")
 }
 
@@ -84,7 +87,9 @@ impl AtomicFile {
             .out
             .into_inner()
             .map_err(|e| context(e.into_error(), "write", &path))?;
-        tmp.as_file().sync_all().map_err(|e| context(e, "sync", &path))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| context(e, "sync", &path))?;
         crate::failpoint::hit(failpoint, &path);
         tmp.persist(&path)
             .map_err(|e| context(e.error, "rename a temporary file to", &path))?;
@@ -178,6 +183,9 @@ mod tests {
         std::fs::write(&file, b"").unwrap();
         // A file where the folder should be.
         let err = write_bytes_atomically(&file.join("x"), b"").unwrap_err();
-        assert!(err.to_string().contains(&file.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
     }
 }

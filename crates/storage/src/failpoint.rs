@@ -10,7 +10,10 @@
 pub fn hit(name: &str, what: &std::path::Path) {
     const ENV: &str = "RPO_SHARD_FAILPOINT";
     if std::env::var(ENV).ok().as_deref() == Some(name) {
-        eprintln!("{ENV}: aborting before {} is renamed into place", what.display());
+        eprintln!(
+            "{ENV}: aborting before {} is renamed into place",
+            what.display()
+        );
         std::process::abort();
     }
 }

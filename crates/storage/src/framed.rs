@@ -94,7 +94,10 @@ impl FramedWriter {
         // Body length and CRC, patched in by `finish`.
         file.write_all(&[0u8; 16])?;
         file.write_all(&json)?;
-        file.write_all(&vec![0u8; body_offset(json.len()) - PREFIX_LEN - json.len()])?;
+        file.write_all(&vec![
+            0u8;
+            body_offset(json.len()) - PREFIX_LEN - json.len()
+        ])?;
         Ok(FramedWriter {
             file,
             body_len: 0,
@@ -135,7 +138,9 @@ pub struct FramedFile {
 
 impl std::fmt::Debug for FramedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FramedFile").field("path", &self.path).finish()
+        f.debug_struct("FramedFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -153,7 +158,10 @@ pub unsafe fn map_readonly(file: &File) -> io::Result<Mmap> {
 impl FramedFile {
     /// Opens `path` as a file of `kind` and returns it with its header, after checking
     /// the magic, version, lengths and the body's CRC.
-    pub fn open<H: DeserializeOwned>(path: &Path, kind: &FileKind) -> Result<(Self, H), CacheError> {
+    pub fn open<H: DeserializeOwned>(
+        path: &Path,
+        kind: &FileKind,
+    ) -> Result<(Self, H), CacheError> {
         let missing = |source| CacheError::Missing {
             path: path.to_path_buf(),
             source,
@@ -175,7 +183,9 @@ impl FramedFile {
                     magic: String::from_utf8_lossy(kind.magic).into_owned(),
                 });
             }
-            return Err(corrupt(format!("it is {len} bytes long, shorter than its prefix (truncated)")));
+            return Err(corrupt(format!(
+                "it is {len} bytes long, shorter than its prefix (truncated)"
+            )));
         }
         let u32_at = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().expect("4 bytes"));
         let found = u32_at(8);

@@ -33,7 +33,10 @@ mod tests {
         // well-known one and not a local variant.
         assert_eq!(hash_bytes(b""), 0x2d06800538d394c2);
         assert_ne!(hash_bytes(b"a"), hash_bytes(b"b"));
-        assert_eq!(hash_u64s([1, 2]), hash_bytes(&[1u64.to_le_bytes(), 2u64.to_le_bytes()].concat()));
+        assert_eq!(
+            hash_u64s([1, 2]),
+            hash_bytes(&[1u64.to_le_bytes(), 2u64.to_le_bytes()].concat())
+        );
         assert_ne!(hash_u64s([1, 2]), hash_u64s([2, 1]));
         assert_eq!(hex(0xab), "00000000000000ab");
     }

@@ -163,6 +163,6 @@ impl Resume {
         }
         let file = self.checkpoint.dir.join(REFERENCE_FILE);
         let chunk = cfg.zero.logits_chunk_tokens as i64;
-        Reference::load_saved(&file, config, &cfg.reference.mode, world, kind, chunk).map(Some)
+        Reference::load_saved(&file, config, cfg.reference.mode, world, kind, chunk).map(Some)
     }
 }

@@ -4,12 +4,12 @@
 use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
-    pairs_to_unpaired, read_dataset, DataFormat, Examples, OnMalformed, PairedExample,
-    PreferenceTokenizer, SpecialTokens, Truncation, UnpairedExample,
+    pairs_to_unpaired, read_dataset, DataFormat, Examples, PairedExample, PreferenceTokenizer,
+    SpecialTokens, Truncation, UnpairedExample,
 };
 use tokenizers::Tokenizer;
 
-use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::config::{DataFormatName, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 
 pub enum TrainExamples {
     Paired(Vec<PairedExample>),
@@ -53,16 +53,6 @@ pub struct RunData {
     pub judged: Vec<SyntheticExample>,
 }
 
-fn parse_format(name: &str) -> Result<DataFormat> {
-    Ok(match name {
-        "paired" => DataFormat::Paired,
-        "unpaired" => DataFormat::Unpaired,
-        "hh" => DataFormat::Hh,
-        "tldr" => DataFormat::Tldr,
-        other => anyhow::bail!("data.format {other:?} is not a file format"),
-    })
-}
-
 fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
     let path = &cfg.tokenizer_path();
     if path == BUILTIN_SYNTHETIC_TOKENIZER {
@@ -80,12 +70,8 @@ fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<Preferenc
 impl RunData {
     pub fn load(cfg: &TrainConfig) -> Result<Self> {
         let d = &cfg.data;
-        let on_malformed = if d.on_malformed == "skip" {
-            OnMalformed::Skip
-        } else {
-            OnMalformed::Error
-        };
-        let (train, eval_pairs, judged, format) = if d.format == "synthetic" {
+        let on_malformed = d.on_malformed;
+        let (train, eval_pairs, judged, format) = if d.format == DataFormatName::Synthetic {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let eval_pairs = judged.iter().map(SyntheticExample::to_paired).collect();
@@ -97,7 +83,10 @@ impl RunData {
                 DataFormat::Paired,
             )
         } else {
-            let format = parse_format(&d.format)?;
+            let format = d
+                .format
+                .file_format()
+                .context("internal: data.format is a file format here")?;
             let path = d
                 .train
                 .as_ref()

@@ -4,6 +4,7 @@
 //! reference, preference training, evaluation at each boundary, save the policy.
 
 pub mod checkpointing;
+pub mod choices;
 pub mod config;
 pub mod data_source;
 pub mod device;

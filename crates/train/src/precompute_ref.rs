@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::Device;
 
-use crate::config::TrainConfig;
+use crate::config::{ReferenceMode, TrainConfig};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_dtype};
 use crate::micro_batch::{reference_inputs, DeviceSeqs, MicroBatch};
@@ -218,18 +218,18 @@ pub fn precompute_reference(
     cfg: &TrainConfig,
     world: &dyn Collective,
     out: &Path,
-    mode: &str,
+    mode: ReferenceMode,
 ) -> Result<PrecomputeReport> {
     let started = Instant::now();
     let objective = Objective::from_config(&cfg.loss)?;
     ensure!(
         objective.needs_reference(),
-        "loss.name = {:?} uses no reference model: there is nothing to precompute",
+        "loss.name = \"{}\" uses no reference model: there is nothing to precompute",
         cfg.loss.name
     );
     ensure!(
-        ["live", "sharded", "offload"].contains(&mode),
-        "--mode {mode:?}: the reference runs \"live\", \"sharded\" or \"offload\""
+        mode != ReferenceMode::Precomputed,
+        "--mode \"{mode}\": the reference runs \"live\", \"sharded\" or \"offload\""
     );
     cfg.check_reference_precomputable()?;
     let (rank, ranks) = (world.rank(), world.world_size());
@@ -301,7 +301,7 @@ pub fn precompute_reference(
         // A sharded reference gathers each unit from every rank: all ranks run as many
         // forwards as the busiest one, the others repeating a call whose result is dropped.
         let mine = if reusable { 0 } else { plan.work.len() };
-        let rounds = if mode == "sharded" {
+        let rounds = if mode == ReferenceMode::Sharded {
             let all = all_gather_counts(world, &[mine as i64])?;
             all.iter().map(|c| c[0] as usize).max().unwrap_or(0)
         } else {
@@ -375,7 +375,6 @@ pub fn precompute_reference(
                 data_fingerprint: String::new(),
                 reference_fingerprint: reference_fp.clone(),
                 reference: report.reference.clone(),
-                crc32: 0,
                 part: Some((rank, ranks)),
             };
             let failpoint = format!("precompute-ref-part@{rank}");
@@ -429,7 +428,6 @@ fn merge_parts(
         data_fingerprint: String::new(),
         reference_fingerprint: reference_fp.to_string(),
         reference: reference.to_string(),
-        crc32: 0,
         part: None,
     };
     write_cache(

@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::EmbeddingConfig;
+use crate::config::{EmbedderName, EmbeddingConfig};
 use crate::data_source::{RunData, TrainExamples};
 
 /// Something that maps texts to embeddings `[n, dim]` (fp32, CPU).
@@ -38,33 +38,9 @@ pub trait PromptEmbedder {
     }
 }
 
-/// `[embedding] text`: what is embedded for each example.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextMode {
-    /// The prompt: both responses of a pair share one embedding.
-    Prompt,
-    /// Prompt + response, one embedding per response.
-    PromptResponse,
-}
+pub use crate::choices::TextMode;
 
 impl TextMode {
-    pub fn from_config(name: &str) -> Result<Self> {
-        match name {
-            "prompt" => Ok(TextMode::Prompt),
-            "prompt+response" => Ok(TextMode::PromptResponse),
-            other => {
-                bail!("embedding.text = {other:?}: expected \"prompt\" or \"prompt+response\"")
-            }
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TextMode::Prompt => "prompt",
-            TextMode::PromptResponse => "prompt+response",
-        }
-    }
-
     /// The text embedded for one response of `prompt` (the model reads them joined).
     fn text(self, prompt: &str, response: &str) -> String {
         match self {
@@ -183,14 +159,14 @@ pub struct ModelIdentity {
 impl ModelIdentity {
     /// Without building the model (the weights file is still read and hashed).
     pub fn of(cfg: &EmbeddingConfig) -> Result<Self> {
-        match cfg.model.as_str() {
-            "bag-of-words" => Ok(bag_of_words_identity(cfg.dim)),
-            _ => {
+        match cfg.model {
+            EmbedderName::BagOfWords => Ok(bag_of_words_identity(cfg.dim)),
+            EmbedderName::MiniLm => {
                 let dir = minilm_dir(cfg)?;
                 let fingerprint =
                     folder_fingerprint(&dir).with_context(|| describe_dir(cfg, &dir))?;
                 Ok(ModelIdentity {
-                    name: cfg.model.clone(),
+                    name: cfg.model.to_string(),
                     path: Some(dir),
                     fingerprint,
                 })
@@ -232,7 +208,7 @@ pub struct LoadedModel {
 
 /// Loads the model `cfg` names onto `device`.
 pub fn load_model(cfg: &EmbeddingConfig, device: Device) -> Result<LoadedModel> {
-    if cfg.model == "bag-of-words" {
+    if cfg.model == EmbedderName::BagOfWords {
         return Ok(LoadedModel {
             embedder: Box::new(BagOfWords { dim: cfg.dim }),
             identity: bag_of_words_identity(cfg.dim),
@@ -244,7 +220,7 @@ pub fn load_model(cfg: &EmbeddingConfig, device: Device) -> Result<LoadedModel> 
     tracing::info!(dim = encoder.dim(), fingerprint = %encoder.fingerprint(), dir = %dir.display(), "sentence encoder loaded");
     Ok(LoadedModel {
         identity: ModelIdentity {
-            name: cfg.model.clone(),
+            name: cfg.model.to_string(),
             path: Some(dir),
             fingerprint: encoder.fingerprint(),
         },
@@ -263,7 +239,7 @@ pub fn build(
     data: &RunData,
     device: Device,
 ) -> Result<Box<dyn PromptEmbedder>> {
-    let mode = TextMode::from_config(&cfg.text)?;
+    let mode = cfg.text;
     let source: Box<dyn PromptEmbedder> = match &cfg.cache {
         Some(path) => Box::new(Cached::open(path, cfg, data, mode)?),
         None => Box::new(Memo::new(load_model(cfg, device)?.embedder)),

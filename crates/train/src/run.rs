@@ -10,6 +10,7 @@ use std::time::Instant;
 use tch::{Device, Kind};
 
 use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
+use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
@@ -98,7 +99,7 @@ fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
 /// placed as `mode` says. Every rank must call this.
 pub(crate) fn load_reference(
     cfg: &TrainConfig,
-    mode: &str,
+    mode: ReferenceMode,
     world: &dyn Collective,
     kind: Kind,
 ) -> Result<Option<Reference>> {
@@ -152,11 +153,11 @@ pub fn train(
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
     let mut loaded_reference = if !objective.needs_reference() {
         None
-    } else if cfg.reference.mode == "precomputed" {
+    } else if cfg.reference.mode == ReferenceMode::Precomputed {
         // Checked against this run's sequences and reference before any training.
         Some(Reference::precomputed(cfg, &data, &policy, world, kind)?)
     } else {
-        load_reference(cfg, &cfg.reference.mode, world, kind)?
+        load_reference(cfg, cfg.reference.mode, world, kind)?
     };
     // Reward accuracy against a reference that is a copy of the policy is 0 by
     // construction (ties): report it only once they can differ.
@@ -273,7 +274,7 @@ pub fn train(
     let reference = match (loaded_reference.take(), saved_reference) {
         (Some(r), _) | (None, Some(r)) => Some(r),
         (None, None) if objective.needs_reference() => {
-            Some(Reference::copy_of(&policy, &cfg.reference.mode)?)
+            Some(Reference::copy_of(&policy, cfg.reference.mode)?)
         }
         (None, None) => None,
     };

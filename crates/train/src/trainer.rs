@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::checkpointing::{Checkpointing, Resume, TrainerState};
-use crate::config::{OptimConfig, TrainConfig};
+use crate::config::{OptimConfig, OptimizerName, TrainConfig};
 use crate::data_source::{RunData, TrainExamples};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, MicroBatch, Models, RewardStats};
@@ -32,14 +32,15 @@ pub struct Phase<'a> {
 }
 
 pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
-    match cfg.name.as_str() {
-        "adamw" => Box::new(AdamW::new(AdamWConfig {
+    // Every name is matched: an unknown one never gets here (it fails to parse).
+    match cfg.name {
+        OptimizerName::AdamW => Box::new(AdamW::new(AdamWConfig {
             beta1: cfg.betas[0],
             beta2: cfg.betas[1],
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
         })),
-        _ => Box::new(RmsProp::new(RmsPropConfig {
+        OptimizerName::RmsProp => Box::new(RmsProp::new(RmsPropConfig {
             alpha: cfg.alpha,
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,

@@ -9,12 +9,12 @@
 //! the previous checkpoint as the newest complete one.
 
 use anyhow::{bail, ensure, Context, Result};
-use rpo_model::safetensors_io::write_pt_safetensors;
+use rpo_model::safetensors_io::{write_pt_safetensors, SafetensorsFile};
 use rpo_optim::Optimizer;
+use rpo_storage::atomic::{sync_dir, write_bytes_atomically};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -25,10 +25,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const LATEST_FILE: &str = "latest";
 const FORMAT: &str = "rpo-shard training checkpoint";
 const VERSION: u32 = 1;
-/// Set to `checkpoint-before-rename@STEP` to abort rank 0 after writing step STEP's
-/// checkpoint files but before renaming its folder into place: the crash the format
-/// must survive (used by the tests).
-pub const FAILPOINT_ENV: &str = "RPO_SHARD_FAILPOINT";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamRecord {
@@ -82,21 +78,6 @@ pub struct Manifest {
 fn crc32_of(path: &Path) -> Result<(u64, u32)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot flush {}", dir.display()))
-}
-
-/// Writes `bytes` to `path` through a temporary file, flushed, then renamed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))
 }
 
 impl ShardedModel {
@@ -238,25 +219,20 @@ impl ShardedModel {
                 model_config: serde_json::to_value(self.config())?,
                 trainer,
             };
-            write_atomically(
+            write_bytes_atomically(
                 &tmp.join(MANIFEST_FILE),
                 serde_json::to_string_pretty(&manifest)?.as_bytes(),
             )?;
             sync_dir(&tmp)?;
-            if std::env::var(FAILPOINT_ENV).ok() == Some(format!("checkpoint-before-rename@{step}"))
-            {
-                eprintln!(
-                    "{FAILPOINT_ENV}: aborting before {} is renamed into place",
-                    tmp.display()
-                );
-                std::process::abort();
-            }
+            // Test builds only: the crash the format must survive, every file written and
+            // the folder not yet renamed into place.
+            rpo_storage::failpoint::hit(&format!("checkpoint-before-rename@{step}"), &tmp);
             if done.exists() {
                 std::fs::remove_dir_all(&done)?;
             }
             std::fs::rename(&tmp, &done)
                 .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
-            write_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
+            write_bytes_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
             sync_dir(root)?;
             prune(root, keep)?;
             tracing::info!(step, dir = %done.display(), "checkpoint written");
@@ -437,17 +413,14 @@ impl Checkpoint {
                 continue;
             }
             let path = self.dir.join(&shard.file);
-            let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .into_iter()
-                .collect();
+            // Memory-mapped: only the overlapping elements are read.
+            let file = SafetensorsFile::open(&path)?;
             for (p, prefix) in prefixes.iter().enumerate() {
                 for &(i, from, to, n) in &overlaps {
                     let key = format!("{prefix}.{i}");
-                    let src = tensors
-                        .get(&key)
-                        .with_context(|| format!("{} has no tensor {key}", path.display()))?;
-                    tch::no_grad(|| out[p][i].narrow(0, to, n).copy_(&src.narrow(0, from, n)));
+                    let kind = file.info(&key)?.kind()?;
+                    let src = file.read_range(&key, from, n, kind, tch::Device::Cpu)?;
+                    tch::no_grad(|| out[p][i].narrow(0, to, n).copy_(&src));
                 }
             }
         }
