@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 cargo build --release -p rpo-shard
+bash scripts/check_no_failpoints.sh target/release/rpo-shard
 RANKS="${RANKS:-2}"
 # --oversubscribe: more ranks than cores is allowed (slower, never refused).
 exec mpirun -n "$RANKS" --oversubscribe target/release/rpo-shard train "$@"
