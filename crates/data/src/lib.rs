@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod error;
 pub mod example;
 pub mod formats;
 pub mod rank_slice;

@@ -396,12 +396,8 @@ pub struct BagOfWords {
     pub dim: usize,
 }
 
-/// FNV-1a: stable across platforms and runs, unlike std's randomised hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
+/// Stable across platforms and runs, unlike std's randomised hasher.
+use rpo_data::stable_rng::fnv1a;
 
 impl BagOfWords {
     fn vector(&self, text: &str) -> Vec<f32> {

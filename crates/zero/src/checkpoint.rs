@@ -8,7 +8,7 @@
 //! folder is renamed into place and named in `<root>/latest`: a crash at any point leaves
 //! the previous checkpoint as the newest complete one.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{Context, Result};
 use rpo_model::safetensors_io::{write_pt_safetensors, SafetensorsFile};
 use rpo_optim::Optimizer;
 use rpo_storage::atomic::{sync_dir, write_bytes_atomically};
@@ -18,6 +18,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
+pub use crate::checkpoint_error::CheckpointError;
 use crate::sharded_model::ShardedModel;
 use crate::stage::ZeroStage;
 
@@ -251,23 +252,26 @@ impl ShardedModel {
     ) -> Result<()> {
         let m = &checkpoint.manifest;
         let here = self.unit_records();
-        ensure!(
-            m.units.len() == here.len(),
-            "{} was written for a model of {} units; this one has {}",
-            checkpoint.dir.display(),
-            m.units.len(),
-            here.len()
-        );
+        let mismatch = |detail: String| CheckpointError::ModelMismatch {
+            dir: checkpoint.dir.clone(),
+            detail,
+        };
+        if m.units.len() != here.len() {
+            return Err(mismatch(format!(
+                "a model of {} units; this one has {}",
+                m.units.len(),
+                here.len()
+            ))
+            .into());
+        }
         for (theirs, ours) in m.units.iter().zip(&here) {
-            ensure!(
-                theirs == ours,
-                "{} was written for another model: its unit {} ({} parameters) differs from this model's {} ({} parameters)",
-                checkpoint.dir.display(),
-                theirs.unit,
-                theirs.numel,
-                ours.unit,
-                ours.numel
-            );
+            if theirs != ours {
+                return Err(mismatch(format!(
+                    "its unit {} ({} parameters) differs from this model's {} ({} parameters)",
+                    theirs.unit, theirs.numel, ours.unit, ours.numel
+                ))
+                .into());
+            }
         }
         let rank = self.comm.rank();
         let wanted: Vec<(i64, i64)> = self
@@ -337,46 +341,54 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `path` is a checkpoint folder, or a folder of checkpoints (then the one its
     /// `latest` names). Every file is checked against the manifest's size and checksum.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<Self, CheckpointError> {
+        let read = |p: PathBuf| {
+            std::fs::read(&p).map_err(|source| CheckpointError::Unreadable { path: p, source })
+        };
         let dir = if path.join(MANIFEST_FILE).exists() {
             path.to_path_buf()
         } else if path.join(LATEST_FILE).exists() {
-            let name = std::fs::read_to_string(path.join(LATEST_FILE))?;
-            path.join(name.trim())
+            let name = read(path.join(LATEST_FILE))?;
+            path.join(String::from_utf8_lossy(&name).trim())
         } else {
-            bail!(
-                "{} is neither a checkpoint (no {MANIFEST_FILE}) nor a folder of checkpoints (no {LATEST_FILE})",
-                path.display()
-            );
+            return Err(CheckpointError::NotACheckpoint {
+                path: path.to_path_buf(),
+            });
         };
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a checkpoint manifest", manifest_path.display()))?;
-        ensure!(
-            manifest.format == FORMAT && manifest.version == VERSION,
-            "{}: format {:?} version {} is not one this build reads ({FORMAT:?} version {VERSION})",
-            manifest_path.display(),
-            manifest.format,
-            manifest.version
-        );
+        let manifest: Manifest =
+            serde_json::from_slice(&read(manifest_path.clone())?).map_err(|source| {
+                CheckpointError::BadManifest {
+                    path: manifest_path.clone(),
+                    source,
+                }
+            })?;
+        if manifest.format != FORMAT || manifest.version != VERSION {
+            return Err(CheckpointError::UnknownFormat {
+                path: manifest_path,
+                found: format!("{:?} version {}", manifest.format, manifest.version),
+                expected: format!("{FORMAT:?} version {VERSION}"),
+            });
+        }
         for f in &manifest.files {
             let path = dir.join(&f.file);
-            ensure!(
-                path.exists(),
-                "checkpoint {} is missing {}",
-                dir.display(),
-                f.file
-            );
-            let (bytes, crc) = crc32_of(&path)?;
-            ensure!(
-                bytes == f.bytes && crc == f.crc32,
-                "{} is corrupt: {bytes} bytes with checksum {crc:08x}, but the manifest says {} bytes with {:08x}",
-                path.display(),
-                f.bytes,
-                f.crc32
-            );
+            if !path.exists() {
+                return Err(CheckpointError::MissingFile {
+                    dir,
+                    file: f.file.clone(),
+                });
+            }
+            let bytes = read(path.clone())?;
+            let (len, crc) = (bytes.len() as u64, crc32fast::hash(&bytes));
+            if len != f.bytes || crc != f.crc32 {
+                return Err(CheckpointError::Corrupt {
+                    path,
+                    bytes: len,
+                    crc,
+                    expected_bytes: f.bytes,
+                    expected_crc: f.crc32,
+                });
+            }
         }
         Ok(Self { dir, manifest })
     }
@@ -443,5 +455,21 @@ impl Checkpoint {
             }
         }
         Ok(named)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_tells_the_kind_of_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Checkpoint::open(dir.path()).err().unwrap();
+        assert!(matches!(e, CheckpointError::NotACheckpoint { .. }), "{e}");
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{not json").unwrap();
+        let e = Checkpoint::open(dir.path()).err().unwrap();
+        assert!(matches!(e, CheckpointError::BadManifest { .. }), "{e}");
+        assert!(e.to_string().contains(MANIFEST_FILE), "{e}");
     }
 }

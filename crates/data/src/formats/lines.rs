@@ -8,11 +8,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::record::{FieldResult, Record};
 use crate::dataset::{MalformedLine, OnMalformed};
+use crate::error::DataError;
 
 pub(crate) struct ReadRecords<T> {
     pub examples: Vec<T>,
@@ -41,8 +41,11 @@ pub(crate) fn read_records<T>(
     path: &Path,
     on_malformed: OnMalformed,
     parse: impl Fn(&Record) -> FieldResult<T>,
-) -> Result<ReadRecords<T>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+) -> Result<ReadRecords<T>, DataError> {
+    let file = File::open(path).map_err(|source| DataError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut reader = BufReader::new(file);
     let mut out = ReadRecords {
         examples: Vec::new(),
@@ -54,7 +57,11 @@ pub(crate) fn read_records<T>(
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading {} after line {line}", path.display()))?;
+            .map_err(|source| DataError::Read {
+                path: path.to_path_buf(),
+                line,
+                source,
+            })?;
         if n == 0 {
             break;
         }
@@ -65,7 +72,13 @@ pub(crate) fn read_records<T>(
             None => {}
             Some(Ok(example)) => out.examples.push(example),
             Some(Err(reason)) => match on_malformed {
-                OnMalformed::Error => bail!("{}:{line}: {reason}", path.display()),
+                OnMalformed::Error => {
+                    return Err(DataError::Malformed {
+                        path: path.to_path_buf(),
+                        line,
+                        reason,
+                    })
+                }
                 OnMalformed::Skip => out.skipped.push(MalformedLine { line, reason }),
             },
         }
