@@ -107,7 +107,7 @@ fn prefs_turns_scored_samples_into_data_that_trains() {
     let run = dir.path().join("run");
     let o = rpo(&[
         "train", "--set", "data.format=paired", "--set",
-        &format!("data.train={}", paired.display()), "--set", "train.sft_warmup_steps=0",
+        &format!("data.train={}", paired.display()), "--set", "train.sft_warmup_steps=0", "--set", "loss.name=dpo",
         "--set", "train.steps=1", "--set", "train.global_batch_size=1", "--set",
         "train.micro_batch_size=1", "--set", "eval.judge=false", "--set",
         "embedding.model=bag-of-words", "--set", &format!("out_dir={}", run.display()),

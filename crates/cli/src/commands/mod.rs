@@ -7,7 +7,6 @@ pub mod generate;
 pub mod init_model;
 pub mod precompute_ref;
 pub mod prefs;
-mod prompts_file;
 pub mod sample;
 mod scorer_args;
 pub mod selftest;

@@ -6,7 +6,7 @@ use rpo_judge::{build_preferences, PairingRule, Sample, ScoredSample};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-use super::sample::write_atomic;
+use rpo_online::write_atomic;
 use super::scorer_args::ScorerArgs;
 
 #[derive(clap::Args)]

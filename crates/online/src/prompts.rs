@@ -1,4 +1,4 @@
-//! Prompts for `sample`: a JSONL file of `{"prompt": …, …}` records (every other field
+//! Prompts to sample: a JSONL file of `{"prompt": …, …}` records (every other field
 //! travels along to the output and the judge), or a run config's data.
 
 use anyhow::{bail, Context, Result};
