@@ -19,6 +19,7 @@ pub mod precompute_ref;
 pub mod prompt_embedding;
 pub mod reference;
 pub mod reference_cache;
+pub mod reward_stats;
 pub mod run;
 pub mod trainer;
 

@@ -17,6 +17,7 @@ use crate::objective::Objective;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, PromptEmbedder};
 use crate::reference::Reference;
+pub use crate::reward_stats::RewardStats;
 use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
 
@@ -84,51 +85,6 @@ pub fn frozen_logps(model: &Llama, seqs: &DeviceSeqs, chunk_tokens: i64) -> Resu
 fn halves(logps: &Tensor) -> (Tensor, Tensor) {
     let b = logps.size()[0] / 2;
     (logps.narrow(0, 0, b), logps.narrow(0, b, b))
-}
-
-/// Detached reward sums, accumulated over the micro-batches of one optimizer step.
-#[derive(Debug, Default, Clone)]
-pub struct RewardStats {
-    pub chosen_sum: f64,
-    pub chosen_count: usize,
-    pub rejected_sum: f64,
-    pub rejected_count: usize,
-    /// Comparisons won by the chosen side and comparisons made: matched pairs for
-    /// paired data, every (desirable, undesirable) pair of the batch for unpaired data.
-    pub correct: f64,
-    pub compared: usize,
-    pub tokens: usize,
-}
-
-impl RewardStats {
-    fn add_rewards(&mut self, chosen: &Tensor, rejected: &Tensor) {
-        self.chosen_sum += chosen.sum(Kind::Double).double_value(&[]);
-        self.chosen_count += chosen.size()[0] as usize;
-        self.rejected_sum += rejected.sum(Kind::Double).double_value(&[]);
-        self.rejected_count += rejected.size()[0] as usize;
-    }
-
-    pub fn merge(&mut self, other: &RewardStats) {
-        self.chosen_sum += other.chosen_sum;
-        self.chosen_count += other.chosen_count;
-        self.rejected_sum += other.rejected_sum;
-        self.rejected_count += other.rejected_count;
-        self.correct += other.correct;
-        self.compared += other.compared;
-        self.tokens += other.tokens;
-    }
-
-    pub fn mean_chosen(&self) -> Option<f64> {
-        (self.chosen_count > 0).then(|| self.chosen_sum / self.chosen_count as f64)
-    }
-
-    pub fn mean_rejected(&self) -> Option<f64> {
-        (self.rejected_count > 0).then(|| self.rejected_sum / self.rejected_count as f64)
-    }
-
-    pub fn accuracy(&self) -> Option<f64> {
-        (self.compared > 0).then(|| self.correct / self.compared as f64)
-    }
 }
 
 pub struct MicroBatchLoss {
