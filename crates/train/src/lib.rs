@@ -8,6 +8,7 @@ pub mod choices;
 pub mod config;
 pub mod data_source;
 pub mod device;
+pub mod device_seqs;
 pub mod evaluate;
 pub mod metrics;
 pub mod micro_batch;

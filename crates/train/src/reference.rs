@@ -24,7 +24,7 @@ use tch::{Device, Kind, Tensor};
 use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
-use crate::micro_batch::{frozen_logps, DeviceSeqs};
+use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
 use crate::precompute_ref::run_keys;
 use crate::reference_cache::{keys_fingerprint, reference_fingerprint, ReferenceCache};
