@@ -139,3 +139,8 @@ fn report_skipped(ds: &rpo_data::Dataset) {
         }
     }
 }
+
+/// The held-out pairs whose reward accuracy evaluations report (`precompute-ref` covers them).
+pub(crate) fn reward_pairs<'a>(cfg: &TrainConfig, data: &'a RunData) -> &'a [PairedExample] {
+    &data.eval_pairs[..cfg.eval.max_examples.min(data.eval_pairs.len())]
+}

@@ -3,6 +3,7 @@
 //! [`train`] is the whole run: load data and model, optional SFT warm-up, freeze the
 //! reference, preference training, evaluation at each boundary, save the policy.
 
+pub mod batches;
 pub mod checkpointing;
 pub mod choices;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod precompute_ref;
 pub mod prompt_embedding;
 pub mod reference;
 pub mod reference_cache;
+pub mod reference_plan;
 pub mod reward_stats;
 pub mod run;
 pub mod trainer;

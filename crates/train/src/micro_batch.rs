@@ -12,6 +12,7 @@ use rpo_losses as losses;
 use rpo_zero::{PolicyLogps, ShardedModel};
 use tch::{Device, Kind, Tensor};
 
+pub use crate::batches::{reference_inputs, MicroBatch};
 pub use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
 use crate::parallel::DataParallel;
@@ -111,40 +112,12 @@ impl Models<'_> {
     }
 }
 
-/// One rank's slice of a global micro-batch, tokenized and collated.
-pub enum MicroBatch {
-    /// Preferred responses, for SFT.
-    Sft(SeqBatch),
-    Paired(PairedBatch),
-    Unpaired(UnpairedBatch),
-}
-
 /// The objective on one micro-batch of the shape it needs.
 pub fn loss(objective: &Objective, models: &Models, batch: &MicroBatch) -> Result<MicroBatchLoss> {
     match batch {
         MicroBatch::Sft(chosen) => sft(models, chosen),
         MicroBatch::Paired(b) => paired(objective, models, b),
         MicroBatch::Unpaired(b) => unpaired(objective, models, b),
-    }
-}
-
-/// The sequences [`loss`] asks the reference about, one reference forward each and in
-/// the same order and shapes (so `precompute-ref` reproduces the live reference's values
-/// exactly): [`paired`]'s `[chosen; rejected]`, [`unpaired`]'s examples and, for KTO, its
-/// mismatched KL sequences. Keep in step with those functions.
-pub fn reference_inputs(
-    objective: &Objective,
-    batch: &MicroBatch,
-    device: Device,
-) -> Vec<DeviceSeqs> {
-    match (objective, batch) {
-        (Objective::Sft, _) | (_, MicroBatch::Sft(_)) => vec![],
-        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device)],
-        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![
-            DeviceSeqs::new(&b.seqs, device),
-            DeviceSeqs::new(&b.kl_seqs, device),
-        ],
-        (_, MicroBatch::Unpaired(b)) => vec![DeviceSeqs::new(&b.seqs, device)],
     }
 }
 

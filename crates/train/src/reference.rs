@@ -26,8 +26,8 @@ use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
-use crate::precompute_ref::run_keys;
 use crate::reference_cache::{keys_fingerprint, reference_fingerprint, ReferenceCache};
+use crate::reference_plan::run_keys;
 
 pub enum Reference {
     Live(Llama, VarStore),

@@ -12,7 +12,7 @@ use tch::{Device, Kind};
 use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
 use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
-use crate::data_source::RunData;
+use crate::data_source::{reward_pairs, RunData};
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
@@ -23,7 +23,6 @@ use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
 use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
-use rpo_data::PairedExample;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -395,9 +394,4 @@ fn evaluate(
     }
     tracing::info!(at, judge_accuracy = %show(report.judge_accuracy), reward_accuracy = %show(report.reward_accuracy), "eval");
     Ok(report)
-}
-
-/// The held-out pairs whose reward accuracy evaluations report (`precompute-ref` covers them).
-pub(crate) fn reward_pairs<'a>(cfg: &TrainConfig, data: &'a RunData) -> &'a [PairedExample] {
-    &data.eval_pairs[..cfg.eval.max_examples.min(data.eval_pairs.len())]
 }
