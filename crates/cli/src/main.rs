@@ -36,6 +36,8 @@ enum Command {
     InitModel(commands::init_model::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
     Synth(commands::synth::Args),
+    /// Per-rank memory of a config at every ZeRO stage, bytes moved per step, and what fits a GPU.
+    Plan(commands::plan::Args),
     /// Check the collectives and the contrast scopes on this launch (run under mpirun).
     Selftest(commands::selftest::Args),
 }
@@ -66,6 +68,7 @@ fn main() {
         Command::Generate(a) => commands::generate::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
+        Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
