@@ -92,7 +92,10 @@ pub struct StagePlan {
     pub state: StateBytes,
     pub reference: i64,
     pub checkpointing: bool,
+    /// Activations as run (`checkpointing`), and both ways for comparison.
     pub activations: i64,
+    pub activations_checkpointed: i64,
+    pub activations_kept: i64,
     /// Gathered unit(s) and one unit's full gradient.
     pub working: i64,
     pub total: i64,
@@ -153,12 +156,14 @@ impl MemoryPlan {
                     .checkpointing
                     .unwrap_or(stage.shards_parameters())
                     || stage.shards_parameters();
-                let activations = logits
-                    + if checkpointing {
-                        (layers + 1) * tokens * h * c + layer_activations
-                    } else {
-                        layers * layer_activations
-                    };
+                let activations_checkpointed =
+                    logits + (layers + 1) * tokens * h * c + layer_activations;
+                let activations_kept = logits + layers * layer_activations;
+                let activations = if checkpointing {
+                    activations_checkpointed
+                } else {
+                    activations_kept
+                };
                 let gathered = if stage.shards_parameters() {
                     largest * c + if cfg.tie_word_embeddings { padded[0] * c } else { 0 }
                 } else {
@@ -181,6 +186,8 @@ impl MemoryPlan {
                     reference,
                     checkpointing,
                     activations,
+                    activations_checkpointed,
+                    activations_kept,
                     working,
                     total,
                     bytes_per_step,
@@ -211,10 +218,10 @@ impl MemoryPlan {
     pub fn table(&self) -> String {
         let gib = |b: i64| format!("{:.2}", b as f64 / (1u64 << 30) as f64);
         let mut out = format!(
-            "Ψ = {} parameters ({} padded on {} ranks); largest unit {} elements\n",
+            "Ψ = {} parameters ({} padded on {} ranks); largest unit {} elements; GiB per rank, the activations each stage runs with in bold\n",
             self.parameters, self.padded_parameters, self.world, self.largest_unit
         );
-        out += "| stage | params | grads | fp32 master | optimizer | reference | activations | gathered unit + unit grad | total GiB/rank | moved GB/step/rank | fits |\n";
+        out += "| stage | params | grads | fp32 master | optimizer | reference | activations (recomputed / kept) | gathered unit + unit grad | total GiB/rank | moved GB/step/rank | fits |\n";
         out += "|---|---|---|---|---|---|---|---|---|---|---|\n";
         for s in &self.stages {
             let fits = match s.fits {
@@ -222,10 +229,11 @@ impl MemoryPlan {
                 Some(false) => "no",
                 None => "-",
             };
+            let mark = |on: bool, b: i64| if on { format!("**{}**", gib(b)) } else { gib(b) };
             let act = format!(
-                "{}{}",
-                gib(s.activations),
-                if s.checkpointing { " (ckpt)" } else { "" }
+                "{} / {}",
+                mark(s.checkpointing, s.activations_checkpointed),
+                mark(!s.checkpointing, s.activations_kept)
             );
             let _ = writeln!(
                 out,
