@@ -25,6 +25,18 @@ pub fn model_shape(cfg: &TrainConfig, vocab: Option<i64>) -> Result<LlamaConfig>
     Ok(config)
 }
 
+/// The vocabulary of the config's tokenizer (what a preset's embedding is sized by in
+/// training), if it can be read.
+pub fn tokenizer_vocab(cfg: &TrainConfig) -> Option<i64> {
+    let path = cfg.tokenizer_path();
+    let tok = if path == crate::config::BUILTIN_SYNTHETIC_TOKENIZER {
+        rpo_data::synthetic::synthetic_tokenizer().ok()?
+    } else {
+        tokenizers::Tokenizer::from_file(&path).ok()?
+    };
+    Some(tok.get_vocab_size(true) as i64)
+}
+
 /// The planner's inputs for `cfg` on `world` ranks computing in `kind`.
 pub fn plan_inputs(cfg: &TrainConfig, model: LlamaConfig, world: usize, kind: Kind) -> Result<PlanInputs> {
     let objective = Objective::from_config(&cfg.loss)?;

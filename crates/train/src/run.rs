@@ -316,13 +316,15 @@ pub fn train(
     // A reference copied from the policy is written once for the run (a resumed run could
     // not rebuild it); the checkpoints point at it. A `[reference] path` is never copied.
     let checkpointing = cfg.checkpoint.every > 0 || cfg.checkpoint.at_end;
-    let saved = match (&reference, &resume) {
-        (Some(_), Some(r)) if copied && in_preference && r.state.reference.is_some() => {
-            r.state.reference.clone()
-        }
-        (Some(r), _) if copied && checkpointing => {
-            save_reference_once(cfg, r, &model_config, main)?
-        }
+    // Resumed into this run's own checkpoint folder, the reference is already there.
+    let already_written = resume.as_ref().and_then(|r| {
+        let saved = r.state.reference.as_ref()?;
+        let here = cfg.checkpoint_root().join(&saved.folder).exists();
+        (in_preference && here).then(|| saved.clone())
+    });
+    let saved = match &reference {
+        Some(_) if copied && already_written.is_some() => already_written,
+        Some(r) if copied && checkpointing => save_reference_once(cfg, r, &model_config, main)?,
         _ => None,
     };
     let checkpoints = Checkpointing {

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use rpo_model::LlamaConfig;
 use rpo_train::device::{parse_device, parse_dtype};
-use rpo_train::memory_plan::{model_shape, plan};
+use rpo_train::memory_plan::{model_shape, plan, tokenizer_vocab};
 use std::path::PathBuf;
 
 use super::ConfigArgs;
@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(m) if m.ends_with(".json") => LlamaConfig::from_file(&PathBuf::from(m))
             .with_context(|| format!("--model {m}"))?,
         Some(m) => rpo_model::preset(m)?,
-        None => model_shape(&cfg, None)?,
+        None => model_shape(&cfg, tokenizer_vocab(&cfg))?,
     };
     let kind = parse_dtype(&cfg.model.dtype, parse_device(&cfg.model.device)?)?;
     let plan = plan(&cfg, model, args.ranks, kind)?;
