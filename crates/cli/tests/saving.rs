@@ -194,12 +194,13 @@ fn plan_says_what_fits_and_training_refuses_a_stage_that_cannot() {
     // The default run on one rank: a budget between stage 3's plan (checkpointed
     // activations) and stage 0's is refused at stage 0, naming stage 3, before any
     // weights are loaded or anything is written.
-    let plan = plan_json(&[]);
-    let total = |s: usize| plan["stages"][s]["total"].as_i64().unwrap();
-    assert!(total(3) < total(0), "{plan}");
-    let budget = format!("zero.memory_budget={}", (total(3) + total(0)) / 2);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
+    let sets = args(&out, &[]);
+    let plan = plan_json(&sets[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    let total = |s: usize| plan["stages"][s]["total"].as_i64().unwrap();
+    assert!(total(3) < total(0), "{plan}");
+    let budget = format!("zero.memory_budget=\"{}B\"", (total(3) + total(0)) / 2);
     let o = train(&out, &[&budget, "zero.stage=0"], None);
     assert!(!o.status.success());
     let err = stderr(&o);
