@@ -12,6 +12,7 @@ pub mod memory_plan;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
+pub mod online_config;
 pub mod parallel;
 pub mod precompute;
 pub mod precompute_ref;
