@@ -11,6 +11,7 @@ pub mod data_source;
 pub mod device;
 pub mod device_seqs;
 pub mod evaluate;
+pub mod memory_plan;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
