@@ -158,7 +158,10 @@ impl MpiRequest {
         let started = self.started;
         match watchdog::wait(started, deadline, || self.test_now())? {
             Waited::Done => Ok(()),
-            Waited::Expired => self.watch.expired(&self.info, started.elapsed()),
+            Waited::Expired { not_running } => {
+                self.watch
+                    .expired(&self.info, started.elapsed(), not_running)
+            }
         }
     }
 }

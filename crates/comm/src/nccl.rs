@@ -632,7 +632,7 @@ impl Collective for NcclCollective {
                 .try_is_complete()
                 .map_err(|e| anyhow!("barrier: {:?}: {e}", self.device))
         })?;
-        if waited == Waited::Expired {
+        if matches!(waited, Waited::Expired { .. }) {
             CommHealth(self.comm).abort();
             exit_process(format!(
                 "rank {}: collective watchdog: {info} did not complete within {:.0} s; \

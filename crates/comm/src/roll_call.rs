@@ -62,13 +62,22 @@ impl MpiWatch {
     }
 
     /// `op` missed its deadline on this rank: report, then end the whole job.
-    pub fn expired(&self, op: &OpInfo, waited: Duration) -> ! {
+    /// `not_running`: the longest stretch this process itself did not run during the wait.
+    pub fn expired(&self, op: &OpInfo, waited: Duration, not_running: Duration) -> ! {
         let me = self.rank();
         let world = self.hosts.len();
+        let itself = if not_running > Duration::from_secs(1) {
+            format!(
+                " (this rank itself did not run for {:.0} s of it: stopped or starved)",
+                not_running.as_secs_f64()
+            )
+        } else {
+            String::new()
+        };
         // First say where this rank is, in case another rank's abort comes first.
         eprintln!(
             "rank {me} of {world} (host {}): collective watchdog: {op} did not complete within \
-             {:.0} s; holding a roll call of all ranks for {:.0} s",
+             {:.0} s{itself}; holding a roll call of all ranks for {:.0} s",
             self.host(me),
             waited.as_secs_f64(),
             self.watchdog.grace().as_secs_f64()
