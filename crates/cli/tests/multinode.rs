@@ -7,8 +7,9 @@
 //! between them; each "node" also gets its own host name (a UTS namespace) so messages can
 //! name it; `mpirun` runs inside the first; Open MPI reaches the second through an rsh
 //! agent that runs `ip netns exec`; `--btl tcp,self` (both share /dev/shm). Needs root and
-//! iproute2 (CI has both; scripts/setup.sh installs iproute2). Everything is removed in
-//! `Drop`, also when a test fails.
+//! iproute2 (CI has both; scripts/setup.sh installs iproute2). Each namespace lowers its
+//! own `net.ipv4.tcp_retries2` to 5, as launcher/README.md recommends for nodes. Everything
+//! is removed in `Drop`, also when a test fails.
 
 mod common;
 
@@ -66,6 +67,13 @@ impl TwoNodes {
         for (ns, link) in [(&nodes.a, "rpo-veth-a"), (&nodes.b, nodes.link_b.as_str())] {
             ip(&["-n", ns, "link", "set", link, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
+            // The node setting launcher/README.md recommends: Open MPI's daemons notice a
+            // lost peer only when TCP gives up retransmitting (Linux default 15 tries,
+            // ~15 min; 5 is ~13 s). Per network namespace: the host's is untouched.
+            ip(&[
+                "netns", "exec", ns, "sh", "-c",
+                "echo 5 > /proc/sys/net/ipv4/tcp_retries2",
+            ]);
         }
         std::fs::write(
             nodes.hostfile(),
