@@ -1,5 +1,7 @@
 //! The collective watchdog under `mpirun`: a stalled rank ends the job, named, within the
-//! deadline, and leaves no process behind; without a fault the watchdog changes nothing.
+//! deadline, and leaves no process behind; the ranks waiting for it sleep rather than spin;
+//! without a fault the watchdog changes nothing. (A downed link between two "nodes":
+//! multinode.rs.)
 
 mod common;
 
@@ -48,6 +50,15 @@ impl Drop for Job {
                 .status();
         }
     }
+}
+
+/// User + system CPU seconds of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
 }
 
 /// Waits for `job` to end, at most `limit`; the exit status and the wait.
@@ -112,11 +123,21 @@ fn stopped_rank_ends_the_job(ranks: usize) {
         .args(["-STOP", &job.ranks[victim].to_string()])
         .status()
         .unwrap();
+    // While they wait for the stopped rank, the others sleep: a busy poll would use ~1 s
+    // of CPU per second each (the 2-core CI machine shares 2 cores among W ranks).
+    let cpu_before = cpu_seconds(job.ranks[0]);
+    std::thread::sleep(Duration::from_secs(7));
+    let waiting_cpu = cpu_seconds(job.ranks[0]) - cpu_before;
     let (status, waited) = wait_for(&mut job, stopped_at, Duration::from_secs(60));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut job.child.stderr.take().unwrap(), &mut err).unwrap();
     eprintln!("W = {ranks}: the job ended {waited:?} after SIGSTOP of rank {victim} ({status}); it said:\n{err}");
     assert!(!status.success(), "the job exited 0 after a rank stalled");
+    eprintln!("rank 0 used {waiting_cpu:.2} s of CPU in 7 s of waiting");
+    assert!(
+        waiting_cpu < 1.0,
+        "rank 0 used {waiting_cpu:.2} s of CPU in 7 s of waiting in a collective"
+    );
     assert!(
         waited < Duration::from_secs(40),
         "the job took {waited:?} to end (deadline 10 s)"
