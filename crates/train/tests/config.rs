@@ -250,3 +250,28 @@ fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
     let cfg = ok(&["reference.cache=/c/r.bin"]);
     assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
 }
+
+#[test]
+fn the_collective_deadline_defaults_to_600_s_and_refuses_nonsense() {
+    let load = |o: &[&str]| {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap()
+    };
+    let cfg = load(&[]);
+    assert_eq!(cfg.distributed.collective_timeout_s, 600.0);
+    assert_eq!(
+        cfg.distributed.watchdog().timeout,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(
+        load(&["distributed.collective_timeout_s=0"])
+            .distributed
+            .watchdog()
+            .timeout,
+        None
+    );
+    for bad in ["-1", "nan", "inf"] {
+        let e = err(&[&format!("distributed.collective_timeout_s={bad}")]);
+        assert!(e.contains("distributed.collective_timeout_s"), "{bad}: {e}");
+    }
+}
