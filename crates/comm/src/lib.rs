@@ -67,7 +67,9 @@ pub trait Collective {
     fn barrier(&self) -> Result<()>;
 
     /// Starts [`all_gather`](Self::all_gather); the result comes from [`Pending::wait`].
-    /// Backends without background collectives complete it here.
+    /// Backends without background collectives complete it here. The input may be read
+    /// until then: do not modify it in between. Every rank must start the same
+    /// collectives in the same order; they may be waited for in any order.
     fn start_all_gather(&self, t: &Tensor) -> Result<Pending> {
         Ok(Pending::ready(self.all_gather(t)?))
     }
