@@ -55,7 +55,12 @@ impl Drop for Job {
 /// User + system CPU seconds of process `pid` so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
     let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
     ticks / 100.0 // USER_HZ
@@ -85,8 +90,7 @@ fn wait_for_steps(job: &mut Job, out: &Path, lines: usize) {
         );
         if let Some(s) = job.child.try_wait().unwrap() {
             let mut err = String::new();
-            std::io::Read::read_to_string(&mut job.child.stderr.take().unwrap(), &mut err)
-                .unwrap();
+            std::io::Read::read_to_string(&mut job.child.stderr.take().unwrap(), &mut err).unwrap();
             panic!("the job ended ({s}) before the fault:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -144,8 +148,14 @@ fn stopped_rank_ends_the_job(ranks: usize) {
     );
     // Every live rank reports; at least one message gets out before the abort.
     let named = format!("ranks not answering (stopped, dead, unreachable, or busy outside collectives for longer than the timeout): {victim} (host");
-    assert!(err.contains(&named), "no message names rank {victim}:\n{err}");
-    assert!(err.contains("collective watchdog") && err.contains("did not complete within 10 s"), "{err}");
+    assert!(
+        err.contains(&named),
+        "no message names rank {victim}:\n{err}"
+    );
+    assert!(
+        err.contains("collective watchdog") && err.contains("did not complete within 10 s"),
+        "{err}"
+    );
     // Nothing left: every rank, the stopped one included, is gone.
     std::thread::sleep(Duration::from_millis(500));
     let left: Vec<u32> = job.ranks.iter().copied().filter(|&p| alive(p)).collect();

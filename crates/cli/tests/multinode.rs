@@ -31,10 +31,9 @@ struct TwoNodes {
 }
 
 fn ip(args: &[&str]) {
-    let o = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip ({e}): install iproute2 (scripts/setup.sh does)"));
+    let o = Command::new("ip").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run ip ({e}): install iproute2 (scripts/setup.sh does)")
+    });
     assert!(
         o.status.success(),
         "ip {}: {} (these tests need root)",
@@ -46,7 +45,11 @@ fn ip(args: &[&str]) {
 impl TwoNodes {
     fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let id = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         let nodes = Self {
             a: format!("rpo-ci-a-{id}"),
             b: format!("rpo-ci-b-{id}"),
@@ -58,12 +61,44 @@ impl TwoNodes {
         ip(&["netns", "add", &nodes.b]);
         // Created inside `a` (names are per namespace), then one end moved to `b`.
         ip(&[
-            "-n", &nodes.a, "link", "add", "rpo-veth-a", "type", "veth", "peer", "name",
+            "-n",
+            &nodes.a,
+            "link",
+            "add",
+            "rpo-veth-a",
+            "type",
+            "veth",
+            "peer",
+            "name",
             &nodes.link_b,
         ]);
-        ip(&["-n", &nodes.a, "link", "set", &nodes.link_b, "netns", &nodes.b]);
-        ip(&["-n", &nodes.a, "addr", "add", "10.213.7.1/24", "dev", "rpo-veth-a"]);
-        ip(&["-n", &nodes.b, "addr", "add", "10.213.7.2/24", "dev", &nodes.link_b]);
+        ip(&[
+            "-n",
+            &nodes.a,
+            "link",
+            "set",
+            &nodes.link_b,
+            "netns",
+            &nodes.b,
+        ]);
+        ip(&[
+            "-n",
+            &nodes.a,
+            "addr",
+            "add",
+            "10.213.7.1/24",
+            "dev",
+            "rpo-veth-a",
+        ]);
+        ip(&[
+            "-n",
+            &nodes.b,
+            "addr",
+            "add",
+            "10.213.7.2/24",
+            "dev",
+            &nodes.link_b,
+        ]);
         for (ns, link) in [(&nodes.a, "rpo-veth-a"), (&nodes.b, nodes.link_b.as_str())] {
             ip(&["-n", ns, "link", "set", link, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -71,7 +106,11 @@ impl TwoNodes {
             // lost peer only when TCP gives up retransmitting (Linux default 15 tries,
             // ~15 min; 5 is ~13 s). Per network namespace: the host's is untouched.
             ip(&[
-                "netns", "exec", ns, "sh", "-c",
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
                 "echo 5 > /proc/sys/net/ipv4/tcp_retries2",
             ]);
         }
@@ -210,7 +249,11 @@ fn two_nodes_pass_the_selftest_and_train_as_one_node() {
         assert_same_metric(key, &m2, &m1, 0.0);
     }
     assert_same_weights(&weights(two.path()), &weights(one.path()), 0.0);
-    assert!(nodes.pids().is_empty(), "processes left: {:?}", nodes.pids());
+    assert!(
+        nodes.pids().is_empty(),
+        "processes left: {:?}",
+        nodes.pids()
+    );
 }
 
 #[test]
@@ -218,7 +261,10 @@ fn a_downed_link_ends_the_two_node_job_within_the_deadline() {
     let nodes = TwoNodes::new();
     let run = tempfile::tempdir().unwrap();
     let mut job = nodes
-        .recipe(&["--timeout", "10"], &strs(&train_args(run.path(), 100_000)))
+        .recipe(
+            &["--timeout", "10"],
+            &strs(&train_args(run.path(), 100_000)),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -226,7 +272,10 @@ fn a_downed_link_ends_the_two_node_job_within_the_deadline() {
     let metrics = run.path().join("metrics.jsonl");
     let started = Instant::now();
     while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 2) {
-        assert!(started.elapsed() < Duration::from_secs(120), "training never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
         if let Some(s) = job.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
@@ -250,8 +299,14 @@ fn a_downed_link_ends_the_two_node_job_within_the_deadline() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
     eprintln!("the job ended {waited:?} after the link went down ({status}); it said:\n{err}");
-    assert!(!status.success(), "the job exited 0 without its second node");
-    assert!(waited < Duration::from_secs(40), "{waited:?} > deadline 10 s + 30 s");
+    assert!(
+        !status.success(),
+        "the job exited 0 without its second node"
+    );
+    assert!(
+        waited < Duration::from_secs(40),
+        "{waited:?} > deadline 10 s + 30 s"
+    );
     // Node a's ranks name node b's ranks, by host.
     assert!(
         err.contains(&format!("ranks not answering (stopped, dead, unreachable, or busy outside collectives for longer than the timeout): 2 (host {b}), 3 (host {b})", b = nodes.b)),
@@ -263,5 +318,9 @@ fn a_downed_link_ends_the_two_node_job_within_the_deadline() {
     while !nodes.pids().is_empty() && ended.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(nodes.pids().is_empty(), "processes left: {:?}", nodes.pids());
+    assert!(
+        nodes.pids().is_empty(),
+        "processes left: {:?}",
+        nodes.pids()
+    );
 }

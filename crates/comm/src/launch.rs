@@ -91,13 +91,18 @@ impl Runtime {
         let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .context("MPI could not be initialised (was it already?)")?;
         let watch = Rc::new(crate::roll_call::MpiWatch::new(&universe.world(), watchdog));
-        let mpi_world = crate::MpiCollective::new(universe.world(), "mpi-world".into(), watch.clone());
+        let mpi_world =
+            crate::MpiCollective::new(universe.world(), "mpi-world".into(), watch.clone());
         share_cores(universe.world().split_shared(0).size() as usize);
         let world: Box<dyn Collective> = if cuda {
             let device = cuda_device(mpi_world.local_rank())?;
             Box::new(NcclCollective::new(&mpi_world, device, watchdog)?)
         } else {
-            Box::new(crate::MpiCollective::new(universe.world(), "world".into(), watch))
+            Box::new(crate::MpiCollective::new(
+                universe.world(),
+                "world".into(),
+                watch,
+            ))
         };
         tracing::debug!(
             rank = world.rank(),

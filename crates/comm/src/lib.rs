@@ -33,10 +33,10 @@ pub use nccl::{nccl_available, NcclCollective};
 pub use pending::Pending;
 pub use single::SingleProcess;
 pub use traffic::{Traffic, TrafficCounter};
-pub use watchdog::{Watchdog, WATCHDOG_EXIT_CODE};
 pub use varlen::{
     all_gather_counts, all_gather_known, all_gather_varlen, all_reduce_f64s, reduce_scatter_varlen,
 };
+pub use watchdog::{Watchdog, WATCHDOG_EXIT_CODE};
 
 use anyhow::Result;
 use tch::{Device, Tensor};

@@ -96,7 +96,13 @@ impl MpiCollective {
     }
 
     /// Starts `send` (a CPU tensor of a reduction kind) summed over ranks into `recv`.
-    fn start_sum(&self, info: OpInfo, send: Tensor, recv: Tensor, scatter: bool) -> Result<MpiRequest> {
+    fn start_sum(
+        &self,
+        info: OpInfo,
+        send: Tensor,
+        recv: Tensor,
+        scatter: bool,
+    ) -> Result<MpiRequest> {
         let dtype = match send.kind() {
             Kind::Float => f32::equivalent_datatype().as_raw(),
             Kind::Double => f64::equivalent_datatype().as_raw(),
@@ -190,7 +196,9 @@ impl Drop for MpiRequest {
 
 fn mpi_count(n: usize, what: &str) -> Result<i32> {
     i32::try_from(n).map_err(|_| {
-        anyhow::anyhow!("{what}: {n} elements exceed MPI's count limit (2^31 - 1); split the buffer")
+        anyhow::anyhow!(
+            "{what}: {n} elements exceed MPI's count limit (2^31 - 1); split the buffer"
+        )
     })
 }
 

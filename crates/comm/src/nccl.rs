@@ -714,17 +714,21 @@ mod tests {
             Device::Cuda(0),
             Watchdog::default(),
         )
-            .err()
-            .expect("NCCL set-up cannot succeed without CUDA");
+        .err()
+        .expect("NCCL set-up cannot succeed without CUDA");
         eprintln!("{err:#}");
         assert!(format!("{err:#}").contains("rank 0"), "{err:#}");
     }
 
     #[test]
     fn cpu_device_is_refused() {
-        let err = NcclCollective::new(&SingleProcess::new(Device::Cpu), Device::Cpu, Watchdog::default())
-            .err()
-            .expect("NCCL on CPU must fail");
+        let err = NcclCollective::new(
+            &SingleProcess::new(Device::Cpu),
+            Device::Cpu,
+            Watchdog::default(),
+        )
+        .err()
+        .expect("NCCL on CPU must fail");
         assert!(
             format!("{err:#}").contains("needs a CUDA device"),
             "{err:#}"

@@ -95,7 +95,9 @@ fn watch(rank: usize, shared: &Shared, health: &dyn Health, fatal: &Fatal) {
         if let Some(e) = health.async_error() {
             let at = queue
                 .front()
-                .map_or("no collective in flight".to_string(), |w| w.info.to_string());
+                .map_or("no collective in flight".to_string(), |w| {
+                    w.info.to_string()
+                });
             health.abort();
             fatal(format!(
                 "rank {rank}: collective watchdog: NCCL reports an asynchronous error ({e}) \
@@ -210,14 +212,24 @@ mod tests {
         let (fatal, log) = recorder();
         let w = StreamWatch::start(3, comm.clone(), fatal);
         let started = Instant::now();
-        w.push(watched(7, Duration::from_millis(300), Arc::new(AtomicBool::new(false))));
+        w.push(watched(
+            7,
+            Duration::from_millis(300),
+            Arc::new(AtomicBool::new(false)),
+        ));
         std::thread::sleep(Duration::from_millis(600));
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 1, "{log:?}");
         let (at, msg) = &log[0];
         let after = at.duration_since(started);
-        assert!(after >= Duration::from_millis(300) && after < Duration::from_millis(300) + PERIOD * 3, "{after:?}");
-        assert!(msg.contains("rank 3") && msg.contains("all_gather #7 (1024 bytes)"), "{msg}");
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_millis(300) + PERIOD * 3,
+            "{after:?}"
+        );
+        assert!(
+            msg.contains("rank 3") && msg.contains("all_gather #7 (1024 bytes)"),
+            "{msg}"
+        );
         assert_eq!(comm.aborts.load(Ordering::SeqCst), 1);
         drop(w);
     }
@@ -227,12 +239,20 @@ mod tests {
         let comm = FakeComm::default();
         let (fatal, log) = recorder();
         let w = StreamWatch::start(1, comm.clone(), fatal);
-        w.push(watched(2, Duration::from_secs(60), Arc::new(AtomicBool::new(false))));
+        w.push(watched(
+            2,
+            Duration::from_secs(60),
+            Arc::new(AtomicBool::new(false)),
+        ));
         *comm.error.lock().unwrap() = Some("ncclRemoteError".into());
         std::thread::sleep(PERIOD * 4);
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 1);
-        assert!(log[0].1.contains("ncclRemoteError") && log[0].1.contains("all_gather #2"), "{}", log[0].1);
+        assert!(
+            log[0].1.contains("ncclRemoteError") && log[0].1.contains("all_gather #2"),
+            "{}",
+            log[0].1
+        );
         assert_eq!(comm.aborts.load(Ordering::SeqCst), 1);
     }
 }

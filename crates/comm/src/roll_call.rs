@@ -44,7 +44,11 @@ impl MpiWatch {
         side.all_gather_into(&mine[..], &mut all[..]);
         let hosts = all
             .chunks(64)
-            .map(|c| String::from_utf8_lossy(c).trim_end_matches('\0').to_string())
+            .map(|c| {
+                String::from_utf8_lossy(c)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
             .collect();
         Self {
             watchdog,

@@ -110,7 +110,9 @@ pub enum Waited {
     Done,
     /// The deadline passed first. `not_running`: the longest time between two polls, far
     /// above the back-off's 1 ms when this process itself was stopped or descheduled.
-    Expired { not_running: Duration },
+    Expired {
+        not_running: Duration,
+    },
 }
 
 /// Polls `done` (which must not block: `MPI_Test`, an event query) until it says true or
@@ -200,7 +202,10 @@ mod tests {
         ));
         let used = thread_cpu_time() - cpu;
         // A busy poll would use ~1 s; ticks are 10 ms.
-        assert!(used < Duration::from_millis(150), "{used:?} of CPU in 1 s of waiting");
+        assert!(
+            used < Duration::from_millis(150),
+            "{used:?} of CPU in 1 s of waiting"
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub fn run(args: Args) -> Result<()> {
         "nccl" => Backend::Nccl,
         other => bail!("--backend {other:?}: expected \"auto\" or \"nccl\""),
     };
-    let runtime = Runtime::init(cuda, backend, Watchdog::from_secs(args.collective_timeout_s))?;
+    let runtime = Runtime::init(
+        cuda,
+        backend,
+        Watchdog::from_secs(args.collective_timeout_s),
+    )?;
     let world = runtime.world();
     let kinds = [Kind::Float, Kind::Double, Kind::BFloat16, Kind::Int64];
     let mut checks = agree(world, check_collectives(world, &kinds)?)?;
