@@ -282,40 +282,6 @@ fn zero_stages_on_1_2_4_ranks_reach_the_parameters_of_one_process() {
     }
 }
 
-/// Pids of the processes whose parent is `parent` and whose environment names MPI rank `rank`.
-fn rank_pids(parent: u32, rank: usize) -> Vec<u32> {
-    let want = format!("OMPI_COMM_WORLD_RANK={rank}");
-    let mut found = vec![];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Field 4 (after the parenthesised command name) is the parent pid.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if ppid != Some(parent) {
-            continue;
-        }
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if environ.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent's wait is missing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn killing_one_rank_ends_the_whole_job_naming_the_rank() {
     let dir = tempfile::tempdir().unwrap();

@@ -28,21 +28,6 @@ pub(crate) fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
 }
 
-/// The bytes of a contiguous CPU tensor, writable.
-#[allow(clippy::mut_from_ref)] // tensors are handles: writing through `&Tensor` is tch's model
-pub(crate) fn as_bytes_mut(t: &Tensor) -> Result<&mut [u8]> {
-    ensure!(
-        t.device() == Device::Cpu && t.is_contiguous(),
-        "internal: MPI needs a contiguous CPU tensor"
-    );
-    let len = t.numel() * t.kind().elt_size_in_bytes();
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    // SAFETY: as above; the caller holds the only use of this storage during the call.
-    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) })
-}
-
 /// Reductions run in f32 or f64; other float kinds are summed in f32 and cast back.
 pub(crate) fn reduction_kind(kind: Kind) -> Result<Kind> {
     match kind {

@@ -154,6 +154,19 @@ pub struct DistributedConfig {
     /// W = 1 (to check the NCCL path on one GPU).
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// No rank waits in one collective longer than this many seconds: on expiry every
+    /// live rank prints the collective and the ranks that did not answer, and the job
+    /// ends with exit code 124. 0 disables the deadline. Must exceed the longest work
+    /// between two collectives (rank 0's evaluation, a checkpoint write).
+    #[serde(default = "default_collective_timeout_s")]
+    pub collective_timeout_s: f64,
+}
+
+impl DistributedConfig {
+    /// The communicators' deadline policy.
+    pub fn watchdog(&self) -> rpo_comm::Watchdog {
+        rpo_comm::Watchdog::from_secs(self.collective_timeout_s)
+    }
 }
 
 impl Default for ContrastConfig {
@@ -169,6 +182,7 @@ impl Default for DistributedConfig {
     fn default() -> Self {
         Self {
             backend: default_backend(),
+            collective_timeout_s: default_collective_timeout_s(),
         }
     }
 }
@@ -396,6 +410,10 @@ fn default_scope() -> ContrastScope {
 }
 fn default_backend() -> String {
     "auto".into()
+}
+/// PyTorch's default deadline for NCCL collectives.
+fn default_collective_timeout_s() -> f64 {
+    600.0
 }
 fn default_dtype() -> String {
     "auto".into()
@@ -664,6 +682,10 @@ impl TrainConfig {
             &self.distributed.backend,
             choice::BACKENDS,
         )?;
+        let t = self.distributed.collective_timeout_s;
+        if !t.is_finite() || t < 0.0 {
+            bail!("distributed.collective_timeout_s = {t}: give seconds >= 0 (0 disables the deadline)");
+        }
 
         if self.data.format != "synthetic" && self.data.train.is_none() {
             bail!(

@@ -264,3 +264,28 @@ fn reduce_dtype_and_memory_budget_are_checked() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
     assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
 }
+
+#[test]
+fn the_collective_deadline_defaults_to_600_s_and_refuses_nonsense() {
+    let load = |o: &[&str]| {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap()
+    };
+    let cfg = load(&[]);
+    assert_eq!(cfg.distributed.collective_timeout_s, 600.0);
+    assert_eq!(
+        cfg.distributed.watchdog().timeout,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(
+        load(&["distributed.collective_timeout_s=0"])
+            .distributed
+            .watchdog()
+            .timeout,
+        None
+    );
+    for bad in ["-1", "nan", "inf"] {
+        let e = err(&[&format!("distributed.collective_timeout_s={bad}")]);
+        assert!(e.contains("distributed.collective_timeout_s"), "{bad}: {e}");
+    }
+}

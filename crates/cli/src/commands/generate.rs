@@ -80,7 +80,7 @@ pub(super) fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<
 
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = args.config.load()?;
-    let runtime = Runtime::init(false, Backend::Auto)?;
+    let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
     let device = world.device();
     let (model, tokenizer) = match (&args.model, &args.checkpoint) {

@@ -50,7 +50,7 @@ pub fn on_every_rank(
         "nccl" => Backend::Nccl,
         _ => Backend::Auto,
     };
-    let runtime = Runtime::init(cuda, backend)?;
+    let runtime = Runtime::init(cuda, backend, cfg.distributed.watchdog())?;
     let world = runtime.world();
     match work(world) {
         Err(e) if world.world_size() > 1 => {
