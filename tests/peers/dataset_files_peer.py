@@ -2,7 +2,7 @@
 with the libraries that write them there (pyarrow, as `datasets` uses it).
 
 Usage: dataset_files_peer.py SRC.jsonl OUTDIR [SHARDS]
-Writes OUTDIR/data.parquet (pyarrow's defaults: snappy), OUTDIR/data.jsonl.gz,
+Writes OUTDIR/data.parquet (pyarrow's defaults: snappy), OUTDIR/zstd.parquet, OUTDIR/data.jsonl.gz,
 OUTDIR/data.json (one JSON array) and, with SHARDS > 1, the records split in order
 over OUTDIR/train-0000i-of-0000N.parquet.
 """
@@ -23,6 +23,9 @@ def main():
         records = [json.loads(line) for line in f if line.strip()]
     os.makedirs(out, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(records), os.path.join(out, "data.parquet"))
+    # A codec rpo-shard is built without, to check that it is refused by name.
+    pq.write_table(pa.Table.from_pylist(records), os.path.join(out, "zstd.parquet"),
+                   compression="zstd")
     with gzip.open(os.path.join(out, "data.jsonl.gz"), "wt", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -59,6 +59,12 @@ fn parquet_gzip_and_json_array_read_as_their_jsonl_twin() {
             "{name}"
         );
     }
+    // A Parquet codec this build leaves out is an error naming the file and the codec.
+    let err = read_dataset(dir.path().join("zstd.parquet"), DataFormat::Paired, OnMalformed::Error)
+        .map(|_| ())
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("zstd.parquet") && err.contains("compile time: zstd"), "{err}");
     // The shards, found by a glob in name order, together read as the whole file.
     let pattern = dir.path().join("train-*.parquet").display().to_string();
     let shards = expand_paths(&[pattern]).unwrap();
