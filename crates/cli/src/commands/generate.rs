@@ -104,7 +104,7 @@ fn prompt_items(args: &Args, cfg: &TrainConfig) -> Result<Vec<Item>> {
 }
 
 /// The model of a checkpoint: its consolidated fp32 masters.
-fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<(Llama, PathBuf)> {
+pub(super) fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<(Llama, PathBuf)> {
     let checkpoint = Checkpoint::open(path)?;
     let config: LlamaConfig = serde_json::from_value(checkpoint.manifest.model_config.clone())?;
     let vs = VarStore::new(device);
