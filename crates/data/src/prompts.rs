@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::formats::files::{for_each_record, FileKind};
 
-/// One prompt and the record it came from (all its fields, `prompt` included).
+/// A prompt and the other fields of its record (reference answers, ids, families, …).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptRecord {
     pub prompt: String,
@@ -17,15 +17,15 @@ pub struct PromptRecord {
 }
 
 fn prompt_record(value: Value) -> std::result::Result<PromptRecord, String> {
-    let Value::Object(fields) = value else {
+    let Value::Object(mut fields) = value else {
         return Err("expected a JSON object".into());
     };
-    let prompt = match fields.get("prompt") {
+    let prompt = match fields.remove("prompt") {
         None => return Err("field `prompt`: missing".into()),
         Some(Value::String(s)) if s.trim().is_empty() => {
             return Err("field `prompt`: empty".into())
         }
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s,
         Some(Value::Array(_)) => {
             return Err(
                 "field `prompt`: a message list needs a chat template, which is not supported yet: give the prompt as text"

@@ -74,11 +74,7 @@ fn prompt_items(args: &Args, cfg: &TrainConfig) -> Result<Vec<Item>> {
     if let Some(path) = &args.prompts {
         return Ok(read_prompts(path)?
             .into_iter()
-            .map(|r| {
-                let mut fields = r.fields;
-                fields.remove("prompt");
-                (r.prompt, fields)
-            })
+            .map(|r| (r.prompt, r.fields))
             .collect());
     }
     if !args.config.has_file() {
