@@ -40,7 +40,11 @@ fn every_example_config_parses_and_validates() {
     names.sort();
     assert_eq!(
         names,
-        ["hf-model-chat.toml", "hf-model-paired.toml", "hf-model-unpaired.toml"]
+        [
+            "hf-model-chat.toml",
+            "hf-model-paired.toml",
+            "hf-model-unpaired.toml"
+        ]
     );
 }
 
@@ -128,8 +132,16 @@ fn generate_answers_a_prompts_file_carrying_its_fields() {
 
     // --max-prompts is said; eval.max_new_tokens is honoured as --max-new-tokens is.
     let o = generate(&[
-        "--model", m, "--prompts", p, "--out", &out("two.jsonl"), "--max-prompts", "2",
-        "--set", "eval.max_new_tokens=2",
+        "--model",
+        m,
+        "--prompts",
+        p,
+        "--out",
+        &out("two.jsonl"),
+        "--max-prompts",
+        "2",
+        "--set",
+        "eval.max_new_tokens=2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -138,18 +150,37 @@ fn generate_answers_a_prompts_file_carrying_its_fields() {
         stderr(&o)
     );
     let o = generate(&[
-        "--model", m, "--prompts", p, "--out", &out("flag.jsonl"), "--max-prompts", "2",
-        "--max-new-tokens", "2",
+        "--model",
+        m,
+        "--prompts",
+        p,
+        "--out",
+        &out("flag.jsonl"),
+        "--max-prompts",
+        "2",
+        "--max-new-tokens",
+        "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read("two.jsonl"), read("flag.jsonl"));
     assert_eq!(read("two.jsonl").len(), 2);
-    assert_ne!(read("two.jsonl")[0]["response"], lines[0]["response"], "2 vs 16 new tokens");
+    assert_ne!(
+        read("two.jsonl")[0]["response"],
+        lines[0]["response"],
+        "2 vs 16 new tokens"
+    );
 
     // A malformed prompt record is named by file and line.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"prompt\": \"ok\"}\n{\"text\": \"no prompt\"}\n").unwrap();
-    let o = generate(&["--model", m, "--prompts", bad.to_str().unwrap(), "--out", &out("bad.out")]);
+    let o = generate(&[
+        "--model",
+        m,
+        "--prompts",
+        bad.to_str().unwrap(),
+        "--out",
+        &out("bad.out"),
+    ]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("bad.jsonl:2: field `prompt`: missing"),
@@ -169,13 +200,20 @@ fn generate_takes_held_out_prompts_from_the_eval_file_without_reading_train() {
     let eval_set = format!("data.eval={}", eval.display());
     let out = dir.path().join("g.jsonl");
     let o = generate(&[
-        "--config", config.to_str().unwrap(),
-        "--set", "data.train=/nonexistent/train.jsonl",
-        "--set", "data.eval_fraction=0",
-        "--set", &eval_set,
-        "--model", model.to_str().unwrap(),
-        "--out", out.to_str().unwrap(),
-        "--max-new-tokens", "3",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "data.train=/nonexistent/train.jsonl",
+        "--set",
+        "data.eval_fraction=0",
+        "--set",
+        &eval_set,
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--max-new-tokens",
+        "3",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
@@ -200,11 +238,21 @@ fn tokenizer_train_writes_a_folder_transformers_tokenizes_as_training_does() {
     write_lines(&data, &records);
     let out = dir.path().join("tok");
     let o = rpo(&[
-        "tokenizer", "train", "--data", data.to_str().unwrap(), "--vocab", "320", "--out",
+        "tokenizer",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--vocab",
+        "320",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+    for name in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
         assert!(out.join(name).exists(), "{name}");
     }
 
@@ -238,10 +286,18 @@ fn tokenizer_train_writes_a_folder_transformers_tokenizes_as_training_does() {
     for (i, text) in texts.iter().enumerate() {
         // Prompts: training's BOS + ids are what transformers' tokenizer gives by default.
         let prompt = tokenizer.encode_prompt_for_generation(text).unwrap();
-        assert_eq!(peer["with_special"][i], serde_json::json!(prompt), "{text:?}");
+        assert_eq!(
+            peer["with_special"][i],
+            serde_json::json!(prompt),
+            "{text:?}"
+        );
         // Responses: the plain ids, without special tokens, and they decode back.
         let ids = tokenizer.encode(text).unwrap();
-        assert_eq!(peer["without_special"][i], serde_json::json!(ids), "{text:?}");
+        assert_eq!(
+            peer["without_special"][i],
+            serde_json::json!(ids),
+            "{text:?}"
+        );
         assert_eq!(peer["decoded"][i], *text, "{text:?}");
         assert_eq!(tokenizer.decode(&ids).unwrap(), *text);
     }

@@ -21,9 +21,9 @@ pub mod tokenizer_training;
 pub mod truncation;
 
 pub use batch::{rotated_kl_partners, PairedBatch, SeqBatch, UnpairedBatch};
+pub use conversational::ConversationalExample;
 pub use dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 pub use example::{pairs_to_unpaired, PairedExample, UnpairedExample};
-pub use conversational::ConversationalExample;
 pub use formats::{
     expand_paths, read_dataset, read_dataset_with, ColumnMap, DataFormat, ReadOptions,
 };

@@ -60,11 +60,18 @@ fn parquet_gzip_and_json_array_read_as_their_jsonl_twin() {
         );
     }
     // A Parquet codec this build leaves out is an error naming the file and the codec.
-    let err = read_dataset(dir.path().join("zstd.parquet"), DataFormat::Paired, OnMalformed::Error)
-        .map(|_| ())
-        .unwrap_err();
+    let err = read_dataset(
+        dir.path().join("zstd.parquet"),
+        DataFormat::Paired,
+        OnMalformed::Error,
+    )
+    .map(|_| ())
+    .unwrap_err();
     let err = format!("{err:#}");
-    assert!(err.contains("zstd.parquet") && err.contains("compile time: zstd"), "{err}");
+    assert!(
+        err.contains("zstd.parquet") && err.contains("compile time: zstd"),
+        "{err}"
+    );
     // The shards, found by a glob in name order, together read as the whole file.
     let pattern = dir.path().join("train-*.parquet").display().to_string();
     let shards = expand_paths(&[pattern]).unwrap();
@@ -91,7 +98,11 @@ fn unpaired_parquet_reads_as_its_jsonl_twin() {
     let expected = read(&src, DataFormat::Unpaired);
     assert!(matches!(&expected, Examples::Unpaired(u) if u.len() == 3 && !u[1].desirable));
     for name in ["data.parquet", "data.jsonl.gz", "data.json"] {
-        assert_eq!(read(&dir.path().join(name), DataFormat::Unpaired), expected, "{name}");
+        assert_eq!(
+            read(&dir.path().join(name), DataFormat::Unpaired),
+            expected,
+            "{name}"
+        );
     }
 }
 
@@ -128,7 +139,11 @@ fn conversational_records_are_carried_as_message_lists() {
         }
     );
     for name in ["data.parquet", "data.jsonl.gz", "data.json"] {
-        assert_eq!(read(&dir.path().join(name), DataFormat::Paired), expected, "{name}");
+        assert_eq!(
+            read(&dir.path().join(name), DataFormat::Paired),
+            expected,
+            "{name}"
+        );
     }
 }
 
@@ -145,8 +160,14 @@ fn plain_and_conversational_records_do_not_mix_in_one_file() {
                    "rejected": [{"role": "assistant", "content": "b"}]}),
         ],
     );
-    let err = format!("{:#}", read_dataset(&path, DataFormat::Paired, OnMalformed::Error).unwrap_err());
-    assert!(err.contains("mixed.jsonl:2:") && err.contains("conversational"), "{err}");
+    let err = format!(
+        "{:#}",
+        read_dataset(&path, DataFormat::Paired, OnMalformed::Error).unwrap_err()
+    );
+    assert!(
+        err.contains("mixed.jsonl:2:") && err.contains("conversational"),
+        "{err}"
+    );
 }
 
 fn first_error(path: &Path) -> String {
@@ -176,22 +197,35 @@ fn a_malformed_row_is_named_by_file_and_row_in_every_file_kind() {
         );
     }
     // Skipped instead, the others survive, and the skipped row is recorded.
-    let skipped = read_dataset(dir.path().join("data.parquet"), DataFormat::Paired, OnMalformed::Skip).unwrap();
+    let skipped = read_dataset(
+        dir.path().join("data.parquet"),
+        DataFormat::Paired,
+        OnMalformed::Skip,
+    )
+    .unwrap();
     assert_eq!(skipped.len(), 4);
     assert_eq!(skipped.skipped.len(), 1);
     assert_eq!(skipped.skipped[0].line, 3);
 
     // A JSON array whose element is not an object; invalid JSON in a gzipped file.
     let array = dir.path().join("bad.json");
-    std::fs::write(&array, r#"[{"prompt": "p", "chosen": "a", "rejected": "b"}, 7]"#).unwrap();
+    std::fs::write(
+        &array,
+        r#"[{"prompt": "p", "chosen": "a", "rejected": "b"}, 7]"#,
+    )
+    .unwrap();
     let err = first_error(&array);
-    assert!(err.contains("bad.json: row 2: expected a JSON object, found a number"), "{err}");
+    assert!(
+        err.contains("bad.json: row 2: expected a JSON object, found a number"),
+        "{err}"
+    );
     let gz = dir.path().join("bad.jsonl.gz");
     {
         use std::io::Write;
         let file = std::fs::File::create(&gz).unwrap();
         let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        enc.write_all(b"{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n{oops\n").unwrap();
+        enc.write_all(b"{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n{oops\n")
+            .unwrap();
         enc.finish().unwrap();
     }
     let err = first_error(&gz);
@@ -233,7 +267,10 @@ fn columns_with_other_names_are_mapped_and_named_in_errors() {
         "{:#}",
         read_dataset_with(&plain, DataFormat::Paired, &options).unwrap_err()
     );
-    assert!(err.contains("plain.jsonl:1: field `question`: missing"), "{err}");
+    assert!(
+        err.contains("plain.jsonl:1: field `question`: missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -244,11 +281,25 @@ fn globs_expand_in_name_order_and_must_match() {
     }
     let d = dir.path().display();
     let got = expand_paths(&[format!("{d}/a-*.jsonl"), format!("{d}/b-1.jsonl")]).unwrap();
-    let names: Vec<_> = got.iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect();
+    let names: Vec<_> = got
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
     assert_eq!(names, ["a-1.jsonl", "a-2.jsonl", "b-1.jsonl"]);
-    let err = expand_paths(&[format!("{d}/z-*.parquet")]).unwrap_err().to_string();
-    assert!(err.contains("z-*.parquet") && err.contains("matches no file"), "{err}");
-    let err = read_dataset(dir.path().join("c.txt"), DataFormat::Paired, OnMalformed::Error).unwrap_err().to_string();
+    let err = expand_paths(&[format!("{d}/z-*.parquet")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("z-*.parquet") && err.contains("matches no file"),
+        "{err}"
+    );
+    let err = read_dataset(
+        dir.path().join("c.txt"),
+        DataFormat::Paired,
+        OnMalformed::Error,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("c.txt: unknown dataset file type"), "{err}");
 }
 

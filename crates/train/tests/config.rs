@@ -98,7 +98,11 @@ fn impossible_combinations_are_refused() {
         (&["reference.mode=precomputed"], "known before training"),
         (&["reference.cache=\"\""], "reference.cache"),
         (
-            &["data.format=paired", "data.train=x.jsonl", "data.eval_fraction=1.0"],
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.eval_fraction=1.0",
+            ],
             "data.eval_fraction",
         ),
         (
@@ -121,11 +125,19 @@ fn impossible_combinations_are_refused() {
             "has none",
         ),
         (
-            &["data.format=tldr", "data.train=x.jsonl", "data.columns.prompt=q"],
+            &[
+                "data.format=tldr",
+                "data.train=x.jsonl",
+                "data.columns.prompt=q",
+            ],
             "data.columns",
         ),
         (
-            &["data.format=paired", "data.train=x.jsonl", "data.columns.answer=a"],
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.columns.answer=a",
+            ],
             "answer",
         ),
     ];

@@ -152,7 +152,11 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!(
             "generate: answering {} of {total} prompts{}, at most {max_new_tokens} new tokens each",
             items.len(),
-            if items.len() < total { " (--max-prompts)" } else { "" }
+            if items.len() < total {
+                " (--max-prompts)"
+            } else {
+                ""
+            }
         );
     }
     let tokenizer = load_tokenizer(&cfg)?;

@@ -19,7 +19,9 @@ use serde_json::Value;
 /// How records are laid out in a file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
-    JsonLines { gzip: bool },
+    JsonLines {
+        gzip: bool,
+    },
     /// `.json`: an array of records, or JSON Lines.
     Json,
     Parquet,
@@ -31,20 +33,22 @@ impl FileKind {
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        Ok(if name.ends_with(".jsonl.gz") || name.ends_with(".json.gz") {
-            Self::JsonLines { gzip: true }
-        } else if name.ends_with(".jsonl") {
-            Self::JsonLines { gzip: false }
-        } else if name.ends_with(".json") {
-            Self::Json
-        } else if name.ends_with(".parquet") {
-            Self::Parquet
-        } else {
-            bail!(
-                "{}: unknown dataset file type (expected .jsonl, .jsonl.gz, .json or .parquet)",
-                path.display()
-            )
-        })
+        Ok(
+            if name.ends_with(".jsonl.gz") || name.ends_with(".json.gz") {
+                Self::JsonLines { gzip: true }
+            } else if name.ends_with(".jsonl") {
+                Self::JsonLines { gzip: false }
+            } else if name.ends_with(".json") {
+                Self::Json
+            } else if name.ends_with(".parquet") {
+                Self::Parquet
+            } else {
+                bail!(
+                    "{}: unknown dataset file type (expected .jsonl, .jsonl.gz, .json or .parquet)",
+                    path.display()
+                )
+            },
+        )
     }
 
     /// Where a record is, for messages: `file:7` for a line, `file: row 7` for a row.
