@@ -42,6 +42,8 @@ enum Command {
     Synth(commands::synth::Args),
     /// Tokenizers for your own models: `tokenizer train --data FILES --vocab N --out DIR`.
     Tokenizer(commands::tokenizer::Args),
+    /// Per-rank memory of a config at every ZeRO stage, bytes moved per step, and what fits a GPU.
+    Plan(commands::plan::Args),
     /// Check the collectives and the contrast scopes on this launch (run under mpirun).
     Selftest(commands::selftest::Args),
 }
@@ -75,6 +77,7 @@ fn main() {
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
         Command::Tokenizer(a) => commands::tokenizer::run(a),
+        Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

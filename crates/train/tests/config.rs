@@ -319,3 +319,17 @@ fn data_files_are_one_path_or_a_list_and_columns_are_read() {
     assert_eq!(again.data.train, cfg.data.train);
     assert_eq!(again.data.columns, cfg.data.columns);
 }
+
+#[test]
+fn reduce_dtype_and_memory_budget_are_checked() {
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(cfg.zero.reduce_dtype, "fp32");
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::Float);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.reduce_dtype=bf16".into()]).unwrap();
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::BFloat16);
+    assert!(err(&["zero.reduce_dtype=fp16"]).contains("zero.reduce_dtype"));
+    let e = err(&["zero.memory_budget=\"80 parsecs\""]);
+    assert!(e.contains("zero.memory_budget"), "{e}");
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
+    assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
+}
