@@ -585,6 +585,17 @@ fn generate_on_2_ranks_writes_what_one_process_writes() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     init_model(&model, &["--preset", "tiny"]);
+    // The suite's held-out questions as a prompts file; reference and family are carried.
+    let prompts = dir.path().join("prompts.jsonl");
+    let lines: String = rpo_data::synthetic::generate(rpo_data::synthetic::Split::Eval, 16, 0)
+        .iter()
+        .map(|q| {
+            serde_json::json!({"prompt": q.prompt, "reference": q.chosen, "family": q.family.name()})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&prompts, lines).unwrap();
     for sampling in [
         &["--temperature", "0"][..],
         &["--temperature", "1.0", "--top-p", "0.9", "--seed", "3"],
@@ -603,8 +614,8 @@ fn generate_on_2_ranks_writes_what_one_process_writes() {
                     "7",
                     "--max-new-tokens",
                     "6",
-                    "--set",
-                    "data.synthetic_eval=16",
+                    "--prompts",
+                    prompts.to_str().unwrap(),
                 ];
                 a.extend_from_slice(sampling);
                 let o = if ranks == 1 {

@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use rpo_contrast::{ContrastForm, ContrastScope};
+use rpo_data::ColumnMap;
 use rpo_zero::ZeroStage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -240,16 +241,42 @@ pub struct TokenizerConfig {
     pub path: Option<String>,
 }
 
+/// `data.train` / `data.eval`: one path or pattern, or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DataFiles {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl DataFiles {
+    pub fn patterns(&self) -> Vec<String> {
+        match self {
+            DataFiles::One(p) => vec![p.clone()],
+            DataFiles::Many(ps) => ps.clone(),
+        }
+    }
+}
+
 /// Where the examples come from and how they are tokenized.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// "synthetic" (built in), "paired", "unpaired", "hh" or "tldr".
     pub format: String,
-    /// Training file (not used for "synthetic").
-    pub train: Option<PathBuf>,
-    /// Held-out file for evaluation (optional).
-    pub eval: Option<PathBuf>,
+    /// Training data (not used for "synthetic"): a file, or a list of files and glob
+    /// patterns (`"data/train-*.parquet"`); each `.jsonl`, `.jsonl.gz`, `.json` or `.parquet`.
+    pub train: Option<DataFiles>,
+    /// Held-out data for evaluation (optional; same forms as `train`).
+    pub eval: Option<DataFiles>,
+    /// Without `eval`: hold out this fraction of the training pairs for evaluation,
+    /// drawn by `seed` (0: none).
+    #[serde(default)]
+    pub eval_fraction: f64,
+    /// Columns with other names: `[data.columns] chosen = "response_j"` reads the field
+    /// `chosen` from column `response_j` (fields: prompt, chosen, rejected, completion, label).
+    #[serde(default, skip_serializing_if = "ColumnMap::is_empty")]
+    pub columns: ColumnMap,
     /// Size of the generated synthetic train / eval splits.
     #[serde(default = "default_synthetic_train")]
     pub synthetic_train: usize,
@@ -639,6 +666,32 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Held-out splits and column maps that cannot apply to the data.
+    fn validate_data_files(&self) -> Result<()> {
+        let d = &self.data;
+        if !(0.0..1.0).contains(&d.eval_fraction) {
+            bail!("data.eval_fraction = {} must be in [0, 1)", d.eval_fraction);
+        }
+        if d.eval_fraction > 0.0 {
+            if d.eval.is_some() {
+                bail!("data.eval and data.eval_fraction both give held-out data: set one");
+            }
+            if d.format == "synthetic" {
+                bail!("data.eval_fraction does not apply to the synthetic suite (it has data.synthetic_eval)");
+            }
+            if d.format == "unpaired" {
+                bail!("data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
+            }
+        }
+        if !d.columns.is_empty() && matches!(d.format.as_str(), "synthetic" | "tldr") {
+            bail!(
+                "data.columns does not apply to data.format = {:?} (only paired, unpaired and hh)",
+                d.format
+            );
+        }
+        Ok(())
+    }
+
     /// Refuse impossible combinations before any work starts.
     pub fn validate(&self) -> Result<()> {
         let m = &self.model;
@@ -689,10 +742,11 @@ impl TrainConfig {
 
         if self.data.format != "synthetic" && self.data.train.is_none() {
             bail!(
-                "data.format = {:?} needs data.train (a JSONL file)",
+                "data.format = {:?} needs data.train (a file, or a list of files and globs)",
                 self.data.format
             );
         }
+        self.validate_data_files()?;
         if self.data.format == "unpaired" && !self.unpaired() && self.loss.name != "sft" {
             bail!(
                 "data.format = \"unpaired\" has no pairs: loss {:?} needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",

@@ -123,10 +123,10 @@ pub fn held_out_rewards(
     use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
 
     let world = rpo_comm::SingleProcess::new(tch::Device::Cpu);
-    let data = crate::data_source::RunData::load(cfg)?;
+    let data = crate::data_source::RunData::load_held_out(cfg)?;
     anyhow::ensure!(
-        !data.eval_pairs.is_empty(),
-        "the config's data has no held-out pairs (data.eval, or synthetic_eval for the suite)"
+        !data.pairs.is_empty(),
+        "the config's data has no held-out pairs (data.eval, data.eval_fraction, or synthetic_eval for the suite)"
     );
     let chunk = cfg.zero.logits_chunk_tokens as i64;
     let (model, vs, _) = rpo_model::load_hf(policy_dir, tch::Device::Cpu)?;
@@ -151,11 +151,11 @@ pub fn held_out_rewards(
         beta: cfg.loss.beta,
         parallel: &parallel,
     };
-    let n = cfg.eval.max_examples.min(data.eval_pairs.len());
+    let n = cfg.eval.max_examples.min(data.pairs.len());
     let stats = reward_accuracy(
         &models,
         &data.tokenizer,
-        &data.eval_pairs[..n],
+        &data.pairs[..n],
         cfg.train.micro_batch_size,
     )?;
     Ok(HeldOutRewards {

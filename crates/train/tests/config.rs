@@ -97,6 +97,49 @@ fn impossible_combinations_are_refused() {
         // is unknown until then.
         (&["reference.mode=precomputed"], "known before training"),
         (&["reference.cache=\"\""], "reference.cache"),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.eval_fraction=1.0",
+            ],
+            "data.eval_fraction",
+        ),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.eval=y.jsonl",
+                "data.eval_fraction=0.1",
+            ],
+            "set one",
+        ),
+        (&["data.eval_fraction=0.1"], "synthetic"),
+        (
+            &[
+                "data.format=unpaired",
+                "data.train=x.jsonl",
+                "loss.pairing=unpaired",
+                "data.eval_fraction=0.1",
+            ],
+            "has none",
+        ),
+        (
+            &[
+                "data.format=tldr",
+                "data.train=x.jsonl",
+                "data.columns.prompt=q",
+            ],
+            "data.columns",
+        ),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.columns.answer=a",
+            ],
+            "answer",
+        ),
     ];
     for (o, needle) in cases {
         let e = err(o);
@@ -249,6 +292,32 @@ fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
     ]);
     let cfg = ok(&["reference.cache=/c/r.bin"]);
     assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
+}
+
+#[test]
+fn data_files_are_one_path_or_a_list_and_columns_are_read() {
+    use rpo_train::config::DataFiles;
+    let o: Vec<String> = [
+        "data.format=paired",
+        "data.train=[\"a/*.parquet\", \"b.jsonl.gz\"]",
+        "data.eval=c.json",
+        "data.columns.chosen=response_j",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+    assert_eq!(
+        cfg.data.train.as_ref().unwrap().patterns(),
+        ["a/*.parquet", "b.jsonl.gz"]
+    );
+    assert_eq!(cfg.data.eval, Some(DataFiles::One("c.json".into())));
+    assert_eq!(cfg.data.columns.column("chosen"), "response_j");
+    assert_eq!(cfg.data.columns.column("rejected"), "rejected");
+    // The resolved config prints and reads back the same.
+    let again: TrainConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(again.data.train, cfg.data.train);
+    assert_eq!(again.data.columns, cfg.data.columns);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod sample;
 mod scorer_args;
 pub mod selftest;
 pub mod synth;
+pub mod tokenizer;
 pub mod train;
 
 use anyhow::Result;
@@ -35,6 +36,11 @@ impl ConfigArgs {
     /// The validated config: refused here, before any work, if anything is wrong.
     pub fn load(&self) -> Result<TrainConfig> {
         TrainConfig::load(self.config.as_deref(), &self.overrides)
+    }
+
+    /// Was a config file given (rather than the embedded default)?
+    pub fn has_file(&self) -> bool {
+        self.config.is_some()
     }
 }
 
