@@ -4,9 +4,11 @@
 use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
-    pairs_to_unpaired, read_dataset, DataFormat, Examples, OnMalformed, PairedExample,
-    PreferenceTokenizer, SpecialTokens, Truncation, UnpairedExample,
+    pairs_to_unpaired, read_dataset_with, trained_tokenizer_files, DataFormat, Examples,
+    OnMalformed, PairedExample, PreferenceTokenizer, SpecialTokens, TokenizerFiles, Truncation,
+    UnpairedExample,
 };
+use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
@@ -63,18 +65,41 @@ fn parse_format(name: &str) -> Result<DataFormat> {
     })
 }
 
-fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
-    let path = &cfg.tokenizer_path();
+/// The run's tokenizer: its tokenizer.json text and the files next to it (for the
+/// built-in one, the names it was trained with).
+pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
+    let path = cfg.tokenizer_path();
     if path == BUILTIN_SYNTHETIC_TOKENIZER {
-        let tok = synthetic::synthetic_tokenizer()?;
-        let special = SpecialTokens::from_tokenizer(&tok)?;
-        return PreferenceTokenizer::new(tok, special, truncation);
+        return Ok((
+            synthetic::SYNTHETIC_TOKENIZER_JSON.to_string(),
+            trained_tokenizer_files(),
+        ));
     }
-    let tok = Tokenizer::from_file(path)
+    let json = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read tokenizer {path}"))?;
+    let dir = Path::new(&path).parent().unwrap_or(Path::new("."));
+    Ok((json, TokenizerFiles::read(dir)?))
+}
+
+/// The tokenizer with its special tokens resolved (files, then `[tokenizer]` overrides).
+pub fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
+    let path = cfg.tokenizer_path();
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
         .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
-    let special =
-        SpecialTokens::from_tokenizer(&tok).with_context(|| format!("in tokenizer {path}"))?;
-    PreferenceTokenizer::new(tok, special, truncation)
+    PreferenceTokenizer::from_folder_files(tok, &files, &cfg.tokenizer.overrides(), truncation)
+        .with_context(|| format!("in tokenizer {path}"))
+}
+
+/// The special tokens a run resolves, for writing them into saved folders.
+pub fn resolved_special_tokens(cfg: &TrainConfig) -> Result<(String, TokenizerFiles, SpecialTokens)> {
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
+        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", cfg.tokenizer_path()))?;
+    let special = SpecialTokens::resolve(&tok, &files, &cfg.tokenizer.overrides())?;
+    Ok((json, files, special))
 }
 
 impl RunData {
@@ -85,28 +110,35 @@ impl RunData {
         } else {
             OnMalformed::Error
         };
-        let (train, eval_pairs, judged, format) = if d.format == "synthetic" {
+        let format = if d.format == "synthetic" {
+            DataFormat::Paired
+        } else {
+            parse_format(&d.format)?
+        };
+        let truncation = Truncation {
+            max_length: d.max_length,
+            max_prompt_length: d.max_prompt_length,
+            prompt_keep: format.default_prompt_keep(),
+        };
+        // First, because conversational records are rendered with its chat template.
+        let tokenizer = load_tokenizer(cfg, truncation)?;
+        let chat = tokenizer.chat_template();
+        let (train, eval_pairs, judged) = if d.format == "synthetic" {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let eval_pairs = judged.iter().map(SyntheticExample::to_paired).collect();
             let pairs = train.iter().map(SyntheticExample::to_paired).collect();
-            (
-                Examples::Paired(pairs),
-                eval_pairs,
-                judged,
-                DataFormat::Paired,
-            )
+            (Examples::Paired(pairs), eval_pairs, judged)
         } else {
-            let format = parse_format(&d.format)?;
             let path = d
                 .train
                 .as_ref()
                 .context("data.train is required for file formats")?;
-            let train = read_dataset(path, format, on_malformed)?;
+            let train = read_dataset_with(path, format, on_malformed, chat)?;
             report_skipped(&train);
             let eval_pairs = match &d.eval {
                 Some(p) => {
-                    let eval = read_dataset(p, format, on_malformed)?;
+                    let eval = read_dataset_with(p, format, on_malformed, chat)?;
                     report_skipped(&eval);
                     eval.paired()
                         .map(<[PairedExample]>::to_vec)
@@ -114,14 +146,8 @@ impl RunData {
                 }
                 None => Vec::new(),
             };
-            (train.examples, eval_pairs, Vec::new(), format)
+            (train.examples, eval_pairs, Vec::new())
         };
-        let truncation = Truncation {
-            max_length: d.max_length,
-            max_prompt_length: d.max_prompt_length,
-            prompt_keep: format.default_prompt_keep(),
-        };
-        let tokenizer = load_tokenizer(cfg, truncation)?;
         let train = match (train, cfg.unpaired()) {
             (Examples::Paired(p), false) => TrainExamples::Paired(p),
             (Examples::Paired(p), true) => TrainExamples::Unpaired(pairs_to_unpaired(p)),

@@ -31,9 +31,14 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("the model config in {}", checkpoint.dir.display()))?;
     let weights = checkpoint.consolidated()?;
     save_hf_sharded(&args.out, weights, &config, kind, args.max_shard_bytes)?;
-    let tokenizer = checkpoint.dir.join("tokenizer.json");
-    if tokenizer.exists() {
-        std::fs::copy(&tokenizer, args.out.join("tokenizer.json"))?;
+    // The tokenizer files the checkpoint carries (tokenizer.json, tokenizer_config.json,
+    // special_tokens_map.json, generation_config.json).
+    for name in rpo_data::TOKENIZER_FOLDER_FILES {
+        let file = checkpoint.dir.join(name);
+        if file.exists() {
+            std::fs::copy(&file, args.out.join(name))
+                .with_context(|| format!("copying {} into {}", file.display(), args.out.display()))?;
+        }
     }
     tracing::info!(
         checkpoint = %checkpoint.dir.display(),

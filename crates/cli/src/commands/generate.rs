@@ -127,18 +127,11 @@ pub fn run(args: Args) -> Result<()> {
             seed: args.seed,
         }
     };
-    let eos = data.tokenizer.special().eos;
-    let outputs = generate(
-        &model,
-        &prompts,
-        &ids,
-        args.max_new_tokens,
-        Some(eos),
-        decoding,
-    )?;
+    let stop = &data.tokenizer.special().stop;
+    let outputs = generate(&model, &prompts, &ids, args.max_new_tokens, stop, decoding)?;
     let mut lines = String::new();
     for ((prompt, reference, family), tokens) in items[mine].iter().zip(outputs) {
-        let tokens: Vec<i64> = tokens.into_iter().filter(|&t| t != eos).collect();
+        let tokens: Vec<i64> = tokens.into_iter().filter(|t| !stop.contains(t)).collect();
         let line = Generation {
             prompt,
             response: data.tokenizer.decode(&tokens)?,

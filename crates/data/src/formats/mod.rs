@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use hh::{split_dialogues as split_hh_dialogues, ASSISTANT_TURN};
 pub use tldr::tldr_prompt;
 
+use crate::chat_template::ChatTemplate;
 use crate::dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 use crate::truncation::PromptKeep;
 use lines::read_records;
@@ -74,16 +75,32 @@ impl std::fmt::Display for DataFormat {
     }
 }
 
-/// Reads a whole JSONL file of the given format.
+/// Reads a whole JSONL file of the given format (plain text only).
 pub fn read_dataset(
     path: impl AsRef<Path>,
     format: DataFormat,
     on_malformed: OnMalformed,
 ) -> Result<Dataset> {
+    read_dataset_with(path, format, on_malformed, None)
+}
+
+/// As [`read_dataset`]; paired and unpaired records may also be conversational (lists
+/// of messages), rendered with `chat`.
+pub fn read_dataset_with(
+    path: impl AsRef<Path>,
+    format: DataFormat,
+    on_malformed: OnMalformed,
+    chat: Option<&ChatTemplate>,
+) -> Result<Dataset> {
     let path = path.as_ref();
     let (examples, skipped) = match format {
-        DataFormat::Paired => read(path, on_malformed, paired::parse, Examples::Paired)?,
-        DataFormat::Unpaired => read(path, on_malformed, unpaired::parse, Examples::Unpaired)?,
+        DataFormat::Paired => read(path, on_malformed, |r| paired::parse(r, chat), Examples::Paired)?,
+        DataFormat::Unpaired => read(
+            path,
+            on_malformed,
+            |r| unpaired::parse(r, chat),
+            Examples::Unpaired,
+        )?,
         DataFormat::Hh => read(path, on_malformed, hh::parse, Examples::Paired)?,
         DataFormat::Tldr => read(path, on_malformed, tldr::parse, Examples::Paired)?,
     };
