@@ -419,3 +419,55 @@ fn config_overrides_replace_what_the_folder_says() {
         .expect("an unknown EOS is refused");
     assert!(format!("{e:#}").contains("[tokenizer] eos"), "{e:#}");
 }
+
+#[test]
+fn conversational_and_plain_jsonl_records_read_through_the_template() {
+    let root = tempfile::tempdir().unwrap();
+    let fixtures = build_fixtures(root.path());
+    let tok = loaded(&fixtures[3].1); // qwen2-instruct
+    let paired: Vec<Value> = records(None)
+        .into_iter()
+        .filter(|r| r.get("chosen").is_some())
+        .collect();
+    let path = root.path().join("pairs.jsonl");
+    let text: String = paired.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let ds = rpo_data::read_dataset_with(
+        &path,
+        rpo_data::DataFormat::Paired,
+        rpo_data::OnMalformed::Error,
+        tok.chat_template(),
+    )
+    .unwrap();
+    let expected: Vec<rpo_data::PairedExample> = paired
+        .iter()
+        .map(|r| {
+            paired_example(turns(r, "prompt"), turns(r, "chosen"), turns(r, "rejected"), tok.chat_template())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ds.paired().unwrap(), expected.as_slice());
+    assert!(expected[0].prompt.ends_with("<|im_start|>assistant\n"));
+    assert_eq!(expected[0].chosen, "Four.<|im_end|>\n");
+    // Without a template, a conversational file is refused naming the line and the cause.
+    let e = rpo_data::read_dataset(&path, rpo_data::DataFormat::Paired, rpo_data::OnMalformed::Error)
+        .unwrap_err();
+    assert!(format!("{e:#}").contains(":1: conversational data"), "{e:#}");
+
+    let path = root.path().join("unpaired.jsonl");
+    std::fs::write(
+        &path,
+        format!("{}\n", json!({"prompt": [msg("user", "Say hi.")], "completion": [msg("assistant", "Hi!")], "label": false})),
+    )
+    .unwrap();
+    let ds = rpo_data::read_dataset_with(
+        &path,
+        rpo_data::DataFormat::Unpaired,
+        rpo_data::OnMalformed::Error,
+        tok.chat_template(),
+    )
+    .unwrap();
+    let rpo_data::Examples::Unpaired(u) = &ds.examples else { panic!("unpaired") };
+    assert_eq!(u[0].completion, "Hi!<|im_end|>\n");
+    assert!(!u[0].desirable);
+}

@@ -9,7 +9,8 @@ use crate::conversation::{paired_example, Turns};
 use crate::example::PairedExample;
 
 pub(crate) fn parse(record: &Record, chat: Option<&ChatTemplate>) -> FieldResult<PairedExample> {
-    if record.value("prompt")?.is_string() {
+    // Only a list of messages is conversational; anything else reads (or fails) as text.
+    if !record.value("prompt")?.is_array() {
         return Ok(PairedExample {
             prompt: record.non_empty_str("prompt")?.to_string(),
             chosen: record.str("chosen")?.to_string(),

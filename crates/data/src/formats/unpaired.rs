@@ -8,7 +8,8 @@ use crate::conversation::{unpaired_example, Turns};
 use crate::example::UnpairedExample;
 
 pub(crate) fn parse(record: &Record, chat: Option<&ChatTemplate>) -> FieldResult<UnpairedExample> {
-    if record.value("prompt")?.is_string() {
+    // Only a list of messages is conversational; anything else reads (or fails) as text.
+    if !record.value("prompt")?.is_array() {
         return Ok(UnpairedExample {
             prompt: record.non_empty_str("prompt")?.to_string(),
             completion: record.str("completion")?.to_string(),
