@@ -58,7 +58,11 @@ fn saved_and_converted_folders_tokenize_and_generate_in_transformers_as_in_train
             "special_tokens_map.json",
             "generation_config.json",
         ] {
-            assert!(folder.join(file).exists(), "{} lacks {file}", folder.display());
+            assert!(
+                folder.join(file).exists(),
+                "{} lacks {file}",
+                folder.display()
+            );
         }
     }
 
@@ -80,7 +84,10 @@ fn saved_and_converted_folders_tokenize_and_generate_in_transformers_as_in_train
         .map(|q| tok.tokenize(&q.prompt, &q.chosen).unwrap().input_ids)
         .collect();
     let bos = tok.special().bos.unwrap();
-    assert!(prompts.iter().all(|p| p[0] == bos && p[1] != bos), "one BOS per prompt");
+    assert!(
+        prompts.iter().all(|p| p[0] == bos && p[1] != bos),
+        "one BOS per prompt"
+    );
 
     // rpo-shard's greedy answers from the saved folder (what `generate` and eval run).
     let (policy, _, _) = rpo_model::load_hf(&model, tch::Device::Cpu).unwrap();

@@ -69,7 +69,9 @@ fn write_python_json(
         ValueKind::Undefined | ValueKind::None => out.push_str("null"),
         ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
         ValueKind::Number => out.push_str(&v.to_string()),
-        ValueKind::String | ValueKind::Bytes => out.push_str(&quoted(v.as_str().unwrap_or_default())),
+        ValueKind::String | ValueKind::Bytes => {
+            out.push_str(&quoted(v.as_str().unwrap_or_default()))
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<Value> = v.try_iter()?.collect();
             out.push('[');
@@ -161,7 +163,10 @@ impl ChatTemplate {
 
     /// `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let template = self.env.get_template(TEMPLATE_NAME).expect("added in compile");
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .expect("added in compile");
         let mut ctx: Vec<(&str, Value)> = self
             .special_tokens
             .iter()

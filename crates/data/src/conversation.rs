@@ -148,8 +148,11 @@ pub fn paired_example(
     rejected: Turns,
     chat: Option<&ChatTemplate>,
 ) -> TurnsResult<PairedExample> {
-    let (prompt, mut texts) =
-        render_responses(prompt, vec![("chosen", chosen), ("rejected", rejected)], chat)?;
+    let (prompt, mut texts) = render_responses(
+        prompt,
+        vec![("chosen", chosen), ("rejected", rejected)],
+        chat,
+    )?;
     let rejected = texts.pop().expect("two responses");
     let chosen = texts.pop().expect("two responses");
     Ok(PairedExample {

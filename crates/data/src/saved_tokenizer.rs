@@ -69,9 +69,7 @@ pub fn write_tokenizer_folder(
             .with_context(|| format!("cannot write {}", tokenizer_path.display()))?;
     } else {
         let processor = match (special.add_bos, special.bos) {
-            (true, Some(bos)) => {
-                bos_post_processor(&token_name(&tokenizer, bos)?, bos as u32)?
-            }
+            (true, Some(bos)) => bos_post_processor(&token_name(&tokenizer, bos)?, bos as u32)?,
             _ => TemplateProcessing::builder()
                 .try_single("$A")
                 .and_then(|b| b.try_pair("$A $B:1"))
@@ -91,7 +89,10 @@ pub fn write_tokenizer_folder(
     let pad = token_name(&tokenizer, special.pad)?;
     let bos = special.bos.map(|b| token_name(&tokenizer, b)).transpose()?;
     let mut tokens = Map::new();
-    tokens.insert("bos_token".into(), bos.clone().map_or(Value::Null, Value::from));
+    tokens.insert(
+        "bos_token".into(),
+        bos.clone().map_or(Value::Null, Value::from),
+    );
     tokens.insert("eos_token".into(), Value::from(eos));
     tokens.insert("pad_token".into(), Value::from(pad));
     if let Some(unk) = &files.unk {
@@ -132,5 +133,8 @@ pub fn write_tokenizer_folder(
         Some(b) => generation.insert("bos_token_id".into(), json!(b)),
         None => generation.remove("bos_token_id"),
     };
-    write_json(&dir.join(GENERATION_CONFIG_FILE), &Value::Object(generation))
+    write_json(
+        &dir.join(GENERATION_CONFIG_FILE),
+        &Value::Object(generation),
+    )
 }

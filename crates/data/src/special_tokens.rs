@@ -42,7 +42,13 @@ pub struct TokenOverrides {
 }
 
 /// Names tried for a bare tokenizer.json.
-pub const EOS_NAMES: &[&str] = &["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|eot_id|>"];
+pub const EOS_NAMES: &[&str] = &[
+    "</s>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "<eos>",
+    "<|eot_id|>",
+];
 const PAD_NAMES: &[&str] = &["<pad>", "[PAD]", "<|pad|>", "<|finetune_right_pad_id|>"];
 pub const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>"];
 
@@ -81,7 +87,11 @@ impl SpecialTokens {
     /// A bare tokenizer.json: EOS, PAD and BOS by their usual names (PAD falls back to
     /// EOS, as HALOs does); BOS added when found.
     pub fn from_tokenizer(tokenizer: &Tokenizer) -> Result<Self> {
-        Self::resolve(tokenizer, &TokenizerFiles::default(), &TokenOverrides::default())
+        Self::resolve(
+            tokenizer,
+            &TokenizerFiles::default(),
+            &TokenOverrides::default(),
+        )
     }
 
     /// The folder's files with the config's overrides (see the module's rules).
@@ -160,9 +170,10 @@ impl SpecialTokens {
     /// only ever one.
     pub(crate) fn split_prefix<'a>(&self, prompt: &'a [i64]) -> (&[i64], &'a [i64]) {
         match self.bos {
-            Some(bos) if prompt.first() == Some(&bos) => {
-                (std::slice::from_ref(self.bos.as_ref().unwrap()), &prompt[1..])
-            }
+            Some(bos) if prompt.first() == Some(&bos) => (
+                std::slice::from_ref(self.bos.as_ref().unwrap()),
+                &prompt[1..],
+            ),
             Some(_) if self.add_bos => (self.bos.as_slice(), prompt),
             _ => (&[], prompt),
         }

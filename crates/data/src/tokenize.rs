@@ -12,9 +12,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use tokenizers::Tokenizer;
 
+use crate::chat_template::ChatTemplate;
 use crate::example::{PairedExample, UnpairedExample};
 use crate::sequence::TokenizedSequence;
-use crate::chat_template::ChatTemplate;
 use crate::special_tokens::{SpecialTokens, TokenOverrides};
 use crate::tokenizer_files::TokenizerFiles;
 use crate::truncation::Truncation;

@@ -64,7 +64,10 @@ fn token_text(value: &Value, key: &str, file: &Path) -> Result<Option<String>> {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => match o.get("content") {
             Some(Value::String(s)) => Some(s.clone()),
-            _ => bail!("{}: `{key}` is an object without a string `content`", file.display()),
+            _ => bail!(
+                "{}: `{key}` is an object without a string `content`",
+                file.display()
+            ),
         },
         _ => bail!("{}: `{key}` must be a string or an object", file.display()),
     })
@@ -81,7 +84,10 @@ fn template_text(value: &Value, file: &Path) -> Result<Option<String>> {
             .and_then(|t| t.get("template"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        _ => bail!("{}: `chat_template` must be a string or a list", file.display()),
+        _ => bail!(
+            "{}: `chat_template` must be a string or a list",
+            file.display()
+        ),
     })
 }
 
@@ -102,9 +108,9 @@ pub fn token_ids(value: Option<&Value>, file: &Path) -> Result<Vec<i64>> {
             .map(|v| v.as_i64().context("not an integer"))
             .collect::<Result<_>>()
             .with_context(|| format!("{}: `eos_token_id`", file.display())),
-        Some(v) => Ok(vec![v
-            .as_i64()
-            .with_context(|| format!("{}: `eos_token_id` must be an id or a list", file.display()))?]),
+        Some(v) => Ok(vec![v.as_i64().with_context(|| {
+            format!("{}: `eos_token_id` must be an id or a list", file.display())
+        })?]),
     }
 }
 

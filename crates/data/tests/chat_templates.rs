@@ -107,7 +107,10 @@ fn build_fixtures(root: &Path) -> Vec<(&'static str, PathBuf)> {
                 "eos_token": added_token("</s>"), "unk_token": added_token("<unk>"),
                 "pad_token": null, "chat_template": LLAMA2_TEMPLATE}),
     );
-    write_json(&dir.join("generation_config.json"), &json!({"bos_token_id": 1, "eos_token_id": 2}));
+    write_json(
+        &dir.join("generation_config.json"),
+        &json!({"bos_token_id": 1, "eos_token_id": 2}),
+    );
     out.push(("llama-2", dir));
 
     // Llama-3-Instruct: its own BOS, EOS `<|eot_id|>` (not `<|end_of_text|>`), and
@@ -224,8 +227,10 @@ fn records(bos_text: Option<&str>) -> Vec<Value> {
     ];
     if let Some(bos) = bos_text {
         // A plain prompt that already starts with BOS gets no second one.
-        r.push(json!({"prompt": format!("{bos}Question: what is two plus two?\nAnswer:"),
-                      "chosen": " Four.", "rejected": " Five."}));
+        r.push(
+            json!({"prompt": format!("{bos}Question: what is two plus two?\nAnswer:"),
+                      "chosen": " Four.", "rejected": " Five."}),
+        );
     }
     r
 }
@@ -235,10 +240,18 @@ fn turns(v: &Value, key: &str) -> Turns {
 }
 
 /// rpo-shard's texts and ids for a record, or its error.
-fn ours(tok: &PreferenceTokenizer, record: &Value) -> Result<(String, Vec<String>, Vec<Vec<i64>>, usize), String> {
+fn ours(
+    tok: &PreferenceTokenizer,
+    record: &Value,
+) -> Result<(String, Vec<String>, Vec<Vec<i64>>, usize), String> {
     let chat = tok.chat_template();
     if record.get("chosen").is_some() {
-        let ex = paired_example(turns(record, "prompt"), turns(record, "chosen"), turns(record, "rejected"), chat)?;
+        let ex = paired_example(
+            turns(record, "prompt"),
+            turns(record, "chosen"),
+            turns(record, "rejected"),
+            chat,
+        )?;
         let pair = tok.tokenize_pair(&ex).map_err(|e| format!("{e:#}"))?;
         Ok((
             ex.prompt,
@@ -247,9 +260,19 @@ fn ours(tok: &PreferenceTokenizer, record: &Value) -> Result<(String, Vec<String
             pair.chosen.prompt_len,
         ))
     } else {
-        let ex = unpaired_example(turns(record, "prompt"), turns(record, "completion"), true, chat)?;
+        let ex = unpaired_example(
+            turns(record, "prompt"),
+            turns(record, "completion"),
+            true,
+            chat,
+        )?;
         let seq = tok.tokenize_unpaired(&ex).map_err(|e| format!("{e:#}"))?;
-        Ok((ex.prompt, vec![ex.completion], vec![seq.input_ids], seq.prompt_len))
+        Ok((
+            ex.prompt,
+            vec![ex.completion],
+            vec![seq.input_ids],
+            seq.prompt_len,
+        ))
     }
 }
 
@@ -292,7 +315,10 @@ fn special_tokens_templates_and_ids_match_transformers_and_trl() {
         .map(|(n, d)| (n.to_string(), json!(d)))
         .collect();
     let spec_path = root.path().join("cases.json");
-    write_json(&spec_path, &json!({"folders": folders, "cases": spec_cases}));
+    write_json(
+        &spec_path,
+        &json!({"folders": folders, "cases": spec_cases}),
+    );
     let peer = rpo_peer::run_json("chat_template_peer.py", &[spec_path.to_str().unwrap()]);
 
     for ((name, _), tok) in fixtures.iter().zip(&tokenizers) {
@@ -302,7 +328,11 @@ fn special_tokens_templates_and_ids_match_transformers_and_trl() {
         assert_eq!(s.eos, t["eos_token_id"].as_i64().unwrap(), "{name}: EOS");
         let pad = t["pad_token_id"].as_i64().unwrap_or(s.eos);
         assert_eq!(s.pad, pad, "{name}: PAD (EOS when the folder names none)");
-        assert_eq!(s.add_bos, t["adds_bos"].as_bool().unwrap(), "{name}: BOS added");
+        assert_eq!(
+            s.add_bos,
+            t["adds_bos"].as_bool().unwrap(),
+            "{name}: BOS added"
+        );
         let mut theirs: Vec<i64> = t["generation_eos"]
             .as_array()
             .unwrap()
@@ -316,7 +346,10 @@ fn special_tokens_templates_and_ids_match_transformers_and_trl() {
         stop.sort();
         assert_eq!(stop, theirs, "{name}: generation stops");
         let template = tok.chat_template().is_some();
-        assert!(template && t["chat_template"].is_string(), "{name}: chat template");
+        assert!(
+            template && t["chat_template"].is_string(),
+            "{name}: chat template"
+        );
         let stops: Vec<String> = s.stop.iter().map(|&i| token_text(tok, Some(i))).collect();
         table.push(format!(
             "| {name} | `{}` / `{}` | {} / {} | `{}` / `{}` | `{}` / `{}` | {} / {} | yes / yes |",
@@ -328,23 +361,35 @@ fn special_tokens_templates_and_ids_match_transformers_and_trl() {
             t["eos_token"].as_str().unwrap(),
             token_text(tok, Some(s.pad)),
             t["pad_token"].as_str().unwrap_or("— (EOS)"),
-            stops.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(" "),
+            stops
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join(" "),
             t["generation_eos"],
         ));
     }
 
     let mut errors = 0;
-    for ((name, record, ours), theirs) in our_results.iter().zip(peer["cases"].as_array().unwrap()) {
+    for ((name, record, ours), theirs) in our_results.iter().zip(peer["cases"].as_array().unwrap())
+    {
         let what = format!("{name}: {record}");
         match (ours, theirs["error"].as_str()) {
             (Err(e), Some(msg)) => {
                 errors += 1;
-                assert!(e.contains(msg), "{what}: our error {e:?} lacks transformers' {msg:?}");
+                assert!(
+                    e.contains(msg),
+                    "{what}: our error {e:?} lacks transformers' {msg:?}"
+                );
             }
             (Ok(_), Some(msg)) => panic!("{what}: transformers fails ({msg}), rpo-shard does not"),
             (Err(e), None) => panic!("{what}: rpo-shard fails ({e}), transformers does not"),
             (Ok((prompt, responses, ids, prompt_len)), None) => {
-                assert_eq!(prompt, theirs["prompt"].as_str().unwrap(), "{what}: prompt text");
+                assert_eq!(
+                    prompt,
+                    theirs["prompt"].as_str().unwrap(),
+                    "{what}: prompt text"
+                );
                 let their_responses: Vec<&str> = theirs["responses"]
                     .as_array()
                     .unwrap()
@@ -352,18 +397,37 @@ fn special_tokens_templates_and_ids_match_transformers_and_trl() {
                     .map(|r| r.as_str().unwrap())
                     .collect();
                 assert_eq!(responses, &their_responses, "{what}: response texts");
-                let their_ids: Vec<Vec<i64>> = serde_json::from_value(theirs["ids"].clone()).unwrap();
+                let their_ids: Vec<Vec<i64>> =
+                    serde_json::from_value(theirs["ids"].clone()).unwrap();
                 assert_eq!(ids, &their_ids, "{what}: token ids");
-                assert_eq!(*prompt_len as i64, theirs["prompt_len"].as_i64().unwrap(), "{what}: prompt length");
+                assert_eq!(
+                    *prompt_len as i64,
+                    theirs["prompt_len"].as_i64().unwrap(),
+                    "{what}: prompt length"
+                );
                 if let Some(full) = theirs["full"].as_str() {
                     // The whole conversation, rendered without the generation prompt.
                     let tok = &tokenizers[fixtures.iter().position(|(n, _)| n == name).unwrap()];
-                    let key = if record.get("chosen").is_some() { "chosen" } else { "completion" };
+                    let key = if record.get("chosen").is_some() {
+                        "chosen"
+                    } else {
+                        "completion"
+                    };
                     let messages: Vec<rpo_data::Message> = serde_json::from_value(Value::Array(
-                        record["prompt"].as_array().unwrap().iter().chain(record[key].as_array().unwrap()).cloned().collect(),
+                        record["prompt"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .chain(record[key].as_array().unwrap())
+                            .cloned()
+                            .collect(),
                     ))
                     .unwrap();
-                    let rendered = tok.chat_template().unwrap().render(&messages, false).unwrap();
+                    let rendered = tok
+                        .chat_template()
+                        .unwrap()
+                        .render(&messages, false)
+                        .unwrap();
                     assert_eq!(rendered, full, "{what}: rendered conversation");
                 }
             }
@@ -405,18 +469,28 @@ fn config_overrides_replace_what_the_folder_says() {
     )
     .unwrap();
     let t = tok.tokenizer();
-    assert_eq!(tok.special().eos, t.token_to_id("<|end_of_text|>").unwrap() as i64);
+    assert_eq!(
+        tok.special().eos,
+        t.token_to_id("<|end_of_text|>").unwrap() as i64
+    );
     assert!(!tok.special().add_bos);
     let seq = tok.tokenize("Say hi.", " Hi!").unwrap();
-    assert_ne!(seq.input_ids[0], t.token_to_id("<|begin_of_text|>").unwrap() as i64);
+    assert_ne!(
+        seq.input_ids[0],
+        t.token_to_id("<|begin_of_text|>").unwrap() as i64
+    );
     // An override that names no token is an error naming the key.
     let bad = rpo_data::TokenOverrides {
         eos: Some("<nope>".into()),
         ..Default::default()
     };
-    let e = PreferenceTokenizer::from_file_with(llama3.join("tokenizer.json"), &bad, Truncation::default())
-        .err()
-        .expect("an unknown EOS is refused");
+    let e = PreferenceTokenizer::from_file_with(
+        llama3.join("tokenizer.json"),
+        &bad,
+        Truncation::default(),
+    )
+    .err()
+    .expect("an unknown EOS is refused");
     assert!(format!("{e:#}").contains("[tokenizer] eos"), "{e:#}");
 }
 
@@ -442,17 +516,29 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
     let expected: Vec<rpo_data::PairedExample> = paired
         .iter()
         .map(|r| {
-            paired_example(turns(r, "prompt"), turns(r, "chosen"), turns(r, "rejected"), tok.chat_template())
-                .unwrap()
+            paired_example(
+                turns(r, "prompt"),
+                turns(r, "chosen"),
+                turns(r, "rejected"),
+                tok.chat_template(),
+            )
+            .unwrap()
         })
         .collect();
     assert_eq!(ds.paired().unwrap(), expected.as_slice());
     assert!(expected[0].prompt.ends_with("<|im_start|>assistant\n"));
     assert_eq!(expected[0].chosen, "Four.<|im_end|>\n");
     // Without a template, a conversational file is refused naming the line and the cause.
-    let e = rpo_data::read_dataset(&path, rpo_data::DataFormat::Paired, rpo_data::OnMalformed::Error)
-        .unwrap_err();
-    assert!(format!("{e:#}").contains(":1: conversational data"), "{e:#}");
+    let e = rpo_data::read_dataset(
+        &path,
+        rpo_data::DataFormat::Paired,
+        rpo_data::OnMalformed::Error,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains(":1: conversational data"),
+        "{e:#}"
+    );
 
     let path = root.path().join("unpaired.jsonl");
     std::fs::write(
@@ -467,7 +553,9 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
         tok.chat_template(),
     )
     .unwrap();
-    let rpo_data::Examples::Unpaired(u) = &ds.examples else { panic!("unpaired") };
+    let rpo_data::Examples::Unpaired(u) = &ds.examples else {
+        panic!("unpaired")
+    };
     assert_eq!(u[0].completion, "Hi!<|im_end|>\n");
     assert!(!u[0].desirable);
 }

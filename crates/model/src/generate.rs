@@ -88,14 +88,7 @@ pub fn generate_greedy(
     stop: &[i64],
 ) -> Result<Vec<Vec<i64>>> {
     let ids: Vec<u64> = (0..prompts.len() as u64).collect();
-    generate(
-        model,
-        prompts,
-        &ids,
-        max_new_tokens,
-        stop,
-        Decoding::Greedy,
-    )
+    generate(model, prompts, &ids, max_new_tokens, stop, Decoding::Greedy)
 }
 
 /// As [`generate_greedy`] with any [`Decoding`]; `ids[i]` numbers prompt i for its random

@@ -192,8 +192,7 @@ fn sampled_tokens_follow_the_temperature_softmax() {
     let mut counts = vec![0usize; 97];
     let prompts: Vec<Vec<i64>> = vec![prompt; n];
     let ids: Vec<u64> = (0..n as u64).collect();
-    for tokens in
-        rpo_model::generate(&model, &prompts, &ids, 1, &[], sample(0.05, 1.0, 1)).unwrap()
+    for tokens in rpo_model::generate(&model, &prompts, &ids, 1, &[], sample(0.05, 1.0, 1)).unwrap()
     {
         counts[tokens[0] as usize] += 1;
     }

@@ -17,9 +17,9 @@ use tch::Kind;
 
 use crate::config::TrainConfig;
 use crate::data_source::resolved_special_tokens;
-use rpo_data::write_tokenizer_folder;
 use crate::evaluate::EvalReport;
 use crate::reference::Reference;
+use rpo_data::write_tokenizer_folder;
 
 pub const REFERENCE_FILE: &str = "reference.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";

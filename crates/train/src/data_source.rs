@@ -75,8 +75,8 @@ pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
             trained_tokenizer_files(),
         ));
     }
-    let json = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read tokenizer {path}"))?;
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read tokenizer {path}"))?;
     let dir = Path::new(&path).parent().unwrap_or(Path::new("."));
     Ok((json, TokenizerFiles::read(dir)?))
 }
@@ -93,7 +93,9 @@ pub fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<Prefe
 }
 
 /// The special tokens a run resolves, for writing them into saved folders.
-pub fn resolved_special_tokens(cfg: &TrainConfig) -> Result<(String, TokenizerFiles, SpecialTokens)> {
+pub fn resolved_special_tokens(
+    cfg: &TrainConfig,
+) -> Result<(String, TokenizerFiles, SpecialTokens)> {
     let (json, files) = tokenizer_source(cfg)?;
     let tok: Tokenizer = json
         .parse()

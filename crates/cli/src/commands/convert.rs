@@ -36,8 +36,9 @@ pub fn run(args: Args) -> Result<()> {
     for name in rpo_data::TOKENIZER_FOLDER_FILES {
         let file = checkpoint.dir.join(name);
         if file.exists() {
-            std::fs::copy(&file, args.out.join(name))
-                .with_context(|| format!("copying {} into {}", file.display(), args.out.display()))?;
+            std::fs::copy(&file, args.out.join(name)).with_context(|| {
+                format!("copying {} into {}", file.display(), args.out.display())
+            })?;
         }
     }
     tracing::info!(

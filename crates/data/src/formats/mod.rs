@@ -94,7 +94,12 @@ pub fn read_dataset_with(
 ) -> Result<Dataset> {
     let path = path.as_ref();
     let (examples, skipped) = match format {
-        DataFormat::Paired => read(path, on_malformed, |r| paired::parse(r, chat), Examples::Paired)?,
+        DataFormat::Paired => read(
+            path,
+            on_malformed,
+            |r| paired::parse(r, chat),
+            Examples::Paired,
+        )?,
         DataFormat::Unpaired => read(
             path,
             on_malformed,

@@ -17,5 +17,10 @@ pub(crate) fn parse(record: &Record, chat: Option<&ChatTemplate>) -> FieldResult
         });
     }
     let turns = |key: &str| Turns::parse(record.value(key)?, &record.field_name(key));
-    unpaired_example(turns("prompt")?, turns("completion")?, record.bool("label")?, chat)
+    unpaired_example(
+        turns("prompt")?,
+        turns("completion")?,
+        record.bool("label")?,
+        chat,
+    )
 }
