@@ -238,7 +238,29 @@ pub struct TokenizerConfig {
     /// A tokenizer.json, or "builtin:synthetic" (the synthetic suite's, compiled in).
     /// Unset: the model folder's tokenizer.json when `model.path` is given (a model is
     /// only meaningful with the tokenizer it was trained with), else "builtin:synthetic".
+    /// The files next to it (tokenizer_config.json, special_tokens_map.json,
+    /// chat_template.jinja, generation_config.json) name the special tokens and the chat
+    /// template (README, "Special tokens and chat templates").
     pub path: Option<String>,
+    /// The BOS token (its text, e.g. "<s>"), replacing the one the folder names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos: Option<String>,
+    /// The EOS token that ends every response, replacing the one the folder names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos: Option<String>,
+    /// Whether prompts start with BOS, replacing what tokenizer.json's post-processor does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_bos: Option<bool>,
+}
+
+impl TokenizerConfig {
+    pub fn overrides(&self) -> rpo_data::TokenOverrides {
+        rpo_data::TokenOverrides {
+            bos: self.bos.clone(),
+            eos: self.eos.clone(),
+            add_bos: self.add_bos,
+        }
+    }
 }
 
 /// `data.train` / `data.eval`: one path or pattern, or a list of them.

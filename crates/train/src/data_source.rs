@@ -4,10 +4,12 @@
 use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
-    expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, DataFormat, Examples,
-    OnMalformed, PairedExample, PreferenceTokenizer, ReadOptions, SpecialTokens, Truncation,
+    expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, trained_tokenizer_files,
+    ChatTemplate, DataFormat, Examples, OnMalformed, PairedExample, PreferenceTokenizer,
+    ReadOptions, SpecialTokens, TokenizerFiles, Truncation,
     UnpairedExample,
 };
+use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::config::{DataFiles, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
@@ -77,27 +79,57 @@ pub fn load_tokenizer(cfg: &TrainConfig) -> Result<PreferenceTokenizer> {
         max_prompt_length: d.max_prompt_length,
         prompt_keep: format.default_prompt_keep(),
     };
-    let path = &cfg.tokenizer_path();
-    if path == BUILTIN_SYNTHETIC_TOKENIZER {
-        let tok = synthetic::synthetic_tokenizer()?;
-        let special = SpecialTokens::from_tokenizer(&tok)?;
-        return PreferenceTokenizer::new(tok, special, truncation);
-    }
-    let tok = Tokenizer::from_file(path)
-        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
-    let special =
-        SpecialTokens::from_tokenizer(&tok).with_context(|| format!("in tokenizer {path}"))?;
-    PreferenceTokenizer::new(tok, special, truncation)
+    load_tokenizer_with(cfg, truncation)
 }
 
-fn read_options(cfg: &TrainConfig) -> ReadOptions {
+/// The run's tokenizer: its tokenizer.json text and the files next to it (for the
+/// built-in one, the names it was trained with).
+pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
+    let path = cfg.tokenizer_path();
+    if path == BUILTIN_SYNTHETIC_TOKENIZER {
+        return Ok((
+            synthetic::SYNTHETIC_TOKENIZER_JSON.to_string(),
+            trained_tokenizer_files(),
+        ));
+    }
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read tokenizer {path}"))?;
+    let dir = Path::new(&path).parent().unwrap_or(Path::new("."));
+    Ok((json, TokenizerFiles::read(dir)?))
+}
+
+/// The tokenizer with its special tokens resolved (files, then `[tokenizer]` overrides).
+pub fn load_tokenizer_with(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
+    let path = cfg.tokenizer_path();
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
+        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
+    PreferenceTokenizer::from_folder_files(tok, &files, &cfg.tokenizer.overrides(), truncation)
+        .with_context(|| format!("in tokenizer {path}"))
+}
+
+/// The special tokens a run resolves, for writing them into saved folders.
+pub fn resolved_special_tokens(
+    cfg: &TrainConfig,
+) -> Result<(String, TokenizerFiles, SpecialTokens)> {
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
+        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", cfg.tokenizer_path()))?;
+    let special = SpecialTokens::resolve(&tok, &files, &cfg.tokenizer.overrides())?;
+    Ok((json, files, special))
+}
+
+fn read_options<'a>(cfg: &'a TrainConfig, chat: Option<&'a ChatTemplate>) -> ReadOptions<'a> {
     ReadOptions {
         on_malformed: if cfg.data.on_malformed == "skip" {
             OnMalformed::Skip
         } else {
             OnMalformed::Error
         },
-        columns: cfg.data.columns.clone(),
+        columns: &cfg.data.columns,
+        chat,
     }
 }
 
@@ -119,13 +151,15 @@ fn read_files(files: &DataFiles, format: DataFormat, options: &ReadOptions) -> R
     as_text(examples)
 }
 
-/// Conversational records (message lists) become text through the tokenizer's chat
-/// template; until that is built they are refused by name.
+/// Conversational records (message lists) were rendered through the tokenizer's chat
+/// template while they were read; those still here had no template to render them, or
+/// left the prompt implicit.
 fn as_text(examples: Examples) -> Result<Examples> {
     match examples {
         Examples::Conversational(_) => anyhow::bail!(
-            "the data is conversational (message lists), which needs a chat template to render it; \
-             chat templates are not supported yet: give prompt and responses as text"
+            "the data is conversational (message lists), which needs the tokenizer's chat template to render it: \
+             the tokenizer has none (give one in tokenizer_config.json's chat_template or chat_template.jinja), \
+             or the records leave the prompt implicit (only chosen/rejected), which is not supported: give a prompt field"
         ),
         text => Ok(text),
     }
@@ -171,6 +205,9 @@ fn split_eval(
 impl RunData {
     pub fn load(cfg: &TrainConfig) -> Result<Self> {
         let d = &cfg.data;
+        // First, because conversational records are rendered with its chat template.
+        let tokenizer = load_tokenizer(cfg)?;
+        let chat = tokenizer.chat_template();
         let (train, eval_pairs, judged) = if d.format == "synthetic" {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
@@ -179,7 +216,7 @@ impl RunData {
             (Examples::Paired(pairs), eval_pairs, judged)
         } else {
             let format = parse_format(&d.format)?;
-            let options = read_options(cfg);
+            let options = read_options(cfg, chat);
             let files = d
                 .train
                 .as_ref()
@@ -188,7 +225,6 @@ impl RunData {
             let (train, eval_pairs) = split_eval(cfg, train, format, &options)?;
             (train, eval_pairs, Vec::new())
         };
-        let tokenizer = load_tokenizer(cfg)?;
         let train = match (train, cfg.unpaired()) {
             (Examples::Paired(p), false) => TrainExamples::Paired(p),
             (Examples::Paired(p), true) => TrainExamples::Unpaired(pairs_to_unpaired(p)),
@@ -224,7 +260,7 @@ impl RunData {
             });
         }
         let format = parse_format(&d.format)?;
-        let options = read_options(cfg);
+        let options = read_options(cfg, tokenizer.chat_template());
         let pairs = match (&d.eval, &d.train) {
             (Some(eval), _) => paired_only(read_files(eval, format, &options)?),
             (None, Some(train)) if d.eval_fraction > 0.0 => {

@@ -48,13 +48,13 @@ pub fn judge_generations(
         .iter()
         .map(|q| tokenizer.encode_prompt_for_generation(&q.prompt))
         .collect::<Result<Vec<_>>>()?;
-    let eos = tokenizer.special().eos;
-    let outputs = generate_greedy(policy, &prompts, max_new_tokens, Some(eos))?;
+    let stop = &tokenizer.special().stop;
+    let outputs = generate_greedy(policy, &prompts, max_new_tokens, stop)?;
     let mut per_family: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut writer = out.map(MetricsWriter::create).transpose()?;
     let mut correct_total = 0;
     for (q, ids) in questions.iter().zip(outputs) {
-        let ids: Vec<i64> = ids.into_iter().filter(|&t| t != eos).collect();
+        let ids: Vec<i64> = ids.into_iter().filter(|t| !stop.contains(t)).collect();
         let response = tokenizer.decode(&ids)?;
         let correct = q.judge(&response);
         correct_total += correct as usize;

@@ -177,11 +177,11 @@ pub fn run(args: Args) -> Result<()> {
             seed: args.seed,
         }
     };
-    let eos = tokenizer.special().eos;
-    let outputs = generate(&model, &prompts, &ids, max_new_tokens, Some(eos), decoding)?;
+    let stop = tokenizer.special().stop.clone();
+    let outputs = generate(&model, &prompts, &ids, max_new_tokens, &stop, decoding)?;
     let mut lines = String::new();
     for ((prompt, fields), tokens) in items[mine].iter().zip(outputs) {
-        let tokens: Vec<i64> = tokens.into_iter().filter(|&t| t != eos).collect();
+        let tokens: Vec<i64> = tokens.into_iter().filter(|t| !stop.contains(t)).collect();
         let mut line = Map::new();
         line.insert("prompt".into(), prompt.clone().into());
         line.insert("response".into(), tokenizer.decode(&tokens)?.into());

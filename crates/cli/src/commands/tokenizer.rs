@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(!texts.is_empty(), "the data files hold no text");
     let tokenizer = rpo_data::train_tokenizer(&texts, args.vocab)?;
     let vocab = tokenizer.get_vocab_size(true);
-    rpo_data::write_tokenizer_folder(tokenizer, &args.out)?;
+    rpo_data::write_trained_tokenizer_folder(tokenizer, &args.out)?;
     eprintln!(
         "tokenizer: trained on {} texts from {} files, {vocab} tokens, written to {}",
         texts.len(),

@@ -21,6 +21,7 @@ pub use hh::{split_dialogues as split_hh_dialogues, ASSISTANT_TURN};
 pub use paths::expand_paths;
 pub use tldr::tldr_prompt;
 
+use crate::chat_template::ChatTemplate;
 use crate::dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 use crate::truncation::PromptKeep;
 use read_records::read_records;
@@ -80,11 +81,14 @@ impl std::fmt::Display for DataFormat {
     }
 }
 
-/// How a file is read: what to do with malformed records, and where fields live.
-#[derive(Debug, Clone, Default)]
-pub struct ReadOptions {
+/// How a file is read: what to do with malformed records, where fields live, and the
+/// chat template that renders conversational records (without one they are kept as
+/// messages and refused by name where text is needed).
+#[derive(Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
     pub on_malformed: OnMalformed,
-    pub columns: ColumnMap,
+    pub columns: &'a ColumnMap,
+    pub chat: Option<&'a ChatTemplate>,
 }
 
 /// Reads a whole file of the given format, its fields under their own names.
@@ -98,7 +102,8 @@ pub fn read_dataset(
         format,
         &ReadOptions {
             on_malformed,
-            columns: ColumnMap::default(),
+            columns: &ColumnMap::default(),
+            chat: None,
         },
     )
 }
@@ -110,9 +115,15 @@ pub fn read_dataset_with(
     options: &ReadOptions,
 ) -> Result<Dataset> {
     let path = path.as_ref();
+    let chat = options.chat;
     let (examples, skipped) = match format {
-        DataFormat::Paired => read(path, options, paired::parse, Examples::Paired)?,
-        DataFormat::Unpaired => read(path, options, unpaired::parse, Examples::Unpaired)?,
+        DataFormat::Paired => read(path, options, |r| paired::parse(r, chat), Examples::Paired)?,
+        DataFormat::Unpaired => read(
+            path,
+            options,
+            |r| unpaired::parse(r, chat),
+            Examples::Unpaired,
+        )?,
         DataFormat::Hh => read(path, options, plain(hh::parse), Examples::Paired)?,
         DataFormat::Tldr => read(path, options, plain(tldr::parse), Examples::Paired)?,
     };
@@ -137,7 +148,7 @@ fn read<T>(
     parse: impl Fn(&Record) -> FieldResult<Parsed<T>>,
     wrap: fn(Vec<T>) -> Examples,
 ) -> Result<(Examples, Vec<MalformedLine>)> {
-    let read = read_records(path, options.on_malformed, &options.columns, parse)?;
+    let read = read_records(path, options.on_malformed, options.columns, parse)?;
     let examples = if read.conversational.is_empty() {
         wrap(read.plain)
     } else {

@@ -115,6 +115,16 @@ impl<'a> Record<'a> {
         )
     }
 
+    /// The raw value of a field (for fields that may take several shapes).
+    pub fn value(&self, key: &str) -> FieldResult<&'a Value> {
+        self.get(key)
+    }
+
+    /// The field's full name, for error messages.
+    pub fn field_name(&self, key: &str) -> String {
+        self.name(key)
+    }
+
     pub fn str(&self, key: &str) -> FieldResult<&'a str> {
         match self.get(key)? {
             Value::String(s) => Ok(s),
