@@ -509,8 +509,11 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
     let ds = rpo_data::read_dataset_with(
         &path,
         rpo_data::DataFormat::Paired,
-        rpo_data::OnMalformed::Error,
-        tok.chat_template(),
+        &rpo_data::ReadOptions {
+            on_malformed: rpo_data::OnMalformed::Error,
+            columns: &rpo_data::ColumnMap::default(),
+            chat: tok.chat_template(),
+        },
     )
     .unwrap();
     let expected: Vec<rpo_data::PairedExample> = paired
@@ -549,8 +552,11 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
     let ds = rpo_data::read_dataset_with(
         &path,
         rpo_data::DataFormat::Unpaired,
-        rpo_data::OnMalformed::Error,
-        tok.chat_template(),
+        &rpo_data::ReadOptions {
+            on_malformed: rpo_data::OnMalformed::Error,
+            columns: &rpo_data::ColumnMap::default(),
+            chat: tok.chat_template(),
+        },
     )
     .unwrap();
     let rpo_data::Examples::Unpaired(u) = &ds.examples else {

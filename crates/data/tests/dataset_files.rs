@@ -251,14 +251,16 @@ fn columns_with_other_names_are_mapped_and_named_in_errors() {
             json!({"prompt": "q2", "chosen": "fine", "rejected": "worse"}),
         ],
     );
+    let columns = ColumnMap {
+        prompt: Some("question".into()),
+        chosen: Some("response_j".into()),
+        rejected: Some("response_k".into()),
+        ..ColumnMap::default()
+    };
     let options = ReadOptions {
         on_malformed: OnMalformed::Error,
-        columns: ColumnMap {
-            prompt: Some("question".into()),
-            chosen: Some("response_j".into()),
-            rejected: Some("response_k".into()),
-            ..ColumnMap::default()
-        },
+        columns: &columns,
+        chat: None,
     };
     let mapped = read_dataset_with(&renamed, DataFormat::Paired, &options).unwrap();
     assert_eq!(mapped.examples, read(&plain, DataFormat::Paired));

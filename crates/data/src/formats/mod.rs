@@ -84,7 +84,7 @@ impl std::fmt::Display for DataFormat {
 /// How a file is read: what to do with malformed records, where fields live, and the
 /// chat template that renders conversational records (without one they are kept as
 /// messages and refused by name where text is needed).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct ReadOptions<'a> {
     pub on_malformed: OnMalformed,
     pub columns: &'a ColumnMap,

@@ -16,7 +16,7 @@ pub(crate) fn parse(
 ) -> FieldResult<Parsed<PairedExample>> {
     if record.is_list("chosen") || record.is_list("prompt") {
         if let (Some(chat), true) = (chat, record.is_list("prompt")) {
-            let turns = |key: &str| Turns::parse(record.value(key)?, &record.field_name(key));
+            let turns = |key: &str| Turns::parse(record.required(key)?, &record.field_name(key));
             let example =
                 paired_example(turns("prompt")?, turns("chosen")?, turns("rejected")?, Some(chat))?;
             return Ok(Parsed::Plain(example));

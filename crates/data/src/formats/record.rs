@@ -115,8 +115,8 @@ impl<'a> Record<'a> {
         )
     }
 
-    /// The raw value of a field (for fields that may take several shapes).
-    pub fn value(&self, key: &str) -> FieldResult<&'a Value> {
+    /// The raw value of a field that must be there (for fields that may take several shapes).
+    pub fn required(&self, key: &str) -> FieldResult<&'a Value> {
         self.get(key)
     }
 

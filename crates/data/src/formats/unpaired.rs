@@ -15,7 +15,7 @@ pub(crate) fn parse(
 ) -> FieldResult<Parsed<UnpairedExample>> {
     if record.is_list("completion") || record.is_list("prompt") {
         if let (Some(chat), true) = (chat, record.is_list("prompt")) {
-            let turns = |key: &str| Turns::parse(record.value(key)?, &record.field_name(key));
+            let turns = |key: &str| Turns::parse(record.required(key)?, &record.field_name(key));
             let example = unpaired_example(
                 turns("prompt")?,
                 turns("completion")?,
