@@ -111,6 +111,8 @@ fn main() -> Result<()> {
         embedder: &embedder,
         beta: 0.1,
         parallel: &parallel,
+        packing: rpo_train::packing::Packing::PADDED,
+        pad: 0,
     };
     let objective = Objective::Rpo {
         weighting: rpo_losses::Weighting::Embedding { tau: 0.5 },

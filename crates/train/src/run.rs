@@ -229,6 +229,8 @@ pub fn train(
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
     if resume.is_none() && (cfg.train.sft_warmup_steps > 0 || !objective.needs_reference()) {
         evals.extend(eval("init", &no_ref, false)?);
@@ -283,6 +285,8 @@ pub fn train(
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
     if objective.needs_reference() && !in_preference {
         let at = if cfg.train.sft_warmup_steps > 0 {
