@@ -681,7 +681,11 @@ fn shared_prompts_and_packed_rows_train_like_padded_rows_on_1_and_2_ranks() {
         (
             "packing without sharing, stage 1, kept graphs, 1 process",
             1,
-            &["zero.stage=1", "train.share_prompt=false", "zero.activation_checkpointing=false"],
+            &[
+                "zero.stage=1",
+                "train.share_prompt=false",
+                "zero.activation_checkpointing=false",
+            ],
         ),
     ];
     let oracle = run(1, 8, 8, &padded);
@@ -692,8 +696,14 @@ fn shared_prompts_and_packed_rows_train_like_padded_rows_on_1_and_2_ranks() {
         assert_same(what, &oracle, &r);
         let (m, o) = (&r.metrics[0], &oracle.metrics[0]);
         assert_eq!(m["tokens"], o["tokens"], "{what}: real tokens");
+        // The synthetic suite's sequences are of nearly one length: packing alone (rows
+        // as wide as the longest sequence) saves nothing there but never costs more
+        // (crates/train/tests/packing.rs checks the saving on varied lengths); a shared
+        // prompt always saves.
+        let (computed, padded) = (m["tokens_computed"].as_u64(), o["tokens_computed"].as_u64());
+        let shared = !extra.contains(&"train.share_prompt=false");
         assert!(
-            m["tokens_computed"].as_u64() < o["tokens_computed"].as_u64(),
+            computed < padded || (!shared && computed <= padded),
             "{what}: computed {} vs padded {}",
             m["tokens_computed"],
             o["tokens_computed"]
