@@ -52,7 +52,9 @@ def layout(x):
     if "layout" in x: return x["layout"]
     parts = ["response-only logits"] + (["shared prompt"] if x["share_prompt"] else []) + (["packed"] if x["pack"] else [])
     return ", ".join(parts)
+def sec(v):  # NaN (not measured) arrives as null from Rust, nan from Python
+    return "—" if v is None or v != v else f"{v:.4f}"
 for x in [t] + rs:
     print(f"| {x['impl']} | {layout(x)} | {x['median_step_s']:.4f} | {x['tokens_per_s']:.0f} | {x['tokens_computed']} | {x['flops_step']/1e9:.1f} |"
-          f" {x['forward_s']:.4f} | {x['forward_backward_s']:.4f} | {x['first_loss']:.6f} | {x['median_step_s'] / t['median_step_s']:.3f} |")
+          f" {sec(x['forward_s'])} | {sec(x['forward_backward_s'])} | {x['first_loss']:.6f} | {x['median_step_s'] / t['median_step_s']:.3f} |")
 PY
