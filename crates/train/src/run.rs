@@ -193,7 +193,7 @@ pub fn train(
     // The sentence encoder is loaded only when the weighting reads embeddings.
     let embedder: Box<dyn PromptEmbedder> = match objective {
         Objective::Rpo { weighting, .. } if weighting.uses_embeddings() => {
-            prompt_embedding::build(&cfg.embedding, &data, device)?
+            prompt_embedding::build_for_run(&cfg.embedding, &data, device, world)?
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };

@@ -16,6 +16,15 @@ use tch::{Device, Kind, Tensor};
 
 const PAD: i64 = 0;
 
+/// Models are initialised from torch's process-global RNG, which a concurrent test's
+/// `Llama::new` (inside `Reference::copy_of`) would advance mid-initialisation: the tests
+/// of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn config(tied: bool, window: Option<i64>) -> LlamaConfig {
     let mut c = preset("tiny").unwrap();
     c.vocab_size = 97;
@@ -114,6 +123,7 @@ fn policy_pass(model: &ShardedModel, seqs: &DeviceSeqs) -> (Tensor, HashMap<Stri
 
 #[test]
 fn shared_and_packed_layouts_give_the_padded_log_probs_and_gradients() {
+    let _serial = serial();
     let b = batch();
     let padded = DeviceSeqs::paired(&b, Device::Cpu, Packing::PADDED, PAD).unwrap();
     for (stage, tied, checkpoint, window) in [
@@ -152,6 +162,7 @@ fn shared_and_packed_layouts_give_the_padded_log_probs_and_gradients() {
 
 #[test]
 fn every_reference_placement_gives_the_padded_log_probs_with_shared_prompts() {
+    let _serial = serial();
     let b = batch();
     let padded = DeviceSeqs::paired(&b, Device::Cpu, Packing::PADDED, PAD).unwrap();
     let policy = sharded(true, None, ZeroStage::Zero0, false);
@@ -176,6 +187,7 @@ fn every_reference_placement_gives_the_padded_log_probs_with_shared_prompts() {
 
 #[test]
 fn response_only_logits_equal_full_logits() {
+    let _serial = serial();
     // The padded path now scores only response positions; the full `[B, T, V]` logits
     // of Llama::forward with sequence_logps are the previous computation.
     let b = batch();
