@@ -2,17 +2,18 @@
 //! training, evaluation at each boundary, and the saved policy.
 
 use anyhow::{Context, Result};
-use rpo_model::{load_hf, preset, save_hf_tensors, HfCheckpoint, Llama, LlamaConfig, TokenIds};
+use rpo_model::{load_hf, preset, HfCheckpoint, Llama, LlamaConfig, TokenIds};
 use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
 
-use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
+use crate::checkpointing::{save_reference_once, write_tokenizer, Checkpointing, Resume};
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
+use crate::memory_plan;
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
@@ -49,6 +50,7 @@ pub(crate) fn build_policy(
         compute_kind: kind,
         checkpoint_activations: cfg.zero.checkpoint_activations(),
         logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
+        reduce_kind: cfg.zero.reduce_kind(),
     };
     if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
         // Stage 3 from a checkpoint: each rank reads only its own slices (memory-mapped).
@@ -149,6 +151,19 @@ pub fn train(
     }
 
     let data = RunData::load(cfg)?;
+    // The memory plan, from the model's shape alone: logged, and a stage that cannot fit
+    // zero.memory_budget is refused before any weights are loaded.
+    let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
+    let shape = memory_plan::model_shape(cfg, Some(vocab))?;
+    let plan = memory_plan::plan(cfg, shape, world.world_size(), kind)?;
+    if main {
+        tracing::info!(
+            "memory plan per rank (running zero.stage = {}):\n{}",
+            cfg.zero.stage,
+            plan.table()
+        );
+    }
+    memory_plan::check_fits(cfg, &plan)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
     let mut loaded_reference = if !objective.needs_reference() {
         None
@@ -310,9 +325,23 @@ pub fn train(
         steps: cfg.train.steps,
         lr: cfg.optim.lr,
     };
+    // A reference copied from the policy is written once for the run (a resumed run could
+    // not rebuild it); the checkpoints point at it. A `[reference] path` is never copied.
+    let checkpointing = cfg.checkpoint.every > 0 || cfg.checkpoint.at_end;
+    // Resumed into this run's own checkpoint folder, the reference is already there.
+    let already_written = resume.as_ref().and_then(|r| {
+        let saved = r.state.reference.as_ref()?;
+        let here = cfg.checkpoint_root().join(&saved.folder).exists();
+        (in_preference && here).then(|| saved.clone())
+    });
+    let saved = match &reference {
+        Some(_) if copied && already_written.is_some() => already_written,
+        Some(r) if copied && checkpointing => save_reference_once(cfg, r, &model_config, main)?,
+        _ => None,
+    };
     let checkpoints = Checkpointing {
         cfg,
-        reference: copied.then_some(reference.as_ref()).flatten(),
+        reference: saved,
         evals: &evals,
     };
     last_step = run_phase(
@@ -329,18 +358,17 @@ pub fn train(
     step += phase.steps;
     evals.extend(eval("final", &models, true)?);
 
-    // Every rank takes part in gathering the fp32 masters; rank 0 writes them.
-    let master = cfg
-        .train
-        .save_model
-        .then(|| policy.full_master())
-        .transpose()?;
-    let model_dir = if let (Some(master), true) = (master, main) {
+    // Every rank takes part in gathering the fp32 masters unit by unit; rank 0 writes
+    // each unit into its place in the folder (one unit extra in memory, never the model).
+    let model_dir = if cfg.train.save_model {
         let dir = cfg.out_dir.join("model");
-        save_hf_tensors(&dir, master, &model_config)?;
-        // The tokenizer travels with the model: loading the folder later picks it up.
-        write_tokenizer(cfg, &dir)?;
-        Some(dir)
+        let target = main.then_some(dir.as_path());
+        policy.save_hf(target, &model_config, Kind::Float, u64::MAX)?;
+        if main {
+            // The tokenizer travels with the model: loading the folder later picks it up.
+            write_tokenizer(cfg, &dir)?;
+        }
+        main.then_some(dir)
     } else {
         None
     };

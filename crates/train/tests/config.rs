@@ -250,3 +250,17 @@ fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
     let cfg = ok(&["reference.cache=/c/r.bin"]);
     assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
 }
+
+#[test]
+fn reduce_dtype_and_memory_budget_are_checked() {
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(cfg.zero.reduce_dtype, "fp32");
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::Float);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.reduce_dtype=bf16".into()]).unwrap();
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::BFloat16);
+    assert!(err(&["zero.reduce_dtype=fp16"]).contains("zero.reduce_dtype"));
+    let e = err(&["zero.memory_budget=\"80 parsecs\""]);
+    assert!(e.contains("zero.memory_budget"), "{e}");
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
+    assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
+}
