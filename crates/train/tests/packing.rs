@@ -106,6 +106,7 @@ fn sharded(tied: bool, window: Option<i64>, stage: ZeroStage, checkpoint: bool) 
         compute_kind: Kind::Float,
         checkpoint_activations: checkpoint,
         logits_chunk_tokens: 7,
+        reduce_kind: Kind::Float,
     };
     ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap()
 }
