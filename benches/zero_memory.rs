@@ -137,6 +137,7 @@ fn main() -> Result<()> {
             ids: &ids,
             labels: &labels,
             mask: &mask,
+            packed: None,
         };
         let reference_logps = match &reference {
             Some(r) => {

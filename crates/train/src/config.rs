@@ -421,6 +421,17 @@ pub struct LoopConfig {
     /// Write the final policy as a Hugging Face folder under out_dir/model.
     #[serde(default = "yes")]
     pub save_model: bool,
+    /// Paired data: run each pair's prompt once, both responses attending to it
+    /// (crates/train/src/packing.rs); same log-probs as two separate sequences.
+    #[serde(default = "yes")]
+    pub share_prompt: bool,
+    /// Pack a micro-batch's sequences (or prompt + responses groups) into rows of up to
+    /// `pack_tokens` tokens instead of padding each to the longest.
+    #[serde(default = "yes")]
+    pub pack: bool,
+    /// Row width when packing; 0 (default): the micro-batch's longest group.
+    #[serde(default)]
+    pub pack_tokens: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -564,6 +575,15 @@ fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<()> {
 }
 
 impl TrainConfig {
+    /// How micro-batches are laid out for the model.
+    pub fn packing(&self) -> crate::packing::Packing {
+        crate::packing::Packing {
+            share_prompt: self.train.share_prompt,
+            pack: self.train.pack,
+            row_tokens: self.train.pack_tokens,
+        }
+    }
+
     /// Parse a config file, then apply `--set key=value` overrides, then validate.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (text, origin) = match path {

@@ -150,6 +150,8 @@ pub fn held_out_rewards(
         embedder: &BagOfWords { dim: 1 }, // DPO's metrics read no embeddings
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
     let n = cfg.eval.max_examples.min(data.pairs.len());
     let stats = reward_accuracy(

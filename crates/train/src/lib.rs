@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
 pub mod online_config;
+pub mod packing;
 pub mod parallel;
 pub mod precompute;
 pub mod precompute_ref;

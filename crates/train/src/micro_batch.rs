@@ -1,7 +1,8 @@
 //! One micro-batch: policy and reference log-probs, the objective, and reward statistics.
 //!
-//! Chosen and rejected sequences of a paired batch share one width, so they run as a
-//! single `[2B, T]` forward (as the reference code's concatenated forward does). The
+//! Chosen and rejected sequences of a paired batch run as a single forward: padded to
+//! one width as `[2B, T]` (the reference code's concatenated forward), or laid out by
+//! [`crate::packing`] (a shared prompt per pair, several groups per row). The
 //! policy's log-probs come out of the layer-wise executor as a leaf: the objective is
 //! built on it, and the trainer pushes its gradient back through the model
 //! ([`ShardedModel::backward`]).
@@ -10,21 +11,24 @@ use anyhow::{bail, Result};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_losses as losses;
 use rpo_model::Llama;
-use rpo_zero::{PolicyLogps, Sequences, ShardedModel};
+use rpo_zero::{PackedRows, PolicyLogps, Sequences, ShardedModel};
 use tch::{Device, Kind, Tensor};
 
 use crate::objective::Objective;
+use crate::packing::{self, Packing};
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, PromptEmbedder};
 use crate::reference::Reference;
 use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
 
-/// Ids, labels and response mask of sequences, on the model's device.
+/// Ids, labels and the response mask of sequences, on the model's device; `packed`:
+/// the layout the model runs them in, when not the padded rows.
 pub struct DeviceSeqs {
     ids: Tensor,
     labels: Tensor,
     mask: Tensor,
+    packed: Option<PackedRows>,
 }
 
 impl DeviceSeqs {
@@ -33,18 +37,34 @@ impl DeviceSeqs {
             ids: seqs.input_ids.to_device(device),
             labels: seqs.labels.to_device(device),
             mask: seqs.loss_mask.to_device(device),
+            packed: None,
         }
     }
 
+    /// A batch's sequences laid out as `packing` says (padded, or packed rows).
+    pub fn laid_out(seqs: &SeqBatch, device: Device, packing: Packing, pad: i64) -> Result<Self> {
+        let mut out = Self::new(seqs, device);
+        if packing.pack {
+            out.packed = Some(packing::pack_sequences(seqs, packing, pad)?.to_device(device));
+        }
+        Ok(out)
+    }
+
     /// A paired batch's chosen then rejected sequences, as one batch of 2B.
-    fn paired(batch: &PairedBatch, device: Device) -> Self {
+    pub fn paired(batch: &PairedBatch, device: Device, packing: Packing, pad: i64) -> Result<Self> {
         let (c, r) = (&batch.chosen, &batch.rejected);
         let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
-        Self {
+        let packed = if packing.is_padded() {
+            None
+        } else {
+            Some(packing::pack_pairs(c, r, packing, pad)?.to_device(device))
+        };
+        Ok(Self {
             ids: cat(&c.input_ids, &r.input_ids),
             labels: cat(&c.labels, &r.labels),
             mask: cat(&c.loss_mask, &r.loss_mask),
-        }
+            packed,
+        })
     }
 
     /// A copy on `device`.
@@ -53,6 +73,7 @@ impl DeviceSeqs {
             ids: self.ids.to_device(device),
             labels: self.labels.to_device(device),
             mask: self.mask.to_device(device),
+            packed: self.packed.as_ref().map(|p| p.to_device(device)),
         }
     }
 
@@ -61,22 +82,26 @@ impl DeviceSeqs {
             ids: &self.ids,
             labels: &self.labels,
             mask: &self.mask,
+            packed: self.packed.as_ref(),
+        }
+    }
+
+    /// Positions the model computes for these sequences (padding included).
+    pub fn tokens_computed(&self) -> usize {
+        match &self.packed {
+            Some(p) => packing::tokens_computed(p),
+            None => self.ids.numel(),
         }
     }
 }
 
-/// Summed response log-probs `[B]` of a frozen model, without gradient; at most
-/// `chunk_tokens` positions' logits at a time.
+/// Summed response log-probs `[B]` of a frozen model, without gradient; the head runs
+/// only at scored positions, at most `chunk_tokens` of them at a time.
 pub fn frozen_logps(model: &Llama, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
     tch::no_grad(|| {
-        let hidden = model.hidden_states(&seqs.ids);
-        losses::sequence_logps_chunked(
-            &hidden,
-            &|h| model.head(h),
-            &seqs.labels,
-            &seqs.mask,
-            chunk_tokens,
-        )
+        let (ids, layout, targets) = seqs.sequences().rows()?;
+        let hidden = model.hidden_states_in(&ids, layout.as_ref());
+        losses::targets_logps_chunked(&hidden, &|h| model.head(h), &targets, chunk_tokens)
     })
 }
 
@@ -97,7 +122,10 @@ pub struct RewardStats {
     /// paired data, every (desirable, undesirable) pair of the batch for unpaired data.
     pub correct: f64,
     pub compared: usize,
+    /// Real (non-padding) tokens of the policy's forwards.
     pub tokens: usize,
+    /// Positions the policy's forwards computed (padding included, shared prompts once).
+    pub tokens_computed: usize,
 }
 
 impl RewardStats {
@@ -116,6 +144,7 @@ impl RewardStats {
         self.correct += other.correct;
         self.compared += other.compared;
         self.tokens += other.tokens;
+        self.tokens_computed += other.tokens_computed;
     }
 
     pub fn mean_chosen(&self) -> Option<f64> {
@@ -184,6 +213,10 @@ pub struct Models<'a> {
     pub embedder: &'a dyn PromptEmbedder,
     pub beta: f64,
     pub parallel: &'a DataParallel<'a>,
+    /// How micro-batches are laid out for the model (shared prompts, packing).
+    pub packing: Packing,
+    /// The tokenizer's padding id, for packed rows.
+    pub pad: i64,
 }
 
 impl Models<'_> {
@@ -240,25 +273,25 @@ pub fn reference_inputs(
     objective: &Objective,
     batch: &MicroBatch,
     device: Device,
-) -> Vec<DeviceSeqs> {
-    match (objective, batch) {
+    packing: Packing,
+    pad: i64,
+) -> Result<Vec<DeviceSeqs>> {
+    let seqs = |s: &SeqBatch| DeviceSeqs::laid_out(s, device, packing, pad);
+    Ok(match (objective, batch) {
         (Objective::Sft, _) | (_, MicroBatch::Sft(_)) => vec![],
-        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device)],
-        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![
-            DeviceSeqs::new(&b.seqs, device),
-            DeviceSeqs::new(&b.kl_seqs, device),
-        ],
-        (_, MicroBatch::Unpaired(b)) => vec![DeviceSeqs::new(&b.seqs, device)],
-    }
+        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device, packing, pad)?],
+        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?, seqs(&b.kl_seqs)?],
+        (_, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?],
+    })
 }
 
 /// SFT on the chosen responses: summed NLL, mean over the batch.
 pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
-    let policy = models
-        .policy
-        .forward(&DeviceSeqs::new(chosen, models.device()).sequences())?;
+    let seqs = DeviceSeqs::laid_out(chosen, models.device(), models.packing, models.pad)?;
+    let policy = models.policy.forward(&seqs.sequences())?;
     let stats = RewardStats {
         tokens: chosen.num_tokens,
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     let (objective, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
@@ -279,7 +312,7 @@ pub fn paired(
     if let Objective::Sft = objective {
         return sft(models, &batch.chosen);
     }
-    let seqs = DeviceSeqs::paired(batch, models.device());
+    let seqs = DeviceSeqs::paired(batch, models.device(), models.packing, models.pad)?;
     let policy = models.policy.forward(&seqs.sequences())?;
     let (policy_chosen, policy_rejected) = halves(&policy.logps);
     let (ref_chosen, ref_rejected) = halves(&models.reference_logps(&seqs)?);
@@ -303,6 +336,7 @@ pub fn paired(
     let m = losses::pair_metrics(&a, &b, models.beta)?;
     let mut stats = RewardStats {
         tokens: batch.num_tokens(),
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
@@ -323,7 +357,8 @@ pub fn unpaired(
     batch: &UnpairedBatch,
 ) -> Result<MicroBatchLoss> {
     let device = models.device();
-    let seqs = DeviceSeqs::new(&batch.seqs, device);
+    let (packing, pad) = (models.packing, models.pad);
+    let seqs = DeviceSeqs::laid_out(&batch.seqs, device, packing, pad)?;
     let policy = models.policy.forward(&seqs.sequences())?;
     let logratios = &policy.logps - models.reference_logps(&seqs)?;
     let desirable = batch.desirable.to_device(device);
@@ -358,7 +393,7 @@ pub fn unpaired(
         } => {
             // The KL reference point uses mismatched (prompt i, response i+1) pairs, without
             // gradient, averaged over ranks (as the reference code does) and clamped at 0.
-            let kl_seqs = DeviceSeqs::new(&batch.kl_seqs, device);
+            let kl_seqs = DeviceSeqs::laid_out(&batch.kl_seqs, device, packing, pad)?;
             let kl_logratios =
                 models.policy.logps(&kl_seqs.sequences())? - models.reference_logps(&kl_seqs)?;
             let kl_here = kl_logratios.mean(Kind::Double).double_value(&[]);
@@ -380,6 +415,7 @@ pub fn unpaired(
     let rb = losses::rewards(&b, models.beta);
     let mut stats = RewardStats {
         tokens: batch.num_tokens(),
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     stats.add_rewards(&ra, &rb);

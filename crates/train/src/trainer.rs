@@ -132,6 +132,7 @@ pub fn run_phase(
                 .map(|(c, r)| c - r),
             reward_accuracy: stats.accuracy(),
             tokens: stats.tokens,
+            tokens_computed: stats.tokens_computed,
             step_time_s: started.elapsed().as_secs_f64(),
             zero_bytes: policy.traffic().since(&traffic).total(),
         };
