@@ -33,7 +33,7 @@ fn peak_rss() -> f64 {
 }
 
 fn main() -> Result<()> {
-    let runtime = Runtime::init(false, Backend::Auto)?;
+    let runtime = Runtime::init(false, Backend::Auto, rpo_comm::Watchdog::default())?;
     let world = runtime.world();
     let rows: i64 = arg("--rows", 4096);
     let dim: i64 = arg("--dim", 384);

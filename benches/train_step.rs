@@ -5,6 +5,12 @@
 //! Writes the model (Hugging Face folder) and the batch it used into `--out`, so that
 //! `benches/train_step_pytorch.py` can time the same step in PyTorch on the same data.
 //! Run both through `benches/train_step_vs_pytorch.sh`.
+//!
+//! `--lengths fixed` (every sequence `--seq` tokens, half prompt) or `hh` (Anthropic-HH-like:
+//! prompts 16–256 tokens, long-tailed; responses 8–128; chosen and rejected share the
+//! prompt). `--share-prompt` and `--pack` pick rpo-shard's layout (crates/train/src/packing.rs);
+//! the head runs at response positions only in every layout. `--preset 100m` is a ~100M
+//! Llama (hidden 768, 8 layers, 12 heads / 4 kv heads, vocab 32000, untied).
 
 use anyhow::Result;
 use rpo_contrast::{ContrastForm, ContrastScope};
@@ -36,17 +42,62 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn random_batch(b: usize, t: usize, vocab: i64, pad: i64) -> Result<SeqBatch> {
-    let ids = Tensor::randint_low(3, vocab, [b as i64, t as i64], (Kind::Int64, Device::Cpu));
-    let seqs: Vec<TokenizedSequence> = (0..b)
-        .map(|i| TokenizedSequence {
-            input_ids: Vec::<i64>::try_from(ids.get(i as i64)).expect("i64 row"),
-            prompt_len: t / 2,
-            prompt_truncated: false,
+/// Random ids in `3..vocab` (so never the pad id 0).
+fn random_ids(n: usize, vocab: i64) -> Vec<i64> {
+    Vec::<i64>::try_from(Tensor::randint_low(3, vocab, [n as i64], (Kind::Int64, Device::Cpu)))
+        .expect("i64 ids")
+}
+
+/// A long-tailed length: `exp(N(ln median, sigma))` clamped to `[lo, hi]`.
+fn draw_len(median: f64, sigma: f64, lo: usize, hi: usize) -> usize {
+    let z = Tensor::randn([1], (Kind::Double, Device::Cpu)).double_value(&[0]);
+    ((median.ln() + sigma * z).exp().round() as usize).clamp(lo, hi)
+}
+
+/// `b` pairs: (prompt length, chosen length, rejected length) per pair.
+fn pair_lengths(b: usize, lengths: &str, seq: usize) -> Vec<(usize, usize, usize)> {
+    (0..b)
+        .map(|_| match lengths {
+            "hh" => (
+                draw_len(64.0, 0.8, 16, 256),
+                draw_len(40.0, 0.6, 8, 128),
+                draw_len(40.0, 0.6, 8, 128),
+            ),
+            _ => (seq / 2, seq - seq / 2, seq - seq / 2),
         })
-        .collect();
-    let refs: Vec<&TokenizedSequence> = seqs.iter().collect();
-    SeqBatch::collate(&refs, pad, 0)
+        .collect()
+}
+
+/// Chosen and rejected batches (one width) sharing each pair's prompt.
+fn random_pairs(shape: &[(usize, usize, usize)], vocab: i64) -> Result<(SeqBatch, SeqBatch)> {
+    let (mut chosen, mut rejected) = (Vec::new(), Vec::new());
+    for &(p, c, r) in shape {
+        let prompt = random_ids(p, vocab);
+        let seq = |n: usize| TokenizedSequence {
+            input_ids: prompt.iter().copied().chain(random_ids(n, vocab)).collect(),
+            prompt_len: p,
+            prompt_truncated: false,
+        };
+        chosen.push(seq(c));
+        rejected.push(seq(r));
+    }
+    let width = shape.iter().map(|&(p, c, r)| p + c.max(r)).max().unwrap_or(0);
+    let (chosen, rejected): (Vec<_>, Vec<_>) = (chosen.iter().collect(), rejected.iter().collect());
+    Ok((
+        SeqBatch::collate(&chosen, 0, width)?,
+        SeqBatch::collate(&rejected, 0, width)?,
+    ))
+}
+
+/// Forward FLOPs (multiply-adds × 2) of one model pass over `rows × width` positions with
+/// the head at `scored` positions: the layers' matrix products per position, attention
+/// scores and values over the whole row (dense kernels), the head per scored position.
+fn forward_flops(c: &rpo_model::LlamaConfig, rows: i64, width: i64, scored: i64) -> f64 {
+    let (h, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim());
+    let proj = h * hd * (2 * c.num_attention_heads + 2 * c.num_key_value_heads) + 3 * h * i;
+    let attention = 4 * width * hd * c.num_attention_heads;
+    let per_layer = (2 * proj + attention) as f64 * (rows * width) as f64;
+    per_layer * c.num_hidden_layers as f64 + 2.0 * (h * c.vocab_size) as f64 * scored as f64
 }
 
 fn main() -> Result<()> {
@@ -61,8 +112,26 @@ fn main() -> Result<()> {
     tch::set_num_threads(threads);
     std::fs::create_dir_all(&out)?;
 
-    let mut config = preset(&preset_name)?;
-    config.vocab_size = vocab;
+    let lengths: String = arg("--lengths", "fixed".to_string());
+    let packing = rpo_train::packing::Packing {
+        share_prompt: arg("--share-prompt", false),
+        pack: arg("--pack", false),
+        row_tokens: 0,
+    };
+    let mut config = if preset_name == "100m" {
+        let mut c = preset("small")?;
+        (c.hidden_size, c.intermediate_size, c.num_hidden_layers) = (768, 2048, 8);
+        (c.num_attention_heads, c.num_key_value_heads) = (12, 4);
+        c
+    } else {
+        preset(&preset_name)?
+    };
+    config.vocab_size = if preset_name == "100m" {
+        arg("--vocab", 32000)
+    } else {
+        vocab
+    };
+    let vocab = config.vocab_size;
     let checkpointing: bool = arg("--checkpointing", false);
     let (policy, policy_vs) = Llama::init(&config, Device::Cpu, Kind::Float, 0)?;
     save_hf(&out.join("model"), &policy_vs, &config)?;
@@ -82,9 +151,11 @@ fn main() -> Result<()> {
     let policy = ShardedModel::new(policy, policy_vs, &world, options)?;
 
     tch::manual_seed(1);
+    let shape = pair_lengths(batch, &lengths, seq);
+    let (chosen, rejected) = random_pairs(&shape, vocab)?;
     let pb = PairedBatch {
-        chosen: random_batch(batch, seq, vocab, 0)?,
-        rejected: random_batch(batch, seq, vocab, 0)?,
+        chosen,
+        rejected,
         prompts: vec![String::new(); batch],
         chosen_texts: vec![String::new(); batch],
         rejected_texts: vec![String::new(); batch],
@@ -112,6 +183,8 @@ fn main() -> Result<()> {
         embedder: &embedder,
         beta: 0.1,
         parallel: &parallel,
+        packing,
+        pad: 0,
     };
     let objective = Objective::Rpo {
         weighting: rpo_losses::Weighting::Embedding { tau: 0.5 },
@@ -121,6 +194,7 @@ fn main() -> Result<()> {
     let mut times = Vec::new();
     let mut update_times = Vec::new();
     let mut first_loss = f64::NAN;
+    let mut tokens_computed = 0;
     for step in 0..warmup + steps {
         let t0 = Instant::now();
         let out = micro_batch::paired(&objective, &models, &pb)?;
@@ -129,6 +203,7 @@ fn main() -> Result<()> {
         policy.step(&mut optimizer, 1e-5, 10.0)?;
         if step == 0 {
             first_loss = out.loss;
+            tokens_computed = out.stats.tokens_computed;
         }
         if step >= warmup {
             times.push(t0.elapsed().as_secs_f64());
@@ -137,9 +212,10 @@ fn main() -> Result<()> {
     }
     // Where the time goes: the policy forward alone (no grad) and forward + backward.
     let ids = Tensor::cat(&[&pb.chosen.input_ids, &pb.rejected.input_ids], 0);
-    let mut forward = Vec::new();
-    let mut fwd_bwd = Vec::new();
-    for _ in 0..steps {
+    let mut forward = vec![f64::NAN];
+    let mut fwd_bwd = vec![f64::NAN];
+    let breakdown: bool = arg("--breakdown", true);
+    for _ in 0..if breakdown { steps } else { 0 } {
         let t0 = Instant::now();
         let _ = tch::no_grad(|| policy.model().forward(&ids));
         forward.push(t0.elapsed().as_secs_f64());
@@ -154,7 +230,17 @@ fn main() -> Result<()> {
     let (forward, fwd_bwd, update) = (median(forward), median(fwd_bwd), median(update_times));
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let tokens = 2 * batch * seq;
+    let tokens = pb.num_tokens();
+    let scored = pb.chosen.num_response_tokens + pb.rejected.num_response_tokens;
+    let (rows, width) = (ids.size()[0], ids.size()[1]);
+    // Policy forward + backward (≈ 2 × forward) and the reference forward: 4 forwards.
+    // rpo-shard: its layout's positions (rows as wide as computed), head at response
+    // positions; PyTorch: the padded [2B, T] rows, head everywhere.
+    let packed_width = if packing.is_padded() { width } else {
+        shape.iter().map(|&(p, c, r)| (p + c + r) as i64).max().unwrap_or(width)
+    };
+    let flops = 4.0 * forward_flops(&config, tokens_computed as i64 / packed_width.max(1), packed_width, scored as i64);
+    let flops_padded = 4.0 * forward_flops(&config, rows, width, rows * width);
     let n_params = policy.layout().numel();
     println!(
         "{}",
@@ -162,6 +248,8 @@ fn main() -> Result<()> {
             "impl": "rpo-shard", "preset": preset_name, "params": n_params, "batch_pairs": batch, "seq": seq,
             "threads": threads, "steps": steps, "activation_checkpointing": checkpointing, "median_step_s": median, "tokens_per_s": tokens as f64 / median,
             "first_loss": first_loss, "forward_s": forward, "forward_backward_s": fwd_bwd, "clip_and_update_s": update,
+            "lengths": lengths, "share_prompt": packing.share_prompt, "pack": packing.pack, "tokens": tokens,
+            "tokens_computed": tokens_computed, "padded_tokens": rows * width, "flops_step": flops, "flops_step_padded_full_head": flops_padded,
         })
     );
     Ok(())

@@ -77,7 +77,7 @@ fn resident() -> (f64, f64) {
 }
 
 fn main() -> Result<()> {
-    let runtime = Runtime::init(false, Backend::Auto)?;
+    let runtime = Runtime::init(false, Backend::Auto, rpo_comm::Watchdog::default())?;
     let world = runtime.world();
     let stage = ZeroStage::try_from(arg::<u8>("--stage", 0)).map_err(anyhow::Error::msg)?;
     let steps: usize = arg("--steps", 3);
@@ -137,6 +137,7 @@ fn main() -> Result<()> {
             ids: &ids,
             labels: &labels,
             mask: &mask,
+            packed: None,
         };
         let reference_logps = match &reference {
             Some(r) => {

@@ -9,7 +9,7 @@ say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # 1. Debian packages: Open MPI and libclang (for the MPI backend's bindings), a C
 #    toolchain, Python with venv, curl for rustup.
-APT_PKGS=(openmpi-bin libopenmpi-dev libclang-dev pkg-config build-essential curl ca-certificates git)
+APT_PKGS=(openmpi-bin libopenmpi-dev libclang-dev pkg-config build-essential curl ca-certificates git iproute2)
 # Debian's python3-venv is only needed when the interpreter lacks ensurepip (pyenv's has it).
 python3 -c 'import ensurepip, venv' 2>/dev/null || APT_PKGS+=(python3 python3-venv python3-pip)
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }

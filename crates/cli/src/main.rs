@@ -28,7 +28,7 @@ enum Command {
     Config(commands::config::Args),
     /// Consolidate a training checkpoint (any ranks, any ZeRO stage) into a Hugging Face folder.
     Convert(commands::convert::Args),
-    /// Generate responses to a run's held-out prompts (greedy or sampled; data-parallel under mpirun).
+    /// Generate responses to prompts (--prompts FILE, or a run's held-out ones; greedy or sampled; data-parallel under mpirun).
     Generate(commands::generate::Args),
     /// k sampled responses per prompt (data-parallel under mpirun), optionally scored by a judge.
     Sample(commands::sample::Args),
@@ -40,6 +40,8 @@ enum Command {
     InitModel(commands::init_model::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
     Synth(commands::synth::Args),
+    /// Tokenizers for your own models: `tokenizer train --data FILES --vocab N --out DIR`.
+    Tokenizer(commands::tokenizer::Args),
     /// Per-rank memory of a config at every ZeRO stage, bytes moved per step, and what fits a GPU.
     Plan(commands::plan::Args),
     /// Check the collectives and the contrast scopes on this launch (run under mpirun).
@@ -74,6 +76,7 @@ fn main() {
         Command::Prefs(a) => commands::prefs::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
+        Command::Tokenizer(a) => commands::tokenizer::run(a),
         Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {

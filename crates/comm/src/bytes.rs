@@ -33,28 +33,6 @@ pub(crate) unsafe fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
 }
 
-/// The bytes of a contiguous CPU tensor, writable.
-///
-/// # Safety
-/// The caller must make sure no other handle reads or writes `t`'s storage while the
-/// slice lives (a `&Tensor`, or even a `&mut Tensor`, does not ensure it: shallow clones
-/// and views share storage). In practice: a tensor the caller has just created and not
-/// shared.
-#[allow(clippy::mut_from_ref)] // the exclusivity is the caller's promise, see # Safety
-pub(crate) unsafe fn as_bytes_mut(t: &Tensor) -> Result<&mut [u8]> {
-    ensure!(
-        t.device() == Device::Cpu && t.is_contiguous(),
-        "internal: MPI needs a contiguous CPU tensor"
-    );
-    let len = t.numel() * t.kind().elt_size_in_bytes();
-    if len == 0 {
-        return Ok(&mut []);
-    }
-    // SAFETY: `len` initialised bytes at `data_ptr`, alive for the borrow of `t`; that
-    // nothing else touches them meanwhile is the caller's promise (# Safety).
-    Ok(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) })
-}
-
 /// Reductions run in f32 or f64; other float kinds are summed in f32 and cast back.
 pub(crate) fn reduction_kind(kind: Kind) -> Result<Kind> {
     match kind {

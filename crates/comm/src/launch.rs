@@ -12,6 +12,7 @@ use tch::Device;
 
 use crate::nccl::NcclCollective;
 use crate::single::SingleProcess;
+use crate::watchdog::Watchdog;
 use crate::Collective;
 
 /// Which backend carries the training tensors.
@@ -49,11 +50,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// `cuda` asks for one GPU per rank (GPU `local_rank % device count`); otherwise CPU.
-    pub fn init(cuda: bool, backend: Backend) -> Result<Self> {
+    /// `watchdog` bounds every collective's wait (`[distributed] collective_timeout_s`).
+    pub fn init(cuda: bool, backend: Backend, watchdog: Watchdog) -> Result<Self> {
         let launched = launched_world_size().unwrap_or(1);
         #[cfg(feature = "mpi")]
         if launched > 1 {
-            return Self::init_mpi(cuda);
+            return Self::init_mpi(cuda, watchdog);
         }
         #[cfg(not(feature = "mpi"))]
         if launched > 1 {
@@ -67,6 +69,7 @@ impl Runtime {
             (true, Backend::Nccl) => Box::new(NcclCollective::new(
                 &SingleProcess::new(Device::Cpu),
                 device,
+                watchdog,
             )?),
             (false, Backend::Nccl) => bail!("the NCCL backend needs a CUDA device"),
             _ => Box::new(SingleProcess::new(device)),
@@ -81,18 +84,25 @@ impl Runtime {
     }
 
     #[cfg(feature = "mpi")]
-    fn init_mpi(cuda: bool) -> Result<Self> {
+    fn init_mpi(cuda: bool, watchdog: Watchdog) -> Result<Self> {
         use mpi::topology::Communicator;
+        use std::rc::Rc;
         // Funneled: only the main thread calls MPI (libtorch's intra-op threads never do).
         let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .context("MPI could not be initialised (was it already?)")?;
-        let mpi_world = crate::MpiCollective::new(universe.world());
+        let watch = Rc::new(crate::roll_call::MpiWatch::new(&universe.world(), watchdog));
+        let mpi_world =
+            crate::MpiCollective::new(universe.world(), "mpi-world".into(), watch.clone());
         share_cores(universe.world().split_shared(0).size() as usize);
         let world: Box<dyn Collective> = if cuda {
             let device = cuda_device(mpi_world.local_rank())?;
-            Box::new(NcclCollective::new(&mpi_world, device)?)
+            Box::new(NcclCollective::new(&mpi_world, device, watchdog)?)
         } else {
-            Box::new(crate::MpiCollective::new(universe.world()))
+            Box::new(crate::MpiCollective::new(
+                universe.world(),
+                "world".into(),
+                watch,
+            ))
         };
         tracing::debug!(
             rank = world.rank(),

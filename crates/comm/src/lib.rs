@@ -16,20 +16,27 @@ mod launch;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
 mod nccl;
+mod nccl_watch;
+mod pending;
+#[cfg(feature = "mpi")]
+mod roll_call;
 pub mod selftest;
 mod single;
 mod traffic;
 mod varlen;
+pub mod watchdog;
 
 pub use launch::{launched_rank, launched_world_size, Backend, Runtime};
 #[cfg(feature = "mpi")]
 pub use mpi_backend::MpiCollective;
 pub use nccl::{nccl_available, NcclCollective};
+pub use pending::Pending;
 pub use single::SingleProcess;
 pub use traffic::{Traffic, TrafficCounter};
 pub use varlen::{
     all_gather_counts, all_gather_known, all_gather_varlen, all_reduce_f64s, reduce_scatter_varlen,
 };
+pub use watchdog::{Watchdog, WATCHDOG_EXIT_CODE};
 
 use anyhow::Result;
 use tch::{Device, Tensor};
@@ -58,6 +65,24 @@ pub trait Collective {
     /// `t` becomes rank `root`'s `t`, in place.
     fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()>;
     fn barrier(&self) -> Result<()>;
+
+    /// Starts [`all_gather`](Self::all_gather); the result comes from [`Pending::wait`].
+    /// Backends without background collectives complete it here. The input may be read
+    /// until then: do not modify it in between. Every rank must start the same
+    /// collectives in the same order; they may be waited for in any order.
+    fn start_all_gather(&self, t: &Tensor) -> Result<Pending> {
+        Ok(Pending::ready(self.all_gather(t)?))
+    }
+    /// Starts [`reduce_scatter`](Self::reduce_scatter).
+    fn start_reduce_scatter(&self, t: &Tensor) -> Result<Pending> {
+        Ok(Pending::ready(self.reduce_scatter(t)?))
+    }
+    /// Starts an all-reduce of `t` (left unchanged); `wait` gives the sum over ranks.
+    fn start_all_reduce(&self, t: &Tensor) -> Result<Pending> {
+        let mut sum = t.copy();
+        self.all_reduce(&mut sum)?;
+        Ok(Pending::ready(sum))
+    }
     /// The sub-communicator of the ranks that pass the same `color`, ordered by rank.
     /// Every rank of this group must call it.
     fn split(&self, color: usize) -> Result<Box<dyn Collective>>;

@@ -1,16 +1,32 @@
 //! MPI (rsmpi) between processes, for CPU tensors.
 //!
+//! Every collective is an MPI-3 immediate one (`MPI_Iallreduce`, ...): started, then
+//! polled with `MPI_Test` under the watchdog's deadline (`watchdog.rs`), sleeping between
+//! polls, so no rank waits forever and an idle rank does not spin. Open MPI (4.1) has no
+//! progress thread: an immediate collective advances only inside MPI calls, which the
+//! polling provides. On expiry the rank holds a roll call and aborts the job (`roll_call.rs`).
+//!
 //! Tensors of another device are staged through host memory, so the backend also serves
 //! small bookkeeping collectives (metrics, counts) of a GPU run.
 
-use anyhow::Result;
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::rc::Rc;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
 use mpi::collective::SystemOperation;
+use mpi::ffi;
+use mpi::raw::AsRaw;
 use mpi::topology::{Color, Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use tch::{Device, Kind, Tensor};
 
-use crate::bytes::{as_bytes, as_bytes_mut, host_contiguous, reduction_kind};
+use crate::bytes::{as_bytes, host_contiguous, reduction_kind};
+use crate::pending::{InFlight, Pending};
+use crate::roll_call::MpiWatch;
 use crate::traffic::{tensor_bytes, Traffic, TrafficCounter};
+use crate::watchdog::{self, OpInfo, Waited};
 use crate::{block_rows, Collective};
 
 pub struct MpiCollective {
@@ -19,6 +35,11 @@ pub struct MpiCollective {
     traffic: TrafficCounter,
     /// Sum bf16 in bf16 as NCCL's ring does ([`BF16_SUM_ENV`] = "ring") instead of in fp32.
     bf16_ring: bool,
+    /// For the watchdog's message: "world", "world/split-1", ...
+    name: String,
+    /// Collectives started on this communicator so far.
+    seq: Cell<u64>,
+    watch: Rc<MpiWatch>,
 }
 
 /// `RPO_MPI_BF16_SUM=ring` makes the MPI backend sum bf16 tensors as NCCL does: in bf16,
@@ -28,7 +49,7 @@ pub const BF16_SUM_ENV: &str = "RPO_MPI_BF16_SUM";
 
 impl MpiCollective {
     /// Wraps a communicator; the node-local rank comes from a shared-memory split.
-    pub fn new(comm: SimpleCommunicator) -> Self {
+    pub fn new(comm: SimpleCommunicator, name: String, watch: Rc<MpiWatch>) -> Self {
         let local_rank = comm.split_shared(comm.rank()).rank() as usize;
         let bf16_ring = std::env::var(BF16_SUM_ENV).is_ok_and(|v| v == "ring");
         Self {
@@ -36,6 +57,9 @@ impl MpiCollective {
             local_rank,
             traffic: TrafficCounter::default(),
             bf16_ring,
+            name,
+            seq: Cell::new(0),
+            watch,
         }
     }
 
@@ -47,10 +71,8 @@ impl MpiCollective {
         let w = self.world_size();
         let send = host_contiguous(t).reshape([-1]);
         let n = send.numel() as i64;
-        let all = Tensor::empty([w as i64, n], (Kind::BFloat16, Device::Cpu));
-        // SAFETY: `send` is only read, and `all` was just created here (not shared).
-        let (send_bytes, all_bytes) = unsafe { (as_bytes(&send)?, as_bytes_mut(&all)?) };
-        self.comm.all_gather_into(send_bytes, all_bytes);
+        // Through the watched collective, so a stalled rank is caught here too.
+        let all = self.start_all_gather(&send.unsqueeze(0))?.wait()?.to_device(Device::Cpu);
         let out = Tensor::empty([n], (Kind::BFloat16, Device::Cpu));
         let chunk = (n + w as i64 - 1) / w as i64;
         for j in 0..w {
@@ -74,58 +96,155 @@ impl MpiCollective {
         self.comm.abort(code)
     }
 
-    /// `send` (a typed view of a CPU tensor) summed over ranks into `recv`.
-    fn sum_into(&self, send: &Tensor, recv: &Tensor, scatter: bool) -> Result<()> {
-        macro_rules! typed {
-            ($ty:ty) => {{
-                // SAFETY: the match below picks $ty from the tensors' kind, and `recv`
-                // is a tensor the caller has just created for this call (not shared).
-                let s = unsafe { typed_slice::<$ty>(send)? };
-                let r = unsafe { typed_slice_mut::<$ty>(recv)? };
-                if scatter {
-                    self.comm
-                        .reduce_scatter_block_into(s, r, SystemOperation::sum());
-                } else {
-                    self.comm.all_reduce_into(s, r, SystemOperation::sum());
-                }
-            }};
+    fn op_info(&self, op: &'static str, bytes: u64) -> OpInfo {
+        self.seq.set(self.seq.get() + 1);
+        OpInfo {
+            op,
+            seq: self.seq.get(),
+            bytes,
+            comm: self.name.clone(),
+            comm_size: self.world_size(),
         }
-        match send.kind() {
-            Kind::Float => typed!(f32),
-            Kind::Double => typed!(f64),
-            Kind::Int64 => typed!(i64),
+    }
+
+    /// Starts one immediate collective: `start` gets the raw communicator and an out
+    /// request. `keep` holds the buffers MPI reads and writes until the request completes.
+    fn start(
+        &self,
+        info: OpInfo,
+        keep: Vec<Tensor>,
+        result: Tensor,
+        start: impl FnOnce(ffi::MPI_Comm, &mut ffi::MPI_Request) -> i32,
+    ) -> Result<MpiRequest> {
+        let started = Instant::now();
+        // SAFETY: RSMPI_REQUEST_NULL is a constant handle.
+        let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
+        let rc = start(self.comm.as_raw(), &mut request);
+        // MPI's default error handler aborts first; this is for handlers that return.
+        ensure!(rc == 0, "MPI {} failed to start (error {rc})", info.op);
+        Ok(MpiRequest {
+            request,
+            info,
+            started,
+            keep,
+            result: Some(result),
+            watch: self.watch.clone(),
+        })
+    }
+
+    /// Starts `send` (a CPU tensor of a reduction kind) summed over ranks into `recv`.
+    fn start_sum(
+        &self,
+        info: OpInfo,
+        send: Tensor,
+        recv: Tensor,
+        scatter: bool,
+    ) -> Result<MpiRequest> {
+        let dtype = match send.kind() {
+            Kind::Float => f32::equivalent_datatype().as_raw(),
+            Kind::Double => f64::equivalent_datatype().as_raw(),
+            Kind::Int64 => i64::equivalent_datatype().as_raw(),
             other => anyhow::bail!("internal: MPI sum of {other:?}"),
-        }
-        Ok(())
+        };
+        let sum = SystemOperation::sum().as_raw();
+        let count = mpi_count(recv.numel(), info.op)?;
+        let (s, r) = (data_ptr(&send)?, data_ptr(&recv)?);
+        self.start(info, vec![send], recv, |comm, req| unsafe {
+            // SAFETY: contiguous CPU buffers of the right sizes (W·n in, n out when
+            // scattering; n and n otherwise), kept alive by the request until it completes.
+            if scatter {
+                ffi::MPI_Ireduce_scatter_block(s, r, count, dtype, sum, comm, req)
+            } else {
+                ffi::MPI_Iallreduce(s, r, count, dtype, sum, comm, req)
+            }
+        })
+    }
+
+    /// Starts a broadcast of `buf` (contiguous CPU, written in place) from `root`.
+    fn start_broadcast(&self, buf: Tensor, root: usize, bytes: u64) -> Result<MpiRequest> {
+        let info = self.op_info("broadcast", bytes);
+        let count = mpi_count(buf.numel() * buf.kind().elt_size_in_bytes(), info.op)?;
+        let p = data_ptr(&buf)?;
+        let byte = u8::equivalent_datatype().as_raw();
+        self.start(info, vec![], buf, |comm, req| unsafe {
+            // SAFETY: one contiguous CPU buffer of `count` bytes, alive in the request.
+            ffi::MPI_Ibcast(p, count, byte, root as i32, comm, req)
+        })
     }
 }
 
-/// # Safety
-/// `T` must be `t`'s element type, and as [`as_bytes`].
-unsafe fn typed_slice<T>(t: &Tensor) -> Result<&[T]> {
-    let bytes = unsafe { as_bytes(t)? };
-    // SAFETY: T is the element type (the caller's promise), so the storage is aligned for
-    // T and holds len / size_of::<T>() initialised values.
-    Ok(unsafe {
-        std::slice::from_raw_parts(
-            bytes.as_ptr() as *const T,
-            bytes.len() / std::mem::size_of::<T>(),
+/// A started MPI collective, its buffers, and what it was, for the watchdog.
+struct MpiRequest {
+    request: ffi::MPI_Request,
+    info: OpInfo,
+    started: Instant,
+    /// Buffers MPI reads until completion (the result buffer is `result`).
+    keep: Vec<Tensor>,
+    result: Option<Tensor>,
+    watch: Rc<MpiWatch>,
+}
+
+impl MpiRequest {
+    fn test_now(&mut self) -> Result<bool> {
+        // MPI_Test sets the request to MPI_REQUEST_NULL once complete; testing a null
+        // request reports completion again.
+        let mut flag = 0;
+        // SAFETY: a request returned by an MPI_I* call on this rank.
+        let rc = unsafe { ffi::MPI_Test(&mut self.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
+        ensure!(rc == 0, "MPI_Test of {} failed (error {rc})", self.info);
+        Ok(flag != 0)
+    }
+
+    /// Polls to completion under the deadline; on expiry the job ends here.
+    fn wait_done(&mut self) -> Result<()> {
+        let deadline = self.watch.watchdog.deadline(self.started);
+        let started = self.started;
+        match watchdog::wait(started, deadline, || self.test_now())? {
+            Waited::Done => Ok(()),
+            Waited::Expired { not_running } => {
+                self.watch
+                    .expired(&self.info, started.elapsed(), not_running)
+            }
+        }
+    }
+}
+
+impl InFlight for MpiRequest {
+    fn test(&mut self) -> Result<bool> {
+        self.test_now()
+    }
+
+    fn wait(mut self: Box<Self>) -> Result<Tensor> {
+        self.wait_done()?;
+        self.keep.clear();
+        Ok(self.result.take().expect("result taken once"))
+    }
+}
+
+impl Drop for MpiRequest {
+    /// MPI may still read or write the buffers: a dropped, unfinished collective is waited
+    /// for (under the same deadline) before they are freed.
+    fn drop(&mut self) {
+        if self.result.is_some() && !std::thread::panicking() {
+            let _ = self.wait_done();
+        }
+    }
+}
+
+fn mpi_count(n: usize, what: &str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        anyhow::anyhow!(
+            "{what}: {n} elements exceed MPI's count limit (2^31 - 1); split the buffer"
         )
     })
 }
 
-/// # Safety
-/// `T` must be `t`'s element type, and as [`as_bytes_mut`].
-#[allow(clippy::mut_from_ref)] // the exclusivity is the caller's promise
-unsafe fn typed_slice_mut<T>(t: &Tensor) -> Result<&mut [T]> {
-    let bytes = unsafe { as_bytes_mut(t)? };
-    // SAFETY: as in `typed_slice`.
-    Ok(unsafe {
-        std::slice::from_raw_parts_mut(
-            bytes.as_mut_ptr() as *mut T,
-            bytes.len() / std::mem::size_of::<T>(),
-        )
-    })
+/// The data pointer of a contiguous CPU tensor (checked as `as_bytes` does).
+fn data_ptr(t: &Tensor) -> Result<*mut c_void> {
+    // SAFETY: the slice is dropped at once (only the check is wanted), so no write can
+    // overlap it.
+    unsafe { as_bytes(t)? };
+    Ok(t.data_ptr())
 }
 
 impl Collective for MpiCollective {
@@ -145,71 +264,104 @@ impl Collective for MpiCollective {
         "mpi"
     }
 
-    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+    fn start_all_gather(&self, t: &Tensor) -> Result<Pending> {
         let send = host_contiguous(t);
         let mut shape = send.size();
-        anyhow::ensure!(!shape.is_empty(), "all_gather: a scalar has no rows");
+        ensure!(!shape.is_empty(), "all_gather: a scalar has no rows");
         shape[0] *= self.world_size() as i64;
         let recv = Tensor::empty(&shape, (send.kind(), Device::Cpu));
-        // SAFETY: `send` is only read, and `recv` was just created here (not shared).
-        let (send_bytes, recv_bytes) = unsafe { (as_bytes(&send)?, as_bytes_mut(&recv)?) };
-        self.comm.all_gather_into(send_bytes, recv_bytes);
         self.traffic.all_gather(tensor_bytes(&recv));
-        Ok(recv.to_device(t.device()))
+        let info = self.op_info("all_gather", tensor_bytes(&recv));
+        let count = mpi_count(send.numel() * send.kind().elt_size_in_bytes(), info.op)?;
+        let (s, r) = (data_ptr(&send)?, data_ptr(&recv)?);
+        let byte = u8::equivalent_datatype().as_raw();
+        let request = self.start(info, vec![send], recv, |comm, req| unsafe {
+            // SAFETY: `count` bytes in, W·count bytes out, both alive in the request.
+            ffi::MPI_Iallgather(s, count, byte, r, count, byte, comm, req)
+        })?;
+        Ok(Pending::in_flight(Box::new(OnDevice {
+            request,
+            device: t.device(),
+            kind: t.kind(),
+        })))
     }
 
-    fn reduce_scatter(&self, t: &Tensor) -> Result<Tensor> {
+    fn start_reduce_scatter(&self, t: &Tensor) -> Result<Pending> {
         let rows = block_rows(t, self.world_size(), "reduce_scatter")?;
         if self.bf16_ring && t.kind() == Kind::BFloat16 {
             let sum = self.ring_sum_bf16(t)?;
             self.traffic.reduce_scatter(tensor_bytes(t));
-            return Ok(sum
-                .narrow(0, self.rank() as i64 * rows, rows)
-                .to_device(t.device()));
+            let own = sum.narrow(0, self.rank() as i64 * rows, rows).to_device(t.device());
+            return Ok(Pending::ready(own));
         }
         let kind = reduction_kind(t.kind())?;
         let send = host_contiguous(&t.to_kind(kind));
         let mut shape = send.size();
         shape[0] = rows;
         let recv = Tensor::empty(&shape, (kind, Device::Cpu));
-        self.sum_into(&send, &recv, true)?;
         self.traffic.reduce_scatter(tensor_bytes(t));
-        Ok(recv.to_kind(t.kind()).to_device(t.device()))
+        let info = self.op_info("reduce_scatter", tensor_bytes(t));
+        let request = self.start_sum(info, send, recv, true)?;
+        Ok(Pending::in_flight(Box::new(OnDevice {
+            request,
+            device: t.device(),
+            kind: t.kind(),
+        })))
     }
 
-    fn all_reduce(&self, t: &mut Tensor) -> Result<()> {
+    fn start_all_reduce(&self, t: &Tensor) -> Result<Pending> {
         if self.bf16_ring && t.kind() == Kind::BFloat16 {
             let sum = self.ring_sum_bf16(t)?;
             self.traffic.all_reduce(tensor_bytes(t));
-            tch::no_grad(|| t.copy_(&sum));
-            return Ok(());
+            return Ok(Pending::ready(sum.to_device(t.device())));
         }
         let kind = reduction_kind(t.kind())?;
         let send = host_contiguous(&t.to_kind(kind));
         let recv = send.empty_like();
-        self.sum_into(&send, &recv, false)?;
         self.traffic.all_reduce(tensor_bytes(t));
-        tch::no_grad(|| t.copy_(&recv));
+        let info = self.op_info("all_reduce", tensor_bytes(t));
+        let request = self.start_sum(info, send, recv, false)?;
+        Ok(Pending::in_flight(Box::new(OnDevice {
+            request,
+            device: t.device(),
+            kind: t.kind(),
+        })))
+    }
+
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        self.start_all_gather(t)?.wait()
+    }
+
+    fn reduce_scatter(&self, t: &Tensor) -> Result<Tensor> {
+        self.start_reduce_scatter(t)?.wait()
+    }
+
+    fn all_reduce(&self, t: &mut Tensor) -> Result<()> {
+        let sum = self.start_all_reduce(t)?.wait()?;
+        tch::no_grad(|| t.copy_(&sum));
         Ok(())
     }
 
     fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()> {
-        anyhow::ensure!(
+        ensure!(
             root < self.world_size(),
             "broadcast from rank {root} in a world of {}",
             self.world_size()
         );
         let buf = host_contiguous(t).copy();
-        // SAFETY: `buf` is a copy made here (not shared).
-        let bytes = unsafe { as_bytes_mut(&buf)? };
-        self.comm.process_at_rank(root as i32).broadcast_into(bytes);
         self.traffic.broadcast(tensor_bytes(t));
+        let buf = Box::new(self.start_broadcast(buf, root, tensor_bytes(t))?).wait()?;
         tch::no_grad(|| t.copy_(&buf));
         Ok(())
     }
 
     fn barrier(&self) -> Result<()> {
-        self.comm.barrier();
+        let info = self.op_info("barrier", 0);
+        let request = self.start(info, vec![], Tensor::new(), |comm, req| unsafe {
+            // SAFETY: no buffers.
+            ffi::MPI_Ibarrier(comm, req)
+        })?;
+        let _ = Box::new(request).wait()?;
         Ok(())
     }
 
@@ -218,10 +370,37 @@ impl Collective for MpiCollective {
             .comm
             .split_by_color(Color::with_value(color as i32))
             .ok_or_else(|| anyhow::anyhow!("MPI split by color {color} gave no communicator"))?;
-        Ok(Box::new(MpiCollective::new(sub)))
+        Ok(Box::new(MpiCollective::new(
+            sub,
+            format!("{}/split-{color}", self.name),
+            self.watch.clone(),
+        )))
     }
 
     fn traffic(&self) -> Traffic {
         self.traffic.get()
+    }
+}
+
+/// A request whose host result goes back to the caller's kind and device when done.
+struct OnDevice {
+    request: MpiRequest,
+    device: Device,
+    kind: Kind,
+}
+
+impl InFlight for OnDevice {
+    fn test(&mut self) -> Result<bool> {
+        self.request.test_now()
+    }
+
+    fn wait(self: Box<Self>) -> Result<Tensor> {
+        let Self {
+            request,
+            device,
+            kind,
+        } = *self;
+        let host = Box::new(request).wait()?;
+        Ok(host.to_kind(kind).to_device(device))
     }
 }

@@ -11,6 +11,10 @@
 //!   communicator keeps its own copy of the bootstrap to [`split`](Collective::split) later.
 //!   Local set-up failures are agreed over the bootstrap first, so that no rank is left
 //!   waiting in `ncclCommInitRank` for one that gave up.
+//! - **Watchdog.** Each call records a CUDA event after itself and hands it, with its
+//!   deadline, to a thread of its own (`nccl_watch.rs`), which polls the events and
+//!   `ncclCommGetAsyncError` and, on an error or a passed deadline, calls `ncclCommAbort`
+//!   and ends the process. The barrier waits on its event with the sleeping back-off.
 //! - **Dynamic loading.** cudarc opens libcuda and libnccl at run time, so the binary
 //!   builds and runs on machines without them. cudarc panics when a library is missing;
 //!   [`nccl_available`] probes for both first and turns absence into an error that says
@@ -18,10 +22,12 @@
 //!   name cudarc does not try: a `libnccl.so` symlink to the very file libtorch loaded
 //!   makes both use one NCCL.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use cudarc::driver::CudaContext;
@@ -29,7 +35,9 @@ use cudarc::nccl::result::{self as nccl, NcclError, NcclStatus};
 use cudarc::nccl::sys;
 use tch::{Device, Kind, Tensor};
 
+use crate::nccl_watch::{Health, StreamWatch, Watched};
 use crate::traffic::{tensor_bytes, Traffic, TrafficCounter};
+use crate::watchdog::{self, OpInfo, Waited, Watchdog, WATCHDOG_EXIT_CODE};
 use crate::{block_rows, check_tensor, Collective};
 
 /// Bytes of an `ncclUniqueId`.
@@ -234,21 +242,61 @@ pub struct NcclCollective {
     world: usize,
     local_rank: usize,
     traffic: TrafficCounter,
+    watchdog: Watchdog,
+    /// Collectives enqueued so far.
+    seq: Cell<u64>,
+    /// Declared after `comm`'s users and stopped before it is destroyed (see Drop).
+    watch: Option<StreamWatch>,
+}
+
+/// The raw communicator, for the watchdog thread (NCCL allows ncclCommGetAsyncError and
+/// ncclCommAbort from another thread while the communicator is in use).
+struct CommHealth(sys::ncclComm_t);
+// SAFETY: see above; the thread is joined before the communicator is destroyed.
+unsafe impl Send for CommHealth {}
+
+impl Health for CommHealth {
+    fn async_error(&self) -> Option<String> {
+        let mut state = sys::ncclResult_t::ncclSuccess;
+        // SAFETY: a live communicator and a valid out-pointer.
+        let r = unsafe { sys::ncclCommGetAsyncError(self.0, &mut state) };
+        match (r, state) {
+            (sys::ncclResult_t::ncclSuccess, sys::ncclResult_t::ncclSuccess)
+            | (sys::ncclResult_t::ncclSuccess, sys::ncclResult_t::ncclInProgress) => None,
+            (sys::ncclResult_t::ncclSuccess, e) | (e, _) => Some(nccl_error_text(&NcclError(e))),
+        }
+    }
+    fn abort(&self) {
+        // SAFETY: a live communicator; nothing uses it after the process ends.
+        let _ = unsafe { nccl::comm_abort(self.0) };
+    }
+}
+
+/// In production the watchdog's verdict ends the process: mpirun then ends the job.
+fn exit_process(msg: String) {
+    eprintln!("{msg}; exiting with code {WATCHDOG_EXIT_CODE}");
+    // SAFETY: _exit ends the process at once (no destructors, no MPI_Finalize that could
+    // wait on a dead peer).
+    unsafe { libc::_exit(WATCHDOG_EXIT_CODE) }
 }
 
 impl NcclCollective {
     /// Joins the NCCL communicator of the ranks of `bootstrap` (which carries the unique id).
     /// Every rank of `bootstrap` must call it; `device` must be `Device::Cuda(_)`.
-    pub fn new(bootstrap: &dyn Collective, device: Device) -> Result<Self> {
+    pub fn new(bootstrap: &dyn Collective, device: Device, watchdog: Watchdog) -> Result<Self> {
         // A copy of the bootstrap this communicator owns, for later splits.
         let own = bootstrap
             .split(0)
             .context("copying the bootstrap communicator for NCCL")?;
-        Self::from_bootstrap(own, device)
+        Self::from_bootstrap(own, device, watchdog)
     }
 
     /// As [`new`](Self::new), keeping `bootstrap` (for splits) instead of copying it.
-    pub fn from_bootstrap(bootstrap: Box<dyn Collective>, device: Device) -> Result<Self> {
+    pub fn from_bootstrap(
+        bootstrap: Box<dyn Collective>,
+        device: Device,
+        watchdog: Watchdog,
+    ) -> Result<Self> {
         let rank = bootstrap.rank();
         let world = bootstrap.world_size();
         let local = prepare(device, rank == 0);
@@ -300,6 +348,7 @@ impl NcclCollective {
         )
         .with_context(|| format!("rank {rank} of {world} joining on {device:?}"))?;
         tracing::debug!(rank, world, ?device, "NCCL communicator ready");
+        let watch = StreamWatch::start(rank, CommHealth(comm), Box::new(exit_process));
         Ok(Self {
             comm,
             ctx,
@@ -309,7 +358,52 @@ impl NcclCollective {
             rank,
             world,
             traffic: TrafficCounter::default(),
+            watchdog,
+            seq: Cell::new(0),
+            watch: Some(watch),
         })
+    }
+
+    fn op_info(&self, op: &'static str, bytes: u64) -> OpInfo {
+        self.seq.set(self.seq.get() + 1);
+        OpInfo {
+            op,
+            seq: self.seq.get(),
+            bytes,
+            comm: format!("nccl/{}", self.bootstrap_name()),
+            comm_size: self.world,
+        }
+    }
+
+    fn bootstrap_name(&self) -> &'static str {
+        self.bootstrap.backend()
+    }
+
+    /// An event recorded on the null stream after the calls enqueued so far.
+    fn record(&self) -> Result<cudarc::driver::CudaEvent> {
+        let event = self
+            .ctx
+            .new_event(None)
+            .map_err(|e| anyhow!("creating a CUDA event: {e}"))?;
+        event
+            .record(&self.ctx.default_stream())
+            .map_err(|e| anyhow!("recording a CUDA event: {e}"))?;
+        Ok(event)
+    }
+
+    /// Hands the collective just enqueued to the watchdog thread.
+    fn watch(&self, info: OpInfo) -> Result<()> {
+        let event = self.record()?;
+        let started = Instant::now();
+        if let Some(w) = &self.watch {
+            w.push(Watched {
+                info,
+                started,
+                deadline: self.watchdog.deadline(started),
+                done: Box::new(move || event.try_is_complete().map_err(|e| e.to_string())),
+            });
+        }
+        Ok(())
     }
 
     /// Enqueues one NCCL call on the null stream of this communicator's device.
@@ -361,6 +455,8 @@ impl Drop for NcclCollective {
         if self.comm.is_null() {
             return;
         }
+        // The watchdog thread uses the communicator: stop it first.
+        self.watch.take();
         let _ = self.ctx.bind_to_thread();
         // ncclCommDestroy waits for the node's other ranks; a panicking rank must not.
         let panicking = std::thread::panicking();
@@ -421,6 +517,7 @@ impl Collective for NcclCollective {
                     stream,
                 )
             })?;
+            self.watch(self.op_info("all_gather", tensor_bytes(&recv)))?;
         }
         self.traffic.all_gather(tensor_bytes(&recv));
         Ok(recv)
@@ -447,6 +544,7 @@ impl Collective for NcclCollective {
                     stream,
                 )
             })?;
+            self.watch(self.op_info("reduce_scatter", tensor_bytes(t)))?;
         }
         self.traffic.reduce_scatter(tensor_bytes(t));
         Ok(recv)
@@ -469,6 +567,7 @@ impl Collective for NcclCollective {
                     stream,
                 )
             })?;
+            self.watch(self.op_info("all_reduce", tensor_bytes(t)))?;
         }
         if !t.is_contiguous() {
             tch::no_grad(|| t.copy_(&buf));
@@ -499,6 +598,7 @@ impl Collective for NcclCollective {
                     stream,
                 )
             })?;
+            self.watch(self.op_info("broadcast", tensor_bytes(t)))?;
         }
         if !t.is_contiguous() {
             tch::no_grad(|| t.copy_(&buf));
@@ -521,10 +621,27 @@ impl Collective for NcclCollective {
                 stream,
             )
         })?;
-        // The host waits until every rank has joined the reduction.
-        self.ctx
-            .synchronize()
-            .map_err(|e| anyhow!("barrier: synchronising {:?}: {e}", self.device))
+        let info = self.op_info("barrier", 4);
+        // The host waits until every rank has joined the reduction, sleeping between polls
+        // and no longer than the deadline (the watchdog thread then ends the process; this
+        // is the same verdict, reached on the main thread).
+        let event = self.record()?;
+        let started = Instant::now();
+        let waited = watchdog::wait(started, self.watchdog.deadline(started), || {
+            event
+                .try_is_complete()
+                .map_err(|e| anyhow!("barrier: {:?}: {e}", self.device))
+        })?;
+        if matches!(waited, Waited::Expired { .. }) {
+            CommHealth(self.comm).abort();
+            exit_process(format!(
+                "rank {}: collective watchdog: {info} did not complete within {:.0} s; \
+                 communicator aborted",
+                self.rank,
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(())
     }
 
     fn split(&self, color: usize) -> Result<Box<dyn Collective>> {
@@ -532,7 +649,11 @@ impl Collective for NcclCollective {
             .bootstrap
             .split(color)
             .with_context(|| format!("splitting the bootstrap by color {color}"))?;
-        Ok(Box::new(NcclCollective::from_bootstrap(sub, self.device)?))
+        Ok(Box::new(NcclCollective::from_bootstrap(
+            sub,
+            self.device,
+            self.watchdog,
+        )?))
     }
 
     fn traffic(&self) -> Traffic {
@@ -588,18 +709,26 @@ mod tests {
         if nccl_available().is_ok() {
             return; // a GPU machine: nothing to check here
         }
-        let err = NcclCollective::new(&SingleProcess::new(Device::Cpu), Device::Cuda(0))
-            .err()
-            .expect("NCCL set-up cannot succeed without CUDA");
+        let err = NcclCollective::new(
+            &SingleProcess::new(Device::Cpu),
+            Device::Cuda(0),
+            Watchdog::default(),
+        )
+        .err()
+        .expect("NCCL set-up cannot succeed without CUDA");
         eprintln!("{err:#}");
         assert!(format!("{err:#}").contains("rank 0"), "{err:#}");
     }
 
     #[test]
     fn cpu_device_is_refused() {
-        let err = NcclCollective::new(&SingleProcess::new(Device::Cpu), Device::Cpu)
-            .err()
-            .expect("NCCL on CPU must fail");
+        let err = NcclCollective::new(
+            &SingleProcess::new(Device::Cpu),
+            Device::Cpu,
+            Watchdog::default(),
+        )
+        .err()
+        .expect("NCCL on CPU must fail");
         assert!(
             format!("{err:#}").contains("needs a CUDA device"),
             "{err:#}"

@@ -94,6 +94,40 @@ pub fn check_collectives(c: &dyn Collective, kinds: &[Kind]) -> Result<Vec<Check
         checks.push(compare(&format!("broadcast {tag}"), &b, &every[root], 0.0));
     }
 
+    // Three collectives in flight at once, waited for in reverse order (start → handle →
+    // wait): each must give what it gives alone.
+    let every: Vec<Tensor> = (0..w).map(|q| block(q, 2, 3, Kind::Float, dev)).collect();
+    let wide: Vec<Tensor> = (0..w)
+        .map(|q| block(q, 2 * w as i64, 3, Kind::Float, dev))
+        .collect();
+    let gather = c.start_all_gather(&every[r])?;
+    let scatter = c.start_reduce_scatter(&wide[r])?;
+    let reduce = c.start_all_reduce(&every[r])?;
+    let sum = |ts: &[Tensor]| {
+        ts.iter()
+            .map(|t| t.to_kind(Kind::Double))
+            .reduce(|a, b| a + b)
+            .expect("world ≥ 1")
+    };
+    checks.push(compare(
+        "in flight together: all_reduce",
+        &reduce.wait()?,
+        &sum(&every),
+        0.0,
+    ));
+    checks.push(compare(
+        "in flight together: reduce_scatter",
+        &scatter.wait()?,
+        &sum(&wide).narrow(0, 2 * r as i64, 2),
+        0.0,
+    ));
+    checks.push(compare(
+        "in flight together: all_gather",
+        &gather.wait()?,
+        &Tensor::cat(&every, 0),
+        0.0,
+    ));
+
     // Rank q holds q + 1 rows: padded gathers and scatters must undo their padding.
     let var: Vec<Tensor> = (0..w)
         .map(|q| block(q, q as i64 + 1, 2, Kind::Float, dev))

@@ -38,6 +38,7 @@ pub(crate) mod domain {
     pub const DESIRABLE_EPOCH: u64 = 2 << 48;
     pub const UNDESIRABLE_EPOCH: u64 = 3 << 48;
     pub const SYNTHETIC: u64 = 4 << 48;
+    pub const HELD_OUT: u64 = 5 << 48;
 }
 
 /// FNV-1a (64-bit, the `fnv` crate): a fixed hash for decisions that must not depend on

@@ -2,16 +2,21 @@
 //!
 //! Prompt and response are encoded separately, without the tokenizer's own special
 //! tokens (its post-processor is not applied), so the prompt/response boundary is exact;
-//! the sequence is then `[BOS] prompt response EOS` after [`Truncation`].
+//! the sequence is then `[BOS] prompt response EOS` after [`Truncation`], with one BOS
+//! and one EOS even when the (rendered) texts already hold them: TRL's DPO convention
+//! (`DPOTrainer.tokenize_row`: "add BOS token to head of prompt. Avoid adding if it's
+//! already there", and the same for EOS at the end of each answer).
 
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokenizers::Tokenizer;
 
+use crate::chat_template::ChatTemplate;
 use crate::example::{PairedExample, UnpairedExample};
 use crate::sequence::TokenizedSequence;
-use crate::special_tokens::SpecialTokens;
+use crate::special_tokens::{SpecialTokens, TokenOverrides};
+use crate::tokenizer_files::TokenizerFiles;
 use crate::truncation::Truncation;
 
 /// The chosen and rejected sequences of one pair; they share their prompt tokens.
@@ -25,6 +30,7 @@ pub struct PreferenceTokenizer {
     tokenizer: Tokenizer,
     special: SpecialTokens,
     truncation: Truncation,
+    chat_template: Option<ChatTemplate>,
 }
 
 impl PreferenceTokenizer {
@@ -33,7 +39,7 @@ impl PreferenceTokenizer {
         special: SpecialTokens,
         truncation: Truncation,
     ) -> Result<Self> {
-        truncation.validate(special.prefix().len())?;
+        truncation.validate(special.max_prefix_len())?;
         // A tokenizer.json may carry its own truncation or padding; ours replaces both.
         tokenizer
             .with_truncation(None)
@@ -43,25 +49,63 @@ impl PreferenceTokenizer {
             tokenizer,
             special,
             truncation,
+            chat_template: None,
         })
     }
 
-    /// Loads a tokenizer.json and finds its special tokens by name.
+    /// With the chat template that conversational data is rendered with.
+    pub fn with_chat_template(mut self, template: Option<ChatTemplate>) -> Self {
+        self.chat_template = template;
+        self
+    }
+
+    /// A tokenizer.json with the files next to it (tokenizer_config.json,
+    /// special_tokens_map.json, chat_template.jinja, generation_config.json) and the
+    /// config's overrides, resolved as transformers does (see [`SpecialTokens::resolve`]).
+    pub fn from_folder_files(
+        tokenizer: Tokenizer,
+        files: &TokenizerFiles,
+        overrides: &TokenOverrides,
+        truncation: Truncation,
+    ) -> Result<Self> {
+        let special = SpecialTokens::resolve(&tokenizer, files, overrides)?;
+        let template = files
+            .chat_template
+            .as_deref()
+            .map(|source| ChatTemplate::new(source, &tokenizer, files, &special))
+            .transpose()?;
+        Ok(Self::new(tokenizer, special, truncation)?.with_chat_template(template))
+    }
+
+    /// Loads a tokenizer.json and the files next to it (see [`Self::from_folder_files`]).
     pub fn from_file(path: impl AsRef<Path>, truncation: Truncation) -> Result<Self> {
+        Self::from_file_with(path, &TokenOverrides::default(), truncation)
+    }
+
+    pub fn from_file_with(
+        path: impl AsRef<Path>,
+        overrides: &TokenOverrides,
+        truncation: Truncation,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let tokenizer = Tokenizer::from_file(path)
             .map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
-        let special = SpecialTokens::from_tokenizer(&tokenizer)
-            .with_context(|| format!("in tokenizer {}", path.display()))?;
-        Self::new(tokenizer, special, truncation)
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let files = TokenizerFiles::read(dir)?;
+        Self::from_folder_files(tokenizer, &files, overrides, truncation)
+            .with_context(|| format!("in tokenizer {}", path.display()))
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
     }
 
-    pub fn special(&self) -> SpecialTokens {
-        self.special
+    pub fn special(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat_template.as_ref()
     }
 
     pub fn truncation(&self) -> Truncation {
@@ -99,20 +143,21 @@ impl PreferenceTokenizer {
     /// `max_prompt_length` if needed, the way training sequences are cut.
     pub fn encode_prompt_for_generation(&self, prompt: &str) -> Result<Vec<i64>> {
         let prompt_ids = self.encode_prompt_tokens(prompt)?;
-        let prefix = self.special.prefix();
+        let (prefix, prompt_ids) = self.special.split_prefix(&prompt_ids);
         let kept = self
             .truncation
-            .kept_prompt(prefix, &prompt_ids, self.truncation.max_length);
+            .kept_prompt(prefix, prompt_ids, self.truncation.max_length);
         Ok([prefix, kept].concat())
     }
 
     pub fn tokenize(&self, prompt: &str, response: &str) -> Result<TokenizedSequence> {
         let prompt_ids = self.encode_prompt_tokens(prompt)?;
+        let (prefix, prompt_ids) = self.special.split_prefix(&prompt_ids);
         let response_ids = self.encode(response)?;
         Ok(self.truncation.sequence(
-            self.special.prefix(),
-            &prompt_ids,
-            &response_ids,
+            prefix,
+            prompt_ids,
+            self.special.without_final_eos(&response_ids),
             self.special.eos,
         ))
     }
@@ -120,12 +165,16 @@ impl PreferenceTokenizer {
     /// Encodes the prompt once for both responses.
     pub fn tokenize_pair(&self, example: &PairedExample) -> Result<TokenizedPair> {
         let prompt_ids = self.encode_prompt_tokens(&example.prompt)?;
+        let (prefix, prompt_ids) = self.special.split_prefix(&prompt_ids);
         let chosen = self.encode(&example.chosen)?;
         let rejected = self.encode(&example.rejected)?;
         let mut seqs = self.truncation.sequences(
-            self.special.prefix(),
-            &prompt_ids,
-            &[&chosen, &rejected],
+            prefix,
+            prompt_ids,
+            &[
+                self.special.without_final_eos(&chosen),
+                self.special.without_final_eos(&rejected),
+            ],
             self.special.eos,
         );
         let rejected = seqs.pop().expect("two sequences");
@@ -143,7 +192,9 @@ impl PreferenceTokenizer {
         if !seq.prompt_truncated {
             return Ok(original.to_string());
         }
-        self.decode(&seq.prompt_ids()[self.special.prefix().len()..])
+        let ids = seq.prompt_ids();
+        let (_, kept) = self.special.split_prefix(ids);
+        self.decode(kept)
     }
 }
 

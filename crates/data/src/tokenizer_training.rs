@@ -12,7 +12,10 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
+
+use crate::tokenizer_files::TokenizerFiles;
 
 /// Ids 0, 1, 2.
 pub const SPECIAL_TOKENS: [&str; 3] = ["<pad>", "<s>", "</s>"];
@@ -52,7 +55,38 @@ where
     tokenizer
         .train(&mut trainer, texts.into_iter())
         .map_err(|e| anyhow!("tokenizer training failed: {e}"))?;
+    // Prompts start with BOS in training; the post-processor makes transformers'
+    // `tokenizer(text)` add it too.
+    let bos = SPECIAL_TOKENS[1];
+    let bos_id = tokenizer
+        .token_to_id(bos)
+        .ok_or_else(|| anyhow!("the trained tokenizer lacks {bos}"))?;
+    tokenizer.with_post_processor(Some(bos_post_processor(bos, bos_id)?));
     Ok(tokenizer)
+}
+
+/// `tokenizer(text)` = `BOS text` (and `BOS a BOS b` for pairs), as Llama's tokenizers do.
+pub fn bos_post_processor(bos: &str, bos_id: u32) -> Result<TemplateProcessing> {
+    TemplateProcessing::builder()
+        .try_single(format!("{bos} $A"))
+        .map_err(|e| anyhow!("BOS template: {e}"))?
+        .try_pair(format!("{bos} $A {bos}:1 $B:1"))
+        .map_err(|e| anyhow!("BOS template: {e}"))?
+        .special_tokens(vec![(bos, bos_id)])
+        .build()
+        .map_err(|e| anyhow!("BOS template: {e}"))
+}
+
+/// The files a tokenizer trained here comes with: `<s>`, `</s>`, `<pad>` as BOS, EOS
+/// and PAD (what training resolves for it).
+pub fn trained_tokenizer_files() -> TokenizerFiles {
+    TokenizerFiles {
+        pad: Some(SPECIAL_TOKENS[0].to_string()),
+        bos: Some(SPECIAL_TOKENS[1].to_string()),
+        eos: Some(SPECIAL_TOKENS[2].to_string()),
+        has_token_config: true,
+        ..TokenizerFiles::default()
+    }
 }
 
 /// The tokenizer.json text (pretty-printed, newline-terminated).

@@ -230,7 +230,7 @@ fn paired_data_converts_to_unpaired() {
         OnMalformed::Error,
     )
     .unwrap();
-    let unpaired = dataset.into_unpaired();
+    let unpaired = dataset.into_unpaired().unwrap();
     assert_eq!(unpaired.len(), 6);
     assert_eq!(
         unpaired[..2],

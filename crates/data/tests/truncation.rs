@@ -138,7 +138,9 @@ fn special_tokens_of_the_synthetic_tokenizer() {
         SpecialTokens {
             eos: 2,
             pad: 0,
-            bos: Some(1)
+            bos: Some(1),
+            add_bos: true,
+            stop: vec![2],
         }
     );
 }

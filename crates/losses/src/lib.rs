@@ -16,6 +16,7 @@ mod precision;
 pub mod rewards;
 pub mod rpo;
 pub mod sft;
+pub mod targets;
 pub mod weighting;
 
 pub use dpo::{dpo_loss, dpo_losses};
@@ -25,4 +26,5 @@ pub use logprobs::{position_chunks, sequence_logps, sequence_logps_chunked};
 pub use rewards::{pair_metrics, rewards, PairMetrics};
 pub use rpo::{rpo_loss, rpo_row_losses};
 pub use sft::{sft_loss, sft_losses};
+pub use targets::{targets_logps_chunked, ScoredTargets};
 pub use weighting::{contrast_weights, diagonal_mask, embedding_weights, RowBlock, Weighting};

@@ -57,6 +57,22 @@ impl Attention {
         angles: &RotaryAngles,
         cache: Option<&mut LayerKvCache>,
     ) -> Tensor {
+        self.attend(x, angles, cache, None)
+    }
+
+    /// As [`forward`](Self::forward) without a cache, with an explicit boolean mask
+    /// `[R, 1, T, T]` (packed rows; the angles then hold each token's own position).
+    pub fn forward_masked(&self, x: &Tensor, angles: &RotaryAngles, mask: &Tensor) -> Tensor {
+        self.attend(x, angles, None, Some(mask))
+    }
+
+    fn attend(
+        &self,
+        x: &Tensor,
+        angles: &RotaryAngles,
+        cache: Option<&mut LayerKvCache>,
+        packed_mask: Option<&Tensor>,
+    ) -> Tensor {
         let (batch, len, _) = x.size3().expect("attention input is [B, T, hidden]");
         let heads_first =
             |t: Tensor, heads: i64| t.view([batch, len, heads, self.head_dim]).transpose(1, 2);
@@ -69,7 +85,13 @@ impl Attention {
             Some(cache) => cache.append(k, v),
             None => (k, v),
         };
-        let mask = AttentionMask::new(past, len, self.sliding_window, x.device());
+        let mask = match packed_mask {
+            Some(m) => AttentionMask {
+                explicit: Some(m.shallow_clone()),
+                is_causal: false,
+            },
+            None => AttentionMask::new(past, len, self.sliding_window, x.device()),
+        };
         let y = Tensor::scaled_dot_product_attention(
             &q,
             &k,

@@ -75,8 +75,9 @@ fn sample_top_p(probs: &[f64], top_p: f64, u: f64) -> i64 {
 /// Greedy continuation of each prompt, up to `max_new_tokens` new tokens.
 ///
 /// Returns only the new tokens, one list per prompt in the order given. A sequence
-/// stops after producing `eos_id`, and that EOS token **is included** as its last
-/// token (as transformers' `generate` does); strip it for text. `None` never stops early.
+/// stops after producing any id of `stop` (EOS, and the extra `eos_token_id`s of a
+/// generation_config.json), and that token **is included** as its last token (as
+/// transformers' `generate` does); strip it for text. `&[]` never stops early.
 ///
 /// Prompts of equal length run together as one batch (no padding, so no attention
 /// mask is needed); each group prefills once and then decodes one token per step.
@@ -84,17 +85,10 @@ pub fn generate_greedy(
     model: &Llama,
     prompts: &[Vec<i64>],
     max_new_tokens: usize,
-    eos_id: Option<i64>,
+    stop: &[i64],
 ) -> Result<Vec<Vec<i64>>> {
     let ids: Vec<u64> = (0..prompts.len() as u64).collect();
-    generate(
-        model,
-        prompts,
-        &ids,
-        max_new_tokens,
-        eos_id,
-        Decoding::Greedy,
-    )
+    generate(model, prompts, &ids, max_new_tokens, stop, Decoding::Greedy)
 }
 
 /// As [`generate_greedy`] with any [`Decoding`]; `ids[i]` numbers prompt i for its random
@@ -105,7 +99,7 @@ pub fn generate(
     prompts: &[Vec<i64>],
     ids: &[u64],
     max_new_tokens: usize,
-    eos_id: Option<i64>,
+    stop: &[i64],
     decoding: Decoding,
 ) -> Result<Vec<Vec<i64>>> {
     ensure!(ids.len() == prompts.len(), "one id per prompt");
@@ -150,7 +144,7 @@ pub fn generate(
                 })
                 .collect();
             let generated =
-                generate_group(model, &group, max_new_tokens, eos_id, decoding, &mut rngs);
+                generate_group(model, &group, max_new_tokens, stop, decoding, &mut rngs);
             for (&i, tokens) in members.iter().zip(generated) {
                 outputs[i] = tokens;
             }
@@ -164,7 +158,7 @@ fn generate_group(
     model: &Llama,
     prompts: &[&[i64]],
     max_new_tokens: usize,
-    eos_id: Option<i64>,
+    stop: &[i64],
     decoding: Decoding,
     rngs: &mut [ChaCha8Rng],
 ) -> Vec<Vec<i64>> {
@@ -184,7 +178,7 @@ fn generate_group(
         for (row, &token) in next_ids.iter().enumerate() {
             if !finished[row] {
                 outputs[row].push(token);
-                finished[row] = Some(token) == eos_id;
+                finished[row] = stop.contains(&token);
             }
         }
         if step + 1 == max_new_tokens || finished.iter().all(|&f| f) {

@@ -19,6 +19,7 @@ mod llama;
 pub mod presets;
 mod rms_norm;
 mod rope;
+mod row_layout;
 pub mod safetensors_io;
 mod units;
 
@@ -32,4 +33,5 @@ pub use llama::{DecoderLayer, Llama, Mlp};
 pub use presets::{preset, PRESET_NAMES};
 pub use rms_norm::RmsNorm;
 pub use rope::{Rope, RotaryAngles};
+pub use row_layout::{AttentionInputs, RowLayout};
 pub use units::UnitId;

@@ -15,6 +15,7 @@ use crate::init::{embedding, linear, ParamInit};
 use crate::kv_cache::{KvCache, LayerKvCache};
 use crate::rms_norm::RmsNorm;
 use crate::rope::{Rope, RotaryAngles};
+use crate::row_layout::{AttentionInputs, RowLayout};
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`.
 #[derive(Debug)]
@@ -83,6 +84,18 @@ impl DecoderLayer {
         self.forward_with(x, angles, Some(cache))
     }
 
+    /// `x: [B, T, hidden]` with the angles and mask of [`Llama::attention_inputs`].
+    pub fn forward_in(&self, x: &Tensor, inputs: &AttentionInputs) -> Tensor {
+        match &inputs.mask {
+            None => self.forward(x, &inputs.angles),
+            Some(mask) => {
+                let normed = self.input_layernorm.forward(x);
+                let h = x + self.self_attn.forward_masked(&normed, &inputs.angles, mask);
+                self.mlp_block(h)
+            }
+        }
+    }
+
     fn forward_with(
         &self,
         x: &Tensor,
@@ -92,6 +105,10 @@ impl DecoderLayer {
         let h = x + self
             .self_attn
             .forward(&self.input_layernorm.forward(x), angles, cache);
+        self.mlp_block(h)
+    }
+
+    fn mlp_block(&self, h: Tensor) -> Tensor {
         &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h))
     }
 }
@@ -208,6 +225,31 @@ impl Llama {
     /// Rotary angles for positions `offset .. offset + len`, shared by all layers.
     pub fn rotary(&self, offset: i64, len: i64) -> RotaryAngles {
         self.rope.angles(offset, len, self.embed_tokens.device())
+    }
+
+    /// What every layer's attention needs for ids `[R, T]`: positions `0..T` and the
+    /// causal rule, or a packed layout's positions and mask.
+    pub fn attention_inputs(&self, len: i64, layout: Option<&RowLayout>) -> AttentionInputs {
+        match layout {
+            None => AttentionInputs {
+                angles: self.rotary(0, len),
+                mask: None,
+            },
+            Some(l) => AttentionInputs::packed(
+                l,
+                self.rope.angles_at(&l.positions),
+                self.config.sliding_window,
+            ),
+        }
+    }
+
+    /// The last decoder layer's output `[R, T, hidden]` for ids `[R, T]` laid out as
+    /// `layout` says (right-padded sequences when `None`).
+    pub fn hidden_states_in(&self, ids: &Tensor, layout: Option<&RowLayout>) -> Tensor {
+        let inputs = self.attention_inputs(ids.size()[1], layout);
+        self.layers
+            .iter()
+            .fold(self.embed(ids), |x, layer| layer.forward_in(&x, &inputs))
     }
 
     /// Units 2..L+1: the decoder layers.

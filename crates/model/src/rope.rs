@@ -21,17 +21,32 @@ impl Rope {
         Rope { head_dim, theta }
     }
 
-    /// Angles for positions `offset .. offset + len`, computed in fp32 like
-    /// transformers (`inv_freq = 1 / theta^(2i/d)`, `emb = cat(freqs, freqs)`).
+    /// Angles for positions `offset .. offset + len`, `[len, head_dim]`.
     pub fn angles(&self, offset: i64, len: i64, device: Device) -> RotaryAngles {
+        self.angles_at(&Tensor::arange_start(
+            offset,
+            offset + len,
+            (Kind::Int64, device),
+        ))
+    }
+
+    /// Angles for arbitrary position ids: `[T]` gives `[T, head_dim]`, `[R, T]` gives
+    /// `[R, 1, T, head_dim]` (broadcast over the heads of `[R, H, T, head_dim]`).
+    /// Computed in fp32 like transformers (`inv_freq = 1 / theta^(2i/d)`,
+    /// `emb = cat(freqs, freqs)`).
+    pub fn angles_at(&self, positions: &Tensor) -> RotaryAngles {
+        let device = positions.device();
         let exponents = Tensor::arange_start_step(0, self.head_dim, 2, (Kind::Int64, device))
             .to_kind(Kind::Float)
             / self.head_dim as f64;
         let inv_freq = Tensor::pow_scalar(self.theta, &exponents).reciprocal();
-        let positions =
-            Tensor::arange_start(offset, offset + len, (Kind::Int64, device)).to_kind(Kind::Float);
-        let freqs = positions.unsqueeze(1).matmul(&inv_freq.unsqueeze(0));
+        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * inv_freq;
         let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        let emb = if positions.dim() == 2 {
+            emb.unsqueeze(1)
+        } else {
+            emb
+        };
         RotaryAngles {
             cos: emb.cos(),
             sin: emb.sin(),
@@ -40,9 +55,9 @@ impl Rope {
 }
 
 impl RotaryAngles {
-    /// Number of positions covered.
+    /// Number of positions covered (per row).
     pub fn len(&self) -> i64 {
-        self.cos.size()[0]
+        self.cos.size()[self.cos.dim() - 2]
     }
 
     pub fn is_empty(&self) -> bool {

@@ -31,7 +31,7 @@ fn cached_greedy_equals_greedy_by_full_forward() {
     ] {
         let model = model(&config);
         let prompts = prompts();
-        let cached = generate_greedy(&model, &prompts, 12, None).unwrap();
+        let cached = generate_greedy(&model, &prompts, 12, &[]).unwrap();
         let uncached: Vec<_> = prompts
             .iter()
             .map(|p| greedy_without_cache(&model, p, 12, None))
@@ -45,9 +45,9 @@ fn cached_greedy_equals_greedy_by_full_forward() {
 fn generation_stops_after_eos_and_includes_it() {
     let model = model(&tiny_config());
     let prompts = prompts();
-    let free = generate_greedy(&model, &prompts, 12, None).unwrap();
+    let free = generate_greedy(&model, &prompts, 12, &[]).unwrap();
     let eos = mid_sequence_eos(&free);
-    let stopped = generate_greedy(&model, &prompts, 12, Some(eos)).unwrap();
+    let stopped = generate_greedy(&model, &prompts, 12, &[eos]).unwrap();
     let expected: Vec<_> = free
         .iter()
         .map(|tokens| truncated_after(tokens, eos))
@@ -65,13 +65,13 @@ fn generation_stops_after_eos_and_includes_it() {
 fn generation_edge_cases() {
     let model = model(&tiny_config());
     assert_eq!(
-        generate_greedy(&model, &prompts(), 0, None).unwrap(),
+        generate_greedy(&model, &prompts(), 0, &[]).unwrap(),
         vec![Vec::<i64>::new(); 5]
     );
-    assert!(generate_greedy(&model, &[vec![1], vec![]], 3, None).is_err());
-    let error = generate_greedy(&model, &[vec![1, 97]], 3, None).unwrap_err();
+    assert!(generate_greedy(&model, &[vec![1], vec![]], 3, &[]).is_err());
+    let error = generate_greedy(&model, &[vec![1, 97]], 3, &[]).unwrap_err();
     assert!(error.to_string().contains("97"), "{error}");
-    assert!(generate_greedy(&model, &[], 3, None).unwrap().is_empty());
+    assert!(generate_greedy(&model, &[], 3, &[]).unwrap().is_empty());
 }
 
 #[test]
@@ -151,8 +151,8 @@ fn sampling_is_reproducible_per_prompt_whatever_the_batch() {
     let model = model(&tiny_config());
     let prompts = prompts();
     let ids: Vec<u64> = (0..prompts.len() as u64).collect();
-    let all = rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 7)).unwrap();
-    let again = rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 7)).unwrap();
+    let all = rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(1.0, 0.9, 7)).unwrap();
+    let again = rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(1.0, 0.9, 7)).unwrap();
     assert_eq!(all, again);
     // Prompt 2 alone (as another rank would hold it) draws the same continuation.
     let alone = rpo_model::generate(
@@ -160,20 +160,20 @@ fn sampling_is_reproducible_per_prompt_whatever_the_batch() {
         &prompts[2..3],
         &ids[2..3],
         10,
-        None,
+        &[],
         sample(1.0, 0.9, 7),
     )
     .unwrap();
     assert_eq!(alone[0], all[2]);
     let other_seed =
-        rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 0.9, 8)).unwrap();
+        rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(1.0, 0.9, 8)).unwrap();
     assert_ne!(all, other_seed, "the seed changes the draws");
     // A nucleus of (almost) nothing keeps only the most likely token: greedy.
-    let greedy = generate_greedy(&model, &prompts, 10, None).unwrap();
+    let greedy = generate_greedy(&model, &prompts, 10, &[]).unwrap();
     let nucleus =
-        rpo_model::generate(&model, &prompts, &ids, 10, None, sample(1.0, 1e-9, 3)).unwrap();
+        rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(1.0, 1e-9, 3)).unwrap();
     assert_eq!(nucleus, greedy);
-    assert!(rpo_model::generate(&model, &prompts, &ids, 10, None, sample(0.0, 1.0, 3)).is_err());
+    assert!(rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(0.0, 1.0, 3)).is_err());
 }
 
 #[test]
@@ -192,8 +192,7 @@ fn sampled_tokens_follow_the_temperature_softmax() {
     let mut counts = vec![0usize; 97];
     let prompts: Vec<Vec<i64>> = vec![prompt; n];
     let ids: Vec<u64> = (0..n as u64).collect();
-    for tokens in
-        rpo_model::generate(&model, &prompts, &ids, 1, None, sample(0.05, 1.0, 1)).unwrap()
+    for tokens in rpo_model::generate(&model, &prompts, &ids, 1, &[], sample(0.05, 1.0, 1)).unwrap()
     {
         counts[tokens[0] as usize] += 1;
     }

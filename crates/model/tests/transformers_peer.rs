@@ -163,7 +163,7 @@ fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
 
 fn check_generation(case: &GenerateCase, peer: &Value) -> Result<String, String> {
     let (model, _, _) = load_hf(&case.dir, Device::Cpu).map_err(|e| format!("{e:#}"))?;
-    let ours = generate_greedy(&model, &case.prompts, case.max_new_tokens, case.eos)
+    let ours = generate_greedy(&model, &case.prompts, case.max_new_tokens, case.eos.as_slice())
         .map_err(|e| format!("{e:#}"))?;
     let theirs: Vec<Vec<i64>> = serde_json::from_value(peer["tokens"].clone()).unwrap();
     if ours != theirs {
@@ -291,7 +291,7 @@ fn transformers_agrees_on_logits_and_greedy_generation() {
         .collect();
     let tied_dir = root.join("tied_gqa");
     let (tied, _, _) = load_hf(&tied_dir, Device::Cpu).unwrap();
-    let eos = mid_sequence_eos(&generate_greedy(&tied, &prompts, 10, None).unwrap());
+    let eos = mid_sequence_eos(&generate_greedy(&tied, &prompts, 10, &[]).unwrap());
     let windowed_prompts = vec![token_list(3, 97, 50), token_list(6, 97, 51)];
     let generate_cases = [
         generate_case(

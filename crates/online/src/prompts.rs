@@ -1,45 +1,18 @@
-//! Prompts to sample: a JSONL file of `{"prompt": …, …}` records (every other field
+//! Prompts to sample: a file of `{"prompt": …, …}` records (every other field
 //! travels along to the output and the judge), or a run config's data.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rpo_train::data_source::{RunData, TrainExamples};
 use serde_json::{Map, Value};
 use std::path::Path;
 
-/// A prompt and the other fields of its record (reference answers, ids, families, …).
-#[derive(Debug, Clone)]
-pub struct PromptRecord {
-    pub prompt: String,
-    pub fields: Map<String, Value>,
-}
+pub use rpo_data::PromptRecord;
 
-/// Every non-blank line of `path`: a JSON object with a non-empty string `prompt`; a
-/// malformed line is an error naming the file and line.
+/// Every record of `path` (any data file kind: `.jsonl`, `.jsonl.gz`, `.json`,
+/// `.parquet`): a JSON object with a non-empty string `prompt`; a malformed one is an
+/// error naming the file and line (or row), and so is a file without prompts.
 pub fn read_prompts(path: &Path) -> Result<Vec<PromptRecord>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read prompts {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let value: Value =
-            serde_json::from_str(line).with_context(|| format!("{}: not JSON", at()))?;
-        let Value::Object(mut fields) = value else {
-            bail!(
-                "{}: expected a JSON object with a string field `prompt`",
-                at()
-            );
-        };
-        let prompt = match fields.remove("prompt") {
-            Some(Value::String(p)) if !p.trim().is_empty() => p,
-            Some(Value::String(_)) => bail!("{}: field `prompt` is empty", at()),
-            Some(other) => bail!("{}: field `prompt` is {other}, not a string", at()),
-            None => bail!("{}: no field `prompt`", at()),
-        };
-        out.push(PromptRecord { prompt, fields });
-    }
+    let out = rpo_data::read_prompts(path)?;
     if out.is_empty() {
         bail!("{}: no prompts in the file", path.display());
     }

@@ -317,8 +317,13 @@ pub fn train_online(
         } else {
             DataFormatName::Unpaired
         };
-        rc.data.train = Some(data_path.clone());
+        rc.data.train = Some(rpo_train::config::DataFiles::One(
+            data_path.display().to_string(),
+        ));
         rc.data.eval = None;
+        // The round's data is written with the canonical columns and nothing held out.
+        rc.data.eval_fraction = 0.0;
+        rc.data.columns = Default::default();
         rc.train.steps = o.steps_per_round;
         rc.train.sft_warmup_steps = 0;
         rc.train.save_model = true;

@@ -51,7 +51,7 @@ pub fn sample(
         .collect();
     let per_rank = items.len().div_ceil(ranks);
     let mine = &items[(rank * per_rank).min(items.len())..((rank + 1) * per_rank).min(items.len())];
-    let eos = tokenizer.special().eos;
+    let stop = tokenizer.special().stop.clone();
     let decoding = Decoding::Sample {
         temperature: p.temperature,
         top_p: p.top_p,
@@ -80,14 +80,11 @@ pub fn sample(
             }
             batch.push(encoded[&i].clone());
         }
-        let ids: Vec<u64> = chunk
-            .iter()
-            .map(|&(i, s)| ((i as u64) << 16) | s as u64)
-            .collect();
-        let outputs = generate(model, &batch, &ids, p.max_new_tokens, Some(eos), decoding)?;
+        let ids: Vec<u64> = chunk.iter().map(|&(i, s)| ((i as u64) << 16) | s as u64).collect();
+        let outputs = generate(model, &batch, &ids, p.max_new_tokens, &stop, decoding)?;
         for (&(i, s), tokens) in chunk.iter().zip(outputs) {
             let n_tokens = tokens.len();
-            let text: Vec<i64> = tokens.into_iter().filter(|&t| t != eos).collect();
+            let text: Vec<i64> = tokens.into_iter().filter(|t| !stop.contains(t)).collect();
             let mut line = Map::new();
             line.insert("prompt".into(), Value::String(prompts[i].prompt.clone()));
             line.insert("response".into(), Value::String(tokenizer.decode(&text)?));

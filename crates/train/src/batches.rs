@@ -12,6 +12,7 @@ use tch::Device;
 use crate::data_source::{RunData, TrainExamples};
 use crate::device_seqs::DeviceSeqs;
 use crate::objective::Objective;
+use crate::packing::Packing;
 
 /// One rank's slice of a global micro-batch, tokenized and collated.
 pub enum MicroBatch {
@@ -29,16 +30,16 @@ pub fn reference_inputs(
     objective: &Objective,
     batch: &MicroBatch,
     device: Device,
-) -> Vec<DeviceSeqs> {
-    match (objective, batch) {
+    packing: Packing,
+    pad: i64,
+) -> Result<Vec<DeviceSeqs>> {
+    let seqs = |s: &SeqBatch| DeviceSeqs::laid_out(s, device, packing, pad);
+    Ok(match (objective, batch) {
         (Objective::Sft, _) | (_, MicroBatch::Sft(_)) => vec![],
-        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device)],
-        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![
-            DeviceSeqs::new(&b.seqs, device),
-            DeviceSeqs::new(&b.kl_seqs, device),
-        ],
-        (_, MicroBatch::Unpaired(b)) => vec![DeviceSeqs::new(&b.seqs, device)],
-    }
+        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device, packing, pad)?],
+        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?, seqs(&b.kl_seqs)?],
+        (_, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?],
+    })
 }
 
 /// Endless global micro-batches of the shape the objective needs, in a deterministic

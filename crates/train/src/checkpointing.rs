@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::Kind;
 
-use crate::config::{TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::config::TrainConfig;
+use crate::data_source::resolved_special_tokens;
 use crate::evaluate::EvalReport;
 use crate::reference::Reference;
+use rpo_data::write_tokenizer_folder;
 
 pub const REFERENCE_FILE: &str = "reference.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -110,17 +112,18 @@ impl TrainerState {
     }
 }
 
-/// Writes the run's tokenizer into `dir`: the model is meaningless without it.
+/// Writes the run's tokenizer into `dir`, the model being meaningless without it:
+/// tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+/// generation_config.json with the special tokens and chat template training used.
 pub fn write_tokenizer(cfg: &TrainConfig, dir: &Path) -> Result<()> {
-    let tokenizer = cfg.tokenizer_path();
-    let target = dir.join(TOKENIZER_FILE);
-    if tokenizer == BUILTIN_SYNTHETIC_TOKENIZER {
-        std::fs::write(&target, rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON)?;
-    } else {
-        std::fs::copy(&tokenizer, &target)
-            .with_context(|| format!("copying the tokenizer {tokenizer} into {}", dir.display()))?;
-    }
-    Ok(())
+    let (json, files, special) = resolved_special_tokens(cfg)?;
+    write_tokenizer_folder(dir, &json, &files, &special).with_context(|| {
+        format!(
+            "writing the tokenizer {} into {}",
+            cfg.tokenizer_path(),
+            dir.display()
+        )
+    })
 }
 
 /// Everything a phase needs to write checkpoints.

@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use rpo_contrast::{ContrastForm, ContrastScope};
+use rpo_data::ColumnMap;
 use rpo_zero::ZeroStage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -160,6 +161,19 @@ pub struct DistributedConfig {
     /// W = 1 (to check the NCCL path on one GPU).
     #[serde(default = "default_backend")]
     pub backend: BackendName,
+    /// No rank waits in one collective longer than this many seconds: on expiry every
+    /// live rank prints the collective and the ranks that did not answer, and the job
+    /// ends with exit code 124. 0 disables the deadline. Must exceed the longest work
+    /// between two collectives (rank 0's evaluation, a checkpoint write).
+    #[serde(default = "default_collective_timeout_s")]
+    pub collective_timeout_s: f64,
+}
+
+impl DistributedConfig {
+    /// The communicators' deadline policy.
+    pub fn watchdog(&self) -> rpo_comm::Watchdog {
+        rpo_comm::Watchdog::from_secs(self.collective_timeout_s)
+    }
 }
 
 impl Default for ContrastConfig {
@@ -175,6 +189,7 @@ impl Default for DistributedConfig {
     fn default() -> Self {
         Self {
             backend: default_backend(),
+            collective_timeout_s: default_collective_timeout_s(),
         }
     }
 }
@@ -229,7 +244,46 @@ pub struct TokenizerConfig {
     /// A tokenizer.json, or "builtin:synthetic" (the synthetic suite's, compiled in).
     /// Unset: the model folder's tokenizer.json when `model.path` is given (a model is
     /// only meaningful with the tokenizer it was trained with), else "builtin:synthetic".
+    /// The files next to it (tokenizer_config.json, special_tokens_map.json,
+    /// chat_template.jinja, generation_config.json) name the special tokens and the chat
+    /// template (README, "Special tokens and chat templates").
     pub path: Option<String>,
+    /// The BOS token (its text, e.g. "<s>"), replacing the one the folder names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos: Option<String>,
+    /// The EOS token that ends every response, replacing the one the folder names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos: Option<String>,
+    /// Whether prompts start with BOS, replacing what tokenizer.json's post-processor does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_bos: Option<bool>,
+}
+
+impl TokenizerConfig {
+    pub fn overrides(&self) -> rpo_data::TokenOverrides {
+        rpo_data::TokenOverrides {
+            bos: self.bos.clone(),
+            eos: self.eos.clone(),
+            add_bos: self.add_bos,
+        }
+    }
+}
+
+/// `data.train` / `data.eval`: one path or pattern, or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DataFiles {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl DataFiles {
+    pub fn patterns(&self) -> Vec<String> {
+        match self {
+            DataFiles::One(p) => vec![p.clone()],
+            DataFiles::Many(ps) => ps.clone(),
+        }
+    }
 }
 
 /// Where the examples come from and how they are tokenized.
@@ -238,10 +292,19 @@ pub struct TokenizerConfig {
 pub struct DataConfig {
     /// "synthetic" (built in), "paired", "unpaired", "hh" or "tldr".
     pub format: DataFormatName,
-    /// Training file (not used for "synthetic").
-    pub train: Option<PathBuf>,
-    /// Held-out file for evaluation (optional).
-    pub eval: Option<PathBuf>,
+    /// Training data (not used for "synthetic"): a file, or a list of files and glob
+    /// patterns (`"data/train-*.parquet"`); each `.jsonl`, `.jsonl.gz`, `.json` or `.parquet`.
+    pub train: Option<DataFiles>,
+    /// Held-out data for evaluation (optional; same forms as `train`).
+    pub eval: Option<DataFiles>,
+    /// Without `eval`: hold out this fraction of the training pairs for evaluation,
+    /// drawn by `seed` (0: none).
+    #[serde(default)]
+    pub eval_fraction: f64,
+    /// Columns with other names: `[data.columns] chosen = "response_j"` reads the field
+    /// `chosen` from column `response_j` (fields: prompt, chosen, rejected, completion, label).
+    #[serde(default, skip_serializing_if = "ColumnMap::is_empty")]
+    pub columns: ColumnMap,
     /// Size of the generated synthetic train / eval splits.
     #[serde(default = "default_synthetic_train")]
     pub synthetic_train: usize,
@@ -364,6 +427,17 @@ pub struct LoopConfig {
     /// Write the final policy as a Hugging Face folder under out_dir/model.
     #[serde(default = "yes")]
     pub save_model: bool,
+    /// Paired data: run each pair's prompt once, both responses attending to it
+    /// (crates/train/src/packing.rs); same log-probs as two separate sequences.
+    #[serde(default = "yes")]
+    pub share_prompt: bool,
+    /// Pack a micro-batch's sequences (or prompt + responses groups) into rows of up to
+    /// `pack_tokens` tokens instead of padding each to the longest.
+    #[serde(default = "yes")]
+    pub pack: bool,
+    /// Row width when packing; 0 (default): the micro-batch's longest group.
+    #[serde(default)]
+    pub pack_tokens: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -402,6 +476,10 @@ fn default_scope() -> ContrastScope {
 }
 fn default_backend() -> BackendName {
     BackendName::Auto
+}
+/// PyTorch's default deadline for NCCL collectives.
+fn default_collective_timeout_s() -> f64 {
+    600.0
 }
 fn default_dtype() -> DtypeName {
     DtypeName::Auto
@@ -471,6 +549,15 @@ fn default_max_new_tokens() -> usize {
 }
 
 impl TrainConfig {
+    /// How micro-batches are laid out for the model.
+    pub fn packing(&self) -> crate::packing::Packing {
+        crate::packing::Packing {
+            share_prompt: self.train.share_prompt,
+            pack: self.train.pack,
+            row_tokens: self.train.pack_tokens,
+        }
+    }
+
     /// Parse a config file, then apply `--set key=value` overrides, then validate.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (text, origin) = match path {
@@ -602,6 +689,33 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Held-out splits and column maps that cannot apply to the data.
+    fn validate_data_files(&self) -> Result<()> {
+        let d = &self.data;
+        if !(0.0..1.0).contains(&d.eval_fraction) {
+            bail!("data.eval_fraction = {} must be in [0, 1)", d.eval_fraction);
+        }
+        if d.eval_fraction > 0.0 {
+            if d.eval.is_some() {
+                bail!("data.eval and data.eval_fraction both give held-out data: set one");
+            }
+            if d.format == DataFormatName::Synthetic {
+                bail!("data.eval_fraction does not apply to the synthetic suite (it has data.synthetic_eval)");
+            }
+            if d.format == DataFormatName::Unpaired {
+                bail!("data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
+            }
+        }
+        if !d.columns.is_empty() && matches!(d.format, DataFormatName::Synthetic | DataFormatName::Tldr)
+        {
+            bail!(
+                "data.columns does not apply to data.format = \"{}\" (only paired, unpaired and hh)",
+                d.format
+            );
+        }
+        Ok(())
+    }
+
     /// Refuse impossible combinations before any work starts.
     pub fn validate(&self) -> Result<()> {
         let m = &self.model;
@@ -618,12 +732,18 @@ impl TrainConfig {
                 bail!("[online] samples from a trained model: give model.path (e.g. an SFT run's out_dir/model)");
             }
         }
+        let t = self.distributed.collective_timeout_s;
+        if !t.is_finite() || t < 0.0 {
+            bail!("distributed.collective_timeout_s = {t}: give seconds >= 0 (0 disables the deadline)");
+        }
+
         if self.data.format != DataFormatName::Synthetic && self.data.train.is_none() {
             bail!(
-                "data.format = \"{}\" needs data.train (a JSONL file)",
+                "data.format = \"{}\" needs data.train (a file, or a list of files and globs)",
                 self.data.format
             );
         }
+        self.validate_data_files()?;
         if self.data.format == DataFormatName::Unpaired
             && !self.unpaired()
             && self.loss.name != LossName::Sft

@@ -4,12 +4,15 @@
 use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
-    pairs_to_unpaired, read_dataset, DataFormat, Examples, PairedExample, PreferenceTokenizer,
-    SpecialTokens, Truncation, UnpairedExample,
+    expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, trained_tokenizer_files,
+    ChatTemplate, DataFormat, Examples, PairedExample, PreferenceTokenizer,
+    ReadOptions, SpecialTokens, TokenizerFiles, Truncation,
+    UnpairedExample,
 };
+use std::path::Path;
 use tokenizers::Tokenizer;
 
-use crate::config::{DataFormatName, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::config::{DataFiles, DataFormatName, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 
 pub enum TrainExamples {
     Paired(Vec<PairedExample>),
@@ -53,64 +56,165 @@ pub struct RunData {
     pub judged: Vec<SyntheticExample>,
 }
 
-fn load_tokenizer(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
-    let path = &cfg.tokenizer_path();
+/// The reader's format of a file-backed `data.format`.
+fn file_format(cfg: &TrainConfig) -> Result<DataFormat> {
+    cfg.data
+        .format
+        .file_format()
+        .context("internal: data.format is a file format here")
+}
+
+/// The run's tokenizer, truncating as the data format needs.
+pub fn load_tokenizer(cfg: &TrainConfig) -> Result<PreferenceTokenizer> {
+    let d = &cfg.data;
+    let format = d.format.file_format().unwrap_or(DataFormat::Paired);
+    let truncation = Truncation {
+        max_length: d.max_length,
+        max_prompt_length: d.max_prompt_length,
+        prompt_keep: format.default_prompt_keep(),
+    };
+    load_tokenizer_with(cfg, truncation)
+}
+
+/// The run's tokenizer: its tokenizer.json text and the files next to it (for the
+/// built-in one, the names it was trained with).
+pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
+    let path = cfg.tokenizer_path();
     if path == BUILTIN_SYNTHETIC_TOKENIZER {
-        let tok = synthetic::synthetic_tokenizer()?;
-        let special = SpecialTokens::from_tokenizer(&tok)?;
-        return PreferenceTokenizer::new(tok, special, truncation);
+        return Ok((
+            synthetic::SYNTHETIC_TOKENIZER_JSON.to_string(),
+            trained_tokenizer_files(),
+        ));
     }
-    let tok = Tokenizer::from_file(path)
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read tokenizer {path}"))?;
+    let dir = Path::new(&path).parent().unwrap_or(Path::new("."));
+    Ok((json, TokenizerFiles::read(dir)?))
+}
+
+/// The tokenizer with its special tokens resolved (files, then `[tokenizer]` overrides).
+pub fn load_tokenizer_with(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
+    let path = cfg.tokenizer_path();
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
         .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
-    let special =
-        SpecialTokens::from_tokenizer(&tok).with_context(|| format!("in tokenizer {path}"))?;
-    PreferenceTokenizer::new(tok, special, truncation)
+    PreferenceTokenizer::from_folder_files(tok, &files, &cfg.tokenizer.overrides(), truncation)
+        .with_context(|| format!("in tokenizer {path}"))
+}
+
+/// The special tokens a run resolves, for writing them into saved folders.
+pub fn resolved_special_tokens(
+    cfg: &TrainConfig,
+) -> Result<(String, TokenizerFiles, SpecialTokens)> {
+    let (json, files) = tokenizer_source(cfg)?;
+    let tok: Tokenizer = json
+        .parse()
+        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", cfg.tokenizer_path()))?;
+    let special = SpecialTokens::resolve(&tok, &files, &cfg.tokenizer.overrides())?;
+    Ok((json, files, special))
+}
+
+fn read_options<'a>(cfg: &'a TrainConfig, chat: Option<&'a ChatTemplate>) -> ReadOptions<'a> {
+    ReadOptions {
+        on_malformed: cfg.data.on_malformed,
+        columns: &cfg.data.columns,
+        chat,
+    }
+}
+
+/// Every file of `files` (globs expanded), one after the other, as text examples.
+fn read_files(files: &DataFiles, format: DataFormat, options: &ReadOptions) -> Result<Examples> {
+    let paths = expand_paths(&files.patterns())?;
+    let mut all: Option<Examples> = None;
+    for path in &paths {
+        let dataset = read_dataset_with(path, format, options)?;
+        report_skipped(&dataset);
+        match &mut all {
+            None => all = Some(dataset.examples),
+            Some(all) => all
+                .append(dataset.examples)
+                .with_context(|| format!("adding {}", path.display()))?,
+        }
+    }
+    let examples = all.context("no data files given")?;
+    as_text(examples)
+}
+
+/// Conversational records (message lists) were rendered through the tokenizer's chat
+/// template while they were read; those still here had no template to render them, or
+/// left the prompt implicit.
+fn as_text(examples: Examples) -> Result<Examples> {
+    match examples {
+        Examples::Conversational(_) => anyhow::bail!(
+            "the data is conversational (message lists), which needs the tokenizer's chat template to render it: \
+             the tokenizer has none (give one in tokenizer_config.json's chat_template or chat_template.jinja), \
+             or the records leave the prompt implicit (only chosen/rejected), which is not supported: give a prompt field"
+        ),
+        text => Ok(text),
+    }
+}
+
+fn paired_only(examples: Examples) -> Vec<PairedExample> {
+    match examples {
+        Examples::Paired(p) => p,
+        _ => Vec::new(),
+    }
+}
+
+/// The held-out pairs: the eval files, else `data.eval_fraction` of the training pairs.
+/// Returns what is left for training alongside them.
+fn split_eval(
+    cfg: &TrainConfig,
+    train: Examples,
+    format: DataFormat,
+    options: &ReadOptions,
+) -> Result<(Examples, Vec<PairedExample>)> {
+    let d = &cfg.data;
+    if let Some(eval) = &d.eval {
+        return Ok((train, paired_only(read_files(eval, format, options)?)));
+    }
+    if d.eval_fraction == 0.0 {
+        return Ok((train, Vec::new()));
+    }
+    let Examples::Paired(pairs) = train else {
+        anyhow::bail!("data.eval_fraction holds out pairs, but the training data is unpaired");
+    };
+    let total = pairs.len();
+    let (train, eval) = split_held_out(pairs, d.eval_fraction, cfg.seed)?;
+    tracing::info!(
+        held_out = eval.len(),
+        of = total,
+        fraction = d.eval_fraction,
+        seed = cfg.seed,
+        "held out pairs for evaluation (data.eval_fraction)"
+    );
+    Ok((Examples::Paired(train), eval))
 }
 
 impl RunData {
     pub fn load(cfg: &TrainConfig) -> Result<Self> {
         let d = &cfg.data;
-        let on_malformed = d.on_malformed;
-        let (train, eval_pairs, judged, format) = if d.format == DataFormatName::Synthetic {
+        // First, because conversational records are rendered with its chat template.
+        let tokenizer = load_tokenizer(cfg)?;
+        let chat = tokenizer.chat_template();
+        let (train, eval_pairs, judged) = if d.format == DataFormatName::Synthetic {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let eval_pairs = judged.iter().map(SyntheticExample::to_paired).collect();
             let pairs = train.iter().map(SyntheticExample::to_paired).collect();
-            (
-                Examples::Paired(pairs),
-                eval_pairs,
-                judged,
-                DataFormat::Paired,
-            )
+            (Examples::Paired(pairs), eval_pairs, judged)
         } else {
-            let format = d
-                .format
-                .file_format()
-                .context("internal: data.format is a file format here")?;
-            let path = d
+            let format = file_format(cfg)?;
+            let options = read_options(cfg, chat);
+            let files = d
                 .train
                 .as_ref()
                 .context("data.train is required for file formats")?;
-            let train = read_dataset(path, format, on_malformed)?;
-            report_skipped(&train);
-            let eval_pairs = match &d.eval {
-                Some(p) => {
-                    let eval = read_dataset(p, format, on_malformed)?;
-                    report_skipped(&eval);
-                    eval.paired()
-                        .map(<[PairedExample]>::to_vec)
-                        .unwrap_or_default()
-                }
-                None => Vec::new(),
-            };
-            (train.examples, eval_pairs, Vec::new(), format)
+            let train = read_files(files, format, &options)?;
+            let (train, eval_pairs) = split_eval(cfg, train, format, &options)?;
+            (train, eval_pairs, Vec::new())
         };
-        let truncation = Truncation {
-            max_length: d.max_length,
-            max_prompt_length: d.max_prompt_length,
-            prompt_keep: format.default_prompt_keep(),
-        };
-        let tokenizer = load_tokenizer(cfg, truncation)?;
         let train = match (train, cfg.unpaired()) {
             (Examples::Paired(p), false) => TrainExamples::Paired(p),
             (Examples::Paired(p), true) => TrainExamples::Unpaired(pairs_to_unpaired(p)),
@@ -120,6 +224,7 @@ impl RunData {
                 cfg.loss.name,
                 d.format
             ),
+            (Examples::Conversational(_), _) => unreachable!("rendered by as_text"),
         };
         anyhow::ensure!(!train.is_empty(), "the training set is empty");
         Ok(Self {
@@ -129,13 +234,55 @@ impl RunData {
             judged,
         })
     }
+
+    /// Only what evaluation needs (tokenizer, held-out pairs, judged questions): the
+    /// training files are read only when the held-out pairs are split off them.
+    pub fn load_held_out(cfg: &TrainConfig) -> Result<HeldOut> {
+        let d = &cfg.data;
+        let tokenizer = load_tokenizer(cfg)?;
+        if d.format == DataFormatName::Synthetic {
+            let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
+            let pairs = judged.iter().map(SyntheticExample::to_paired).collect();
+            return Ok(HeldOut {
+                tokenizer,
+                pairs,
+                judged,
+            });
+        }
+        let format = file_format(cfg)?;
+        let options = read_options(cfg, tokenizer.chat_template());
+        let pairs = match (&d.eval, &d.train) {
+            (Some(eval), _) => paired_only(read_files(eval, format, &options)?),
+            (None, Some(train)) if d.eval_fraction > 0.0 => {
+                split_eval(cfg, read_files(train, format, &options)?, format, &options)?.1
+            }
+            _ => Vec::new(),
+        };
+        Ok(HeldOut {
+            tokenizer,
+            pairs,
+            judged: Vec::new(),
+        })
+    }
+}
+
+/// What [`RunData::load_held_out`] gives.
+pub struct HeldOut {
+    pub tokenizer: PreferenceTokenizer,
+    pub pairs: Vec<PairedExample>,
+    pub judged: Vec<SyntheticExample>,
 }
 
 fn report_skipped(ds: &rpo_data::Dataset) {
     if ds.skipped_count() > 0 {
-        tracing::warn!(file = %ds.path.display(), skipped = ds.skipped_count(), "malformed lines skipped (data.on_malformed = \"skip\")");
+        tracing::warn!(file = %ds.path.display(), skipped = ds.skipped_count(), "malformed records skipped (data.on_malformed = \"skip\")");
+        let kind = rpo_data::formats::files::FileKind::of(&ds.path);
         for s in ds.skipped.iter().take(5) {
-            tracing::warn!("  {}:{}: {}", ds.path.display(), s.line, s.reason);
+            let at = match kind {
+                Ok(kind) => kind.locate(&ds.path, s.line),
+                Err(_) => format!("{}:{}", ds.path.display(), s.line),
+            };
+            tracing::warn!("  {at}: {}", s.reason);
         }
     }
 }

@@ -48,13 +48,13 @@ pub fn judge_generations(
         .iter()
         .map(|q| tokenizer.encode_prompt_for_generation(&q.prompt))
         .collect::<Result<Vec<_>>>()?;
-    let eos = tokenizer.special().eos;
-    let outputs = generate_greedy(policy, &prompts, max_new_tokens, Some(eos))?;
+    let stop = &tokenizer.special().stop;
+    let outputs = generate_greedy(policy, &prompts, max_new_tokens, stop)?;
     let mut per_family: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut writer = out.map(MetricsWriter::create).transpose()?;
     let mut correct_total = 0;
     for (q, ids) in questions.iter().zip(outputs) {
-        let ids: Vec<i64> = ids.into_iter().filter(|&t| t != eos).collect();
+        let ids: Vec<i64> = ids.into_iter().filter(|t| !stop.contains(t)).collect();
         let response = tokenizer.decode(&ids)?;
         let correct = q.judge(&response);
         correct_total += correct as usize;
@@ -123,10 +123,10 @@ pub fn held_out_rewards(
     use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
 
     let world = rpo_comm::SingleProcess::new(tch::Device::Cpu);
-    let data = crate::data_source::RunData::load(cfg)?;
+    let data = crate::data_source::RunData::load_held_out(cfg)?;
     anyhow::ensure!(
-        !data.eval_pairs.is_empty(),
-        "the config's data has no held-out pairs (data.eval, or synthetic_eval for the suite)"
+        !data.pairs.is_empty(),
+        "the config's data has no held-out pairs (data.eval, data.eval_fraction, or synthetic_eval for the suite)"
     );
     let chunk = cfg.zero.logits_chunk_tokens as i64;
     let (model, vs, _) = rpo_model::load_hf(policy_dir, tch::Device::Cpu)?;
@@ -156,12 +156,14 @@ pub fn held_out_rewards(
         embedder: &BagOfWords { dim: 1 }, // DPO's metrics read no embeddings
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
-    let n = cfg.eval.max_examples.min(data.eval_pairs.len());
+    let n = cfg.eval.max_examples.min(data.pairs.len());
     let stats = reward_accuracy(
         &models,
         &data.tokenizer,
-        &data.eval_pairs[..n],
+        &data.pairs[..n],
         cfg.train.micro_batch_size,
     )?;
     Ok(HeldOutRewards {

@@ -25,6 +25,9 @@ pub struct StepMetrics {
     pub reward_accuracy: Option<f64>,
     /// Non-padding tokens processed by the policy this step.
     pub tokens: usize,
+    /// Positions the policy computed this step: padding included, a shared prompt once
+    /// (so `1 − tokens/tokens_computed` is the padding fraction when prompts are not shared).
+    pub tokens_computed: usize,
     pub step_time_s: f64,
     /// Bytes rank 0's ZeRO collectives (parameter gathers, gradient reductions) moved this
     /// step, counted DeepSpeed's way (the full buffer of each collective).

@@ -1,7 +1,8 @@
 //! One micro-batch: policy and reference log-probs, the objective, and reward statistics.
 //!
-//! Chosen and rejected sequences of a paired batch share one width, so they run as a
-//! single `[2B, T]` forward (as the reference code's concatenated forward does). The
+//! Chosen and rejected sequences of a paired batch run as a single forward: padded to
+//! one width as `[2B, T]` (the reference code's concatenated forward), or laid out by
+//! [`crate::packing`] (a shared prompt per pair, several groups per row). The
 //! policy's log-probs come out of the layer-wise executor as a leaf: the objective is
 //! built on it, and the trainer pushes its gradient back through the model
 //! ([`ShardedModel::backward`]).
@@ -15,6 +16,7 @@ use tch::{Device, Kind, Tensor};
 pub use crate::batches::{reference_inputs, MicroBatch};
 pub use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
+use crate::packing::Packing;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, PromptEmbedder};
 use crate::reference::Reference;
@@ -81,6 +83,10 @@ pub struct Models<'a> {
     pub embedder: &'a dyn PromptEmbedder,
     pub beta: f64,
     pub parallel: &'a DataParallel<'a>,
+    /// How micro-batches are laid out for the model (shared prompts, packing).
+    pub packing: Packing,
+    /// The tokenizer's padding id, for packed rows.
+    pub pad: i64,
 }
 
 impl Models<'_> {
@@ -123,11 +129,11 @@ pub fn loss(objective: &Objective, models: &Models, batch: &MicroBatch) -> Resul
 
 /// SFT on the chosen responses: summed NLL, mean over the batch.
 pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
-    let policy = models
-        .policy
-        .forward(&DeviceSeqs::new(chosen, models.device()).sequences())?;
+    let seqs = DeviceSeqs::laid_out(chosen, models.device(), models.packing, models.pad)?;
+    let policy = models.policy.forward(&seqs.sequences())?;
     let stats = RewardStats {
         tokens: chosen.num_tokens,
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     let (objective, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
@@ -148,7 +154,7 @@ pub fn paired(
     if let Objective::Sft = objective {
         return sft(models, &batch.chosen);
     }
-    let seqs = DeviceSeqs::paired(batch, models.device());
+    let seqs = DeviceSeqs::paired(batch, models.device(), models.packing, models.pad)?;
     let policy = models.policy.forward(&seqs.sequences())?;
     let (policy_chosen, policy_rejected) = halves(&policy.logps);
     let (ref_chosen, ref_rejected) = halves(&models.reference_logps(&seqs)?);
@@ -172,6 +178,7 @@ pub fn paired(
     let m = losses::pair_metrics(&a, &b, models.beta)?;
     let mut stats = RewardStats {
         tokens: batch.num_tokens(),
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
@@ -192,7 +199,8 @@ pub fn unpaired(
     batch: &UnpairedBatch,
 ) -> Result<MicroBatchLoss> {
     let device = models.device();
-    let seqs = DeviceSeqs::new(&batch.seqs, device);
+    let (packing, pad) = (models.packing, models.pad);
+    let seqs = DeviceSeqs::laid_out(&batch.seqs, device, packing, pad)?;
     let policy = models.policy.forward(&seqs.sequences())?;
     let logratios = &policy.logps - models.reference_logps(&seqs)?;
     let desirable = batch.desirable.to_device(device);
@@ -227,7 +235,7 @@ pub fn unpaired(
         } => {
             // The KL reference point uses mismatched (prompt i, response i+1) pairs, without
             // gradient, averaged over ranks (as the reference code does) and clamped at 0.
-            let kl_seqs = DeviceSeqs::new(&batch.kl_seqs, device);
+            let kl_seqs = DeviceSeqs::laid_out(&batch.kl_seqs, device, packing, pad)?;
             let kl_logratios =
                 models.policy.logps(&kl_seqs.sequences())? - models.reference_logps(&kl_seqs)?;
             let kl_here = kl_logratios.mean(Kind::Double).double_value(&[]);
@@ -249,6 +257,7 @@ pub fn unpaired(
     let rb = losses::rewards(&b, models.beta);
     let mut stats = RewardStats {
         tokens: batch.num_tokens(),
+        tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
     stats.add_rewards(&ra, &rb);

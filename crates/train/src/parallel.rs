@@ -91,6 +91,7 @@ impl<'a> DataParallel<'a> {
             stats.correct,
             stats.compared as f64,
             stats.tokens as f64,
+            stats.tokens_computed as f64,
         ];
         all_reduce_f64s(self.world, &mut v)?;
         *stats = RewardStats {
@@ -101,6 +102,7 @@ impl<'a> DataParallel<'a> {
             correct: v[4],
             compared: v[5] as usize,
             tokens: v[6] as usize,
+            tokens_computed: v[7] as usize,
         };
         Ok(())
     }

@@ -36,7 +36,7 @@ use crate::reference_cache::{
 pub use crate::reference_plan::run_keys;
 use crate::reference_plan::{for_each_call, Plan};
 use crate::run::{build_policy, load_reference};
-use crate::trainer::progress_bar;
+use crate::progress::progress_bar;
 
 /// What `precompute-ref` did, printed as one JSON line by rank 0.
 #[derive(Debug, Serialize)]

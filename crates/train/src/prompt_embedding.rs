@@ -3,7 +3,8 @@
 //! Where they come from (`[embedding]`):
 //! - [`Encoder`] (`model = "minilm"`, the default): a sentence-transformers model run
 //!   in-process by rpo-embed (all-MiniLM-L6-v2 unless `path` names another folder), as
-//!   the paper does; during training each distinct text is embedded once ([`Memo`]).
+//!   the paper does. [`build_for_run`] embeds every distinct text of the run before the
+//!   first step (data-parallel over the ranks, all-gathered), so no step embeds.
 //! - [`BagOfWords`] (`"bag-of-words"`): each lower-cased word (and word bigram) hashed
 //!   into `dim` buckets, counts L2-normalised; needs no model. Prompts built from the same
 //!   template share most words, so their cosine similarity is high.
@@ -245,6 +246,54 @@ pub fn build(
         None => Box::new(Memo::new(load_model(cfg, device)?.embedder)),
     };
     Ok(Box::new(InMode { source, mode }))
+}
+
+/// As [`build`], but without a cache every distinct text of the run ([`run_texts`]) is
+/// embedded now, before the first step: each rank embeds a contiguous share in batches
+/// (progress bar on rank 0), the shares are all-gathered in order, and every rank keeps
+/// all rows in memory. Training then only looks rows up. Every rank must call this.
+pub fn build_for_run(
+    cfg: &EmbeddingConfig,
+    data: &RunData,
+    device: Device,
+    world: &dyn rpo_comm::Collective,
+) -> Result<Box<dyn PromptEmbedder>> {
+    let mode = cfg.text;
+    if cfg.cache.is_some() {
+        return build(cfg, data, device);
+    }
+    let texts = run_texts(data, mode)?;
+    let model = load_model(cfg, device)?;
+    let (w, r) = (world.world_size(), world.rank());
+    let (start, end) = (texts.len() * r / w, texts.len() * (r + 1) / w);
+    let bar = if r == 0 {
+        crate::progress::progress_bar((end - start) as u64, "embed")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let mut own = Vec::new();
+    for block in texts[start..end].chunks(cfg.batch_size.max(1) * 16) {
+        own.push(model.embedder.embed(block)?);
+        bar.inc(block.len() as u64);
+    }
+    bar.finish_and_clear();
+    let own = if own.is_empty() {
+        Tensor::zeros([0, model.dim as i64], (Kind::Float, Device::Cpu))
+    } else {
+        Tensor::cat(&own, 0)
+    };
+    let (all, _) = rpo_comm::all_gather_varlen(world, &own.to_device(world.device()))?;
+    let all = all.to_device(Device::Cpu);
+    tracing::info!(texts = texts.len(), ranks = w, seconds = started.elapsed().as_secs_f64(), "embedded the run's distinct texts before the first step");
+    let memo = Memo::new(model.embedder);
+    memo.seen
+        .borrow_mut()
+        .extend(texts.into_iter().enumerate().map(|(i, t)| (t, all.get(i as i64))));
+    Ok(Box::new(InMode {
+        source: Box::new(memo),
+        mode,
+    }))
 }
 
 /// An embedder that embeds the run's text mode.

@@ -403,6 +403,7 @@ mod tests {
                 ids: &i,
                 labels: &l,
                 mask: &m,
+                packed: None,
             })
             .unwrap()[0]
         };
@@ -494,6 +495,7 @@ mod tests {
             ids: &ids,
             labels: &labels,
             mask: &mask,
+            packed: None,
         };
         let keys = row_keys(&s).unwrap();
 
@@ -508,6 +510,7 @@ mod tests {
             ids: &ids.narrow(0, 0, 1),
             labels: &labels.narrow(0, 0, 1),
             mask: &mask.narrow(0, 0, 1),
+            packed: None,
         };
         let got = cache.logps(&one).unwrap();
         assert_eq!(got.kind(), Kind::Float);

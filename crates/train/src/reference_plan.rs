@@ -37,6 +37,7 @@ pub(crate) fn for_each_call(
     mut f: impl FnMut(Call, DeviceSeqs) -> Result<()>,
 ) -> Result<()> {
     let wanted = |rank: usize| only.is_none() || only == Some(rank);
+    let (packing, pad) = (cfg.packing(), data.tokenizer.special().pad);
     let mut item = 0;
     // The preference phase starts its own sampler at the beginning (trainer::run_phase).
     let micro = cfg.train.micro_batch_size * ranks;
@@ -45,7 +46,7 @@ pub(crate) fn for_each_call(
         let global = batches.next_global();
         for rank in (0..ranks).filter(|&r| wanted(r)) {
             let batch = batches.collate(rpo_data::rank_slice(&global, rank, ranks)?)?;
-            for (index, seqs) in reference_inputs(&objective, &batch, device)
+            for (index, seqs) in reference_inputs(&objective, &batch, device, packing, pad)?
                 .into_iter()
                 .enumerate()
             {
@@ -63,7 +64,7 @@ pub(crate) fn for_each_call(
         if wanted(rank) {
             let refs: Vec<_> = chunk.iter().collect();
             let batch = MicroBatch::Paired(PairedBatch::from_examples(&refs, &data.tokenizer)?);
-            for (index, seqs) in reference_inputs(&Objective::Dpo, &batch, device)
+            for (index, seqs) in reference_inputs(&Objective::Dpo, &batch, device, packing, pad)?
                 .into_iter()
                 .enumerate()
             {

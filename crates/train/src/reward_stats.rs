@@ -14,7 +14,10 @@ pub struct RewardStats {
     /// paired data, every (desirable, undesirable) pair of the batch for unpaired data.
     pub correct: f64,
     pub compared: usize,
+    /// Real (non-padding) tokens of the policy's forwards.
     pub tokens: usize,
+    /// Positions the policy's forwards computed (padding included, shared prompts once).
+    pub tokens_computed: usize,
 }
 
 impl RewardStats {
@@ -33,6 +36,7 @@ impl RewardStats {
         self.correct += other.correct;
         self.compared += other.compared;
         self.tokens += other.tokens;
+        self.tokens_computed += other.tokens_computed;
     }
 
     pub fn mean_chosen(&self) -> Option<f64> {

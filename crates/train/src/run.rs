@@ -208,7 +208,7 @@ pub fn train(
     // The sentence encoder is loaded only when the weighting reads embeddings.
     let embedder: Box<dyn PromptEmbedder> = match objective {
         Objective::Rpo { weighting, .. } if weighting.uses_embeddings() => {
-            prompt_embedding::build(&cfg.embedding, &data, device)?
+            prompt_embedding::build_for_run(&cfg.embedding, &data, device, world)?
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
@@ -252,6 +252,8 @@ pub fn train(
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
     if resume.is_none() && (cfg.train.sft_warmup_steps > 0 || !objective.needs_reference()) {
         evals.extend(eval("init", &no_ref, false)?);
@@ -306,6 +308,8 @@ pub fn train(
         embedder: embedder.as_ref(),
         beta: cfg.loss.beta,
         parallel: &parallel,
+        packing: cfg.packing(),
+        pad: data.tokenizer.special().pad,
     };
     if objective.needs_reference() && !in_preference {
         let at = if cfg.train.sft_warmup_steps > 0 {

@@ -8,10 +8,9 @@
 //! line from rank 0.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rpo_data::sampler::SamplerPosition;
 use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::batches::MicroBatches;
@@ -21,6 +20,7 @@ use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
+use crate::progress::progress_bar;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -132,6 +132,7 @@ pub fn run_phase(
                 .map(|(c, r)| c - r),
             reward_accuracy: stats.accuracy(),
             tokens: stats.tokens,
+            tokens_computed: stats.tokens_computed,
             step_time_s: started.elapsed().as_secs_f64(),
             zero_bytes: policy.traffic().since(&traffic).total(),
         };
@@ -169,20 +170,6 @@ pub fn run_phase(
 /// (too few examples, or too few of one class for balanced unpaired batches).
 pub fn check_batches(objective: Objective, data: &RunData, size: usize, seed: u64) -> Result<()> {
     MicroBatches::new(objective, data, size, seed, SamplerPosition::default()).map(|_| ())
-}
-
-pub(crate) fn progress_bar(len: u64, name: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>5} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
-    bar
 }
 
 /// The next global micro-batch's own slice, and the objective on it.

@@ -99,6 +99,49 @@ fn impossible_combinations_are_refused() {
         // is unknown until then.
         (&["reference.mode=precomputed"], "known before training"),
         (&["reference.cache=\"\""], "reference.cache"),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.eval_fraction=1.0",
+            ],
+            "data.eval_fraction",
+        ),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.eval=y.jsonl",
+                "data.eval_fraction=0.1",
+            ],
+            "set one",
+        ),
+        (&["data.eval_fraction=0.1"], "synthetic"),
+        (
+            &[
+                "data.format=unpaired",
+                "data.train=x.jsonl",
+                "loss.pairing=unpaired",
+                "data.eval_fraction=0.1",
+            ],
+            "has none",
+        ),
+        (
+            &[
+                "data.format=tldr",
+                "data.train=x.jsonl",
+                "data.columns.prompt=q",
+            ],
+            "data.columns",
+        ),
+        (
+            &[
+                "data.format=paired",
+                "data.train=x.jsonl",
+                "data.columns.answer=a",
+            ],
+            "answer",
+        ),
     ];
     for (o, needle) in cases {
         let e = err(o);
@@ -329,6 +372,32 @@ fn optimizer_names_build_their_optimizer() {
 }
 
 #[test]
+fn data_files_are_one_path_or_a_list_and_columns_are_read() {
+    use rpo_train::config::DataFiles;
+    let o: Vec<String> = [
+        "data.format=paired",
+        "data.train=[\"a/*.parquet\", \"b.jsonl.gz\"]",
+        "data.eval=c.json",
+        "data.columns.chosen=response_j",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+    assert_eq!(
+        cfg.data.train.as_ref().unwrap().patterns(),
+        ["a/*.parquet", "b.jsonl.gz"]
+    );
+    assert_eq!(cfg.data.eval, Some(DataFiles::One("c.json".into())));
+    assert_eq!(cfg.data.columns.column("chosen"), "response_j");
+    assert_eq!(cfg.data.columns.column("rejected"), "rejected");
+    // The resolved config prints and reads back the same.
+    let again: TrainConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(again.data.train, cfg.data.train);
+    assert_eq!(again.data.columns, cfg.data.columns);
+}
+
+#[test]
 fn reduce_dtype_and_memory_budget_are_checked() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
     assert_eq!(cfg.zero.reduce_dtype, "fp32");
@@ -341,4 +410,29 @@ fn reduce_dtype_and_memory_budget_are_checked() {
     let cfg =
         TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
     assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
+}
+
+#[test]
+fn the_collective_deadline_defaults_to_600_s_and_refuses_nonsense() {
+    let load = |o: &[&str]| {
+        let o: Vec<String> = o.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap()
+    };
+    let cfg = load(&[]);
+    assert_eq!(cfg.distributed.collective_timeout_s, 600.0);
+    assert_eq!(
+        cfg.distributed.watchdog().timeout,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(
+        load(&["distributed.collective_timeout_s=0"])
+            .distributed
+            .watchdog()
+            .timeout,
+        None
+    );
+    for bad in ["-1", "nan", "inf"] {
+        let e = err(&[&format!("distributed.collective_timeout_s={bad}")]);
+        assert!(e.contains("distributed.collective_timeout_s"), "{bad}: {e}");
+    }
 }

@@ -208,3 +208,17 @@ fn stale_or_missing_caches_are_refused_naming_what_differs() {
         "{e}"
     );
 }
+
+#[test]
+fn the_run_embeds_every_text_before_the_first_step_with_the_models_values() {
+    let cfg = config(&["embedding.model=bag-of-words"]);
+    let data = RunData::load(&cfg).unwrap();
+    let world = rpo_comm::SingleProcess::new(Device::Cpu);
+    let pre = prompt_embedding::build_for_run(&cfg.embedding, &data, Device::Cpu, &world).unwrap();
+    let direct = embedder(&cfg, &data).unwrap();
+    let texts = prompt_embedding::run_texts(&data, prompt_embedding::TextMode::Prompt).unwrap();
+    let some: Vec<String> = texts.iter().rev().take(7).cloned().collect();
+    let (a, b) = (pre.embed(&some).unwrap(), direct.embed(&some).unwrap());
+    assert_eq!(a.size(), b.size());
+    assert!(a.equal(&b), "pre-embedded rows differ from the model's");
+}

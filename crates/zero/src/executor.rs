@@ -2,8 +2,13 @@
 //! and per-unit gradient reduction.
 //!
 //! Forward, unit by unit: make the unit's parameters present, run it, save its input,
-//! release it. The head turns hidden states into sequence log-probs a chunk of positions
-//! at a time, so the full `[B, T, V]` logits never exist.
+//! release it. The head turns hidden states into sequence log-probs only at the scored
+//! (response) positions, a chunk of them at a time, so the full `[B, T, V]` logits never
+//! exist and prompt positions never meet the vocabulary.
+//!
+//! The rows are right-padded sequences, or packed rows ([`PackedRows`]: a shared prompt
+//! followed by its responses, or several sequences per row) with their own positions and
+//! attention mask; the executor runs both the same way.
 //!
 //! Backward, in reverse: make the parameters present again, recompute the unit from its
 //! saved input (or reuse the graph kept in the forward), push the upstream gradient
@@ -12,24 +17,78 @@
 //! gradients (stages 2–3 reduce-scatter them at once) and release.
 
 use anyhow::Result;
-use rpo_losses::{position_chunks, sequence_logps, sequence_logps_chunked};
-use rpo_model::UnitId;
+use rpo_losses::{targets_logps_chunked, ScoredTargets};
+use rpo_model::{RowLayout, UnitId};
 use tch::{Kind, Tensor};
 
 use crate::sharded_model::ShardedModel;
 
-/// Token ids, shifted labels and the response mask of a batch of sequences, `[B, T]`.
+/// Token ids, shifted labels and the response mask of a batch of sequences, `[B, T]`,
+/// right-padded; `packed`, when given, is the same sequences in the layout the model
+/// runs instead (the padded form still names them, e.g. for the reference cache).
 pub struct Sequences<'a> {
     pub ids: &'a Tensor,
     pub labels: &'a Tensor,
     pub mask: &'a Tensor,
+    pub packed: Option<&'a PackedRows>,
+}
+
+/// Sequences laid out in rows `[R, T]` with their own positions and attention mask, and
+/// the scored positions whose log-probs sum into each sequence.
+#[derive(Debug)]
+pub struct PackedRows {
+    pub ids: Tensor,
+    pub layout: RowLayout,
+    pub targets: ScoredTargets,
+}
+
+impl PackedRows {
+    pub fn to_device(&self, device: tch::Device) -> Self {
+        Self {
+            ids: self.ids.to_device(device),
+            layout: self.layout.to_device(device),
+            targets: ScoredTargets {
+                index: self.targets.index.to_device(device),
+                ids: self.targets.ids.to_device(device),
+                seq: self.targets.seq.to_device(device),
+                count: self.targets.count,
+            },
+        }
+    }
+
+    pub fn shallow_clone(&self) -> Self {
+        Self {
+            ids: self.ids.shallow_clone(),
+            layout: self.layout.shallow_clone(),
+            targets: self.targets.shallow_clone(),
+        }
+    }
+}
+
+impl Sequences<'_> {
+    /// The rows the model runs: the packed layout, or the padded rows scored where the
+    /// mask is set.
+    pub fn rows(&self) -> anyhow::Result<(Tensor, Option<RowLayout>, ScoredTargets)> {
+        Ok(match self.packed {
+            Some(p) => (
+                p.ids.shallow_clone(),
+                Some(p.layout.shallow_clone()),
+                p.targets.shallow_clone(),
+            ),
+            None => (
+                self.ids.shallow_clone(),
+                None,
+                ScoredTargets::from_mask(self.labels, self.mask)?,
+            ),
+        })
+    }
 }
 
 /// What the backward needs from the forward.
 pub struct Tape {
     ids: Tensor,
-    labels: Tensor,
-    mask: Tensor,
+    layout: Option<RowLayout>,
+    targets: ScoredTargets,
     /// Each decoder layer's input, then the head's (detached; graph leaves when the
     /// layer graphs are kept).
     inputs: Vec<Tensor>,
@@ -66,12 +125,15 @@ impl ShardedModel {
     fn run_forward(&self, seqs: &Sequences, record: bool) -> Result<(Tensor, Option<Tape>)> {
         let keep_graphs = record && !self.options.checkpoint_activations;
         let (embed, head) = (self.unit(UnitId::Embed), self.unit(UnitId::Head));
-        let angles = self.model.rotary(0, seqs.ids.size()[1]);
+        let (ids, layout, targets) = seqs.rows()?;
+        let attention = self
+            .model
+            .attention_inputs(ids.size()[1], layout.as_ref());
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
 
         self.gather(embed)?;
-        let mut x = tch::no_grad(|| self.model.embed(seqs.ids));
+        let mut x = tch::no_grad(|| self.model.embed(&ids));
         if !self.tied() {
             self.release(embed);
         }
@@ -81,12 +143,12 @@ impl ShardedModel {
             self.prefetch(unit + 1)?;
             if keep_graphs {
                 let leaf = x.detach().set_requires_grad(true);
-                let y = layer.forward(&leaf, &angles);
+                let y = layer.forward_in(&leaf, &attention);
                 x = y.detach();
                 inputs.push(leaf);
                 outputs.push(y);
             } else {
-                let y = tch::no_grad(|| layer.forward(&x, &angles));
+                let y = tch::no_grad(|| layer.forward_in(&x, &attention));
                 if record {
                     inputs.push(x);
                 }
@@ -97,13 +159,7 @@ impl ShardedModel {
         self.gather(head)?;
         let head_fn = |h: &Tensor| self.model.head(h);
         let logps = tch::no_grad(|| {
-            sequence_logps_chunked(
-                &x,
-                &head_fn,
-                seqs.labels,
-                seqs.mask,
-                self.options.logits_chunk_tokens,
-            )
+            targets_logps_chunked(&x, &head_fn, &targets, self.options.logits_chunk_tokens)
         })?;
         self.release(head);
         if self.tied() {
@@ -111,9 +167,9 @@ impl ShardedModel {
         }
         inputs.push(x);
         let tape = record.then(|| Tape {
-            ids: seqs.ids.shallow_clone(),
-            labels: seqs.labels.shallow_clone(),
-            mask: seqs.mask.shallow_clone(),
+            ids,
+            layout,
+            targets,
             inputs,
             outputs,
         });
@@ -146,7 +202,9 @@ impl ShardedModel {
         self.release(head);
         self.grads.borrow_mut().finish(head, comm)?;
 
-        let angles = self.model.rotary(0, tape.ids.size()[1]);
+        let attention = self
+            .model
+            .attention_inputs(tape.ids.size()[1], tape.layout.as_ref());
         for (i, layer) in self.model.layers().iter().enumerate().rev() {
             let unit = self.unit(UnitId::Layer(i));
             self.gather(unit)?;
@@ -155,7 +213,7 @@ impl ShardedModel {
                 Some(y) => (input, y),
                 None => {
                     let leaf = input.detach().set_requires_grad(true);
-                    let y = layer.forward(&leaf, &angles);
+                    let y = layer.forward_in(&leaf, &attention);
                     (leaf, y)
                 }
             };
@@ -177,8 +235,9 @@ impl ShardedModel {
         self.grads.borrow_mut().finish(embed, comm)
     }
 
-    /// The head's backward, recomputed a chunk of positions at a time (as its forward
-    /// ran): returns the gradient of its input `[B, T, H]`.
+    /// The head's backward, recomputed a chunk of scored positions at a time (as its
+    /// forward ran): returns the gradient of its input `[R, T, H]` (zero where nothing
+    /// is scored).
     fn head_backward(&self, x: &Tensor, tape: &Tape, grad_logps: &Tensor) -> Result<Tensor> {
         let (embed, head) = (self.unit(UnitId::Embed), self.unit(UnitId::Head));
         let head_vars = self.vars(head);
@@ -187,20 +246,26 @@ impl ShardedModel {
         if self.tied() {
             wrt_params.extend(self.vars(embed));
         }
-        let (rows, len, _) = x.size3()?;
+        let hidden = *x.size().last().expect("[R, T, H]");
         let dx = x.zeros_like();
-        for (start, n) in position_chunks(rows, len, self.options.logits_chunk_tokens) {
-            let xc = x.narrow(1, start, n).detach().set_requires_grad(true);
-            let lp = sequence_logps(
-                &self.model.head(&xc),
-                &tape.labels.narrow(1, start, n),
-                &tape.mask.narrow(1, start, n),
-            )?;
-            let root = (lp * grad_logps.to_kind(Kind::Float)).sum(Kind::Float);
+        let mut dx_flat = dx.view([-1, hidden]);
+        let targets = &tape.targets;
+        let grad_logps = grad_logps.to_kind(Kind::Float);
+        for (start, n) in targets.chunks(self.options.logits_chunk_tokens) {
+            let xc = targets
+                .hidden_at(x, start, n)
+                .detach()
+                .set_requires_grad(true);
+            let lp = targets.token_logps(&self.model.head(&xc), start, n);
+            let weights = grad_logps.index_select(0, &targets.seq.narrow(0, start, n));
+            let root = (lp.to_kind(Kind::Float) * weights).sum(Kind::Float);
             let mut wrt = vec![xc];
             wrt.extend(wrt_params.iter().map(Tensor::shallow_clone));
             let mut grads = Tensor::run_backward(&[root], &wrt, false, false);
-            tch::no_grad(|| dx.narrow(1, start, n).copy_(&grads.remove(0)));
+            let index = targets.index.narrow(0, start, n);
+            tch::no_grad(|| {
+                let _ = dx_flat.index_add_(0, &index, &grads.remove(0));
+            });
             self.file_grads(head, &grads[..n_head]);
             if self.tied() {
                 self.file_grads(embed, &grads[n_head..]);

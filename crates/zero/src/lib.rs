@@ -28,7 +28,7 @@ pub mod unit_params;
 mod update;
 
 pub use checkpoint::{Checkpoint, Manifest};
-pub use executor::{PolicyLogps, Sequences};
+pub use executor::{PackedRows, PolicyLogps, Sequences};
 pub use layout::{ModelLayout, UnitLayout};
 pub use memory::StateBytes;
 pub use sharded_model::{

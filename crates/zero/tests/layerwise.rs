@@ -96,6 +96,7 @@ fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
         ids: &b.ids,
         labels: &b.labels,
         mask: &b.mask,
+        packed: None,
     };
     let what = format!("stage {stage}, tied {tied}, checkpointing {checkpoint}, chunk {chunk}");
     close(

@@ -63,6 +63,7 @@ fn trained(stage: ZeroStage, kind: Kind) -> (ShardedModel, RmsProp) {
         ids: &ids,
         labels: &labels,
         mask: &mask,
+        packed: None,
     };
     let pass = sm.forward(&seqs).unwrap();
     let objective = pass.logps.sum(Kind::Float);

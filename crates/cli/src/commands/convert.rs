@@ -3,7 +3,7 @@
 //! the fp32 master weights consolidated from every rank's shard one unit at a time, in the dtype asked for,
 //! sharded with an index above the size limit, with config.json and the tokenizer.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rpo_model::hf_io::DEFAULT_MAX_SHARD_BYTES;
 use rpo_zero::Checkpoint;
 use std::path::PathBuf;
@@ -28,9 +28,15 @@ pub fn run(args: Args) -> Result<()> {
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
     // One unit in memory at a time, read from the memory-mapped shard files.
     checkpoint.save_hf(&args.out, kind, args.max_shard_bytes)?;
-    let tokenizer = checkpoint.dir.join("tokenizer.json");
-    if tokenizer.exists() {
-        std::fs::copy(&tokenizer, args.out.join("tokenizer.json"))?;
+    // The tokenizer files the checkpoint carries (tokenizer.json, tokenizer_config.json,
+    // special_tokens_map.json, generation_config.json).
+    for name in rpo_data::TOKENIZER_FOLDER_FILES {
+        let file = checkpoint.dir.join(name);
+        if file.exists() {
+            std::fs::copy(&file, args.out.join(name)).with_context(|| {
+                format!("copying {} into {}", file.display(), args.out.display())
+            })?;
+        }
     }
     tracing::info!(
         checkpoint = %checkpoint.dir.display(),

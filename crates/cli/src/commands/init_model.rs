@@ -33,18 +33,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let kind = rpo_model::hf_io::parse_weight_dtype(&args.dtype)?;
-    let tokenizer_json = if args.tokenizer == rpo_train::config::BUILTIN_SYNTHETIC_TOKENIZER {
-        rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON.to_string()
-    } else {
-        std::fs::read_to_string(&args.tokenizer)
-            .with_context(|| format!("reading --tokenizer {}", args.tokenizer))?
-    };
+    let (tokenizer_json, files) =
+        if args.tokenizer == rpo_train::config::BUILTIN_SYNTHETIC_TOKENIZER {
+            (
+                rpo_data::synthetic::SYNTHETIC_TOKENIZER_JSON.to_string(),
+                rpo_data::trained_tokenizer_files(),
+            )
+        } else {
+            let path = std::path::Path::new(&args.tokenizer);
+            let json = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --tokenizer {}", args.tokenizer))?;
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            (json, rpo_data::TokenizerFiles::read(dir)?)
+        };
+    let tok = tokenizers::Tokenizer::from_str(&tokenizer_json)
+        .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", args.tokenizer))?;
+    let special = rpo_data::SpecialTokens::resolve(&tok, &files, &Default::default())
+        .with_context(|| format!("in tokenizer {}", args.tokenizer))?;
     let mut config = match (&args.preset, &args.config) {
         (Some(name), None) => {
             let mut config = preset(name)?;
-            let tok = tokenizers::Tokenizer::from_str(&tokenizer_json)
-                .map_err(|e| anyhow::anyhow!("cannot read tokenizer {}: {e}", args.tokenizer))?;
-            let special = rpo_data::SpecialTokens::from_tokenizer(&tok)?;
             config.vocab_size = tok.get_vocab_size(true) as i64;
             config.eos_token_id = Some(TokenIds::One(special.eos));
             config.bos_token_id = special.bos;
@@ -58,7 +66,7 @@ pub fn run(args: Args) -> Result<()> {
     let (_model, mut vs): (Llama, _) = Llama::init(&config, Device::Cpu, Kind::Float, args.seed)?;
     vs.set_kind(kind);
     save_hf(&args.out, &vs, &config)?;
-    std::fs::write(args.out.join("tokenizer.json"), tokenizer_json)?;
+    rpo_data::write_tokenizer_folder(&args.out, &tokenizer_json, &files, &special)?;
     let params: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
     tracing::info!(out = %args.out.display(), params, dtype = %args.dtype, "wrote a randomly initialised model");
     Ok(())

@@ -12,6 +12,7 @@ pub mod sample;
 mod scorer_args;
 pub mod selftest;
 pub mod synth;
+pub mod tokenizer;
 pub mod train;
 
 use anyhow::Result;
@@ -36,6 +37,11 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<TrainConfig> {
         TrainConfig::load(self.config.as_deref(), &self.overrides)
     }
+
+    /// Was a config file given (rather than the embedded default)?
+    pub fn has_file(&self) -> bool {
+        self.config.is_some()
+    }
 }
 
 /// Runs `work` on every rank of this launch, with the communicator `cfg` asks for (MPI
@@ -50,7 +56,7 @@ pub fn on_every_rank(
         BackendName::Nccl => Backend::Nccl,
         BackendName::Auto => Backend::Auto,
     };
-    let runtime = Runtime::init(cuda, backend)?;
+    let runtime = Runtime::init(cuda, backend, cfg.distributed.watchdog())?;
     let world = runtime.world();
     match work(world) {
         Err(e) if world.world_size() > 1 => {

@@ -65,7 +65,7 @@ enum Split {
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = args.config.load()?;
     let seed = args.seed.unwrap_or(cfg.seed);
-    let runtime = Runtime::init(false, Backend::Auto)?;
+    let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
     let device = world.device();
     let (model, tokenizer) = match (&args.model, &args.checkpoint) {

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use rpo_comm::selftest::{agree, check_collectives, Check};
-use rpo_comm::{Backend, Runtime};
+use rpo_comm::{Backend, Runtime, Watchdog};
 use tch::Kind;
 
 #[derive(clap::Args)]
@@ -17,6 +17,9 @@ pub struct Args {
     /// Examples per rank in the contrast checks.
     #[arg(long, default_value_t = 4)]
     per_rank: i64,
+    /// Seconds any rank may wait in one collective before the job is aborted (0: forever).
+    #[arg(long, default_value_t = 600.0)]
+    collective_timeout_s: f64,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -30,7 +33,11 @@ pub fn run(args: Args) -> Result<()> {
         "nccl" => Backend::Nccl,
         other => bail!("--backend {other:?}: expected \"auto\" or \"nccl\""),
     };
-    let runtime = Runtime::init(cuda, backend)?;
+    let runtime = Runtime::init(
+        cuda,
+        backend,
+        Watchdog::from_secs(args.collective_timeout_s),
+    )?;
     let world = runtime.world();
     let kinds = [Kind::Float, Kind::Double, Kind::BFloat16, Kind::Int64];
     let mut checks = agree(world, check_collectives(world, &kinds)?)?;
