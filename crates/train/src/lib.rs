@@ -11,8 +11,10 @@ pub mod evaluate;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
+pub mod out_dir;
 pub mod parallel;
 pub mod precompute;
+pub mod preemption;
 pub mod precompute_ref;
 pub mod prompt_embedding;
 pub mod reference;
@@ -20,4 +22,4 @@ pub mod reference_cache;
 pub mod run;
 pub mod trainer;
 
-pub use run::{train, RunSummary};
+pub use run::{train, Launch, RunSummary};

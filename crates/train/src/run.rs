@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use rpo_model::{load_hf, preset, save_hf_tensors, HfCheckpoint, Llama, LlamaConfig, TokenIds};
 use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
@@ -17,6 +18,7 @@ use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
+use crate::out_dir;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
@@ -32,7 +34,23 @@ pub struct RunSummary {
     pub last_step: Option<StepMetrics>,
     pub evals: Vec<EvalReport>,
     pub model_dir: Option<PathBuf>,
+    /// What could not be written at the end (the final checkpoint, the model), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
     pub wall_time_s: f64,
+}
+
+/// How `train` was asked to start.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Launch<'a> {
+    /// A checkpoint folder, a folder of checkpoints, or "latest" (this run's
+    /// checkpoint folder) to continue from; its world size and ZeRO stage may differ.
+    pub resume: Option<&'a Path>,
+    /// When the newest checkpoint is damaged, resume from the newest intact one.
+    pub fallback: bool,
+    /// Start a fresh run even where an earlier run left checkpoints or metrics
+    /// (they are deleted first).
+    pub overwrite: bool,
 }
 
 /// The policy: a preset with random init from the seed, or a Hugging Face folder, under
@@ -114,18 +132,22 @@ pub(crate) fn load_reference(
 /// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
 /// process); rank 0 writes the files and runs the evaluations its summary reports.
 ///
-/// `resume`: a checkpoint folder, a folder of checkpoints, or "latest" (this run's
-/// `<out_dir>/checkpoints`) to continue from; its world size and ZeRO stage may differ
-/// from this launch's.
-pub fn train(
-    cfg: &TrainConfig,
-    world: &dyn Collective,
-    resume: Option<&Path>,
-) -> Result<RunSummary> {
+/// Before any work: rank 0 locks `out_dir` and refuses to start a fresh run over an
+/// earlier one's files (see [`Launch`]), and every rank must see the same checkpoint
+/// folder. A signal (see [`crate::preemption`]) ends the run after a checkpoint with the
+/// error [`Preempted`](crate::preemption::Preempted).
+pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Result<RunSummary> {
     let started = Instant::now();
     cfg.validate_world(world.world_size())?;
-    let resume = resume
-        .map(|p| Resume::open(p, cfg, world.world_size()))
+    let main = world.rank() == 0;
+    // Held until the run returns.
+    let _lock = main
+        .then(|| out_dir::claim(cfg, launch.resume.is_some(), launch.overwrite))
+        .transpose()?;
+    out_dir::check_shared(cfg, world)?;
+    let resume = launch
+        .resume
+        .map(|p| Resume::open(p, cfg, world.world_size(), launch.fallback))
         .transpose()?;
     // Past the warm-up (or in a run without one), the checkpoint's phase is the preference one.
     let in_preference = resume.as_ref().is_some_and(|r| r.state.phase != "sft");
@@ -141,15 +163,12 @@ pub fn train(
     let kind = parse_dtype(&cfg.model.dtype, device)?;
     let objective = Objective::from_config(&cfg.loss)?;
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
-    let main = parallel.is_main();
-    if main {
-        std::fs::create_dir_all(&cfg.out_dir)
-            .with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
-        std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
-    }
 
     let data = RunData::load(cfg)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
+    if let Some(r) = &resume {
+        r.check_model(&policy)?;
+    }
     let mut loaded_reference = if !objective.needs_reference() {
         None
     } else if cfg.reference.mode == "precomputed" {
@@ -189,18 +208,13 @@ pub fn train(
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
-    let metrics_path = cfg.out_dir.join("metrics.jsonl");
-    let mut metrics = match (&resume, main) {
-        (_, false) => MetricsWriter::discard(),
-        (Some(r), true) => MetricsWriter::resume(&metrics_path, r.step())?,
-        (None, true) => MetricsWriter::create(&metrics_path)?,
-    };
     let mut evals = resume
         .as_ref()
         .map(|r| r.state.evals.clone())
         .unwrap_or_default();
     let mut step = 0;
     let mut last_step = None;
+    let final_failure = RefCell::new(None);
 
     // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
     // gathers the whole policy on every rank first).
@@ -222,6 +236,16 @@ pub fn train(
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
     let global_micro = cfg.train.micro_batch_size * world.world_size();
     check_batches(objective, &data, global_micro, cfg.seed)?;
+    // Every check has passed: only now does this run write into out_dir.
+    if main {
+        std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+    }
+    let metrics_path = cfg.out_dir.join("metrics.jsonl");
+    let mut metrics = match (&resume, main) {
+        (_, false) => MetricsWriter::discard(),
+        (Some(r), true) => MetricsWriter::resume(&metrics_path, r.step())?,
+        (None, true) => MetricsWriter::create(&metrics_path)?,
+    };
 
     let no_ref = Models {
         policy: &policy,
@@ -245,6 +269,7 @@ pub fn train(
                 cfg,
                 reference: None,
                 evals: &evals,
+                final_failure: &final_failure,
             };
             last_step = run_phase(
                 cfg,
@@ -302,6 +327,7 @@ pub fn train(
         cfg,
         reference: copied.then_some(reference.as_ref()).flatten(),
         evals: &evals,
+        final_failure: &final_failure,
     };
     last_step = run_phase(
         cfg,
@@ -317,21 +343,33 @@ pub fn train(
     step += phase.steps;
     evals.extend(eval("final", &models, true)?);
 
+    // The final checkpoint (written at the last step), the model and the summary are
+    // independent: a failure of one is reported at the end and loses none of the others.
+    let mut failed: Vec<String> = final_failure
+        .take()
+        .map(|e| format!("final checkpoint: {e}"))
+        .into_iter()
+        .collect();
     // Every rank takes part in gathering the fp32 masters; rank 0 writes them.
     let master = cfg
         .train
         .save_model
         .then(|| policy.full_master())
         .transpose()?;
-    let model_dir = if let (Some(master), true) = (master, main) {
+    let mut model_dir = None;
+    if let (Some(master), true) = (master, main) {
         let dir = cfg.out_dir.join("model");
-        save_hf_tensors(&dir, master, &model_config)?;
-        // The tokenizer travels with the model: loading the folder later picks it up.
-        write_tokenizer(cfg, &dir)?;
-        Some(dir)
-    } else {
-        None
-    };
+        let saved = save_hf_tensors(&dir, master, &model_config)
+            // The tokenizer travels with the model: loading the folder later picks it up.
+            .and_then(|_| write_tokenizer(cfg, &dir));
+        match saved {
+            Ok(()) => model_dir = Some(dir),
+            Err(e) => {
+                tracing::error!("the final model could not be written: {e:#}");
+                failed.push(format!("model {}: {e:#}", dir.display()));
+            }
+        }
+    }
     let summary = RunSummary {
         out_dir: cfg.out_dir.clone(),
         objective: objective.name().to_string(),
@@ -339,14 +377,22 @@ pub fn train(
         last_step,
         evals,
         model_dir,
+        failed,
         wall_time_s: started.elapsed().as_secs_f64(),
     };
+    let mut problems = summary.failed.clone();
     if main {
-        std::fs::write(
-            cfg.out_dir.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?,
-        )?;
+        let path = cfg.out_dir.join("summary.json");
+        if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&summary)?) {
+            tracing::error!("{} could not be written: {e}", path.display());
+            problems.push(format!("summary {}: {e}", path.display()));
+        }
     }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "training finished, but not everything could be written (the rest was):\n  {}",
+        problems.join("\n  ")
+    );
     Ok(summary)
 }
 
