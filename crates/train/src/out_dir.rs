@@ -64,6 +64,10 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
             }
             .with_context(|| format!("--overwrite: cannot remove {}", path.display()))?;
         }
+        let summary = cfg.out_dir.join("summary.json");
+        if summary.is_file() {
+            std::fs::remove_file(&summary)?;
+        }
     }
     Ok(OutDirLock { _files: files })
 }
@@ -98,11 +102,9 @@ fn lock(dir: &Path) -> Result<File> {
 /// What an earlier run left that a fresh run would write over: metrics, checkpoints.
 fn earlier_run(cfg: &TrainConfig) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    for name in ["metrics.jsonl", "summary.json"] {
-        let path = cfg.out_dir.join(name);
-        if path.exists() {
-            found.push(path);
-        }
+    let metrics = cfg.out_dir.join("metrics.jsonl");
+    if metrics.exists() {
+        found.push(metrics);
     }
     let root = cfg.checkpoint_root();
     if root.is_dir() {

@@ -250,3 +250,25 @@ fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
     let cfg = ok(&["reference.cache=/c/r.bin"]);
     assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
 }
+
+#[test]
+fn nan_infinite_and_out_of_range_hyperparameters_are_refused_by_name() {
+    // TOML spells them nan and inf; NaN compares false with everything, so a check
+    // written as `x <= 0` lets it through.
+    for (key, values) in [
+        ("optim.lr", &["nan", "inf", "-inf", "0", "-1e-3"][..]),
+        ("train.sft_lr", &["nan", "inf", "0"][..]),
+        ("loss.beta", &["nan", "inf", "0", "-0.1"][..]),
+        ("loss.tau", &["nan", "inf", "0"][..]),
+        ("optim.max_grad_norm", &["nan", "inf", "-1"][..]),
+    ] {
+        for v in values {
+            let e = err(&[&format!("{key}={v}")]);
+            assert!(e.contains(key), "{key}={v}: {e}");
+        }
+    }
+    // Their ordinary values still pass.
+    let o = ["optim.lr=1e-5", "loss.beta=0.1", "loss.tau=0.5", "optim.max_grad_norm=0"]
+        .map(String::from);
+    TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+}
