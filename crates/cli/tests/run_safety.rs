@@ -313,6 +313,7 @@ fn the_final_checkpoint_model_and_summary_survive_each_others_failure() {
 fn two_phases(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut e = vec![
         "loss.name=rpo",
+        "train.micro_batch_size=2",
         "train.sft_warmup_steps=1",
         "train.steps=1",
         "checkpoint.every=1",
