@@ -120,14 +120,26 @@ fn sigterm_to_mpirun_checkpoints_the_step_reached_and_resume_matches_an_uninterr
     let o = child.wait_with_output().unwrap();
     let e = stderr(&o);
     assert!(!o.status.success(), "{e}");
-    assert!(e.contains("stopped by a signal after step") && e.contains("--resume latest"), "{e}");
+    assert!(
+        e.contains("stopped by a signal after step") && e.contains("--resume latest"),
+        "{e}"
+    );
     let done = metrics(&stopped).len();
     assert!(done < 40, "the run finished before the signal arrived");
-    assert_eq!(steps_in(&stopped.join("checkpoints")), [format!("step-{done:08}")]);
+    assert_eq!(
+        steps_in(&stopped.join("checkpoints")),
+        [format!("step-{done:08}")]
+    );
 
     let resumed = mpirun(2, &[&a[..], &["--resume", "latest"]].concat());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
-    ok(mpirun(2, &args(&full, &[steps, "zero.stage=1"]).iter().map(String::as_str).collect::<Vec<_>>()));
+    ok(mpirun(
+        2,
+        &args(&full, &[steps, "zero.stage=1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
     assert_eq!(losses(&stopped), losses(&full));
     assert_same_weights(&weights(&full), &weights(&stopped), 0.0);
 }
@@ -161,7 +173,12 @@ fn a_signal_exits_with_status_75_and_a_second_one_aborts_at_once() {
     kill(&child, "TERM");
     kill(&child, "INT");
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.signal().is_some(), "{:?}: {}", o.status, stderr(&o));
+    assert!(
+        o.status.signal().is_some(),
+        "{:?}: {}",
+        o.status,
+        stderr(&o)
+    );
     assert!(steps_in(&two.join("checkpoints")).is_empty());
 }
 
@@ -175,11 +192,17 @@ fn a_fresh_run_never_writes_over_an_earlier_run() {
     ok(run(&out, &["train.steps=4", "checkpoint.every=1"], &[]));
     let before = (steps_in(&out.join("checkpoints")), losses(&out));
     let o = run(&out, &["checkpoint.every=1"], &[]);
-    refused(&o, &["already holds a run", "--resume latest", "--overwrite"]);
+    refused(
+        &o,
+        &["already holds a run", "--resume latest", "--overwrite"],
+    );
     assert_eq!((steps_in(&out.join("checkpoints")), losses(&out)), before);
 
     ok(run(&out, &["checkpoint.every=1"], &["--overwrite"]));
-    assert_eq!(steps_in(&out.join("checkpoints")), ["step-00000001", "step-00000002"]);
+    assert_eq!(
+        steps_in(&out.join("checkpoints")),
+        ["step-00000001", "step-00000002"]
+    );
     assert_eq!(losses(&out).len(), 2);
     let latest = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
     assert!(out.join("checkpoints").join(latest.trim()).is_dir());
@@ -201,7 +224,10 @@ fn a_second_run_in_the_same_out_dir_is_refused_by_the_lock() {
     let o = run(&out, &[], &["--overwrite"]);
     let _ = first.kill();
     let _ = first.wait();
-    refused(&o, &["in use by another run", &format!("pid {}", first.id())]);
+    refused(
+        &o,
+        &["in use by another run", &format!("pid {}", first.id())],
+    );
     // The first run's files are untouched.
     assert!(!losses(&out).is_empty());
 }
@@ -216,11 +242,17 @@ fn the_config_is_written_only_after_every_check_passes() {
     let missing = dir.path().join("missing.jsonl");
     let o = run(
         &out,
-        &["data.format=paired", &format!("data.train={}", missing.display())],
+        &[
+            "data.format=paired",
+            &format!("data.train={}", missing.display()),
+        ],
         &["--resume", "latest"],
     );
     refused(&o, &["missing.jsonl"]);
-    assert_eq!(std::fs::read_to_string(out.join("config.toml")).unwrap(), config);
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.toml")).unwrap(),
+        config
+    );
 }
 
 #[test]
@@ -254,7 +286,14 @@ fn checkpoints_need_one_folder_all_ranks_see() {
         o
     };
     let o = launch(&[]);
-    refused(&o, &["is not one folder for all ranks", "rank 1 on ", "checkpoint.dir"]);
+    refused(
+        &o,
+        &[
+            "is not one folder for all ranks",
+            "rank 1 on ",
+            "checkpoint.dir",
+        ],
+    );
     assert!(!out.join("metrics.jsonl").exists(), "training started");
 
     // A shared checkpoint folder with out_dir still node-local: rank 1 writes only there.
@@ -277,7 +316,12 @@ fn the_final_checkpoint_model_and_summary_survive_each_others_failure() {
     std::fs::create_dir_all(full.join("checkpoints")).unwrap();
     let a = args(&full, &[]);
     let o = Command::new("unshare")
-        .args(["-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs \"$0\" && exec \"$@\""])
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=64k tmpfs \"$0\" && exec \"$@\"",
+        ])
         .arg(full.join("checkpoints"))
         .arg(BIN)
         .args(&a)
@@ -288,7 +332,13 @@ fn the_final_checkpoint_model_and_summary_survive_each_others_failure() {
     assert!(full.join("model/model.safetensors").exists());
     let s = summary(&full);
     assert_eq!(s["steps"], 2);
-    assert!(s["failed"][0].as_str().unwrap().contains("final checkpoint"), "{s}");
+    assert!(
+        s["failed"][0]
+            .as_str()
+            .unwrap()
+            .contains("final checkpoint"),
+        "{s}"
+    );
 
     // The model's folder taken by a file.
     let blocked = dir.path().join("model-blocked");
@@ -298,7 +348,10 @@ fn the_final_checkpoint_model_and_summary_survive_each_others_failure() {
     refused(&o, &["model"]);
     assert_eq!(steps_in(&blocked.join("checkpoints")), ["step-00000002"]);
     let s = summary(&blocked);
-    assert!(s["model_dir"].is_null() && s["failed"][0].as_str().unwrap().contains("model"), "{s}");
+    assert!(
+        s["model_dir"].is_null() && s["failed"][0].as_str().unwrap().contains("model"),
+        "{s}"
+    );
 
     // summary.json taken by a folder.
     let no_summary = dir.path().join("summary-blocked");
@@ -327,7 +380,10 @@ fn two_phases(out: &Path, extra: &[&str]) -> Vec<String> {
 fn resume_refuses_another_phase_objective_optimizer_or_model_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first");
-    ok(rpo(&two_phases(&first, &[]).iter().map(String::as_str).collect::<Vec<_>>()));
+    ok(rpo(&two_phases(&first, &[])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()));
     let ckpt = |k: usize| first.join(format!("checkpoints/step-{k:08}"));
     let resume = |from: PathBuf, what: &str, extra: &[&str]| {
         let mut a = two_phases(&dir.path().join(what), extra);
@@ -360,7 +416,18 @@ fn a_damaged_newest_checkpoint_names_the_newest_intact_one_and_fallback_resumes_
     std::fs::write(&shard, &bytes).unwrap();
 
     let o = run(&out, &extra, &["--resume", "latest"]);
-    refused(&o, &["rank-00000.safetensors is corrupt", "step-00000002", "--fallback"]);
+    refused(
+        &o,
+        &[
+            "rank-00000.safetensors is corrupt",
+            "step-00000002",
+            "--fallback",
+        ],
+    );
     ok(run(&out, &extra, &["--resume", "latest", "--fallback"]));
-    assert_eq!(losses(&out), all, "step 3 trained again from step 2 is the same step");
+    assert_eq!(
+        losses(&out),
+        all,
+        "step 3 trained again from step 2 is the same step"
+    );
 }

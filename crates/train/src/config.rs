@@ -702,7 +702,9 @@ impl TrainConfig {
                 o.max_grad_norm
             );
         }
-        if !(o.eps > 0.0 && o.eps.is_finite()) || !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+        if !(o.eps > 0.0 && o.eps.is_finite())
+            || !(o.weight_decay >= 0.0 && o.weight_decay.is_finite())
+        {
             bail!(
                 "optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})",
                 o.eps,
@@ -740,7 +742,10 @@ impl TrainConfig {
                 t.micro_batch_size
             );
         }
-        for (key, lr) in [("optim.lr", Some(self.optim.lr)), ("train.sft_lr", t.sft_lr)] {
+        for (key, lr) in [
+            ("optim.lr", Some(self.optim.lr)),
+            ("train.sft_lr", t.sft_lr),
+        ] {
             if let Some(lr) = lr.filter(|lr| !(*lr > 0.0 && lr.is_finite())) {
                 bail!("{key} must be finite and > 0 (got {lr})");
             }

@@ -268,7 +268,12 @@ fn nan_infinite_and_out_of_range_hyperparameters_are_refused_by_name() {
         }
     }
     // Their ordinary values still pass.
-    let o = ["optim.lr=1e-5", "loss.beta=0.1", "loss.tau=0.5", "optim.max_grad_norm=0"]
-        .map(String::from);
+    let o = [
+        "optim.lr=1e-5",
+        "loss.beta=0.1",
+        "loss.tau=0.5",
+        "optim.max_grad_norm=0",
+    ]
+    .map(String::from);
     TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
 }

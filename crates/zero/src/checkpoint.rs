@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 use crate::sharded_model::ShardedModel;
-use rpo_comm::{all_reduce_f64s, Collective};
 use crate::stage::ZeroStage;
+use rpo_comm::{all_reduce_f64s, Collective};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const LATEST_FILE: &str = "latest";
@@ -229,7 +229,19 @@ impl ShardedModel {
         }
 
         let finished = if rank == 0 {
-            self.finish_checkpoint(root, &tmp, &done, &name, step, optimizer, trainer, rank0_files, keep, &records, slots)
+            self.finish_checkpoint(
+                root,
+                &tmp,
+                &done,
+                &name,
+                step,
+                optimizer,
+                trainer,
+                rank0_files,
+                keep,
+                &records,
+                slots,
+            )
         } else {
             Ok(())
         };
@@ -405,7 +417,10 @@ fn agree(comm: &dyn Collective, local: Result<()>, what: &str) -> Result<()> {
     all_reduce_f64s(comm, &mut failed)?;
     local.with_context(|| format!("{what} on rank {}", comm.rank()))?;
     let ranks: Vec<usize> = (0..failed.len()).filter(|&r| failed[r] > 0.0).collect();
-    ensure!(ranks.is_empty(), "{what} failed on rank(s) {ranks:?} (their logs say why)");
+    ensure!(
+        ranks.is_empty(),
+        "{what} failed on rank(s) {ranks:?} (their logs say why)"
+    );
     Ok(())
 }
 
