@@ -695,16 +695,13 @@ impl TrainConfig {
             bail!("zero.logits_chunk_tokens must be > 0");
         }
         let o = &self.optim;
-        // NaN compares false with everything: each range is written so that NaN fails it.
-        if !(o.max_grad_norm >= 0.0 && o.max_grad_norm.is_finite()) {
+        if !non_negative(o.max_grad_norm) {
             bail!(
                 "optim.max_grad_norm must be finite and ≥ 0 (0 disables clipping; got {})",
                 o.max_grad_norm
             );
         }
-        if !(o.eps > 0.0 && o.eps.is_finite())
-            || !(o.weight_decay >= 0.0 && o.weight_decay.is_finite())
-        {
+        if !positive(o.eps) || !non_negative(o.weight_decay) {
             bail!(
                 "optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})",
                 o.eps,
@@ -718,14 +715,13 @@ impl TrainConfig {
                 o.alpha
             );
         }
-        let positive = |x: f64| x > 0.0 && x.is_finite();
         if !positive(self.loss.desirable_weight) || !positive(self.loss.undesirable_weight) {
             bail!("loss.desirable_weight and loss.undesirable_weight must be finite and > 0");
         }
-        if !(self.loss.beta > 0.0 && self.loss.beta.is_finite()) {
+        if !positive(self.loss.beta) {
             bail!("loss.beta must be finite and > 0 (got {})", self.loss.beta);
         }
-        if !(self.loss.tau > 0.0 && self.loss.tau.is_finite()) {
+        if !positive(self.loss.tau) {
             bail!("loss.tau must be finite and > 0 (got {})", self.loss.tau);
         }
         if !(0.0..=1.0).contains(&self.loss.alpha) {
@@ -746,7 +742,7 @@ impl TrainConfig {
             ("optim.lr", Some(self.optim.lr)),
             ("train.sft_lr", t.sft_lr),
         ] {
-            if let Some(lr) = lr.filter(|lr| !(*lr > 0.0 && lr.is_finite())) {
+            if let Some(lr) = lr.filter(|&lr| !positive(lr)) {
                 bail!("{key} must be finite and > 0 (got {lr})");
             }
         }
@@ -762,6 +758,16 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Finite and > 0 (NaN is neither: it compares false with everything).
+fn positive(x: f64) -> bool {
+    x > 0.0 && x.is_finite()
+}
+
+/// Finite and ≥ 0.
+fn non_negative(x: f64) -> bool {
+    x >= 0.0 && x.is_finite()
 }
 
 /// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a bare
