@@ -30,6 +30,10 @@ enum Command {
     Convert(commands::convert::Args),
     /// Generate responses to a run's held-out prompts (greedy or sampled; data-parallel under mpirun).
     Generate(commands::generate::Args),
+    /// k sampled responses per prompt (data-parallel under mpirun), optionally scored by a judge.
+    Sample(commands::sample::Args),
+    /// Preference data (paired or unpaired JSONL) from scored samples.
+    Prefs(commands::prefs::Args),
     /// Win rate of generated responses against the preferred ones, through a judge.
     Eval(commands::eval::Args),
     /// Write a randomly initialised model as a Hugging Face folder (from a preset or a config.json).
@@ -64,6 +68,8 @@ fn main() {
         Command::InitModel(a) => commands::init_model::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Generate(a) => commands::generate::run(a),
+        Command::Sample(a) => commands::sample::run(a),
+        Command::Prefs(a) => commands::prefs::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
     };

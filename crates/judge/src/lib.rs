@@ -14,7 +14,9 @@ mod evaluate;
 pub mod generations;
 pub mod http;
 pub mod outcome;
+pub mod preferences;
 pub mod prompts;
+pub mod scoring;
 pub mod synthetic;
 
 pub use config::{HttpSettings, JudgeConfig};
@@ -22,7 +24,9 @@ pub use evaluate::{evaluate, Summary};
 pub use generations::{read_generations, Generation};
 pub use http::HttpJudge;
 pub use outcome::{Judgement, Outcome, Tally};
+pub use preferences::{build_preferences, PairingRule, PreferenceRow, PreferenceStats, ScoredSample};
 pub use prompts::Task;
+pub use scoring::{Sample, Score, Scorer};
 pub use synthetic::SyntheticJudge;
 
 use anyhow::Result;

@@ -45,6 +45,9 @@ pub struct TrainConfig {
     pub zero: ZeroConfig,
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// On-policy rounds (sample, judge, build data, train); see [`OnlineConfig`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<crate::online_config::OnlineConfig>,
 }
 
 /// Training checkpoints under `<out_dir>/checkpoints` (resume with `train --resume`).
@@ -613,6 +616,12 @@ impl TrainConfig {
                 bail!("give model.preset (random init) or model.path (a Hugging Face folder)")
             }
             _ => {}
+        }
+        if let Some(online) = &self.online {
+            online.validate(&self.loss.name, self.unpaired())?;
+            if m.path.is_none() {
+                bail!("[online] samples from a trained model: give model.path (e.g. an SFT run's out_dir/model)");
+            }
         }
         one_of("model.dtype", &m.dtype, choice::DTYPES)?;
         one_of(

@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
+pub mod online_config;
 pub mod out_dir;
 pub mod parallel;
 pub mod precompute;

@@ -193,6 +193,14 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         out_dir = %cfg.out_dir.display(),
         "starting"
     );
+    if main && cfg.eval.judge && data.judged.is_empty() {
+        // Say it once, not as a silent "n/a" at every evaluation.
+        tracing::warn!(
+            "eval.judge is on, but the synthetic judge only knows the built-in suite: no held-out judge accuracy for data.format = {:?} \
+             (score generations with `rpo-shard sample --judge match|command|http` or `rpo-shard eval --judge http`, or set eval.judge = false)",
+            cfg.data.format
+        );
+    }
     if main {
         tracing::info!(
             expected = %policy.expected_state(build_optimizer(&cfg.optim).as_ref()),

@@ -56,7 +56,7 @@ struct Generation<'a> {
 }
 
 /// The model of a checkpoint: its consolidated fp32 masters.
-fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<(Llama, PathBuf)> {
+pub(super) fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<(Llama, PathBuf)> {
     let checkpoint = Checkpoint::open(path)?;
     let config: LlamaConfig = serde_json::from_value(checkpoint.manifest.model_config.clone())?;
     let vs = VarStore::new(device);

@@ -29,6 +29,13 @@ pub fn run(args: Args) -> Result<()> {
         overwrite: args.overwrite,
     };
     on_every_rank(&cfg, |world| {
+        if cfg.online.is_some() {
+            let rounds = rpo_online::train_online(&cfg, world, args.resume.is_some())?;
+            if world.rank() == 0 {
+                println!("{}", serde_json::to_string_pretty(&rounds)?);
+            }
+            return Ok(());
+        }
         let summary = rpo_train::train(&cfg, world, launch)?;
         if world.rank() == 0 {
             println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -1,0 +1,340 @@
+//! The `[online]` loop: round after round, sample from the current policy, judge, build
+//! preference data, train `steps_per_round` steps on it, evaluate on held-out questions.
+//!
+//! Every round lives in `<out_dir>/round_NNN/`: `samples.jsonl` (scored), `data.jsonl`
+//! and `data_stats.json`, the round's training run under `train/` (its own metrics,
+//! checkpoints and final `model/`), and `round.json` once the round is complete. A
+//! relaunch with `--resume` skips complete rounds, reuses a round's data if it was
+//! written, and resumes the round's training from its newest checkpoint, so an
+//! interrupted run ends as an uninterrupted one would. Each round's training is a fresh
+//! optimizer on the previous round's model (as iterative DPO does).
+
+use anyhow::{bail, Context, Result};
+use rpo_comm::Collective;
+use rpo_judge::scoring::{CommandScorer, MatchMode, MatchScorer, SyntheticScorer};
+use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer};
+use rpo_model::load_hf;
+use rpo_train::config::TrainConfig;
+use rpo_train::data_source::RunData;
+use rpo_train::evaluate::judge_generations;
+use rpo_train::online_config::{OnlineConfig, OnlineJudge, OnlineMatchMode, OnlineRule};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tch::{Kind, Tensor};
+
+use crate::prompts::{read_prompts, run_prompts, PromptRecord};
+use crate::sampling::{sample, to_jsonl, write_atomic, SamplingParams};
+
+/// One complete round, as `round.json` and a line of `<out_dir>/online.jsonl` hold it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundReport {
+    pub round: usize,
+    pub samples: usize,
+    /// Fraction of this round's samples the judge labelled desirable.
+    pub sample_accuracy: f64,
+    pub prompts: usize,
+    /// Fraction of prompts with both a desirable and an undesirable sample.
+    pub prompts_mixed_fraction: f64,
+    /// Rows of the round's preference data (pairs, or unpaired examples).
+    pub rows: usize,
+    pub steps: usize,
+    pub last_loss: Option<f64>,
+    /// Greedy answers to the run's held-out questions checked by the suite's judge, after
+    /// this round's training (None when the data has no held-out questions).
+    pub heldout_accuracy: Option<f64>,
+    pub heldout_by_family: BTreeMap<String, f64>,
+    pub model_dir: PathBuf,
+}
+
+fn scorer(o: &OnlineConfig) -> Box<dyn Scorer> {
+    match o.judge {
+        OnlineJudge::Synthetic => Box::new(SyntheticScorer),
+        OnlineJudge::Match => Box::new(MatchScorer {
+            field: o.reference_field.clone(),
+            mode: match o.match_mode {
+                OnlineMatchMode::Exact => MatchMode::Exact,
+                OnlineMatchMode::Normalized => MatchMode::Normalized,
+                OnlineMatchMode::Regex => MatchMode::Regex,
+            },
+        }),
+        OnlineJudge::Command => Box::new(CommandScorer {
+            command: o.judge_command.clone().unwrap_or_default(),
+            threshold: o.threshold,
+            timeout: Duration::from_secs(3600),
+        }),
+    }
+}
+
+/// Round r's prompts: the r-th consecutive slice of `per_round` (wrapping), or all.
+fn prompts_of_round(all: &[PromptRecord], per_round: Option<usize>, round: usize) -> Vec<PromptRecord> {
+    match per_round {
+        None => all.to_vec(),
+        Some(n) => (0..n.min(all.len()))
+            .map(|j| all[(round * n + j) % all.len()].clone())
+            .collect(),
+    }
+}
+
+/// What rank 0 learnt, told to every rank: 1 = go on, 0 = rank 0 failed (its error
+/// is its own to report; the others stop with a pointer to it).
+fn agree(world: &dyn Collective, ok: bool, what: &str) -> Result<()> {
+    let mut flag = Tensor::from_slice(&[ok as u8 as f64]).to_device(world.device());
+    world.broadcast(&mut flag, 0)?;
+    if flag.double_value(&[0]) != 1.0 && world.rank() != 0 {
+        bail!("rank 0 failed to {what} (its message says why)");
+    }
+    Ok(())
+}
+
+/// Rank 0's value of `x`, on every rank.
+fn broadcast_f64(world: &dyn Collective, x: f64) -> Result<f64> {
+    let mut t = Tensor::from_slice(&[x]).to_kind(Kind::Double).to_device(world.device());
+    world.broadcast(&mut t, 0)?;
+    Ok(t.double_value(&[0]))
+}
+
+/// Scores `records`, builds the round's data by `o.rule` (SFT: every desirable sample),
+/// and writes samples.jsonl, data.jsonl and data_stats.json into `dir`.
+fn build_round_data(
+    o: &OnlineConfig,
+    sft: bool,
+    records: &mut [serde_json::Map<String, Value>],
+    dir: &Path,
+) -> Result<rpo_judge::PreferenceStats> {
+    write_atomic(&dir.join("samples.jsonl"), &to_jsonl(records)?)?;
+    let samples = records
+        .iter()
+        .map(|r| serde_json::from_value(Value::Object(r.clone())))
+        .collect::<serde_json::Result<Vec<Sample>>>()?;
+    let scorer = scorer(o);
+    let scores = scorer
+        .score(&samples)
+        .with_context(|| format!("the {} judge on {}", scorer.name(), dir.join("samples.jsonl").display()))?;
+    for (r, s) in records.iter_mut().zip(&scores) {
+        r.insert("score".into(), s.score.into());
+        r.insert("label".into(), s.label.into());
+    }
+    write_atomic(&dir.join("samples.jsonl"), &to_jsonl(records)?)?;
+    let scored: Vec<ScoredSample> = samples
+        .into_iter()
+        .zip(&scores)
+        .map(|(s, sc)| ScoredSample {
+            prompt: s.prompt,
+            response: s.response,
+            score: sc.score,
+            label: sc.label,
+        })
+        .collect();
+    let rule = match o.rule {
+        OnlineRule::Unpaired => PairingRule::Unpaired,
+        OnlineRule::BestWorst => PairingRule::BestWorst,
+        OnlineRule::AllPairs => PairingRule::AllPairs,
+    };
+    let (mut rows, mut stats) = build_preferences(&scored, rule, o.max_pairs_per_prompt);
+    if sft {
+        // Rejection-sampling fine-tuning: every desirable sample, agreeing prompts included,
+        // as the chosen response (SFT never reads `rejected`).
+        rows = scored
+            .iter()
+            .filter(|s| s.label)
+            .map(|s| PreferenceRow::Paired {
+                prompt: s.prompt.clone(),
+                chosen: s.response.clone(),
+                rejected: String::new(),
+            })
+            .collect();
+        stats.rows = rows.len();
+    }
+    if rows.is_empty() {
+        bail!(
+            "round data is empty: of {} prompts, {} had only desirable and {} only undesirable samples (raise online.samples_per_prompt or online.temperature)",
+            stats.prompts,
+            stats.prompts_all_desirable,
+            stats.prompts_all_undesirable
+        );
+    }
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(&serde_json::to_string(row)?);
+        text.push('\n');
+    }
+    write_atomic(&dir.join("data.jsonl"), &text)?;
+    write_atomic(&dir.join("data_stats.json"), &serde_json::to_string_pretty(&stats)?)?;
+    Ok(stats)
+}
+
+/// Held-out accuracy of the model in `model_dir` (rank 0 generates; every rank gets it).
+fn heldout(
+    world: &dyn Collective,
+    cfg: &TrainConfig,
+    data: &RunData,
+    model_dir: &Path,
+    out: &Path,
+) -> Result<(Option<f64>, BTreeMap<String, f64>)> {
+    let n = cfg.eval.max_examples.min(data.judged.len());
+    if n == 0 {
+        return Ok((None, BTreeMap::new()));
+    }
+    let mut result = Ok((0.0, BTreeMap::new()));
+    if world.rank() == 0 {
+        result = (|| {
+            let (model, _, _) = load_hf(model_dir, world.device())?;
+            judge_generations(&model, &data.tokenizer, &data.judged[..n], cfg.eval.max_new_tokens, Some(out))
+        })();
+    }
+    agree(world, result.is_ok(), "evaluate on the held-out questions")?;
+    let (acc, by_family) = result?;
+    Ok((Some(broadcast_f64(world, acc)?), by_family))
+}
+
+fn has_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("step-"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `cfg.online`'s rounds; `resume` continues a run found in `cfg.out_dir`.
+pub fn train_online(cfg: &TrainConfig, world: &dyn Collective, resume: bool) -> Result<Vec<RoundReport>> {
+    let o = cfg.online.clone().context("the config has no [online] section")?;
+    cfg.validate_world(world.world_size())?;
+    let main = world.rank() == 0;
+    let out = &cfg.out_dir;
+    if !resume && out.join("round_000").exists() {
+        bail!(
+            "{} already holds an online run: continue it with --resume latest, or choose another out_dir",
+            out.display()
+        );
+    }
+    if main {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        write_atomic(&out.join("config.toml"), &toml::to_string(cfg)?)?;
+    }
+    let start_model = cfg.model.path.clone().context("[online] needs model.path")?;
+    let data = RunData::load(cfg)?;
+    let all_prompts = match &o.prompts {
+        Some(p) => read_prompts(p)?,
+        None => run_prompts(&data, true),
+    };
+    let sft = cfg.loss.name == "sft";
+    let paired_data = sft || o.rule != OnlineRule::Unpaired;
+
+    let (start_acc, _) = heldout(world, cfg, &data, &start_model, &out.join("eval_start.jsonl"))?;
+    tracing::info!(heldout_accuracy = ?start_acc, "online: the start model");
+    let mut policy = start_model.clone();
+    let mut reference = cfg.reference.path.clone().unwrap_or_else(|| start_model.clone());
+    let mut reports = Vec::new();
+    for r in 0..o.rounds {
+        let dir = out.join(format!("round_{r:03}"));
+        let report_path = dir.join("round.json");
+        if report_path.exists() {
+            let report: RoundReport = serde_json::from_str(&std::fs::read_to_string(&report_path)?)
+                .with_context(|| format!("{} is not a round report", report_path.display()))?;
+            policy = report.model_dir.clone();
+            reports.push(report);
+            continue;
+        }
+        if o.reference_refresh {
+            reference = policy.clone();
+        }
+        // 1. Sample from the policy, 2. judge, 3. build the data (unless already written).
+        let data_path = dir.join("data.jsonl");
+        if !data_path.exists() {
+            let prompts = prompts_of_round(&all_prompts, o.prompts_per_round, r);
+            let (model, _, _) = load_hf(&policy, world.device())?;
+            let params = SamplingParams {
+                samples_per_prompt: o.samples_per_prompt,
+                max_new_tokens: o.max_new_tokens.unwrap_or(cfg.eval.max_new_tokens),
+                temperature: o.temperature,
+                top_p: o.top_p,
+                seed: cfg.seed.wrapping_add(r as u64),
+            };
+            let records = sample(world, &model, &data.tokenizer, &prompts, params)?;
+            drop(model);
+            let built = match records {
+                Some(mut records) => build_round_data(&o, sft, &mut records, &dir).map(|_| ()),
+                None => Ok(()),
+            };
+            agree(world, built.is_ok(), "build the round's preference data")?;
+            built?;
+        }
+        // 4. Train on it: a run of its own, from the policy, against the reference.
+        let mut rc = cfg.clone();
+        rc.online = None;
+        rc.out_dir = dir.join("train");
+        rc.model.path = Some(policy.clone());
+        rc.model.preset = None;
+        rc.tokenizer.path = None;
+        rc.reference.path = Some(reference.clone());
+        rc.data.format = if paired_data { "paired" } else { "unpaired" }.into();
+        rc.data.train = Some(data_path.clone());
+        rc.data.eval = None;
+        rc.train.steps = o.steps_per_round;
+        rc.train.sft_warmup_steps = 0;
+        rc.train.save_model = true;
+        rc.eval.judge = false;
+        rc.seed = cfg.seed.wrapping_add(r as u64);
+        rc.validate()
+            .with_context(|| format!("round {r}'s training config"))?;
+        let checkpoints = rc.out_dir.join("checkpoints");
+        let resume_from = has_checkpoint(&checkpoints).then_some(checkpoints);
+        if resume_from.is_none() && main && rc.out_dir.exists() {
+            // A round that stopped before its first checkpoint starts over.
+            std::fs::remove_dir_all(&rc.out_dir)?;
+        }
+        world.barrier()?;
+        let launch = rpo_train::Launch {
+            resume: resume_from.as_deref(),
+            ..Default::default()
+        };
+        let summary = rpo_train::train(&rc, world, launch)?;
+        let model_dir = summary
+            .model_dir
+            .clone()
+            .context("a round's training saves its model")?;
+        // 5. Evaluate and record.
+        let (acc, by_family) = heldout(world, cfg, &data, &model_dir, &dir.join("eval.jsonl"))?;
+        let stats: rpo_judge::PreferenceStats =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("data_stats.json"))?)?;
+        let report = RoundReport {
+            round: r,
+            samples: stats.samples,
+            sample_accuracy: stats.desirable_fraction,
+            prompts: stats.prompts,
+            prompts_mixed_fraction: stats.prompts_mixed as f64 / stats.prompts.max(1) as f64,
+            rows: stats.rows,
+            steps: summary.steps,
+            last_loss: summary.last_step.as_ref().map(|m| m.loss),
+            heldout_accuracy: acc,
+            heldout_by_family: by_family,
+            model_dir: model_dir.clone(),
+        };
+        tracing::info!(
+            round = r,
+            sample_accuracy = format!("{:.3}", report.sample_accuracy),
+            mixed = format!("{:.3}", report.prompts_mixed_fraction),
+            rows = report.rows,
+            heldout_accuracy = ?report.heldout_accuracy,
+            "online round done"
+        );
+        if main {
+            let line = serde_json::to_string(&report)?;
+            let log = out.join("online.jsonl");
+            let mut previous = std::fs::read_to_string(&log).unwrap_or_default();
+            previous.push_str(&line);
+            previous.push('\n');
+            write_atomic(&log, &previous)?;
+            write_atomic(&report_path, &serde_json::to_string_pretty(&report)?)?;
+        }
+        world.barrier()?;
+        policy = model_dir;
+        reports.push(report);
+    }
+    Ok(reports)
+}

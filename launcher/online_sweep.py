@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The on-policy experiment (issue 18): does preference training on the policy's own
+samples raise held-out judge accuracy, against a rejection-sampling SFT control, and does
+global contrast differ from per-GPU (local) contrast?
+
+1. One start model: the tiny Llama, SFT on the built-in suite for --sft-steps (deliberately
+   under-trained, so that its own mistakes are plentiful).
+2. Arms, each for every seed and --rounds rounds of `[online]` training at W = --ranks:
+   every round samples k responses for --prompts prompts from the current policy, the
+   suite's judge labels them, and the arm trains --steps steps on data built from them:
+   - rsft: SFT on every correct sample (the control);
+   - dpo: best-against-worst pairs;  kto: unpaired labels;
+   - rpo-paired / rpo-unpaired with MiniLM embedding weighting, at scopes local, group:2
+     and global, at per-rank batch sizes --batches.
+   Round 0 of every arm of a seed sees the same samples (same start model, same seed).
+3. Held-out judge accuracy (greedy, 256 questions) after each round; mean, std and
+   per-seed values over seeds; a plot.
+
+Finished rounds are reused, so an interrupted sweep continues where it stopped.
+    python launcher/online_sweep.py [--seeds 0 1 2] [--rounds 3] [--out docs/online-sweep]
+(launcher/online_sweep.sh sets up and builds first.)
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("RPO_SHARD_BIN", ROOT / "target/release/rpo-shard"))
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", RPO_LOG="warn")
+
+
+def rpo(ranks, args, what):
+    cmd = [str(BIN)] + args
+    if ranks > 1:
+        cmd = ["mpirun", "-n", str(ranks), "--oversubscribe"] + cmd
+    started = time.time()
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{what} failed:\n{done.stderr[-3000:]}")
+    print(f"  {what}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+    return done.stdout
+
+
+def sets(pairs):
+    out = []
+    for kv in pairs:
+        out += ["--set", kv]
+    return out
+
+
+def start_model(runs, sft_steps):
+    out = runs / "start"
+    if not (out / "summary.json").exists():
+        rpo(1, ["train"] + sets([
+            "loss.name=sft", f"train.steps={sft_steps}", "train.sft_warmup_steps=0",
+            "optim.lr=1e-3", "embedding.model=bag-of-words", "checkpoint.at_end=false",
+            "eval.max_examples=256", f"out_dir={out}",
+        ]), f"start model ({sft_steps} SFT steps)")
+    summary = json.loads((out / "summary.json").read_text())
+    acc = [e for e in summary["evals"] if e["at"] == "final"][-1]["judge_accuracy"]
+    return out / "model", acc
+
+
+def arms(batches):
+    yield "rsft", ["loss.name=sft"], 8
+    yield "dpo", ["loss.name=dpo", "online.rule=best-worst"], 8
+    yield "kto", ["loss.name=kto", "online.rule=unpaired"], 8
+    for pairing, rule in [("paired", "best-worst"), ("unpaired", "unpaired")]:
+        for b in batches:
+            for scope in ["local", "group:2", "global"]:
+                yield (f"rpo-{pairing}-{scope.replace(':', '')}-b{b}",
+                       ["loss.name=rpo", f"loss.pairing={pairing}", "loss.weighting=embedding",
+                        f"contrast.scope={scope}", f"online.rule={rule}"], b)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=30, help="optimizer steps per round")
+    p.add_argument("--prompts", type=int, default=128, help="prompts sampled per round")
+    p.add_argument("-k", type=int, default=4, help="samples per prompt")
+    p.add_argument("--sft-steps", type=int, default=400)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--ranks", type=int, default=4)
+    p.add_argument("--batches", type=int, nargs="+", default=[2, 8], help="RPO per-rank batch sizes")
+    p.add_argument("--only", nargs="*", help="run only these arms")
+    p.add_argument("--runs", default="target/online-sweep")
+    p.add_argument("--out", default="docs/online-sweep")
+    a = p.parse_args()
+    runs = ROOT / a.runs
+    runs.mkdir(parents=True, exist_ok=True)
+    model, start_acc = start_model(runs, a.sft_steps)
+    print(f"start model: held-out judge accuracy {start_acc:.3f}", file=sys.stderr)
+    results = {}
+    for name, arm_sets, b in arms(a.batches):
+        if a.only and name not in a.only:
+            continue
+        for seed in a.seeds:
+            out = runs / f"{name}-s{seed}"
+            common = [
+                f"seed={seed}", "model.preset=", f"model.path={model}", f"out_dir={out}",
+                "data.synthetic_train=4096", "data.synthetic_eval=256", "embedding.model=minilm",
+                "eval.max_examples=256", "eval.max_new_tokens=16", "train.global_batch_size=32",
+                f"train.micro_batch_size={b}", f"optim.lr={a.lr}", "optim.warmup_steps=5",
+                "checkpoint.every=10", "checkpoint.keep=1",
+                f"online.rounds={a.rounds}", f"online.steps_per_round={a.steps}",
+                f"online.samples_per_prompt={a.k}", f"online.prompts_per_round={a.prompts}",
+                "online.judge=synthetic", "online.temperature=1.0",
+            ]
+            args = ["train"] + sets(common + arm_sets)
+            if (out / "round_000").exists():
+                args += ["--resume", "latest"]
+            done = out / f"round_{a.rounds - 1:03}" / "round.json"
+            if not done.exists():
+                rpo(a.ranks, args, f"{name} seed {seed}")
+            rounds = [json.loads(l) for l in (out / "online.jsonl").read_text().splitlines()]
+            results.setdefault(name, {})[seed] = rounds
+    write_report(a, start_acc, results)
+
+
+def fmt(xs):
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
+def write_report(a, start_acc, results):
+    out = ROOT / a.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.with_suffix(".json")).write_text(json.dumps({"start_accuracy": start_acc, "args": vars(a), "results": results}, indent=1))
+    lines = [
+        f"Start model: {a.sft_steps} SFT steps, held-out judge accuracy {start_acc:.3f}. "
+        f"W = {a.ranks}, {a.rounds} rounds × {a.steps} steps, {a.prompts} prompts × k = {a.k} "
+        f"samples per round, lr {a.lr}, seeds {a.seeds}. Mean ± std over seeds.",
+        "",
+        "| arm | " + " | ".join(f"after round {r + 1}" for r in range(a.rounds)) + " | sample accuracy (round 1 → last) | per seed (last round) |",
+        "|---|" + "---|" * a.rounds + "---|---|",
+    ]
+    for name, by_seed in results.items():
+        cells = []
+        for r in range(a.rounds):
+            cells.append(fmt([by_seed[s][r]["heldout_accuracy"] for s in by_seed if len(by_seed[s]) > r]))
+        sa0 = statistics.mean(by_seed[s][0]["sample_accuracy"] for s in by_seed)
+        sa1 = statistics.mean(by_seed[s][-1]["sample_accuracy"] for s in by_seed)
+        per_seed = ", ".join(f"{s}: {by_seed[s][-1]['heldout_accuracy']:.3f}" for s in by_seed)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {sa0:.3f} → {sa1:.3f} | {per_seed} |")
+    (out.with_suffix(".md")).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, by_seed in results.items():
+        xs = list(range(a.rounds + 1))
+        means = [start_acc] + [statistics.mean(by_seed[s][r]["heldout_accuracy"] for s in by_seed) for r in range(a.rounds)]
+        ax.plot(xs, means, marker="o", label=name, lw=2 if not name.startswith("rpo") else 1)
+    ax.set_xlabel("round")
+    ax.set_ylabel("held-out judge accuracy (mean over seeds)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
