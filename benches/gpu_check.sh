@@ -2,7 +2,9 @@
 # (The runs use bag-of-words prompt embeddings: the MiniLM package is not on that machine.)
 # GPU check of a prebuilt target/release/rpo-shard on a machine with PyTorch at
 # /opt/torch/.venv (no Rust, no network, no MPI needed): the NCCL backend's self-test on
-# one GPU, then 20 bf16 training steps with their tokens/s. Every step runs even when an
+# one GPU, then 20 bf16 training steps with their tokens/s, then ZeRO stage 3 in bf16 on a
+# Qwen2.5-0.5B-shaped model with the final save, a checkpoint and convert (not yet run on
+# a GPU: no machine was lent when it was added). Every step runs even when an
 # earlier one fails; the summary lists PASS/FAIL and the exit status is 1 if any failed.
 #   bash benches/gpu_check.sh        # log on stdout, and in $OUT/gpu_check.log when OUT is set
 set -uo pipefail
@@ -78,6 +80,19 @@ PY
 }
 step "tokens/s and MFU (tiny)" rate "$RUN_DIR"
 step "tokens/s and MFU (0.5b shape)" rate "$RUN_DIR-0.5b"
+# ZeRO stage 3 in bf16 on the same shape (gradients summed in fp32, the default
+# reduce_dtype), the final save unit by unit, a checkpoint, and convert to bf16.
+step "plan (qwen2.5-0.5b shape, stage 3, 1 GPU)" "$BIN" plan --model qwen2.5-0.5b --ranks 1 \
+  --gpu-mem 80GiB --set model.device=cuda --set model.dtype=bf16 --set zero.stage=3 \
+  --set train.micro_batch_size=64 --set train.global_batch_size=64
+step "train bf16 stage 3, 10 steps (qwen2.5-0.5b shape) + save" "$BIN" train --set model.device=cuda \
+  --set model.dtype=bf16 --set model.preset=qwen2.5-0.5b --set zero.stage=3 --set train.steps=10 \
+  --set train.sft_warmup_steps=0 --set train.micro_batch_size=64 --set train.global_batch_size=64 \
+  --set eval.max_examples=0 --set embedding.model=bag-of-words --set checkpoint.at_end=true \
+  --set "out_dir=$RUN_DIR-0.5b-z3"
+step "tokens/s and MFU (0.5b shape, stage 3)" rate "$RUN_DIR-0.5b-z3"
+step "convert the stage-3 checkpoint to bf16" "$BIN" convert \
+  --checkpoint "$RUN_DIR-0.5b-z3/checkpoints" --out "$RUN_DIR-0.5b-z3/converted" --dtype bf16
 
 echo; echo "=== summary"; printf '%s\n' "${RESULTS[@]}"
 exit "$FAILED"

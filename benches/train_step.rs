@@ -77,6 +77,7 @@ fn main() -> Result<()> {
         compute_kind: Kind::Float,
         checkpoint_activations: checkpointing,
         logits_chunk_tokens: 4096,
+        reduce_kind: Kind::Float,
     };
     let policy = ShardedModel::new(policy, policy_vs, &world, options)?;
 

@@ -99,6 +99,7 @@ fn main() -> Result<()> {
         compute_kind: kind,
         checkpoint_activations: arg("--checkpointing", stage == ZeroStage::Zero3),
         logits_chunk_tokens: 4096,
+        reduce_kind: Kind::Float,
     };
 
     let (before, _) = resident();

@@ -40,6 +40,8 @@ enum Command {
     InitModel(commands::init_model::Args),
     /// Write the built-in synthetic preference suite as JSONL (and optionally train its tokenizer).
     Synth(commands::synth::Args),
+    /// Per-rank memory of a config at every ZeRO stage, bytes moved per step, and what fits a GPU.
+    Plan(commands::plan::Args),
     /// Check the collectives and the contrast scopes on this launch (run under mpirun).
     Selftest(commands::selftest::Args),
 }
@@ -72,6 +74,7 @@ fn main() {
         Command::Prefs(a) => commands::prefs::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Selftest(a) => commands::selftest::run(a),
+        Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {
         if let Some(p) = e.downcast_ref::<rpo_train::preemption::Preempted>() {

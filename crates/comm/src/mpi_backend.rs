@@ -17,17 +17,55 @@ pub struct MpiCollective {
     comm: SimpleCommunicator,
     local_rank: usize,
     traffic: TrafficCounter,
+    /// Sum bf16 in bf16 as NCCL's ring does ([`BF16_SUM_ENV`] = "ring") instead of in fp32.
+    bf16_ring: bool,
 }
+
+/// `RPO_MPI_BF16_SUM=ring` makes the MPI backend sum bf16 tensors as NCCL does: in bf16,
+/// rounding after every hop of a ring, instead of widening to fp32 first. It exists so a
+/// CPU test can see what a bf16 gradient reduction costs on GPUs.
+pub const BF16_SUM_ENV: &str = "RPO_MPI_BF16_SUM";
 
 impl MpiCollective {
     /// Wraps a communicator; the node-local rank comes from a shared-memory split.
     pub fn new(comm: SimpleCommunicator) -> Self {
         let local_rank = comm.split_shared(comm.rank()).rank() as usize;
+        let bf16_ring = std::env::var(BF16_SUM_ENV).is_ok_and(|v| v == "ring");
         Self {
             comm,
             local_rank,
             traffic: TrafficCounter::default(),
+            bf16_ring,
         }
+    }
+
+    /// The sum over ranks of a bf16 tensor as NCCL's ring computes it: chunk j (of W
+    /// equal flat chunks) starts from rank j + 1's values and goes round the ring to rank
+    /// j, each hop adding in fp32 and rounding to bf16. (Gathers every rank's tensor to
+    /// get there: a test mode, not a fast path.)
+    fn ring_sum_bf16(&self, t: &Tensor) -> Result<Tensor> {
+        let w = self.world_size();
+        let send = host_contiguous(t).reshape([-1]);
+        let n = send.numel() as i64;
+        let all = Tensor::empty([w as i64, n], (Kind::BFloat16, Device::Cpu));
+        self.comm
+            .all_gather_into(as_bytes(&send)?, as_bytes_mut(&all)?);
+        let out = Tensor::empty([n], (Kind::BFloat16, Device::Cpu));
+        let chunk = (n + w as i64 - 1) / w as i64;
+        for j in 0..w {
+            let start = (j as i64 * chunk).min(n);
+            let len = chunk.min(n - start);
+            if len == 0 {
+                continue;
+            }
+            let part = |r: usize| all.get(r as i64).narrow(0, start, len);
+            let mut acc = part((j + 1) % w);
+            for k in 2..=w {
+                acc = &acc + part((j + k) % w); // bf16 + bf16: computed wide, rounded to bf16
+            }
+            tch::no_grad(|| out.narrow(0, start, len).copy_(&acc));
+        }
+        Ok(out.view(t.size().as_slice()))
     }
 
     /// Tears the whole job down (every rank of `MPI_COMM_WORLD`) with `code`.
@@ -113,6 +151,11 @@ impl Collective for MpiCollective {
 
     fn reduce_scatter(&self, t: &Tensor) -> Result<Tensor> {
         let rows = block_rows(t, self.world_size(), "reduce_scatter")?;
+        if self.bf16_ring && t.kind() == Kind::BFloat16 {
+            let sum = self.ring_sum_bf16(t)?;
+            self.traffic.reduce_scatter(tensor_bytes(t));
+            return Ok(sum.narrow(0, self.rank() as i64 * rows, rows).to_device(t.device()));
+        }
         let kind = reduction_kind(t.kind())?;
         let send = host_contiguous(&t.to_kind(kind));
         let mut shape = send.size();
@@ -124,6 +167,12 @@ impl Collective for MpiCollective {
     }
 
     fn all_reduce(&self, t: &mut Tensor) -> Result<()> {
+        if self.bf16_ring && t.kind() == Kind::BFloat16 {
+            let sum = self.ring_sum_bf16(t)?;
+            self.traffic.all_reduce(tensor_bytes(t));
+            tch::no_grad(|| t.copy_(&sum));
+            return Ok(());
+        }
         let kind = reduction_kind(t.kind())?;
         let send = host_contiguous(&t.to_kind(kind));
         let recv = send.empty_like();

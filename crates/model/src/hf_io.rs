@@ -21,7 +21,7 @@ pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 /// transformers' default `max_shard_size` ("5GB").
 pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
 
-const EMBED_TOKENS: &str = "model.embed_tokens.weight";
+pub(crate) const EMBED_TOKENS: &str = "model.embed_tokens.weight";
 
 /// Hugging Face's name for a parameter dtype (`config.json`'s `torch_dtype`).
 /// The parameter dtype of a written checkpoint, from its command-line name.
@@ -149,7 +149,7 @@ fn embed_kind(tensors: &[(String, Tensor)]) -> Result<Kind> {
 
 /// Removes the weight files in `dir` other than `keep`, left by an earlier save in
 /// another layout: a loader would otherwise prefer a stale `model.safetensors`.
-fn remove_stale_weights(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
+pub(crate) fn remove_stale_weights(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for entry in entries {

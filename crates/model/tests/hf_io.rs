@@ -453,3 +453,75 @@ fn shard_missing_from_the_folder_is_named() {
     let error = load_error(dir.path());
     assert!(error.contains(&victim), "{error}");
 }
+
+/// Every file of a folder, by name, with its bytes.
+fn folder_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn shallow(tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+}
+
+#[test]
+fn tensor_by_tensor_writer_is_byte_identical_to_save_hf_sharded() {
+    use rpo_model::HfWriter;
+    let config = untied_config();
+    let (_, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap();
+    let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    let specs: Vec<(String, Vec<i64>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    for (kind, max) in [
+        (Kind::Float, u64::MAX),
+        (Kind::Float, SMALL_SHARD),
+        (Kind::BFloat16, SMALL_SHARD),
+        (Kind::Half, u64::MAX),
+    ] {
+        let before = tempfile::tempdir().unwrap();
+        save_hf_sharded(before.path(), shallow(&tensors), &config, kind, max).unwrap();
+        let after = tempfile::tempdir().unwrap();
+        let mut writer = HfWriter::create(after.path(), &specs, &config, kind, max).unwrap();
+        // In the reverse of name order: the order units arrive in must not matter.
+        let mut order = shallow(&tensors);
+        order.sort_by(|a, b| b.0.cmp(&a.0));
+        for (name, tensor) in &order {
+            writer.write(name, tensor).unwrap();
+        }
+        writer.finish().unwrap();
+        let (a, b) = (folder_bytes(before.path()), folder_bytes(after.path()));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{kind:?} {max}");
+        for (name, bytes) in &a {
+            assert!(bytes == &b[name], "{name} differs ({kind:?}, max {max})");
+        }
+    }
+}
+
+#[test]
+fn tensor_by_tensor_writer_refuses_a_missing_or_misshapen_tensor() {
+    use rpo_model::HfWriter;
+    let config = untied_config();
+    let (_, vs) = Llama::init(&config, Device::Cpu, Kind::Float, 5).unwrap();
+    let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    let specs: Vec<(String, Vec<i64>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = HfWriter::create(dir.path(), &specs, &config, Kind::Float, u64::MAX).unwrap();
+    let err = writer
+        .write("model.norm.weight", &Tensor::zeros([3], (Kind::Float, Device::Cpu)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.norm.weight has shape [3]"), "{err}");
+    for (name, tensor) in tensors.iter().filter(|(n, _)| n != "model.norm.weight") {
+        writer.write(name, tensor).unwrap();
+    }
+    let err = writer.finish().unwrap_err().to_string();
+    assert!(err.contains("never written") && err.contains("model.norm.weight"), "{err}");
+    // Nothing half-written is left where a loader would look.
+    assert!(!dir.path().join(WEIGHTS_FILE).exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from(CONFIG_FILE)]);
+}

@@ -1,13 +1,14 @@
 //! What a training checkpoint holds beyond the sharded state (`rpo_zero::checkpoint`):
 //! where the trainer was (phase, step within it, data position), the evaluations so far
-//! and the resolved config; when the reference is a frozen copy of the policy, the
-//! reference itself (`reference.safetensors`, which a resumed run could not rebuild);
-//! and the tokenizer, so `rpo-shard convert` can write a complete Hugging Face folder.
+//! and the resolved config; when the reference is a frozen copy of the policy (which a
+//! resumed run could not rebuild), which reference folder it is: the reference is written
+//! once per run, next to the checkpoints (`reference-<crc32>/`), and every checkpoint's
+//! manifest names it with its checksum; and the tokenizer, so `rpo-shard convert` can
+//! write a complete Hugging Face folder.
 
 use anyhow::{bail, ensure, Context, Result};
 use rpo_comm::Collective;
 use rpo_data::sampler::SamplerPosition;
-use rpo_model::safetensors_io::write_pt_safetensors;
 use rpo_model::LlamaConfig;
 use rpo_optim::Optimizer;
 use rpo_zero::checkpoint::{LATEST_FILE, MANIFEST_FILE};
@@ -38,7 +39,70 @@ pub struct TrainerState {
     /// means the same examples only at the same value.
     pub global_micro_batch: usize,
     pub evals: Vec<EvalReport>,
+    /// Checkpoints written before the reference was saved once per run hold it inside
+    /// (`reference.safetensors`); still read when resuming them.
     pub reference_saved: bool,
+    /// The frozen copy of the policy, written once per run next to the checkpoints.
+    #[serde(default)]
+    pub reference: Option<SavedReference>,
+}
+
+/// A reference folder (`config.json` + `model.safetensors` in the compute dtype) under
+/// the checkpoint root, and its weights file's size and CRC-32, which also name it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedReference {
+    pub folder: String,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+fn weights_checksum(folder: &Path) -> Result<(u64, u32)> {
+    let file = folder.join(rpo_model::hf_io::WEIGHTS_FILE);
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
+}
+
+/// Writes the frozen reference (a copy of the policy) once for the whole run under the
+/// checkpoint root, unit by unit, and returns what checkpoints record of it (on rank 0;
+/// `None` elsewhere). Every rank must call this.
+pub fn save_reference_once(
+    cfg: &TrainConfig,
+    reference: &Reference,
+    config: &LlamaConfig,
+    main: bool,
+) -> Result<Option<SavedReference>> {
+    let root = cfg.checkpoint_root();
+    let tmp = root.join(".tmp-reference");
+    if main {
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+    }
+    reference.save_hf(main.then_some(tmp.as_path()), config)?;
+    if !main {
+        return Ok(None);
+    }
+    let (bytes, crc32) = weights_checksum(&tmp)?;
+    let folder = format!("reference-{crc32:08x}");
+    let done = root.join(&folder);
+    if done.exists() {
+        // The same weights from an earlier launch of this run.
+        std::fs::remove_dir_all(&tmp)?;
+    } else {
+        std::fs::rename(&tmp, &done)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), done.display()))?;
+    }
+    std::fs::File::open(&root)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot flush {}", root.display()))?;
+    tracing::info!(folder = %done.display(), bytes, "reference written once for the run's checkpoints");
+    Ok(Some(SavedReference {
+        folder,
+        bytes,
+        crc32,
+    }))
 }
 
 impl TrainerState {
@@ -100,8 +164,9 @@ pub fn write_tokenizer(cfg: &TrainConfig, dir: &Path) -> Result<()> {
 /// Everything a phase needs to write checkpoints.
 pub struct Checkpointing<'a> {
     pub cfg: &'a TrainConfig,
-    /// The frozen reference, when it is a copy of the policy (saved with the checkpoint).
-    pub reference: Option<&'a Reference>,
+    /// The frozen reference, when it is a copy of the policy: written once per run, the
+    /// checkpoints point at it.
+    pub reference: Option<SavedReference>,
     pub evals: &'a [EvalReport],
     /// A failed final checkpoint, kept here so the run still writes its model and
     /// summary (each of the three must survive a failure of the others).
@@ -128,14 +193,9 @@ impl Checkpointing<'_> {
         step: usize,
         state: TrainerState,
     ) -> Result<PathBuf> {
-        // Every rank takes part in gathering a sharded reference; rank 0 writes it.
-        let reference = self.reference.map(Reference::full_weights).transpose()?;
         let files = |dir: &Path| -> Result<()> {
             write_tokenizer(self.cfg, dir)?;
             std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
-            if let Some(tensors) = &reference {
-                write_pt_safetensors(&dir.join(REFERENCE_FILE), tensors)?;
-            }
             Ok(())
         };
         policy.save_checkpoint(
@@ -292,11 +352,32 @@ impl Resume {
         world: &dyn Collective,
         kind: Kind,
     ) -> Result<Option<Reference>> {
+        let chunk = cfg.zero.logits_chunk_tokens as i64;
+        let mode = &cfg.reference.mode;
+        if let Some(saved) = &self.state.reference {
+            let root = self.checkpoint.dir.parent().unwrap_or(Path::new("."));
+            let folder = root.join(&saved.folder);
+            let (bytes, crc32) = weights_checksum(&folder).with_context(|| {
+                format!(
+                    "checkpoint {} uses the reference {}",
+                    self.checkpoint.dir.display(),
+                    folder.display()
+                )
+            })?;
+            ensure!(
+                (bytes, crc32) == (saved.bytes, saved.crc32),
+                "the reference {} is corrupt: {bytes} bytes with checksum {crc32:08x}, but checkpoint {} says {} bytes with {:08x}",
+                folder.display(),
+                self.checkpoint.dir.display(),
+                saved.bytes,
+                saved.crc32
+            );
+            return Reference::load_hf(&folder, mode, world, kind, chunk).map(Some);
+        }
         if !self.state.reference_saved {
             return Ok(None);
         }
         let file = self.checkpoint.dir.join(REFERENCE_FILE);
-        let chunk = cfg.zero.logits_chunk_tokens as i64;
-        Reference::load_saved(&file, config, &cfg.reference.mode, world, kind, chunk).map(Some)
+        Reference::load_saved(&file, config, mode, world, kind, chunk).map(Some)
     }
 }

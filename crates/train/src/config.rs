@@ -96,6 +96,19 @@ pub struct ZeroConfig {
     /// sequence log-probs are computed.
     #[serde(default = "default_logits_chunk")]
     pub logits_chunk_tokens: usize,
+    /// Device memory per rank, e.g. "80GiB": a stage the memory plan says cannot fit is
+    /// refused before any weights are loaded. Unset: no check.
+    #[serde(default)]
+    pub memory_budget: Option<String>,
+    /// "fp32" (default): gradients accumulate over micro-batches and are summed over ranks
+    /// in fp32 whatever the compute dtype (as DeepSpeed's bf16 optimizer and FSDP2 do);
+    /// "bf16": in bf16 (half the gradient memory and traffic, coarser sums).
+    #[serde(default = "default_reduce_dtype")]
+    pub reduce_dtype: String,
+}
+
+fn default_reduce_dtype() -> String {
+    "fp32".into()
 }
 
 impl Default for ZeroConfig {
@@ -104,11 +117,21 @@ impl Default for ZeroConfig {
             stage: ZeroStage::default(),
             activation_checkpointing: None,
             logits_chunk_tokens: default_logits_chunk(),
+            memory_budget: None,
+            reduce_dtype: default_reduce_dtype(),
         }
     }
 }
 
 impl ZeroConfig {
+    /// The gradient buffers' dtype (`reduce_dtype`, checked by validation).
+    pub fn reduce_kind(&self) -> tch::Kind {
+        match self.reduce_dtype.as_str() {
+            "bf16" => tch::Kind::BFloat16,
+            _ => tch::Kind::Float,
+        }
+    }
+
     pub fn checkpoint_activations(&self) -> bool {
         self.activation_checkpointing
             .unwrap_or(self.stage.shards_parameters())
@@ -699,6 +722,15 @@ impl TrainConfig {
         if self.zero.stage.shards_parameters() && self.zero.activation_checkpointing == Some(false)
         {
             bail!("zero.activation_checkpointing = false needs the parameters kept whole: stage 3 gathers each unit again for its recomputed backward (use stage ≤ 2, or remove the key)");
+        }
+        if !matches!(self.zero.reduce_dtype.as_str(), "fp32" | "bf16") {
+            bail!(
+                "zero.reduce_dtype = {:?}: expected \"fp32\" or \"bf16\"",
+                self.zero.reduce_dtype
+            );
+        }
+        if let Some(budget) = &self.zero.memory_budget {
+            rpo_zero::plan::parse_bytes(budget).context("zero.memory_budget")?;
         }
         if self.zero.logits_chunk_tokens == 0 {
             bail!("zero.logits_chunk_tokens must be > 0");

@@ -135,6 +135,7 @@ pub fn held_out_rewards(
         compute_kind: tch::Kind::Float,
         checkpoint_activations: false,
         logits_chunk_tokens: chunk,
+        reduce_kind: tch::Kind::Float,
     };
     let policy = ShardedModel::new(model, vs, &world, options)?;
     let reference = Reference::load_hf(reference_dir, "live", &world, tch::Kind::Float, chunk)?;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_source;
 pub mod device;
 pub mod evaluate;
+pub mod memory_plan;
 pub mod metrics;
 pub mod micro_batch;
 pub mod objective;

@@ -68,6 +68,16 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
         if summary.is_file() {
             std::fs::remove_file(&summary)?;
         }
+        // The earlier run's frozen reference, saved once beside its checkpoints.
+        let references = std::fs::read_dir(&root).into_iter().flatten();
+        for entry in references {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("reference-") || name == ".tmp-reference" {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("--overwrite: cannot remove {}", path.display()))?;
+            }
+        }
     }
     Ok(OutDirLock { _files: files })
 }

@@ -15,7 +15,7 @@
 use anyhow::{bail, ensure, Result};
 use rpo_comm::Collective;
 use rpo_model::safetensors_io::SafetensorsFile;
-use rpo_model::{load_hf, HfCheckpoint, Llama, LlamaConfig};
+use rpo_model::{load_hf, save_hf, HfCheckpoint, Llama, LlamaConfig};
 use rpo_zero::{source_from_params, FrozenPlacement, ShardedModel};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -91,7 +91,8 @@ impl Reference {
         }
     }
 
-    /// Weights saved by [`full_weights`](Self::full_weights) in one safetensors file.
+    /// Weights in one safetensors file, as checkpoints before the reference was written
+    /// once per run held them (`reference.safetensors`).
     pub fn load_saved(
         file: &Path,
         config: &LlamaConfig,
@@ -195,26 +196,17 @@ impl Reference {
         }
     }
 
-    /// Every weight by name, in the compute dtype (for checkpoints). Every rank must call this.
-    pub fn full_weights(&self) -> Result<Vec<(String, Tensor)>> {
-        let copy_all = |vs: &VarStore| {
-            vs.variables()
-                .into_iter()
-                .map(|(n, t)| (n, t.detach().copy()))
-                .collect::<Vec<_>>()
-        };
-        Ok(match self {
-            Reference::Live(_, vs) => copy_all(vs),
-            Reference::Placed(model) => {
-                model.gather_all()?;
-                let all = copy_all(model.store());
-                model.release_all();
-                all
-            }
+    /// Writes the weights as a Hugging Face folder in the compute dtype, a sharded or
+    /// offloaded reference one gathered unit at a time (never the whole model at once).
+    /// Every rank must call this; the rank given `Some(dir)` writes.
+    pub fn save_hf(&self, dir: Option<&Path>, config: &LlamaConfig) -> Result<()> {
+        match self {
+            Reference::Live(_, vs) => dir.map_or(Ok(()), |d| save_hf(d, vs, config)),
+            Reference::Placed(model) => model.save_compute_hf(dir, config),
             Reference::Precomputed(cache) => bail!(
                 "a precomputed reference ({}) has no weights to save",
                 cache.path().display()
             ),
-        })
+        }
     }
 }

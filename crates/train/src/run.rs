@@ -2,7 +2,7 @@
 //! training, evaluation at each boundary, and the saved policy.
 
 use anyhow::{Context, Result};
-use rpo_model::{load_hf, preset, save_hf_tensors, HfCheckpoint, Llama, LlamaConfig, TokenIds};
+use rpo_model::{load_hf, preset, HfCheckpoint, Llama, LlamaConfig, TokenIds};
 use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
 
-use crate::checkpointing::{write_tokenizer, Checkpointing, Resume};
+use crate::checkpointing::{save_reference_once, write_tokenizer, Checkpointing, Resume};
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
+use crate::memory_plan;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
@@ -67,6 +68,7 @@ pub(crate) fn build_policy(
         compute_kind: kind,
         checkpoint_activations: cfg.zero.checkpoint_activations(),
         logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
+        reduce_kind: cfg.zero.reduce_kind(),
     };
     if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
         // Stage 3 from a checkpoint: each rank reads only its own slices (memory-mapped).
@@ -165,6 +167,19 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
 
     let data = RunData::load(cfg)?;
+    // The memory plan, from the model's shape alone: logged, and a stage that cannot fit
+    // zero.memory_budget is refused before any weights are loaded.
+    let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
+    let shape = memory_plan::model_shape(cfg, Some(vocab))?;
+    let plan = memory_plan::plan(cfg, shape, world.world_size(), kind)?;
+    if main {
+        tracing::info!(
+            "memory plan per rank (running zero.stage = {}):\n{}",
+            cfg.zero.stage,
+            plan.table()
+        );
+    }
+    memory_plan::check_fits(cfg, &plan)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
     if let Some(r) = &resume {
         r.check_model(&policy)?;
@@ -331,9 +346,23 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         steps: cfg.train.steps,
         lr: cfg.optim.lr,
     };
+    // A reference copied from the policy is written once for the run (a resumed run could
+    // not rebuild it); the checkpoints point at it. A `[reference] path` is never copied.
+    let checkpointing = cfg.checkpoint.every > 0 || cfg.checkpoint.at_end;
+    // Resumed into this run's own checkpoint folder, the reference is already there.
+    let already_written = resume.as_ref().and_then(|r| {
+        let saved = r.state.reference.as_ref()?;
+        let here = cfg.checkpoint_root().join(&saved.folder).exists();
+        (in_preference && here).then(|| saved.clone())
+    });
+    let saved = match &reference {
+        Some(_) if copied && already_written.is_some() => already_written,
+        Some(r) if copied && checkpointing => save_reference_once(cfg, r, &model_config, main)?,
+        _ => None,
+    };
     let checkpoints = Checkpointing {
         cfg,
-        reference: copied.then_some(reference.as_ref()).flatten(),
+        reference: saved,
         evals: &evals,
         final_failure: &final_failure,
     };
@@ -358,20 +387,25 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         .map(|e| format!("final checkpoint: {e}"))
         .into_iter()
         .collect();
-    // Every rank takes part in gathering the fp32 masters; rank 0 writes them.
-    let master = cfg
-        .train
-        .save_model
-        .then(|| policy.full_master())
-        .transpose()?;
+    // Every rank takes part in gathering the fp32 masters unit by unit; rank 0 writes
+    // each unit into its place in the folder (one unit extra in memory, never the model).
+    // A failed write still takes part in every gather, so no rank is left waiting.
     let mut model_dir = None;
-    if let (Some(master), true) = (master, main) {
+    if cfg.train.save_model {
         let dir = cfg.out_dir.join("model");
-        let saved = save_hf_tensors(&dir, master, &model_config)
+        let target = main.then_some(dir.as_path());
+        let saved = policy
+            .save_hf(target, &model_config, Kind::Float, u64::MAX)
             // The tokenizer travels with the model: loading the folder later picks it up.
-            .and_then(|_| write_tokenizer(cfg, &dir));
+            .and_then(|()| {
+                if main {
+                    write_tokenizer(cfg, &dir)
+                } else {
+                    Ok(())
+                }
+            });
         match saved {
-            Ok(()) => model_dir = Some(dir),
+            Ok(()) => model_dir = main.then_some(dir),
             Err(e) => {
                 tracing::error!("the final model could not be written: {e:#}");
                 failed.push(format!("model {}: {e:#}", dir.display()));

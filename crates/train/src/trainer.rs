@@ -157,7 +157,8 @@ pub fn run_phase(
                 sampler_batch: batches.batches.position().batch,
                 global_micro_batch: global_micro,
                 evals: checkpoints.evals.to_vec(),
-                reference_saved: checkpoints.reference.is_some(),
+                reference_saved: false,
+                reference: checkpoints.reference.clone(),
             };
             let saved = checkpoints.save(policy, optimizer.as_ref(), m.step, state);
             if stop {

@@ -277,3 +277,17 @@ fn nan_infinite_and_out_of_range_hyperparameters_are_refused_by_name() {
     .map(String::from);
     TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
 }
+
+#[test]
+fn reduce_dtype_and_memory_budget_are_checked() {
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
+    assert_eq!(cfg.zero.reduce_dtype, "fp32");
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::Float);
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.reduce_dtype=bf16".into()]).unwrap();
+    assert_eq!(cfg.zero.reduce_kind(), tch::Kind::BFloat16);
+    assert!(err(&["zero.reduce_dtype=fp16"]).contains("zero.reduce_dtype"));
+    let e = err(&["zero.memory_budget=\"80 parsecs\""]);
+    assert!(e.contains("zero.memory_budget"), "{e}");
+    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
+    assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
+}

@@ -1,4 +1,5 @@
-//! Gradient buffers, per unit, in the compute dtype.
+//! Gradient buffers, per unit, in the reduce dtype (`[zero] reduce_dtype`: fp32 unless
+//! bf16 is asked for; a bf16 unit gradient from the backward is widened as it is added).
 //!
 //! Stages 0–1 accumulate each unit's full flat gradient over the micro-batches of a step.
 //! Stages 2–3 collect a unit's full gradient only while its backward runs (`pending`),

@@ -10,6 +10,8 @@
 //! - [`grads`]: per-unit gradient buffers; reduce-scatter as soon as a unit is done (2–3).
 //! - [`update`]: the sharded optimizer step with global-norm clipping.
 //! - [`memory`]: the per-rank memory formula and the measured figure.
+//! - [`plan`]: per-rank bytes of a run at each stage from the model's shape (`rpo-shard plan`).
+//! - [`save`]: Hugging Face folders written one gathered unit at a time.
 //! - [`checkpoint`]: sharded training checkpoints, readable at any world size or stage.
 
 pub mod checkpoint;
@@ -17,6 +19,8 @@ pub mod executor;
 pub mod grads;
 pub mod layout;
 pub mod memory;
+pub mod plan;
+pub mod save;
 mod sharded_model;
 pub mod stage;
 pub mod unit_params;

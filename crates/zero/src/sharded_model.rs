@@ -29,6 +29,10 @@ pub struct ZeroOptions {
     pub checkpoint_activations: bool,
     /// At most this many (rows × positions) tokens' logits exist at once.
     pub logits_chunk_tokens: i64,
+    /// The dtype gradients accumulate over micro-batches and are summed over ranks in
+    /// (`[zero] reduce_dtype`): fp32 by default, so bf16 compute loses no gradient bits to
+    /// the sums.
+    pub reduce_kind: Kind,
 }
 
 pub struct ShardedModel {
@@ -179,7 +183,7 @@ impl ShardedModel {
                 }
             }
         }
-        let grads = GradBuffers::new(&layout, stage, kind, comm.device());
+        let grads = GradBuffers::new(&layout, stage, options.reduce_kind, comm.device());
         Ok(Self {
             model,
             store: vs,
@@ -240,6 +244,7 @@ impl ShardedModel {
             compute_kind: kind,
             checkpoint_activations: true,
             logits_chunk_tokens,
+            reduce_kind: kind,
         };
         Ok(Self {
             model,
@@ -409,15 +414,14 @@ impl ShardedModel {
     /// Per-rank bytes the formula expects for this stage, world size and optimizer.
     pub fn expected_state(&self, optimizer: &dyn Optimizer) -> StateBytes {
         let c = self.options.compute_kind.elt_size_in_bytes() as i64;
+        let g = self.options.reduce_kind.elt_size_in_bytes() as i64;
         let m = if self.master_aliased { 0 } else { 4 };
-        StateBytes::expected(
-            self.options.stage,
-            self.layout.world,
-            self.layout.padded(),
-            c,
-            m,
-            4 * optimizer.slots_per_param() as i64,
-        )
+        let (stage, world, psi) = (self.options.stage, self.layout.world, self.layout.padded());
+        StateBytes {
+            // The gradient buffers are in the reduce dtype.
+            gradients: StateBytes::expected(stage, world, psi, g, 0, 0).gradients,
+            ..StateBytes::expected(stage, world, psi, c, m, 4 * optimizer.slots_per_param() as i64)
+        }
     }
 
     /// Bytes of the parameters this rank keeps between uses: its slices (stage 3,

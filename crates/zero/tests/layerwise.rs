@@ -89,6 +89,7 @@ fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
         compute_kind: Kind::Float,
         checkpoint_activations: checkpoint,
         logits_chunk_tokens: chunk,
+        reduce_kind: Kind::Float,
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let seqs = Sequences {

@@ -1,11 +1,10 @@
 //! `rpo-shard convert`: a training checkpoint (any world size, any ZeRO stage) to a
 //! Hugging Face folder that `transformers.AutoModelForCausalLM.from_pretrained` loads:
-//! the fp32 master weights consolidated from every rank's shard, in the dtype asked for,
+//! the fp32 master weights consolidated from every rank's shard one unit at a time, in the dtype asked for,
 //! sharded with an index above the size limit, with config.json and the tokenizer.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rpo_model::hf_io::DEFAULT_MAX_SHARD_BYTES;
-use rpo_model::{save_hf_sharded, LlamaConfig};
 use rpo_zero::Checkpoint;
 use std::path::PathBuf;
 
@@ -27,10 +26,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let kind = rpo_model::hf_io::parse_weight_dtype(&args.dtype)?;
     let checkpoint = Checkpoint::open(&args.checkpoint)?;
-    let config: LlamaConfig = serde_json::from_value(checkpoint.manifest.model_config.clone())
-        .with_context(|| format!("the model config in {}", checkpoint.dir.display()))?;
-    let weights = checkpoint.consolidated()?;
-    save_hf_sharded(&args.out, weights, &config, kind, args.max_shard_bytes)?;
+    // One unit in memory at a time, read from the memory-mapped shard files.
+    checkpoint.save_hf(&args.out, kind, args.max_shard_bytes)?;
     let tokenizer = checkpoint.dir.join("tokenizer.json");
     if tokenizer.exists() {
         std::fs::copy(&tokenizer, args.out.join("tokenizer.json"))?;

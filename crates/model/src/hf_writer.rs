@@ -1,0 +1,243 @@
+//! A Hugging Face folder written tensor by tensor, in any order, so a model that exists
+//! only in pieces (ZeRO shards gathered one unit at a time, a checkpoint read one unit at
+//! a time) is saved without ever holding the whole of it.
+//!
+//! The layout is fixed up front from names and shapes alone, exactly as
+//! [`save_hf_sharded`](crate::save_hf_sharded) lays it out (name order, greedy packing,
+//! the safetensors header as the `safetensors` crate serialises it), so the files are
+//! byte-identical to it; each tensor's bytes are then written at their offset.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use safetensors::tensor::{Dtype, TensorInfo};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::LlamaConfig;
+use crate::hf_io::{
+    dtype_name, remove_stale_weights, shard_file_name, CONFIG_FILE, EMBED_TOKENS,
+    WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
+use crate::safetensors_io::{to_kind_on, write_atomically};
+
+/// Where one tensor goes.
+struct Slot {
+    file: usize,
+    /// Byte offset of its data in the file.
+    offset: u64,
+    shape: Vec<i64>,
+    written: bool,
+}
+
+struct ShardFile {
+    name: String,
+    tmp: PathBuf,
+    file: File,
+}
+
+/// Writes a Hugging Face folder (`config.json`, weights in `kind`, shards of at most
+/// `max_shard_bytes` with an index above that) one tensor at a time. Dropped before
+/// [`finish`](Self::finish), it removes its temporary files and leaves the folder's
+/// earlier weights as they were.
+pub struct HfWriter {
+    dir: PathBuf,
+    kind: Kind,
+    files: Vec<ShardFile>,
+    slots: HashMap<String, Slot>,
+    total_size: u64,
+    total_parameters: i64,
+    finished: bool,
+}
+
+impl HfWriter {
+    /// Writes `config.json` and creates the weight files (under temporary names) for
+    /// the tensors `specs` (Hugging Face name and shape).
+    pub fn create(
+        dir: &Path,
+        specs: &[(String, Vec<i64>)],
+        config: &LlamaConfig,
+        kind: Kind,
+        max_shard_bytes: u64,
+    ) -> Result<Self> {
+        let mut specs = specs.to_vec();
+        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        ensure!(
+            specs.iter().any(|(name, _)| name == EMBED_TOKENS),
+            "no tensor named {EMBED_TOKENS}: not a Llama model"
+        );
+        if let Some(pair) = specs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            bail!("tensor {} is given twice", pair[0].0);
+        }
+        let mut config = config.clone();
+        config.torch_dtype = Some(dtype_name(kind)?.to_string());
+        config.validate()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))?;
+
+        let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let elt = kind.elt_size_in_bytes() as u64;
+        let bytes = |shape: &[i64]| shape.iter().product::<i64>() as u64 * elt;
+        // Greedy packing in name order, as save_hf_sharded does.
+        let mut groups: Vec<Vec<(String, Vec<i64>)>> = Vec::new();
+        let mut group_bytes = 0;
+        for (name, shape) in specs.iter().cloned() {
+            let size = bytes(&shape);
+            if groups.is_empty() || group_bytes + size > max_shard_bytes {
+                groups.push(Vec::new());
+                group_bytes = 0;
+            }
+            group_bytes += size;
+            groups.last_mut().unwrap().push((name, shape));
+        }
+        let count = groups.len();
+        let mut writer = Self {
+            dir: dir.to_path_buf(),
+            kind,
+            files: Vec::new(),
+            slots: HashMap::new(),
+            total_size: specs.iter().map(|(_, s)| bytes(s)).sum(),
+            total_parameters: specs.iter().map(|(_, s)| s.iter().product::<i64>()).sum(),
+            finished: false,
+        };
+        for (i, group) in groups.into_iter().enumerate() {
+            let name = if count == 1 {
+                WEIGHTS_FILE.to_string()
+            } else {
+                shard_file_name(i + 1, count)
+            };
+            let mut entries = Vec::new();
+            let mut offset = 0usize;
+            for (tensor, shape) in &group {
+                let n = bytes(shape) as usize;
+                let info = TensorInfo {
+                    dtype,
+                    shape: shape.iter().map(|&d| d as usize).collect(),
+                    data_offsets: (offset, offset + n),
+                };
+                entries.push((tensor.clone(), info));
+                offset += n;
+            }
+            let header = header_bytes(&entries)?;
+            let start = 8 + header.len() as u64;
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let file = File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            file.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
+                .and_then(|()| file.write_all_at(&header, 8))
+                .and_then(|()| file.set_len(start + offset as u64))
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            for ((tensor, shape), (_, info)) in group.into_iter().zip(&entries) {
+                let slot = Slot {
+                    file: i,
+                    offset: start + info.data_offsets.0 as u64,
+                    shape,
+                    written: false,
+                };
+                writer.slots.insert(tensor, slot);
+            }
+            writer.files.push(ShardFile { name, tmp, file });
+        }
+        Ok(writer)
+    }
+
+    /// Writes tensor `name` (any dtype and device; converted to the folder's dtype).
+    pub fn write(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .with_context(|| format!("tensor {name} is not part of this folder"))?;
+        ensure!(!slot.written, "tensor {name} is written twice");
+        ensure!(
+            tensor.size() == slot.shape,
+            "tensor {name} has shape {:?}, the folder expects {:?}",
+            tensor.size(),
+            slot.shape
+        );
+        let cpu = to_kind_on(&tensor.detach(), self.kind, Device::Cpu).contiguous();
+        let mut bytes = vec![0u8; cpu.numel() * self.kind.elt_size_in_bytes()];
+        cpu.copy_data_u8(&mut bytes, cpu.numel());
+        let file = &self.files[slot.file];
+        file.file
+            .write_all_at(&bytes, slot.offset)
+            .with_context(|| format!("cannot write {}", file.tmp.display()))?;
+        slot.written = true;
+        Ok(())
+    }
+
+    /// Flushes the weight files, renames them into place, writes the index (several
+    /// shards), and removes weight files of an earlier save the new one does not use.
+    pub fn finish(mut self) -> Result<()> {
+        let mut missing: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.written)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        missing.sort();
+        ensure!(missing.is_empty(), "tensors never written: {missing:?}");
+        let mut written = BTreeSet::new();
+        for f in &self.files {
+            f.file
+                .sync_all()
+                .with_context(|| format!("cannot flush {}", f.tmp.display()))?;
+            let path = self.dir.join(&f.name);
+            std::fs::rename(&f.tmp, &path).with_context(|| {
+                format!("cannot rename {} to {}", f.tmp.display(), path.display())
+            })?;
+            written.insert(f.name.clone());
+        }
+        self.finished = true;
+        if self.files.len() > 1 {
+            let weight_map: BTreeMap<&str, &str> = self
+                .slots
+                .iter()
+                .map(|(n, s)| (n.as_str(), self.files[s.file].name.as_str()))
+                .collect();
+            let index = serde_json::json!({
+                "metadata": {"total_size": self.total_size, "total_parameters": self.total_parameters},
+                "weight_map": weight_map,
+            });
+            let index_path = self.dir.join(WEIGHTS_INDEX_FILE);
+            write_atomically(&index_path, |tmp| {
+                std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
+                    .with_context(|| format!("cannot write {}", index_path.display()))
+            })?;
+            written.insert(WEIGHTS_INDEX_FILE.to_string());
+        }
+        remove_stale_weights(&self.dir, &written)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot flush {}", self.dir.display()))
+    }
+}
+
+impl Drop for HfWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            for f in &self.files {
+                let _ = std::fs::remove_file(&f.tmp);
+            }
+        }
+    }
+}
+
+/// The JSON header as `safetensors` 0.3 serialises it: `__metadata__` first, then the
+/// tensors in offset order, padded with spaces to a multiple of 8 bytes.
+fn header_bytes(entries: &[(String, TensorInfo)]) -> Result<Vec<u8>> {
+    let metadata = HashMap::from([("format", "pt")]);
+    let mut json = format!("{{\"__metadata__\":{}", serde_json::to_string(&metadata)?);
+    for (name, info) in entries {
+        json.push(',');
+        json.push_str(&serde_json::to_string(name)?);
+        json.push(':');
+        json.push_str(&serde_json::to_string(info)?);
+    }
+    json.push('}');
+    let mut bytes = json.into_bytes();
+    let extra = (8 - bytes.len() % 8) % 8;
+    bytes.extend(std::iter::repeat(b' ').take(extra));
+    Ok(bytes)
+}

@@ -1,0 +1,155 @@
+//! Saving the policy as a Hugging Face folder without a full copy: the fp32 masters are
+//! gathered one unit at a time (an all-gather of the owned slices), cast, and written by
+//! rank 0 into its place in the folder ([`HfWriter`]), so the extra memory on any rank is
+//! one unit, never the model.
+
+use anyhow::{Context, Result};
+use rpo_model::safetensors_io::SafetensorsFile;
+use rpo_model::{HfWriter, LlamaConfig};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+use crate::layout::ModelLayout;
+use crate::sharded_model::ShardedModel;
+
+/// Every parameter's Hugging Face name and shape, for laying out a folder up front.
+pub fn tensor_specs(layout: &ModelLayout) -> Vec<(String, Vec<i64>)> {
+    layout
+        .units
+        .iter()
+        .flat_map(|u| u.params.iter().map(|p| (p.name.clone(), p.shape.clone())))
+        .collect()
+}
+
+impl ShardedModel {
+    /// Writes the fp32 master weights as a Hugging Face folder in `kind`, shards of at
+    /// most `max_shard_bytes` (`u64::MAX`: one file). Every rank must call this; the rank
+    /// given `Some(dir)` writes. A write error on that rank is reported after the other
+    /// ranks' gathers are done, so none is left waiting.
+    pub fn save_hf(
+        &self,
+        dir: Option<&Path>,
+        config: &LlamaConfig,
+        kind: Kind,
+        max_shard_bytes: u64,
+    ) -> Result<()> {
+        // A writer that cannot be created (a file in the way, a full disk) fails the save
+        // on this rank, which still joins every gather below so the others are not left
+        // waiting.
+        let mut failed = None;
+        let mut writer = match dir
+            .map(|d| HfWriter::create(d, &tensor_specs(&self.layout), config, kind, max_shard_bytes))
+            .transpose()
+        {
+            Ok(w) => w,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
+        for i in 0..self.layout.units.len() {
+            let unit = &self.layout.units[i];
+            let full = {
+                let master = self.master.borrow();
+                if self.options.stage.shards_optimizer() {
+                    self.comm
+                        .all_gather(&master[i])
+                        .with_context(|| format!("gathering unit {} to save it", unit.unit))?
+                } else {
+                    master[i].shallow_clone()
+                }
+            };
+            if let (Some(w), None) = (writer.as_mut(), &failed) {
+                for (slot, view) in unit.params.iter().zip(unit.views(&full)) {
+                    if let Err(e) = w.write(&slot.name, &view) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        writer.map(HfWriter::finish).transpose()?;
+        Ok(())
+    }
+}
+
+impl crate::checkpoint::Checkpoint {
+    /// Unit `i`'s unpadded fp32 master elements, read from the memory-mapped shard files
+    /// that hold them (only those bytes are touched).
+    pub fn master_unit(&self, i: usize, files: &[SafetensorsFile]) -> Result<Tensor> {
+        let unit = &self.manifest.units[i];
+        let out = Tensor::zeros([unit.numel], (Kind::Float, Device::Cpu));
+        for (shard, file) in self.manifest.shards.iter().zip(files) {
+            let (start, len) = shard.ranges[i];
+            let len = len.min(unit.numel - start);
+            if len > 0 {
+                let part = file.read_range(&format!("master.{i}"), 0, len, Kind::Float, Device::Cpu)?;
+                tch::no_grad(|| out.narrow(0, start, len).copy_(&part));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the checkpoint's fp32 masters as a Hugging Face folder in `kind`, one unit
+    /// in memory at a time (what `rpo-shard convert` does).
+    pub fn save_hf(&self, dir: &Path, kind: Kind, max_shard_bytes: u64) -> Result<()> {
+        let config: LlamaConfig = serde_json::from_value(self.manifest.model_config.clone())
+            .with_context(|| format!("the model config in {}", self.dir.display()))?;
+        let specs: Vec<(String, Vec<i64>)> = self
+            .manifest
+            .units
+            .iter()
+            .flat_map(|u| u.params.iter().map(|p| (p.name.clone(), p.shape.clone())))
+            .collect();
+        let files = self
+            .manifest
+            .shards
+            .iter()
+            .map(|s| SafetensorsFile::open(&self.dir.join(&s.file)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut writer = HfWriter::create(dir, &specs, &config, kind, max_shard_bytes)?;
+        for (i, unit) in self.manifest.units.iter().enumerate() {
+            let flat = self.master_unit(i, &files)?;
+            for p in &unit.params {
+                writer.write(&p.name, &flat.narrow(0, p.offset, p.numel).view(p.shape.as_slice()))?;
+            }
+        }
+        writer.finish()
+    }
+}
+
+impl ShardedModel {
+    /// Writes the compute weights (for a frozen reference, its only weights) as a Hugging
+    /// Face folder in their own dtype, one gathered unit at a time. Every rank must call
+    /// this; the rank given `Some(dir)` writes.
+    pub fn save_compute_hf(&self, dir: Option<&Path>, config: &LlamaConfig) -> Result<()> {
+        let kind = self.options.compute_kind;
+        let mut writer = dir
+            .map(|d| HfWriter::create(d, &tensor_specs(&self.layout), config, kind, u64::MAX))
+            .transpose()?;
+        let mut failed = None;
+        for i in 0..self.layout.units.len() {
+            self.gather(i)?;
+            if let (Some(w), None) = (writer.as_mut(), &failed) {
+                let params = self.params.borrow();
+                let full = params[i].full().expect("gathered");
+                let unit = &self.layout.units[i];
+                for (slot, view) in unit.params.iter().zip(unit.views(full)) {
+                    if let Err(e) = w.write(&slot.name, &view) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            self.release(i);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        writer.map(HfWriter::finish).transpose()?;
+        Ok(())
+    }
+}
