@@ -318,7 +318,9 @@ fn the_final_checkpoint_model_and_summary_survive_each_others_failure() {
     // A full disk under the checkpoints: a 64 KiB tmpfs (the probe fits, a shard not).
     let full = dir.path().join("full-disk");
     std::fs::create_dir_all(full.join("checkpoints")).unwrap();
-    let a = args(&full, &[]);
+    // SFT: no frozen reference, which is saved beside the checkpoints once at the start
+    // (a full disk there stops the run before any work).
+    let a = args(&full, &["loss.name=sft"]);
     let o = Command::new("unshare")
         .args([
             "-m",
