@@ -8,5 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 cargo build --release -p rpo-shard
 RANKS="${RANKS:-2}"
+# The demo starts over each time (--overwrite replaces the previous run in runs/default);
+# with --resume among the arguments it continues instead.
+case " $* " in *" --resume "*) FRESH=() ;; *) FRESH=(--overwrite) ;; esac
 # --oversubscribe: more ranks than cores is allowed (slower, never refused).
-exec mpirun -n "$RANKS" --oversubscribe target/release/rpo-shard train "$@"
+exec mpirun -n "$RANKS" --oversubscribe target/release/rpo-shard train "${FRESH[@]}" "$@"

@@ -13,14 +13,16 @@ pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
 pub mod online_config;
+pub mod out_dir;
 pub mod packing;
 pub mod parallel;
 pub mod precompute;
 pub mod precompute_ref;
+pub mod preemption;
 pub mod prompt_embedding;
 pub mod reference;
 pub mod reference_cache;
 pub mod run;
 pub mod trainer;
 
-pub use run::{train, RunSummary};
+pub use run::{train, Launch, RunSummary};
