@@ -16,13 +16,13 @@ OUT=runs/sft-then-rpo/sft$SFT_STEPS
 for seed in "${SEEDS[@]}"; do
   d=$OUT/seed$seed; mkdir -p "$d"
   if [ ! -f "$d/sft/summary.json" ]; then
-    $B train --set seed="$seed" --set out_dir="$d/sft" --set loss.name=sft --set train.sft_warmup_steps=0 \
+    $B train --overwrite --set seed="$seed" --set out_dir="$d/sft" --set loss.name=sft --set train.sft_warmup_steps=0 \
       --set train.steps=$SFT_STEPS --set optim.lr=1e-3 2>"$d.sft.log" >/dev/null || { cat "$d.sft.log"; exit 1; }
   fi
   from=(--set seed="$seed" --set model.preset= --set model.path="$d/sft/model" --set train.sft_warmup_steps=0 --set train.steps=$PREF_STEPS)
   for variant in "rpo:--set loss.name=rpo --set optim.lr=1e-5" "dpo:--set loss.name=dpo --set optim.lr=1e-5" "sft-continued:--set loss.name=sft --set optim.lr=1e-3"; do
     name=${variant%%:*}; read -r -a extra <<<"${variant#*:}"
-    [ -f "$d/$name/summary.json" ] || $B train "${from[@]}" "${extra[@]}" --set out_dir="$d/$name" 2>"$d.$name.log" >/dev/null || { cat "$d.$name.log"; exit 1; }
+    [ -f "$d/$name/summary.json" ] || $B train --overwrite "${from[@]}" "${extra[@]}" --set out_dir="$d/$name" 2>"$d.$name.log" >/dev/null || { cat "$d.$name.log"; exit 1; }
   done
 done
 python3 - "$OUT" "$SFT_STEPS" "$PREF_STEPS" "${SEEDS[@]}" <<'PY' | tee "docs/sft-then-rpo-$SFT_STEPS.md"

@@ -34,7 +34,8 @@ def train(out, ranks, sets):
     summary = out / "summary.json"
     if summary.exists():  # resumable sweep: a finished run is not repeated
         return json.loads(summary.read_text())
-    args = [str(BIN), "train"]
+    # An unfinished earlier attempt (no summary) starts over.
+    args = [str(BIN), "train", "--overwrite"]
     for kv in sets + [f"out_dir={out}"]:
         args += ["--set", kv]
     if ranks > 1:

@@ -9,5 +9,8 @@ cd "$ROOT"
 cargo build --release -p rpo-shard
 bash scripts/check_no_failpoints.sh target/release/rpo-shard
 RANKS="${RANKS:-2}"
+# The demo starts over each time (--overwrite replaces the previous run in runs/default);
+# with --resume among the arguments it continues instead.
+case " $* " in *" --resume "*) FRESH=() ;; *) FRESH=(--overwrite) ;; esac
 # --oversubscribe: more ranks than cores is allowed (slower, never refused).
-exec mpirun -n "$RANKS" --oversubscribe target/release/rpo-shard train "$@"
+exec mpirun -n "$RANKS" --oversubscribe target/release/rpo-shard train "${FRESH[@]}" "$@"

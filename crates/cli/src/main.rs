@@ -80,6 +80,12 @@ fn main() {
         Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {
+        if let Some(p) = e.downcast_ref::<rpo_train::preemption::Preempted>() {
+            if rpo_comm::launched_rank() == 0 {
+                eprintln!("{p}");
+            }
+            std::process::exit(rpo_train::preemption::EXIT_PREEMPTED);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

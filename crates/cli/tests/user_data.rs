@@ -302,3 +302,81 @@ fn tokenizer_train_writes_a_folder_transformers_tokenizes_as_training_does() {
         assert_eq!(tokenizer.decode(&ids).unwrap(), *text);
     }
 }
+
+/// The chat example end to end: TRL's conversational records, rendered through the
+/// model folder's chat template, train exactly as the same conversations given as the
+/// text the template renders (prompt with the generation prompt, response = assistant
+/// turn + its end token, as TRL splits them).
+#[test]
+fn chat_example_trains_on_conversational_data_as_on_the_rendered_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    init_model(&model, &["--preset", "tiny"]);
+    // A chat template in the synthetic suite's dialogue shape.
+    let config_path = model.join("tokenizer_config.json");
+    let mut tc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    tc["chat_template"] = serde_json::Value::String(
+        "{% for m in messages %}{% if m['role'] == 'user' %}Human: {{ m['content'] }}\n\n\
+         {% elif m['role'] == 'assistant' %}Assistant: {{ m['content'] }}{{ eos_token }}{% endif %}\
+         {% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+            .into(),
+    );
+    std::fs::write(&config_path, tc.to_string()).unwrap();
+    let n = 24;
+    let conv: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "prompt": [{"role": "user", "content": format!("What is {i} + 1?")}],
+                "chosen": [{"role": "assistant", "content": format!("{}", i + 1)}],
+                "rejected": [{"role": "assistant", "content": format!("{}", i + 2)}],
+            })
+        })
+        .collect();
+    // What the template renders, TRL's split: the prompt with the generation prompt; the
+    // response is the rest of the whole conversation, its end token included (the
+    // tokenizer then adds no second one).
+    let text: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let prompt = format!("Human: What is {i} + 1?\n\nAssistant:");
+            let full = |a: usize| format!("Human: What is {i} + 1?\n\nAssistant: {a}</s>");
+            serde_json::json!({
+                "prompt": prompt,
+                "chosen": full(i + 1)[prompt.len()..],
+                "rejected": full(i + 2)[prompt.len()..],
+            })
+        })
+        .collect();
+    let (conv_path, text_path) = (dir.path().join("conv.jsonl"), dir.path().join("text.jsonl"));
+    write_lines(&conv_path, &conv);
+    write_lines(&text_path, &text);
+    let config = examples_dir().join("hf-model-chat.toml");
+    let run = |data: &Path, out: &Path| {
+        let sets = [
+            format!("model.path={}", model.display()),
+            format!("data.train={}", data.display()),
+            "data.eval=".to_string(),
+            format!("out_dir={}", out.display()),
+            "model.device=cpu".into(),
+            "embedding.model=bag-of-words".into(),
+            "train.steps=2".into(),
+            "train.global_batch_size=4".into(),
+            "train.micro_batch_size=2".into(),
+            "optim.warmup_steps=1".into(),
+            "optim.lr=1e-3".into(),
+        ];
+        let mut args = vec!["train", "--config", config.to_str().unwrap()];
+        for s in &sets {
+            args.extend(["--set", s]);
+        }
+        let o = rpo(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        metrics(out)
+    };
+    let a = run(&conv_path, &dir.path().join("conv"));
+    let b = run(&text_path, &dir.path().join("text"));
+    assert_eq!(a.len(), 2);
+    for key in ["loss", "grad_norm", "tokens", "reward_margin"] {
+        assert_same_metric(key, &a, &b, 0.0);
+    }
+}

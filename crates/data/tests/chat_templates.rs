@@ -531,7 +531,9 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
     assert_eq!(ds.paired().unwrap(), expected.as_slice());
     assert!(expected[0].prompt.ends_with("<|im_start|>assistant\n"));
     assert_eq!(expected[0].chosen, "Four.<|im_end|>\n");
-    // Without a template, a conversational file is refused naming the line and the cause.
+    // Without a template, message lists stay messages (training refuses them by name,
+    // see data_source::as_text), so this file, which mixes them with plain records, is
+    // refused at the first plain one.
     let e = rpo_data::read_dataset(
         &path,
         rpo_data::DataFormat::Paired,
@@ -539,7 +541,7 @@ fn conversational_and_plain_jsonl_records_read_through_the_template() {
     )
     .unwrap_err();
     assert!(
-        format!("{e:#}").contains(":1: conversational data"),
+        format!("{e:#}").contains("pairs.jsonl:4: plain text among conversational records"),
         "{e:#}"
     );
 

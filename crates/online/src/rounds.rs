@@ -338,7 +338,11 @@ pub fn train_online(
             std::fs::remove_dir_all(&rc.out_dir)?;
         }
         world.barrier()?;
-        let summary = rpo_train::train(&rc, world, resume_from.as_deref())?;
+        let launch = rpo_train::Launch {
+            resume: resume_from.as_deref(),
+            ..Default::default()
+        };
+        let summary = rpo_train::train(&rc, world, launch)?;
         let model_dir = summary
             .model_dir
             .clone()

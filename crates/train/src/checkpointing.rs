@@ -6,14 +6,16 @@
 //! manifest names it with its checksum; and the tokenizer, so `rpo-shard convert` can
 //! write a complete Hugging Face folder.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rpo_comm::Collective;
 use rpo_data::sampler::SamplerPosition;
 use rpo_model::LlamaConfig;
 use rpo_optim::Optimizer;
+use rpo_zero::checkpoint::{LATEST_FILE, MANIFEST_FILE};
 use rpo_zero::{Checkpoint, ShardedModel};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use tch::Kind;
 
 use crate::config::TrainConfig;
@@ -112,6 +114,40 @@ impl TrainerState {
     }
 }
 
+/// Opens `path`; when it is a folder of checkpoints whose newest is damaged or missing,
+/// names the newest intact one, and with `fallback` opens that instead.
+fn open_or_fallback(path: &Path, fallback: bool) -> Result<Checkpoint> {
+    let failed: anyhow::Error = match Checkpoint::open(path) {
+        Ok(c) => return Ok(c),
+        Err(e) => e.into(),
+    };
+    let latest = path.join(LATEST_FILE);
+    if path.join(MANIFEST_FILE).exists() || !latest.exists() {
+        return Err(failed);
+    }
+    let named = std::fs::read_to_string(&latest)
+        .map(|n| path.join(n.trim()))
+        .ok();
+    match (Checkpoint::newest_intact(path, named.as_deref()), fallback) {
+        (Some(intact), true) => {
+            tracing::warn!(
+                damaged = %format!("{failed:#}"),
+                using = %intact.dir.display(),
+                "--fallback: the newest checkpoint is damaged; resuming from the newest intact one"
+            );
+            Ok(intact)
+        }
+        (Some(intact), false) => bail!(
+            "{failed:#}\nThe newest intact checkpoint is {} (step {}): resume from it with \
+             `--resume latest --fallback` (or `--resume {}`)",
+            intact.dir.display(),
+            intact.manifest.step,
+            intact.dir.display()
+        ),
+        (None, _) => Err(failed.context(format!("no intact checkpoint in {}", path.display()))),
+    }
+}
+
 /// Writes the run's tokenizer into `dir`, the model being meaningless without it:
 /// tokenizer.json, tokenizer_config.json, special_tokens_map.json and
 /// generation_config.json with the special tokens and chat template training used.
@@ -133,14 +169,21 @@ pub struct Checkpointing<'a> {
     /// checkpoints point at it.
     pub reference: Option<SavedReference>,
     pub evals: &'a [EvalReport],
+    /// A failed final checkpoint, kept here so the run still writes its model and
+    /// summary (each of the three must survive a failure of the others).
+    pub final_failure: &'a RefCell<Option<String>>,
 }
 
 impl Checkpointing<'_> {
     /// Whether global step `step` ends with a checkpoint.
     pub fn due(&self, step: usize) -> bool {
         let c = &self.cfg.checkpoint;
-        let last = self.cfg.train.sft_warmup_steps + self.cfg.train.steps;
-        (c.every > 0 && step % c.every == 0) || (c.at_end && step == last)
+        (c.every > 0 && step % c.every == 0) || (c.at_end && self.is_last(step))
+    }
+
+    /// Whether `step` is the run's last optimizer step.
+    pub fn is_last(&self, step: usize) -> bool {
+        step == self.cfg.train.sft_warmup_steps + self.cfg.train.steps
     }
 
     /// Every rank must call this.
@@ -150,7 +193,7 @@ impl Checkpointing<'_> {
         optimizer: &dyn Optimizer,
         step: usize,
         state: TrainerState,
-    ) -> Result<()> {
+    ) -> Result<PathBuf> {
         let files = |dir: &Path| -> Result<()> {
             write_tokenizer(self.cfg, dir)?;
             std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
@@ -163,8 +206,7 @@ impl Checkpointing<'_> {
             serde_json::to_value(state)?,
             &files,
             self.cfg.checkpoint.keep,
-        )?;
-        Ok(())
+        )
     }
 }
 
@@ -176,13 +218,16 @@ pub struct Resume {
 
 impl Resume {
     /// `path`: a checkpoint folder, a folder of checkpoints, or "latest" (this run's).
-    pub fn open(path: &Path, cfg: &TrainConfig, world: usize) -> Result<Self> {
+    /// A damaged newest checkpoint in a folder of checkpoints is refused, naming the newest
+    /// intact one, which `fallback` resumes from instead. A checkpoint this config cannot
+    /// continue (another phase, objective, optimizer or warm-up) is refused, naming both.
+    pub fn open(path: &Path, cfg: &TrainConfig, world: usize, fallback: bool) -> Result<Self> {
         let path = if path == Path::new("latest") {
             cfg.checkpoint_root()
         } else {
             path.to_path_buf()
         };
-        let checkpoint = Checkpoint::open(&path)?;
+        let checkpoint = open_or_fallback(&path, fallback)?;
         let state: TrainerState = serde_json::from_value(checkpoint.manifest.trainer.clone())
             .with_context(|| format!("{} holds no trainer state", checkpoint.dir.display()))?;
         let micro = cfg.train.micro_batch_size * world;
@@ -194,15 +239,104 @@ impl Resume {
             state.global_micro_batch,
             state.global_micro_batch
         );
+        let resume = Self { checkpoint, state };
+        resume.check_config(cfg)?;
         tracing::info!(
-            dir = %checkpoint.dir.display(),
-            step = checkpoint.manifest.step,
-            phase = %state.phase,
-            written_on = checkpoint.manifest.world_size,
-            stage = %checkpoint.manifest.zero_stage,
+            dir = %resume.checkpoint.dir.display(),
+            step = resume.checkpoint.manifest.step,
+            phase = %resume.state.phase,
+            written_on = resume.checkpoint.manifest.world_size,
+            stage = %resume.checkpoint.manifest.zero_stage,
             "resuming"
         );
-        Ok(Self { checkpoint, state })
+        Ok(resume)
+    }
+
+    /// Refuses a checkpoint this config would silently not continue: its phase must be
+    /// one this run has, with the same warm-up length, and its optimizer this run's.
+    fn check_config(&self, cfg: &TrainConfig) -> Result<()> {
+        let dir = self.checkpoint.dir.display();
+        let phase = self.state.phase.as_str();
+        let warmup = cfg.train.sft_warmup_steps;
+        let theirs = self.saved_config()?;
+        let saved = |key: &str| -> Option<String> {
+            let mut v = theirs.as_ref()?.get(key.split('.').next()?)?;
+            for part in key.split('.').skip(1) {
+                v = v.get(part)?;
+            }
+            Some(match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        if phase == "sft" {
+            ensure!(
+                warmup > 0,
+                "{dir} was written in the SFT warm-up (step {} of it), but this run has no warm-up \
+                 (train.sft_warmup_steps = 0): its weights would be ignored. Resume with \
+                 train.sft_warmup_steps = {}, or start the preference phase from a saved model (model.path)",
+                self.state.phase_step,
+                saved("train.sft_warmup_steps").unwrap_or_else(|| "its value".into())
+            );
+            ensure!(
+                self.state.phase_step <= warmup,
+                "{dir} is at step {} of the SFT warm-up, past this run's train.sft_warmup_steps = {warmup}",
+                self.state.phase_step
+            );
+        } else {
+            let ours = crate::objective::Objective::from_config(&cfg.loss)?.name();
+            ensure!(
+                phase == ours,
+                "{dir} was written training the objective {phase:?}; this run trains {ours:?} (loss.name = {:?}): \
+                 resume with the checkpoint's loss, or start a new run from a saved model (model.path) for another objective",
+                cfg.loss.name.as_str()
+            );
+            let done_warmup = self.checkpoint.manifest.step - self.state.phase_step;
+            ensure!(
+                done_warmup == warmup,
+                "{dir} was written after an SFT warm-up of {done_warmup} steps; this run has \
+                 train.sft_warmup_steps = {warmup}: resume with {done_warmup}"
+            );
+        }
+        if let Some(name) = saved("optim.name") {
+            ensure!(
+                name == cfg.optim.name.as_str(),
+                "{dir} was written with optim.name = {name:?}; this run has {:?}: its optimizer state \
+                 does not carry over (resume with optim.name = {name:?})",
+                cfg.optim.name.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    /// The resolved config the checkpoint was written with, as a TOML table (read
+    /// loosely, so an older build's keys do not stop the checks).
+    fn saved_config(&self) -> Result<Option<toml::Table>> {
+        let path = self.checkpoint.dir.join(CONFIG_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(text.parse::<toml::Table>().ok())
+    }
+
+    /// Refuses a checkpoint of another model before any work, naming both.
+    pub fn check_model(&self, policy: &ShardedModel) -> Result<()> {
+        let describe = |c: &serde_json::Value| {
+            format!(
+                "hidden_size {}, {} layers, intermediate_size {}, vocab_size {}",
+                c["hidden_size"], c["num_hidden_layers"], c["intermediate_size"], c["vocab_size"]
+            )
+        };
+        let ours = serde_json::to_value(policy.config())?;
+        policy.check_fits(&self.checkpoint).with_context(|| {
+            format!(
+                "the checkpoint's model ({}) is not this run's ({})",
+                describe(&self.checkpoint.manifest.model_config),
+                describe(&ours)
+            )
+        })
     }
 
     /// Global optimizer steps already done.

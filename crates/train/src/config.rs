@@ -61,6 +61,11 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointConfig {
+    /// Where checkpoints go (default `<out_dir>/checkpoints`). Every rank writes its shard
+    /// there, so it must be one folder that all ranks see: a shared path when `out_dir`
+    /// is on node-local disks (the run checks this before any work).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
     /// Write a checkpoint every this many optimizer steps (0: only at the end).
     #[serde(default)]
     pub every: usize,
@@ -75,6 +80,7 @@ pub struct CheckpointConfig {
 impl Default for CheckpointConfig {
     fn default() -> Self {
         Self {
+            dir: None,
             every: 0,
             at_end: true,
             keep: default_keep(),
@@ -643,9 +649,12 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Where training checkpoints go.
+    /// Where training checkpoints go: `checkpoint.dir`, else `<out_dir>/checkpoints`.
     pub fn checkpoint_root(&self) -> PathBuf {
-        self.out_dir.join("checkpoints")
+        self.checkpoint
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("checkpoints"))
     }
 
     /// Micro-batches per optimizer step on each of `world` ranks.
@@ -802,13 +811,13 @@ impl TrainConfig {
             bail!("zero.logits_chunk_tokens must be > 0");
         }
         let o = &self.optim;
-        if o.max_grad_norm < 0.0 {
+        if !non_negative(o.max_grad_norm) {
             bail!(
-                "optim.max_grad_norm must be ≥ 0 (0 disables clipping; got {})",
+                "optim.max_grad_norm must be finite and ≥ 0 (0 disables clipping; got {})",
                 o.max_grad_norm
             );
         }
-        if !(o.eps > 0.0) || o.weight_decay < 0.0 {
+        if !positive(o.eps) || !non_negative(o.weight_decay) {
             bail!(
                 "optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})",
                 o.eps,
@@ -822,14 +831,14 @@ impl TrainConfig {
                 o.alpha
             );
         }
-        if self.loss.desirable_weight <= 0.0 || self.loss.undesirable_weight <= 0.0 {
-            bail!("loss.desirable_weight and loss.undesirable_weight must be > 0");
+        if !positive(self.loss.desirable_weight) || !positive(self.loss.undesirable_weight) {
+            bail!("loss.desirable_weight and loss.undesirable_weight must be finite and > 0");
         }
-        if self.loss.beta <= 0.0 {
-            bail!("loss.beta must be > 0 (got {})", self.loss.beta);
+        if !positive(self.loss.beta) {
+            bail!("loss.beta must be finite and > 0 (got {})", self.loss.beta);
         }
-        if self.loss.tau <= 0.0 {
-            bail!("loss.tau must be > 0 (got {})", self.loss.tau);
+        if !positive(self.loss.tau) {
+            bail!("loss.tau must be finite and > 0 (got {})", self.loss.tau);
         }
         if !(0.0..=1.0).contains(&self.loss.alpha) {
             bail!("loss.alpha must be in [0, 1] (got {})", self.loss.alpha);
@@ -845,8 +854,13 @@ impl TrainConfig {
                 t.micro_batch_size
             );
         }
-        if self.optim.lr <= 0.0 {
-            bail!("optim.lr must be > 0 (got {})", self.optim.lr);
+        for (key, lr) in [
+            ("optim.lr", Some(self.optim.lr)),
+            ("train.sft_lr", t.sft_lr),
+        ] {
+            if let Some(lr) = lr.filter(|&lr| !positive(lr)) {
+                bail!("{key} must be finite and > 0 (got {lr})");
+            }
         }
         if self.data.max_prompt_length >= self.data.max_length {
             bail!(
@@ -860,6 +874,16 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Finite and > 0 (NaN is neither: it compares false with everything).
+fn positive(x: f64) -> bool {
+    x > 0.0 && x.is_finite()
+}
+
+/// Finite and ≥ 0.
+fn non_negative(x: f64) -> bool {
+    x >= 0.0 && x.is_finite()
 }
 
 /// `a.b.c=value`: value parsed as TOML (number, bool, array, quoted string), else a bare

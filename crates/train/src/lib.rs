@@ -16,10 +16,12 @@ pub mod metrics;
 pub mod micro_batch;
 pub mod objective;
 pub mod online_config;
+pub mod out_dir;
 pub mod packing;
 pub mod parallel;
 pub mod precompute;
 pub mod precompute_ref;
+pub mod preemption;
 pub mod progress;
 pub mod prompt_embedding;
 pub mod reference;
@@ -29,4 +31,4 @@ pub mod reward_stats;
 pub mod run;
 pub mod trainer;
 
-pub use run::{train, RunSummary};
+pub use run::{train, Launch, RunSummary};

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use rpo_model::{load_hf, preset, HfCheckpoint, Llama, LlamaConfig, TokenIds};
 use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind};
@@ -19,6 +20,7 @@ use crate::memory_plan;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
 use crate::objective::Objective;
+use crate::out_dir;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
@@ -33,7 +35,23 @@ pub struct RunSummary {
     pub last_step: Option<StepMetrics>,
     pub evals: Vec<EvalReport>,
     pub model_dir: Option<PathBuf>,
+    /// What could not be written at the end (the final checkpoint, the model), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
     pub wall_time_s: f64,
+}
+
+/// How `train` was asked to start.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Launch<'a> {
+    /// A checkpoint folder, a folder of checkpoints, or "latest" (this run's
+    /// checkpoint folder) to continue from; its world size and ZeRO stage may differ.
+    pub resume: Option<&'a Path>,
+    /// When the newest checkpoint is damaged, resume from the newest intact one.
+    pub fallback: bool,
+    /// Start a fresh run even where an earlier run left checkpoints or metrics
+    /// (they are deleted first).
+    pub overwrite: bool,
 }
 
 /// The policy: a preset with random init from the seed, or a Hugging Face folder, under
@@ -116,18 +134,22 @@ pub(crate) fn load_reference(
 /// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
 /// process); rank 0 writes the files and runs the evaluations its summary reports.
 ///
-/// `resume`: a checkpoint folder, a folder of checkpoints, or "latest" (this run's
-/// `<out_dir>/checkpoints`) to continue from; its world size and ZeRO stage may differ
-/// from this launch's.
-pub fn train(
-    cfg: &TrainConfig,
-    world: &dyn Collective,
-    resume: Option<&Path>,
-) -> Result<RunSummary> {
+/// Before any work: rank 0 locks `out_dir` and refuses to start a fresh run over an
+/// earlier one's files (see [`Launch`]), and every rank must see the same checkpoint
+/// folder. A signal (see [`crate::preemption`]) ends the run after a checkpoint with the
+/// error [`Preempted`](crate::preemption::Preempted).
+pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Result<RunSummary> {
     let started = Instant::now();
     cfg.validate_world(world.world_size())?;
-    let resume = resume
-        .map(|p| Resume::open(p, cfg, world.world_size()))
+    let main = world.rank() == 0;
+    // Held until the run returns.
+    let _lock = main
+        .then(|| out_dir::claim(cfg, launch.resume.is_some(), launch.overwrite))
+        .transpose()?;
+    out_dir::check_shared(cfg, world)?;
+    let resume = launch
+        .resume
+        .map(|p| Resume::open(p, cfg, world.world_size(), launch.fallback))
         .transpose()?;
     // Past the warm-up (or in a run without one), the checkpoint's phase is the preference one.
     let in_preference = resume.as_ref().is_some_and(|r| r.state.phase != "sft");
@@ -143,12 +165,6 @@ pub fn train(
     let kind = parse_dtype(&cfg.model.dtype, device)?;
     let objective = Objective::from_config(&cfg.loss)?;
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
-    let main = parallel.is_main();
-    if main {
-        std::fs::create_dir_all(&cfg.out_dir)
-            .with_context(|| format!("cannot create out_dir {}", cfg.out_dir.display()))?;
-        std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
-    }
 
     let data = RunData::load(cfg)?;
     // The memory plan, from the model's shape alone: logged, and a stage that cannot fit
@@ -165,6 +181,9 @@ pub fn train(
     }
     memory_plan::check_fits(cfg, &plan)?;
     let (policy, model_config) = build_policy(cfg, &data, world, kind)?;
+    if let Some(r) = &resume {
+        r.check_model(&policy)?;
+    }
     let mut loaded_reference = if !objective.needs_reference() {
         None
     } else if cfg.reference.mode == ReferenceMode::Precomputed {
@@ -212,18 +231,13 @@ pub fn train(
         }
         _ => Box::new(BagOfWords { dim: 1 }), // never asked
     };
-    let metrics_path = cfg.out_dir.join("metrics.jsonl");
-    let mut metrics = match (&resume, main) {
-        (_, false) => MetricsWriter::discard(),
-        (Some(r), true) => MetricsWriter::resume(&metrics_path, r.step())?,
-        (None, true) => MetricsWriter::create(&metrics_path)?,
-    };
     let mut evals = resume
         .as_ref()
         .map(|r| r.state.evals.clone())
         .unwrap_or_default();
     let mut step = 0;
     let mut last_step = None;
+    let final_failure = RefCell::new(None);
 
     // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
     // gathers the whole policy on every rank first).
@@ -245,6 +259,16 @@ pub fn train(
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
     let global_micro = cfg.train.micro_batch_size * world.world_size();
     check_batches(objective, &data, global_micro, cfg.seed)?;
+    // Every check has passed: only now does this run write into out_dir.
+    if main {
+        std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+    }
+    let metrics_path = cfg.out_dir.join("metrics.jsonl");
+    let mut metrics = match (&resume, main) {
+        (_, false) => MetricsWriter::discard(),
+        (Some(r), true) => MetricsWriter::resume(&metrics_path, r.step())?,
+        (None, true) => MetricsWriter::create(&metrics_path)?,
+    };
 
     let no_ref = Models {
         policy: &policy,
@@ -270,6 +294,7 @@ pub fn train(
                 cfg,
                 reference: None,
                 evals: &evals,
+                final_failure: &final_failure,
             };
             last_step = run_phase(
                 cfg,
@@ -343,6 +368,7 @@ pub fn train(
         cfg,
         reference: saved,
         evals: &evals,
+        final_failure: &final_failure,
     };
     last_step = run_phase(
         cfg,
@@ -358,20 +384,38 @@ pub fn train(
     step += phase.steps;
     evals.extend(eval("final", &models, true)?);
 
+    // The final checkpoint (written at the last step), the model and the summary are
+    // independent: a failure of one is reported at the end and loses none of the others.
+    let mut failed: Vec<String> = final_failure
+        .take()
+        .map(|e| format!("final checkpoint: {e}"))
+        .into_iter()
+        .collect();
     // Every rank takes part in gathering the fp32 masters unit by unit; rank 0 writes
     // each unit into its place in the folder (one unit extra in memory, never the model).
-    let model_dir = if cfg.train.save_model {
+    // A failed write still takes part in every gather, so no rank is left waiting.
+    let mut model_dir = None;
+    if cfg.train.save_model {
         let dir = cfg.out_dir.join("model");
         let target = main.then_some(dir.as_path());
-        policy.save_hf(target, &model_config, Kind::Float, u64::MAX)?;
-        if main {
+        let saved = policy
+            .save_hf(target, &model_config, Kind::Float, u64::MAX)
             // The tokenizer travels with the model: loading the folder later picks it up.
-            write_tokenizer(cfg, &dir)?;
+            .and_then(|()| {
+                if main {
+                    write_tokenizer(cfg, &dir)
+                } else {
+                    Ok(())
+                }
+            });
+        match saved {
+            Ok(()) => model_dir = main.then_some(dir),
+            Err(e) => {
+                tracing::error!("the final model could not be written: {e:#}");
+                failed.push(format!("model {}: {e:#}", dir.display()));
+            }
         }
-        main.then_some(dir)
-    } else {
-        None
-    };
+    }
     let summary = RunSummary {
         out_dir: cfg.out_dir.clone(),
         objective: objective.name().to_string(),
@@ -379,14 +423,22 @@ pub fn train(
         last_step,
         evals,
         model_dir,
+        failed,
         wall_time_s: started.elapsed().as_secs_f64(),
     };
+    let mut problems = summary.failed.clone();
     if main {
-        std::fs::write(
-            cfg.out_dir.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?,
-        )?;
+        let path = cfg.out_dir.join("summary.json");
+        if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&summary)?) {
+            tracing::error!("{} could not be written: {e}", path.display());
+            problems.push(format!("summary {}: {e}", path.display()));
+        }
     }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "training finished, but not everything could be written (the rest was):\n  {}",
+        problems.join("\n  ")
+    );
     Ok(summary)
 }
 

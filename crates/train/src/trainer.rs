@@ -20,6 +20,7 @@ use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
+use crate::preemption::{self, Preempted};
 use crate::progress::progress_bar;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
@@ -147,7 +148,9 @@ pub fn run_phase(
             let acc = show(m.reward_accuracy);
             tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, reward_accuracy = %acc, "step");
         }
-        if checkpoints.due(m.step) {
+        // Every rank learns whether any rank was signalled, so all stop at this step.
+        let stop = preemption::requested_anywhere(parallel.world())?;
+        if checkpoints.due(m.step) || stop {
             let state = TrainerState {
                 phase: phase.name.to_string(),
                 phase_step: step + 1,
@@ -158,7 +161,25 @@ pub fn run_phase(
                 reference_saved: false,
                 reference: checkpoints.reference.clone(),
             };
-            checkpoints.save(policy, optimizer.as_ref(), m.step, state)?;
+            let saved = checkpoints.save(policy, optimizer.as_ref(), m.step, state);
+            if stop {
+                let checkpoint = saved.context("stopping at a signal: the checkpoint failed")?;
+                bar.finish_and_clear();
+                return Err(Preempted {
+                    step: m.step,
+                    checkpoint,
+                }
+                .into());
+            }
+            match saved {
+                Err(e) if checkpoints.is_last(m.step) => {
+                    tracing::error!("the final checkpoint failed (the model and summary are still written): {e:#}");
+                    *checkpoints.final_failure.borrow_mut() = Some(format!("{e:#}"));
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         last = Some(m);
     }

@@ -398,6 +398,33 @@ fn data_files_are_one_path_or_a_list_and_columns_are_read() {
 }
 
 #[test]
+fn nan_infinite_and_out_of_range_hyperparameters_are_refused_by_name() {
+    // TOML spells them nan and inf; NaN compares false with everything, so a check
+    // written as `x <= 0` lets it through.
+    for (key, values) in [
+        ("optim.lr", &["nan", "inf", "-inf", "0", "-1e-3"][..]),
+        ("train.sft_lr", &["nan", "inf", "0"][..]),
+        ("loss.beta", &["nan", "inf", "0", "-0.1"][..]),
+        ("loss.tau", &["nan", "inf", "0"][..]),
+        ("optim.max_grad_norm", &["nan", "inf", "-1"][..]),
+    ] {
+        for v in values {
+            let e = err(&[&format!("{key}={v}")]);
+            assert!(e.contains(key), "{key}={v}: {e}");
+        }
+    }
+    // Their ordinary values still pass.
+    let o = [
+        "optim.lr=1e-5",
+        "loss.beta=0.1",
+        "loss.tau=0.5",
+        "optim.max_grad_norm=0",
+    ]
+    .map(String::from);
+    TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
+}
+
+#[test]
 fn reduce_dtype_and_memory_budget_are_checked() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
     assert_eq!(cfg.zero.reduce_dtype, "fp32");

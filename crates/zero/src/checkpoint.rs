@@ -8,7 +8,7 @@
 //! folder is renamed into place and named in `<root>/latest`: a crash at any point leaves
 //! the previous checkpoint as the newest complete one.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rpo_model::safetensors_io::{write_pt_safetensors, SafetensorsFile};
 use rpo_optim::Optimizer;
 use rpo_storage::atomic::{sync_dir, write_bytes_atomically};
@@ -21,6 +21,7 @@ use tch::{Kind, Tensor};
 pub use crate::checkpoint_error::CheckpointError;
 use crate::sharded_model::ShardedModel;
 use crate::stage::ZeroStage;
+use rpo_comm::{all_reduce_f64s, Collective};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const LATEST_FILE: &str = "latest";
@@ -130,15 +131,23 @@ impl ShardedModel {
         let (rank, world) = (comm.rank(), comm.world_size());
         let name = format!("step-{step:08}");
         let (tmp, done) = (root.join(format!(".tmp-{name}")), root.join(&name));
-        if rank == 0 {
-            std::fs::create_dir_all(root)
-                .with_context(|| format!("cannot create {}", root.display()))?;
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp)?;
-            }
-            std::fs::create_dir(&tmp)?;
-        }
-        comm.barrier()?;
+        // Every stage ends with all ranks agreeing on whether it worked, so a rank that
+        // cannot write (a full or missing disk) fails the checkpoint on every rank alike
+        // and nobody is left waiting in the next collective.
+        let prepared = if rank == 0 {
+            (|| -> Result<()> {
+                std::fs::create_dir_all(root)
+                    .with_context(|| format!("cannot create {}", root.display()))?;
+                if tmp.exists() {
+                    std::fs::remove_dir_all(&tmp)?;
+                }
+                std::fs::create_dir(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))
+            })()
+        } else {
+            Ok(())
+        };
+        agree(comm, prepared, &format!("preparing checkpoint {name}"))?;
 
         // This rank's master elements and optimizer state, unpadded.
         let state: HashMap<String, Tensor> = optimizer.state_tensors().into_iter().collect();
@@ -161,14 +170,29 @@ impl ShardedModel {
             }
         }
         let file = format!("rank-{rank:05}.safetensors");
+        // [1, bytes, crc] for a written shard, [0, 0, 0] for none, [-1, 0, 0] for a failure.
+        let mut own_error = None;
         let mine = if named.is_empty() {
             [0i64, 0, 0]
         } else {
-            let path = tmp.join(&file);
-            write_pt_safetensors(&path, &named)?;
-            File::open(&path)?.sync_all()?;
-            let (bytes, crc) = crc32_of(&path)?;
-            [1, bytes as i64, crc as i64]
+            // Every rank creates the folder it writes into: on node-local disks rank 0's
+            // is not this rank's.
+            let written = (|| -> Result<(u64, u32)> {
+                std::fs::create_dir_all(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let path = tmp.join(&file);
+                write_pt_safetensors(&path, &named)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                File::open(&path)?.sync_all()?;
+                crc32_of(&path)
+            })();
+            match written {
+                Ok((bytes, crc)) => [1, bytes as i64, crc as i64],
+                Err(e) => {
+                    own_error = Some(e);
+                    [-1, 0, 0]
+                }
+            }
         };
         let records = comm.all_gather(
             &Tensor::from_slice(&mine)
@@ -176,80 +200,120 @@ impl ShardedModel {
                 .to_device(comm.device()),
         )?;
         let records = records.to_device(tch::Device::Cpu);
-
-        if rank == 0 {
-            rank0_files(&tmp)?;
-            let mut shards = Vec::new();
-            let mut files = Vec::new();
-            for r in 0..world {
-                if records.int64_value(&[r as i64, 0]) == 0 {
-                    continue;
-                }
-                let file = format!("rank-{r:05}.safetensors");
-                files.push(FileRecord {
-                    file: file.clone(),
-                    bytes: records.int64_value(&[r as i64, 1]) as u64,
-                    crc32: records.int64_value(&[r as i64, 2]) as u32,
-                });
-                shards.push(ShardRecord {
-                    file,
-                    rank: r,
-                    ranges: (0..master.len()).map(|i| self.stored_range(i, r)).collect(),
-                });
-            }
-            for entry in std::fs::read_dir(&tmp)? {
-                let entry = entry?;
-                let file = entry.file_name().to_string_lossy().to_string();
-                if !file.starts_with("rank-") {
-                    let (bytes, crc32) = crc32_of(&entry.path())?;
-                    File::open(entry.path())?.sync_all()?;
-                    files.push(FileRecord { file, bytes, crc32 });
-                }
-            }
-            let manifest = Manifest {
-                format: FORMAT.into(),
-                version: VERSION,
-                step,
-                world_size: world,
-                zero_stage: self.options.stage,
-                units: self.unit_records(),
-                optimizer_slots: slots,
-                optimizer_steps: optimizer.steps(),
-                shards,
-                files,
-                model_config: serde_json::to_value(self.config())?,
-                trainer,
-            };
-            write_bytes_atomically(
-                &tmp.join(MANIFEST_FILE),
-                serde_json::to_string_pretty(&manifest)?.as_bytes(),
-            )?;
-            sync_dir(&tmp)?;
-            // Test builds only: the crash the format must survive, every file written and
-            // the folder not yet renamed into place.
-            rpo_storage::failpoint::hit(&format!("checkpoint-before-rename@{step}"), &tmp);
-            if done.exists() {
-                std::fs::remove_dir_all(&done)?;
-            }
-            std::fs::rename(&tmp, &done)
-                .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
-            write_bytes_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
-            sync_dir(root)?;
-            prune(root, keep)?;
-            tracing::info!(step, dir = %done.display(), "checkpoint written");
+        let failed: Vec<usize> = (0..world)
+            .filter(|&r| records.int64_value(&[r as i64, 0]) < 0)
+            .collect();
+        if let Some(e) = own_error {
+            return Err(e.context(format!("checkpoint {name}: rank {rank}'s shard")));
         }
-        comm.barrier()?;
+        if !failed.is_empty() {
+            bail!("checkpoint {name}: rank(s) {failed:?} could not write their shards (their logs say why)");
+        }
+
+        let finished = if rank == 0 {
+            self.finish_checkpoint(
+                root,
+                &tmp,
+                &done,
+                &name,
+                step,
+                optimizer,
+                trainer,
+                rank0_files,
+                keep,
+                &records,
+                slots,
+            )
+        } else {
+            Ok(())
+        };
+        agree(comm, finished, &format!("writing checkpoint {name}"))?;
         Ok(done)
     }
 
-    /// Replaces the master weights (and so the parameters) and the optimizer state with
-    /// a checkpoint's, re-partitioned for this world size and stage. Every rank must call
-    /// this.
-    pub fn load_checkpoint(
+    /// Rank 0's part of a checkpoint once every shard is written: the trainer's files,
+    /// the manifest, the rename into place, `latest` and pruning.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_checkpoint(
         &self,
-        checkpoint: &Checkpoint,
-        optimizer: &mut dyn Optimizer,
+        root: &Path,
+        tmp: &Path,
+        done: &Path,
+        name: &str,
+        step: usize,
+        optimizer: &dyn Optimizer,
+        trainer: serde_json::Value,
+        rank0_files: &dyn Fn(&Path) -> Result<()>,
+        keep: usize,
+        records: &Tensor,
+        slots: Vec<String>,
     ) -> Result<()> {
+        let world = self.comm.world_size();
+        let units = self.layout.units.len();
+        rank0_files(tmp)?;
+        let mut shards = Vec::new();
+        let mut files = Vec::new();
+        for r in 0..world {
+            if records.int64_value(&[r as i64, 0]) == 0 {
+                continue;
+            }
+            let file = format!("rank-{r:05}.safetensors");
+            files.push(FileRecord {
+                file: file.clone(),
+                bytes: records.int64_value(&[r as i64, 1]) as u64,
+                crc32: records.int64_value(&[r as i64, 2]) as u32,
+            });
+            shards.push(ShardRecord {
+                file,
+                rank: r,
+                ranges: (0..units).map(|i| self.stored_range(i, r)).collect(),
+            });
+        }
+        for entry in std::fs::read_dir(tmp)? {
+            let entry = entry?;
+            let file = entry.file_name().to_string_lossy().to_string();
+            if !file.starts_with("rank-") {
+                let (bytes, crc32) = crc32_of(&entry.path())?;
+                File::open(entry.path())?.sync_all()?;
+                files.push(FileRecord { file, bytes, crc32 });
+            }
+        }
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            step,
+            world_size: world,
+            zero_stage: self.options.stage,
+            units: self.unit_records(),
+            optimizer_slots: slots,
+            optimizer_steps: optimizer.steps(),
+            shards,
+            files,
+            model_config: serde_json::to_value(self.config())?,
+            trainer,
+        };
+        write_bytes_atomically(
+            &tmp.join(MANIFEST_FILE),
+            serde_json::to_string_pretty(&manifest)?.as_bytes(),
+        )?;
+        sync_dir(tmp)?;
+        // Test builds only: the crash the format must survive, every file written and the
+        // folder not yet renamed into place.
+        rpo_storage::failpoint::hit(&format!("checkpoint-before-rename@{step}"), tmp);
+        if done.exists() {
+            std::fs::remove_dir_all(done)?;
+        }
+        std::fs::rename(tmp, done)
+            .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+        write_bytes_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
+        sync_dir(root)?;
+        prune(root, keep, step)?;
+        tracing::info!(step, dir = %done.display(), "checkpoint written");
+        Ok(())
+    }
+
+    /// Fails, naming both sides, if `checkpoint` was written for a model of other shapes.
+    pub fn check_fits(&self, checkpoint: &Checkpoint) -> Result<()> {
         let m = &checkpoint.manifest;
         let here = self.unit_records();
         let mismatch = |detail: String| CheckpointError::ModelMismatch {
@@ -273,6 +337,19 @@ impl ShardedModel {
                 .into());
             }
         }
+        Ok(())
+    }
+
+    /// Replaces the master weights (and so the parameters) and the optimizer state with
+    /// a checkpoint's, re-partitioned for this world size and stage. Every rank must call
+    /// this.
+    pub fn load_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<()> {
+        self.check_fits(checkpoint)?;
+        let m = &checkpoint.manifest;
         let rank = self.comm.rank();
         let wanted: Vec<(i64, i64)> = self
             .layout
@@ -313,16 +390,44 @@ impl ShardedModel {
     }
 }
 
-/// Removes all but the newest `keep` `step-*` folders (and stale temporary ones).
-fn prune(root: &Path, keep: usize) -> Result<()> {
-    let mut steps: Vec<PathBuf> = std::fs::read_dir(root)?
+/// Every rank's `local` outcome, agreed: `Ok` only if it worked on every rank. A rank
+/// that failed returns its own error; the others name the ranks that failed.
+fn agree(comm: &dyn Collective, local: Result<()>, what: &str) -> Result<()> {
+    let mut failed = vec![0.0; comm.world_size()];
+    failed[comm.rank()] = if local.is_err() { 1.0 } else { 0.0 };
+    all_reduce_f64s(comm, &mut failed)?;
+    local.with_context(|| format!("{what} on rank {}", comm.rank()))?;
+    let ranks: Vec<usize> = (0..failed.len()).filter(|&r| failed[r] > 0.0).collect();
+    ensure!(
+        ranks.is_empty(),
+        "{what} failed on rank(s) {ranks:?} (their logs say why)"
+    );
+    Ok(())
+}
+
+/// The `step-*` folders under `root`, oldest first.
+pub fn step_folders(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
         })
         .collect();
     steps.sort();
+    Ok(steps)
+}
+
+/// Removes all but the newest `keep` `step-*` folders up to `step`, the one just written.
+/// Later steps are never removed: they belong to a run this one does not know about.
+fn prune(root: &Path, keep: usize, step: usize) -> Result<()> {
+    let current = root.join(format!("step-{step:08}"));
+    let steps: Vec<PathBuf> = step_folders(root)?
+        .into_iter()
+        .filter(|p| *p <= current)
+        .collect();
     if keep > 0 && steps.len() > keep {
         for old in &steps[..steps.len() - keep] {
             std::fs::remove_dir_all(old)
@@ -391,6 +496,17 @@ impl Checkpoint {
             }
         }
         Ok(Self { dir, manifest })
+    }
+
+    /// The newest checkpoint under the folder of checkpoints `root` that opens and
+    /// verifies, other than `except` (one already found damaged).
+    pub fn newest_intact(root: &Path, except: Option<&Path>) -> Option<Self> {
+        let steps = step_folders(root).ok()?;
+        steps
+            .iter()
+            .rev()
+            .filter(|dir| Some(dir.as_path()) != except)
+            .find_map(|dir| Self::open(dir).ok())
     }
 
     /// For each prefix (`master`, an optimizer slot), unit `i`'s elements

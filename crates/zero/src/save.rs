@@ -33,18 +33,20 @@ impl ShardedModel {
         kind: Kind,
         max_shard_bytes: u64,
     ) -> Result<()> {
-        let mut writer = dir
-            .map(|d| {
-                HfWriter::create(
-                    d,
-                    &tensor_specs(&self.layout),
-                    config,
-                    kind,
-                    max_shard_bytes,
-                )
-            })
-            .transpose()?;
+        // A writer that cannot be created (a file in the way, a full disk) fails the save
+        // on this rank, which still joins every gather below so the others are not left
+        // waiting.
         let mut failed = None;
+        let mut writer = match dir
+            .map(|d| HfWriter::create(d, &tensor_specs(&self.layout), config, kind, max_shard_bytes))
+            .transpose()
+        {
+            Ok(w) => w,
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        };
         for i in 0..self.layout.units.len() {
             let unit = &self.layout.units[i];
             let full = {

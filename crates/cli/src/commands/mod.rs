@@ -59,6 +59,8 @@ pub fn on_every_rank(
     let runtime = Runtime::init(cuda, backend, cfg.distributed.watchdog())?;
     let world = runtime.world();
     match work(world) {
+        // Every rank stopped at the same step after a checkpoint: a clean exit, no abort.
+        Err(e) if e.is::<rpo_train::preemption::Preempted>() => Err(e),
         Err(e) if world.world_size() > 1 => {
             eprintln!(
                 "error on rank {} of {}: {e:#}",
