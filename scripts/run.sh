@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 cargo build --release -p rpo-shard
+bash scripts/check_no_failpoints.sh target/release/rpo-shard
 RANKS="${RANKS:-2}"
 # The demo starts over each time (--overwrite replaces the previous run in runs/default);
 # with --resume among the arguments it continues instead.

@@ -57,7 +57,12 @@ fn rounds(out: &Path) -> Vec<Value> {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    let o = std::process::Command::new("cp").arg("-a").arg(from).arg(to).output().unwrap();
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
     assert!(o.status.success());
 }
 
@@ -67,7 +72,11 @@ fn two_rounds_resumed_mid_round_equal_the_uninterrupted_run() {
     let model = dir.path().join("start");
     init_model(&model, &["--preset", "tiny"]);
     let full = dir.path().join("full");
-    let loss = ["loss.name=rpo", "loss.pairing=unpaired", "online.rule=unpaired"];
+    let loss = [
+        "loss.name=rpo",
+        "loss.pairing=unpaired",
+        "online.rule=unpaired",
+    ];
     run_ok(&online_args(&model, &full, &loss));
     let reports = rounds(&full);
     assert_eq!(reports.len(), 2);
@@ -84,7 +93,10 @@ fn two_rounds_resumed_mid_round_equal_the_uninterrupted_run() {
     assert_ne!(s0, s1);
     // The judge's labels are in the samples, and the data holds every sample of the
     // prompts with both labels.
-    let samples: Vec<Value> = s1.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let samples: Vec<Value> = s1
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for s in &samples {
         let even = s["response"].as_str().unwrap().chars().count() % 2 == 0;
         // Python's len counts code points, as chars() does.
@@ -104,7 +116,11 @@ fn two_rounds_resumed_mid_round_equal_the_uninterrupted_run() {
     }
     std::fs::write(r1.join("train/checkpoints/latest"), "step-00000001").unwrap();
     let log = std::fs::read_to_string(cut.join("online.jsonl")).unwrap();
-    std::fs::write(cut.join("online.jsonl"), log.lines().next().unwrap().to_string() + "\n").unwrap();
+    std::fs::write(
+        cut.join("online.jsonl"),
+        log.lines().next().unwrap().to_string() + "\n",
+    )
+    .unwrap();
     // Also interrupted before round 1's data was built: sampling again gives the same data.
     let cut2 = dir.path().join("cut2");
     copy_dir(&cut, &cut2);
@@ -127,7 +143,13 @@ fn two_rounds_resumed_mid_round_equal_the_uninterrupted_run() {
         let (a, b) = (rounds(&full), rounds(run));
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
-            for key in ["samples", "sample_accuracy", "rows", "last_loss", "heldout_accuracy"] {
+            for key in [
+                "samples",
+                "sample_accuracy",
+                "rows",
+                "last_loss",
+                "heldout_accuracy",
+            ] {
                 assert_eq!(x[key], y[key], "round {}: {key}", x["round"]);
             }
         }
@@ -146,13 +168,44 @@ fn online_config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
     let cases: [(&[&str], &str); 3] = [
-        (&["online.rounds=1", "online.steps_per_round=1", "loss.name=dpo", "online.rule=unpaired"], "online.rule"),
-        (&["online.rounds=1", "online.steps_per_round=1", "online.judge=command"], "online.judge_command"),
-        (&["online.rounds=1", "online.steps_per_round=1", "online.judge=magic"], "magic"),
+        (
+            &[
+                "online.rounds=1",
+                "online.steps_per_round=1",
+                "loss.name=dpo",
+                "online.rule=unpaired",
+            ],
+            "online.rule",
+        ),
+        (
+            &[
+                "online.rounds=1",
+                "online.steps_per_round=1",
+                "online.judge=command",
+            ],
+            "online.judge_command",
+        ),
+        (
+            &[
+                "online.rounds=1",
+                "online.steps_per_round=1",
+                "online.judge=magic",
+            ],
+            "magic",
+        ),
     ];
     for (sets, needle) in cases {
-        let mut a = vec!["config".to_string(), "--set".into(), format!("out_dir={}", out.display())];
-        a.extend(["--set".into(), "model.preset=".into(), "--set".into(), "model.path=/nonexistent".into()]);
+        let mut a = vec![
+            "config".to_string(),
+            "--set".into(),
+            format!("out_dir={}", out.display()),
+        ];
+        a.extend([
+            "--set".into(),
+            "model.preset=".into(),
+            "--set".into(),
+            "model.path=/nonexistent".into(),
+        ]);
         for s in sets {
             a.push("--set".into());
             a.push(s.to_string());

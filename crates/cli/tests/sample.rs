@@ -16,9 +16,25 @@ fn lines(path: &Path) -> Vec<Value> {
 
 fn sample_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
-        "sample", "--model", model, "--split", "eval", "--max-prompts", "6", "-k", "3",
-        "--max-new-tokens", "6", "--temperature", "1.0", "--top-p", "0.95", "--seed", "5",
-        "--out", out,
+        "sample",
+        "--model",
+        model,
+        "--split",
+        "eval",
+        "--max-prompts",
+        "6",
+        "-k",
+        "3",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "1.0",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "5",
+        "--out",
+        out,
     ]
 }
 
@@ -49,13 +65,16 @@ fn two_ranks_sample_what_one_process_samples_and_the_judge_scores_them() {
         assert_eq!(l["sample"], n % 3);
         assert!(l["reference"].is_string() && l["family"].is_string());
         // The suite's checker, applied here independently: trimmed exact match.
-        let right = l["response"].as_str().unwrap().trim() == l["reference"].as_str().unwrap().trim();
+        let right =
+            l["response"].as_str().unwrap().trim() == l["reference"].as_str().unwrap().trim();
         assert_eq!(l["label"], right);
         assert_eq!(l["score"], if right { 1.0 } else { 0.0 });
     }
     // Random init, temperature 1: the k samples of a prompt are not all alike.
-    let distinct: std::collections::HashSet<&str> =
-        one.iter().map(|l| l["response"].as_str().unwrap()).collect();
+    let distinct: std::collections::HashSet<&str> = one
+        .iter()
+        .map(|l| l["response"].as_str().unwrap())
+        .collect();
     assert!(distinct.len() > 6, "{distinct:?}");
 }
 
@@ -66,11 +85,19 @@ fn a_failing_judge_keeps_the_samples_and_says_how_to_score_them() {
     init_model(&model, &["--preset", "tiny"]);
     let out = dir.path().join("s.jsonl");
     let mut a = sample_args(model.to_str().unwrap(), out.to_str().unwrap());
-    a.extend(["--judge", "command", "--judge-command", "cat >/dev/null; echo garbage"]);
+    a.extend([
+        "--judge",
+        "command",
+        "--judge-command",
+        "cat >/dev/null; echo garbage",
+    ]);
     let o = rpo(&a);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("unscored samples are kept") && e.contains("rpo-shard prefs"), "{e}");
+    assert!(
+        e.contains("unscored samples are kept") && e.contains("rpo-shard prefs"),
+        "{e}"
+    );
     let kept = lines(&out);
     assert_eq!(kept.len(), 18);
     assert!(kept.iter().all(|l| l.get("score").is_none()));
@@ -92,8 +119,13 @@ fn prefs_turns_scored_samples_into_data_that_trains() {
     std::fs::write(&samples, text).unwrap();
     let paired = dir.path().join("paired.jsonl");
     let o = rpo(&[
-        "prefs", "--samples", samples.to_str().unwrap(), "--rule", "best-worst",
-        "--out", paired.to_str().unwrap(),
+        "prefs",
+        "--samples",
+        samples.to_str().unwrap(),
+        "--rule",
+        "best-worst",
+        "--out",
+        paired.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stats: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -106,11 +138,27 @@ fn prefs_turns_scored_samples_into_data_that_trains() {
     // The written file is training data as it stands.
     let run = dir.path().join("run");
     let o = rpo(&[
-        "train", "--set", "data.format=paired", "--set",
-        &format!("data.train={}", paired.display()), "--set", "train.sft_warmup_steps=0", "--set", "loss.name=dpo",
-        "--set", "train.steps=1", "--set", "train.global_batch_size=1", "--set",
-        "train.micro_batch_size=1", "--set", "eval.judge=false", "--set",
-        "embedding.model=bag-of-words", "--set", &format!("out_dir={}", run.display()),
+        "train",
+        "--set",
+        "data.format=paired",
+        "--set",
+        &format!("data.train={}", paired.display()),
+        "--set",
+        "train.sft_warmup_steps=0",
+        "--set",
+        "loss.name=dpo",
+        "--set",
+        "train.steps=1",
+        "--set",
+        "train.global_batch_size=1",
+        "--set",
+        "train.micro_batch_size=1",
+        "--set",
+        "eval.judge=false",
+        "--set",
+        "embedding.model=bag-of-words",
+        "--set",
+        &format!("out_dir={}", run.display()),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&run).len(), 1);

@@ -116,7 +116,10 @@ fn the_reference_is_written_once_and_checkpoints_point_at_it() {
         let e = e.unwrap();
         std::fs::copy(e.path(), old.join(e.file_name())).unwrap();
     }
-    let weights_file = full.join("checkpoints").join(folder).join("model.safetensors");
+    let weights_file = full
+        .join("checkpoints")
+        .join(folder)
+        .join("model.safetensors");
     std::fs::copy(&weights_file, old.join("reference.safetensors")).unwrap();
     let mut m = manifest(&old);
     m["trainer"]["reference"] = serde_json::Value::Null;
@@ -136,7 +139,10 @@ fn the_reference_is_written_once_and_checkpoints_point_at_it() {
     let o = train(&damaged, &[], Some(&step_dir(&full, 3)));
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains(folder.as_str()) && err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains(folder.as_str()) && err.contains("corrupt"),
+        "{err}"
+    );
     assert!(!damaged.join("model").exists());
 }
 
@@ -178,9 +184,20 @@ fn plan_says_what_fits_and_training_refuses_a_stage_that_cannot() {
     // Llama-2-7B in bf16 with RMSprop and a live reference on 8 GPUs of 80 GB, the paper's
     // 8 pairs × 512 tokens: stage 3 fits, stage 0 does not.
     let plan = plan_json(&[
-        "--model", "llama-2-7b", "--ranks", "8", "--gpu-mem", "80GiB",
-        "--set", "model.dtype=bf16", "--set", "data.max_length=512",
-        "--set", "train.micro_batch_size=8", "--set", "train.global_batch_size=64",
+        "--model",
+        "llama-2-7b",
+        "--ranks",
+        "8",
+        "--gpu-mem",
+        "80GiB",
+        "--set",
+        "model.dtype=bf16",
+        "--set",
+        "data.max_length=512",
+        "--set",
+        "train.micro_batch_size=8",
+        "--set",
+        "train.global_batch_size=64",
     ]);
     assert_eq!(plan["parameters"], 6_738_415_616i64);
     let fits: Vec<bool> = plan["stages"]
@@ -210,5 +227,14 @@ fn plan_says_what_fits_and_training_refuses_a_stage_that_cannot() {
     );
     assert!(!out.join("metrics.jsonl").exists() && !out.join("checkpoints").exists());
     // With stage 3 it trains.
-    trained(&out, &[&budget, "zero.stage=3", "checkpoint.every=0", "checkpoint.at_end=false"], None);
+    trained(
+        &out,
+        &[
+            &budget,
+            "zero.stage=3",
+            "checkpoint.every=0",
+            "checkpoint.at_end=false",
+        ],
+        None,
+    );
 }

@@ -14,7 +14,12 @@ pub(crate) fn host_contiguous(t: &Tensor) -> Tensor {
 }
 
 /// The bytes of a contiguous CPU tensor.
-pub(crate) fn as_bytes(t: &Tensor) -> Result<&[u8]> {
+///
+/// # Safety
+/// A `Tensor` is a shared handle: other handles (shallow clones, views) may reach the
+/// same storage, and the borrow of `t` does not stop them. The caller must make sure no
+/// handle writes this storage while the slice lives.
+pub(crate) unsafe fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     ensure!(
         t.device() == Device::Cpu && t.is_contiguous(),
         "internal: MPI needs a contiguous CPU tensor"
@@ -23,8 +28,8 @@ pub(crate) fn as_bytes(t: &Tensor) -> Result<&[u8]> {
     if len == 0 {
         return Ok(&[]);
     }
-    // SAFETY: a contiguous CPU tensor owns `len` initialised bytes at `data_ptr`, alive
-    // as long as the borrow of `t`.
+    // SAFETY: a contiguous CPU tensor has `len` initialised bytes at `data_ptr`, kept
+    // alive by `t` for the borrow; no writer meanwhile is the caller's promise.
     Ok(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
 }
 

@@ -6,6 +6,7 @@ pub mod chat_template;
 pub mod conversation;
 pub mod conversational;
 pub mod dataset;
+pub mod error;
 pub mod example;
 pub mod formats;
 pub mod held_out;

@@ -273,3 +273,37 @@ fn formats_use_lowercase_names() {
         Examples::Unpaired(_)
     ));
 }
+
+/// A caller can tell a malformed line (the data's fault, with its file and line) from a
+/// file that cannot be read, without parsing the message.
+#[test]
+fn errors_are_typed_by_kind_with_file_and_line() {
+    use rpo_data::error::DataError;
+    let err = read_dataset(
+        fixture("paired_malformed.jsonl"),
+        DataFormat::Paired,
+        OnMalformed::Error,
+    )
+    .unwrap_err();
+    match err.downcast_ref::<DataError>() {
+        Some(DataError::Malformed { path, line, .. }) => {
+            assert!(path.ends_with("paired_malformed.jsonl"), "{path:?}");
+            // Line 2 of the fixture is not JSON (as the message test above reads it).
+            assert_eq!(*line, 2);
+        }
+        other => panic!("expected DataError::Malformed, got {other:?} ({err:#})"),
+    }
+    let err = read_dataset(
+        fixture("no-such-file.jsonl"),
+        DataFormat::Paired,
+        OnMalformed::Error,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<DataError>(),
+            Some(DataError::Open { .. })
+        ),
+        "{err:#}"
+    );
+}

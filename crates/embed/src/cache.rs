@@ -1,41 +1,34 @@
 //! A file of precomputed embeddings (`rpo-shard embed`), read memory-mapped by training.
 //!
-//! Layout, little-endian:
-//!
-//! ```text
-//! 0   magic  b"RPOEMBED"
-//! 8   u32    format version (1)
-//! 12  u32    length of the JSON header in bytes
-//! 16  JSON   CacheHeader: model, text mode, dim, dtype, count, fingerprints
-//! …   zeros  up to the next multiple of 64 bytes, so rows start aligned
-//! …   rows   count × dim values, f32 or bf16 (the upper half of an f32, rounded to nearest even)
-//! ```
+//! A framed file ([`rpo_storage::framed`], magic `b"RPOEMBED"`, version 2) whose JSON
+//! header is a [`CacheHeader`] (model, text mode, dim, dtype, count, fingerprints) and
+//! whose body is `count × dim` values, f32 or bf16 (the upper half of an f32, rounded to
+//! nearest even), row after row.
 //!
 //! The header records what the rows depend on — the model's content fingerprint, the
 //! text mode, and a fingerprint of the texts in order — so a reader can refuse rows
 //! computed from anything else, and one fingerprint per row, so rows are found by text.
-//! A cache is written to a temporary file in the destination folder, synced, then
-//! renamed over the destination: an interrupted writer leaves no file a reader accepts.
+//! The file appears at its destination only once complete (see [`rpo_storage::atomic`]).
+//! Version 1 files (16-byte prefix, no CRC, FNV fingerprints) are refused with the
+//! command that regenerates them.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, ensure, Context, Result};
-use memmap2::Mmap;
+use rpo_storage::framed::{CacheError, FileKind, FramedFile, FramedWriter};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
-use tempfile::NamedTempFile;
 
 use crate::fingerprint::{text_hash, texts_fingerprint};
 
-pub const MAGIC: &[u8; 8] = b"RPOEMBED";
-pub const VERSION: u32 = 1;
-/// Magic, version and header length.
-const PREFIX_LEN: usize = 16;
-const ROW_ALIGN: usize = 64;
+pub const KIND: FileKind = FileKind {
+    magic: b"RPOEMBED",
+    version: 2,
+    what: "an embedding cache written by `rpo-shard embed`",
+    regenerate: "rpo-shard embed --config FILE",
+};
 
 /// How the rows are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,11 +137,6 @@ impl CacheHeader {
     }
 }
 
-/// Where the rows start for a JSON header of `json_len` bytes.
-fn rows_offset(json_len: usize) -> usize {
-    (PREFIX_LEN + json_len).div_ceil(ROW_ALIGN) * ROW_ALIGN
-}
-
 /// f32 → bf16 bits, rounding to nearest even (as torch's conversion does).
 fn bf16_bits(x: f32) -> u16 {
     if x.is_nan() {
@@ -163,34 +151,14 @@ fn bf16_bits(x: f32) -> u16 {
 pub struct CacheWriter {
     path: PathBuf,
     header: CacheHeader,
-    out: BufWriter<NamedTempFile>,
+    out: FramedWriter,
     written: usize,
 }
 
 impl CacheWriter {
     pub fn create(path: &Path, header: CacheHeader) -> Result<Self> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        // In the destination's folder, so the final rename stays on one file system.
-        let tmp = tempfile::Builder::new()
-            .prefix(".embeddings-")
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        let json = serde_json::to_vec(&header)?;
-        let mut out = BufWriter::with_capacity(1 << 20, tmp);
-        out.write_all(MAGIC)?;
-        out.write_all(&VERSION.to_le_bytes())?;
-        out.write_all(&u32::try_from(json.len())?.to_le_bytes())?;
-        out.write_all(&json)?;
-        out.write_all(&vec![
-            0u8;
-            rows_offset(json.len()) - PREFIX_LEN - json.len()
-        ])?;
+        let out = FramedWriter::create(path, &KIND, &header)
+            .with_context(|| format!("cannot write the embedding cache {}", path.display()))?;
         Ok(CacheWriter {
             path: path.to_path_buf(),
             header,
@@ -229,7 +197,7 @@ impl CacheWriter {
                 .iter()
                 .for_each(|v| bytes.extend_from_slice(&bf16_bits(*v).to_le_bytes())),
         }
-        self.out.write_all(&bytes)?;
+        self.out.write_body(&bytes)?;
         self.written += n;
         Ok(())
     }
@@ -243,21 +211,9 @@ impl CacheWriter {
             self.header.count,
             self.path.display()
         );
-        let tmp = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("cannot write the embedding cache")?;
-        tmp.as_file()
-            .sync_all()
-            .context("cannot sync the embedding cache")?;
-        tmp.persist(&self.path).with_context(|| {
-            format!("cannot move the embedding cache to {}", self.path.display())
-        })?;
-        // The rename itself is durable only once the folder is synced.
-        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).ok();
-        }
+        self.out
+            .finish("")
+            .with_context(|| format!("cannot write the embedding cache {}", self.path.display()))?;
         Ok(self.path)
     }
 }
@@ -278,8 +234,7 @@ pub fn write_cache<S: AsRef<str>>(
 pub struct EmbeddingCache {
     path: PathBuf,
     header: CacheHeader,
-    map: Mmap,
-    offset: usize,
+    file: FramedFile,
     rows: HashMap<u64, usize>,
 }
 
@@ -293,92 +248,46 @@ impl std::fmt::Debug for EmbeddingCache {
     }
 }
 
-/// Memory-maps a file laid out as `magic (8) | version (u32) | JSON length (u32) | JSON
-/// header | body` (the embedding cache; the reference log-prob cache shares the layout)
-/// and reads its header; `what` names the kind of file in errors. Returns the map, the
-/// header and the JSON length (where the body starts follows from it).
-pub fn map_framed<H: serde::de::DeserializeOwned>(
-    path: &Path,
-    magic: &[u8; 8],
-    version: u32,
-    what: &str,
-) -> Result<(Mmap, H, usize)> {
-    let file = File::open(path).context("cannot open it")?;
-    // SAFETY: the map is read-only and these files are only ever replaced by rename, never
-    // rewritten in place, so the mapped bytes do not change under us.
-    let map = unsafe { Mmap::map(&file) }.context("cannot memory-map it")?;
-    let len = map.len();
-    ensure!(
-        len >= PREFIX_LEN,
-        "it is {len} bytes long, shorter than the {PREFIX_LEN}-byte prefix (truncated?)"
-    );
-    ensure!(
-        &map[..8] == magic,
-        "it does not start with {:?}: not {what}",
-        String::from_utf8_lossy(magic)
-    );
-    let found = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
-    ensure!(
-        found == version,
-        "format version {found}, but this build reads version {version}"
-    );
-    let json_len = u32::from_le_bytes(map[12..16].try_into().expect("4 bytes")) as usize;
-    ensure!(
-        PREFIX_LEN + json_len <= len,
-        "its header claims {json_len} bytes but the file is {len} bytes long (truncated?)"
-    );
-    let header: H = serde_json::from_slice(&map[PREFIX_LEN..PREFIX_LEN + json_len])
-        .context("its JSON header is invalid")?;
-    Ok((map, header, json_len))
-}
-
 impl EmbeddingCache {
-    /// Opens and checks `path`: magic, version, header, and that the file holds exactly
-    /// `count × dim` rows. Every error names the file.
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_checked(path)
-            .with_context(|| format!("embedding cache {} is unusable", path.display()))
-    }
-
-    fn open_checked(path: &Path) -> Result<Self> {
-        let (map, header, json_len) = map_framed::<CacheHeader>(
-            path,
-            MAGIC,
-            VERSION,
-            "an embedding cache written by `rpo-shard embed`",
-        )?;
-        let len = map.len();
-        ensure!(
-            header.dim > 0 && header.text_fingerprints.len() == header.count,
-            "its header is inconsistent: dim {}, count {}, {} text fingerprints",
-            header.dim,
-            header.count,
-            header.text_fingerprints.len()
-        );
-        let offset = rows_offset(json_len);
-        let expected = offset + header.count * header.row_bytes();
-        ensure!(
-            len == expected,
-            "it is {len} bytes long but its header ({} rows × {} {} values) needs {expected} \
-             (truncated or corrupt)",
-            header.count,
-            header.dim,
-            header.dtype
-        );
+    /// Opens and checks `path`: magic, version, header, CRC, and that the file holds
+    /// exactly `count × dim` rows. Every error names the file; its kind (missing,
+    /// corrupt, old format) is the [`CacheError`].
+    pub fn open(path: &Path) -> Result<Self, CacheError> {
+        let (file, header) = FramedFile::open::<CacheHeader>(path, &KIND)?;
+        let corrupt = |reason: String| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if header.dim == 0 || header.text_fingerprints.len() != header.count {
+            return Err(corrupt(format!(
+                "its header is inconsistent: dim {}, count {}, {} text fingerprints",
+                header.dim,
+                header.count,
+                header.text_fingerprints.len()
+            )));
+        }
+        let len = file.body().len();
+        let expected = header.count * header.row_bytes();
+        if len != expected {
+            return Err(corrupt(format!(
+                "its body is {len} bytes long but its header ({} rows × {} {} values) needs {expected} \
+                 (truncated or corrupt)",
+                header.count, header.dim, header.dtype
+            )));
+        }
         let mut rows = HashMap::with_capacity(header.count);
         for (i, hex) in header.text_fingerprints.iter().enumerate() {
-            let h = u64::from_str_radix(hex, 16)
-                .with_context(|| format!("text fingerprint {i} ({hex:?}) is not hexadecimal"))?;
-            ensure!(
-                rows.insert(h, i).is_none(),
-                "text fingerprint {hex} appears twice"
-            );
+            let h = u64::from_str_radix(hex, 16).map_err(|_| {
+                corrupt(format!("text fingerprint {i} ({hex:?}) is not hexadecimal"))
+            })?;
+            if rows.insert(h, i).is_some() {
+                return Err(corrupt(format!("text fingerprint {hex} appears twice")));
+            }
         }
         Ok(EmbeddingCache {
             path: path.to_path_buf(),
             header,
-            map,
-            offset,
+            file,
             rows,
         })
     }
@@ -407,7 +316,7 @@ impl EmbeddingCache {
                 self.header.count,
                 self.path.display()
             );
-            let row = &self.map[self.offset + i * width..self.offset + (i + 1) * width];
+            let row = &self.file.body()[i * width..(i + 1) * width];
             match self.header.dtype {
                 CacheDtype::F32 => values.extend(
                     row.chunks_exact(4)
@@ -550,7 +459,7 @@ mod tests {
         wrong_version[8] = 9;
         refuse(&wrong_version, "version 9");
         let mut bad_json = good.clone();
-        bad_json[PREFIX_LEN] = b'[';
+        bad_json[rpo_storage::framed::PREFIX_LEN] = b'[';
         refuse(&bad_json, "JSON header");
         let err = format!(
             "{:#}",

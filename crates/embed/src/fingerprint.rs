@@ -3,6 +3,8 @@
 //! for a copy of the folder anywhere and changes when any of those bytes changes, so
 //! it can key caches of embeddings and be recorded in run metadata.
 //!
+//! The hash is xxh3 ([`rpo_storage::hash`]); fingerprints made before it (FNV, embedding
+//! cache version 1) differ, and such caches are refused with the command that remakes them.
 //! Not cryptographic: it guards against using the wrong model, not against an attacker.
 
 use std::path::{Path, PathBuf};
@@ -11,38 +13,12 @@ use anyhow::{Context, Result};
 
 use crate::folder::ModelFolder;
 
-const FNV_OFFSET: u64 = 0xcbf29ce484222325;
-const FNV_PRIME: u64 = 0x100000001b3;
+pub use rpo_storage::hash::hash_bytes;
+use rpo_storage::hash::hash_u64s;
 
-/// The splitmix64 finaliser: spreads every input bit over the output.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a over little-endian 64-bit words (then the tail bytes), seeded with the length
-/// and finalised with splitmix64. Stable across platforms and Rust releases, and fast
-/// enough for a 90 MB weight file (tens of milliseconds).
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = FNV_OFFSET ^ mix(bytes.len() as u64);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        h = (h ^ w).wrapping_mul(FNV_PRIME);
-        h = h.rotate_left(29);
-    }
-    for &b in words.remainder() {
-        h = (h ^ b as u64).wrapping_mul(FNV_PRIME);
-    }
-    mix(h)
-}
-
-/// Folds a sequence of 64-bit hashes, in order, into one (order matters).
+/// Folds a sequence of 64-bit hashes, in order, into one (order and count matter).
 fn combine(start: u64, hashes: impl IntoIterator<Item = u64>) -> u64 {
-    hashes
-        .into_iter()
-        .fold(mix(start), |h, x| mix(h.rotate_left(17) ^ x))
+    hash_u64s(std::iter::once(start).chain(hashes))
 }
 
 /// Combines the weights' hash with the content of `files`, in order, into 16 hex digits.
@@ -85,12 +61,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_is_stable_and_sensitive() {
-        // Pinned values: changing the hash function changes every fingerprint, which
-        // must be deliberate.
-        assert_eq!(hash_bytes(b""), 0xf52a15e9a9b5e89b);
+    fn hash_is_xxh3_and_sensitive() {
+        // xxh3-64 of the empty input, as published: the fingerprints use the well-known hash.
+        assert_eq!(hash_bytes(b""), 0x2d06800538d394c2);
         let a = hash_bytes(b"all-MiniLM-L6-v2 weights");
-        assert_eq!(a, 0x00eec7ba273a3d0e);
         assert_ne!(a, hash_bytes(b"all-MiniLM-L6-v2 weightt"));
         assert_ne!(a, hash_bytes(b"all-MiniLM-L6-v2 weights\0"));
         assert_ne!(hash_bytes(&[0u8; 16]), hash_bytes(&[0u8; 17]));

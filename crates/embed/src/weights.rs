@@ -22,7 +22,11 @@ fn ignorable(name: &str) -> bool {
 /// Copies every parameter of `vs` from the safetensors file `path` (converting to the
 /// parameters' dtype and device). Returns the content hash of the file.
 pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<u64> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: read-only; a weights file rewritten or truncated while it loads would give
+    // wrong values or kill the process (SIGBUS), as for any memory-mapped reader.
+    let bytes = unsafe { rpo_storage::framed::map_readonly(&f) }
+        .with_context(|| format!("cannot memory-map {}", path.display()))?;
     let hash = crate::fingerprint::hash_bytes(&bytes);
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{} is not a safetensors file: {e:?}", path.display()))?;

@@ -24,7 +24,9 @@ pub use evaluate::{evaluate, Summary};
 pub use generations::{read_generations, Generation};
 pub use http::HttpJudge;
 pub use outcome::{Judgement, Outcome, Tally};
-pub use preferences::{build_preferences, PairingRule, PreferenceRow, PreferenceStats, ScoredSample};
+pub use preferences::{
+    build_preferences, PairingRule, PreferenceRow, PreferenceStats, ScoredSample,
+};
 pub use prompts::Task;
 pub use scoring::{Sample, Score, Scorer};
 pub use synthetic::SyntheticJudge;

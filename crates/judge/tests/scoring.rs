@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 fn sample(prompt: &str, response: &str, fields: Value) -> Sample {
-    let Value::Object(fields) = fields else { panic!() };
+    let Value::Object(fields) = fields else {
+        panic!()
+    };
     Sample {
         prompt: prompt.into(),
         response: response.into(),
@@ -23,15 +25,28 @@ fn labels(scores: &[rpo_judge::Score]) -> Vec<bool> {
 fn match_scorer_exact_normalised_and_regex() {
     let samples = vec![
         sample("q1", " 42 ", json!({"answer": "42"})),
-        sample("q2", "The Answer is 42.", json!({"answer": "the answer is 42"})),
+        sample(
+            "q2",
+            "The Answer is 42.",
+            json!({"answer": "the answer is 42"}),
+        ),
         sample("q3", "so x = 17, done", json!({"answer": r"x\s*=\s*17\b"})),
         sample("q4", "x = 170", json!({"answer": r"x\s*=\s*17\b"})),
     ];
-    let exact = MatchScorer { field: "answer".into(), mode: MatchMode::Exact };
+    let exact = MatchScorer {
+        field: "answer".into(),
+        mode: MatchMode::Exact,
+    };
     assert_eq!(labels(&exact.score(&samples[..2]).unwrap()), [true, false]);
-    let norm = MatchScorer { field: "answer".into(), mode: MatchMode::Normalized };
+    let norm = MatchScorer {
+        field: "answer".into(),
+        mode: MatchMode::Normalized,
+    };
     assert_eq!(labels(&norm.score(&samples[..2]).unwrap()), [true, true]);
-    let re = MatchScorer { field: "answer".into(), mode: MatchMode::Regex };
+    let re = MatchScorer {
+        field: "answer".into(),
+        mode: MatchMode::Regex,
+    };
     let scores = re.score(&samples[2..]).unwrap();
     assert_eq!(labels(&scores), [true, false]);
     assert_eq!(scores[0].score, 1.0);
@@ -41,14 +56,20 @@ fn match_scorer_exact_normalised_and_regex() {
 #[test]
 fn match_scorer_names_a_missing_field_and_a_bad_regex() {
     let s = vec![sample("q", "a", json!({"other": "x"}))];
-    let e = MatchScorer { field: "answer".into(), mode: MatchMode::Exact }
-        .score(&s)
-        .unwrap_err();
+    let e = MatchScorer {
+        field: "answer".into(),
+        mode: MatchMode::Exact,
+    }
+    .score(&s)
+    .unwrap_err();
     assert!(format!("{e:#}").contains("no field `answer`"), "{e:#}");
     let s = vec![sample("q", "a", json!({"answer": "("}))];
-    let e = MatchScorer { field: "answer".into(), mode: MatchMode::Regex }
-        .score(&s)
-        .unwrap_err();
+    let e = MatchScorer {
+        field: "answer".into(),
+        mode: MatchMode::Regex,
+    }
+    .score(&s)
+    .unwrap_err();
     assert!(format!("{e:#}").contains("not a valid regex"), "{e:#}");
 }
 
@@ -59,11 +80,17 @@ fn synthetic_scorer_checks_the_suite_and_refuses_other_prompts() {
         sample(&ex.prompt, &ex.chosen, json!({})),
         sample(&ex.prompt, &ex.rejected, json!({})),
     ];
-    assert_eq!(labels(&SyntheticScorer.score(&samples).unwrap()), [true, false]);
+    assert_eq!(
+        labels(&SyntheticScorer.score(&samples).unwrap()),
+        [true, false]
+    );
     let e = SyntheticScorer
         .score(&[sample("what is love?", "baby", json!({}))])
         .unwrap_err();
-    assert!(format!("{e:#}").contains("--judge match|command|http"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("--judge match|command|http"),
+        "{e:#}"
+    );
 }
 
 fn command(cmd: &str) -> CommandScorer {
@@ -108,7 +135,10 @@ fn command_scorer_failures_are_clear_errors() {
         format!("{:#}", c.score(&samples).unwrap_err())
     };
     let m = msg("cat >/dev/null; echo 'model not loaded' >&2; exit 3", 20);
-    assert!(m.contains("failed") && m.contains("model not loaded"), "{m}");
+    assert!(
+        m.contains("failed") && m.contains("model not loaded"),
+        "{m}"
+    );
     let m = msg("cat >/dev/null; echo 0.5; echo banana", 20);
     assert!(m.contains("output line 2") && m.contains("banana"), "{m}");
     let m = msg("cat >/dev/null; echo 0.5", 20);
@@ -145,7 +175,11 @@ fn hand_made() -> Vec<ScoredSample> {
 }
 
 fn paired(p: &str, c: &str, r: &str) -> PreferenceRow {
-    PreferenceRow::Paired { prompt: p.into(), chosen: c.into(), rejected: r.into() }
+    PreferenceRow::Paired {
+        prompt: p.into(),
+        chosen: c.into(),
+        rejected: r.into(),
+    }
 }
 
 #[test]
@@ -153,7 +187,10 @@ fn best_against_worst_per_prompt_skipping_prompts_that_agree() {
     let (rows, stats) = build_preferences(&hand_made(), PairingRule::BestWorst, 99);
     assert_eq!(
         rows,
-        [paired("a", "a-right-0.9", "a-wrong-0.1"), paired("d", "d-right", "d-wrong")]
+        [
+            paired("a", "a-right-0.9", "a-wrong-0.1"),
+            paired("d", "d-right", "d-wrong")
+        ]
     );
     assert_eq!(stats.prompts, 4);
     assert_eq!(stats.prompts_mixed, 2);
@@ -183,7 +220,10 @@ fn all_pairs_capped_strongest_contrast_first() {
 #[test]
 fn unpaired_rows_keep_every_sample_of_mixed_prompts_in_order() {
     let (rows, stats) = build_preferences(&hand_made(), PairingRule::Unpaired, 0);
-    let got: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    let got: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
     assert_eq!(
         got,
         [

@@ -128,9 +128,7 @@ pub fn save_hf_sharded(
     }
     remove_stale_weights(dir, &written)?;
     // Flushes the renames and removals, so a crash cannot undo them.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot flush {}", dir.display()))
+    Ok(rpo_storage::sync_dir(dir)?)
 }
 
 /// `model-0000i-of-0000N.safetensors`, transformers' name for shard `i` (from 1) of `count`.

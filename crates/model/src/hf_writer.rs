@@ -18,8 +18,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::hf_io::{
-    dtype_name, remove_stale_weights, shard_file_name, CONFIG_FILE, EMBED_TOKENS,
-    WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+    dtype_name, remove_stale_weights, shard_file_name, CONFIG_FILE, EMBED_TOKENS, WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
 };
 use crate::safetensors_io::{to_kind_on, write_atomically};
 
@@ -123,8 +123,8 @@ impl HfWriter {
             let header = header_bytes(&entries)?;
             let start = 8 + header.len() as u64;
             let tmp = dir.join(format!(".{name}.tmp"));
-            let file = File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file =
+                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
             file.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
                 .and_then(|()| file.write_all_at(&header, 8))
                 .and_then(|()| file.set_len(start + offset as u64))
@@ -208,9 +208,7 @@ impl HfWriter {
             written.insert(WEIGHTS_INDEX_FILE.to_string());
         }
         remove_stale_weights(&self.dir, &written)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot flush {}", self.dir.display()))
+        Ok(rpo_storage::sync_dir(&self.dir)?)
     }
 }
 

@@ -8,14 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use memmap2::Mmap;
-use safetensors::tensor::{Dtype, View};
+use safetensors::tensor::{Dtype, SafeTensorError, View};
+use safetensors::SafeTensors;
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
-
-/// The format caps headers at 100 MB.
-const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// Writes `tensors` to `path` with `{"format": "pt"}` metadata, each in its own dtype.
 /// Each tensor is copied to the CPU only while it is written.
@@ -50,32 +48,18 @@ fn write_views(path: &Path, tensors: &[(String, Tensor)], kind: Option<Kind>) ->
     })
 }
 
-/// Runs `write` on a temporary file next to `path`, flushes it to disk and renames it to
-/// `path`, so a reader (or a memory map) never sees a half-written file.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let result = write(&tmp)
-        .and_then(|()| {
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("cannot flush {}", tmp.display()))
-        })
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+/// Writes through a temporary file, synced and renamed, then syncs the folder.
+pub use rpo_storage::atomic::write_atomically;
 
 /// Reads every tensor of a safetensors file (onto the CPU).
 pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    Tensor::read_safetensors(path).with_context(|| format!("cannot read {}", path.display()))
+    let file = SafetensorsFile::open(path)?;
+    file.names()
+        .map(|name| {
+            let kind = file.info(name)?.kind()?;
+            Ok((name.to_string(), file.read(name, kind, Device::Cpu)?))
+        })
+        .collect()
 }
 
 /// Name, dtype and shape of one tensor in a safetensors header.
@@ -121,100 +105,56 @@ struct Entry {
     offset: usize,
 }
 
-/// One header entry as the format stores it.
-#[derive(Deserialize)]
-struct RawEntry {
-    dtype: Dtype,
-    shape: Vec<u64>,
-    data_offsets: (u64, u64),
+/// What a safetensors error means for a file on disk.
+fn explain(e: &SafeTensorError) -> &'static str {
+    match e {
+        SafeTensorError::HeaderTooSmall
+        | SafeTensorError::InvalidHeaderLength
+        | SafeTensorError::MetadataIncompleteBuffer => {
+            "it is truncated (or has bytes after its last tensor)"
+        }
+        SafeTensorError::InvalidOffset(_) => "its tensors' data offsets do not tile the data",
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape and dtype do not fit its data offsets"
+        }
+        _ => "its header is not that of a safetensors file",
+    }
 }
 
 impl SafetensorsFile {
-    /// Maps `path` and validates its header: every tensor's byte span matches its dtype
-    /// and shape, the spans tile the data section, and the file is exactly that long.
+    /// Maps `path` and validates its header with the `safetensors` crate's own reader
+    /// (`SafeTensors::read_metadata`): every tensor's byte span matches its dtype and
+    /// shape, the spans tile the data section, and the file is exactly that long.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let len = file
-            .metadata()
-            .with_context(|| format!("cannot stat {}", path.display()))?
-            .len();
-        ensure!(
-            len >= 8,
-            "{} is truncated: {len} bytes, too short for a safetensors header",
-            path.display()
-        );
-        // SAFETY: the map is read-only, and checkpoints are only ever replaced by rename
-        // (write_atomically), never rewritten in place, so the bytes do not change under us.
-        let map = unsafe { Mmap::map(&file) }
+        // SAFETY: read-only. Files this project writes are only replaced by rename
+        // (write_atomically), which leaves this map intact. A file rewritten in place by
+        // another program changes the bytes under us, and one truncated under the map
+        // kills the process with SIGBUS: no error can be returned for those.
+        let map = unsafe { rpo_storage::framed::map_readonly(&file) }
             .with_context(|| format!("cannot memory-map {}", path.display()))?;
-        let header_len = u64::from_le_bytes(map[..8].try_into().unwrap());
-        if header_len > MAX_HEADER_LEN {
-            bail!(
-                "{}: header length {header_len} is not that of a safetensors file",
-                path.display()
-            );
-        }
-        let data_start = 8 + header_len;
-        ensure!(
-            data_start <= len,
-            "{} is truncated: its header needs {header_len} bytes, the file holds {}",
-            path.display(),
-            len - 8
-        );
-        let mut table: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&map[8..data_start as usize])
-                .with_context(|| format!("invalid safetensors header in {}", path.display()))?;
-        table.remove("__metadata__");
-
-        let mut spans = Vec::with_capacity(table.len());
-        let mut tensors = BTreeMap::new();
-        for (name, value) in table {
-            let raw: RawEntry = serde_json::from_value(value).with_context(|| {
-                format!("{}: malformed header entry for {name}", path.display())
-            })?;
-            let (start, end) = raw.data_offsets;
-            let bytes = raw
-                .shape
-                .iter()
-                .try_fold(raw.dtype.size() as u64, |n, &d| n.checked_mul(d));
-            ensure!(
-                start <= end && bytes == Some(end - start),
-                "{}: tensor {name} ({:?} {:?}) does not fit its data offsets [{start}, {end})",
+        let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a usable safetensors file: {} ({e:?})",
                 path.display(),
-                raw.dtype,
-                raw.shape
-            );
-            spans.push((start, end, name.clone()));
-            let info = TensorInfo {
-                dtype: raw.dtype,
-                shape: raw.shape.iter().map(|&d| d as i64).collect(),
-            };
-            let offset = (data_start + start) as usize;
-            tensors.insert(name, Entry { info, offset });
-        }
-        // The spans must tile the data section, so no two tensors share bytes.
-        spans.sort();
-        let mut data_len = 0;
-        for (start, end, name) in &spans {
-            ensure!(
-                *start == data_len,
-                "{}: tensor {name}'s data starts at {start}, expected {data_len}",
-                path.display()
-            );
-            data_len = *end;
-        }
-        let held = len - data_start;
-        ensure!(
-            held >= data_len,
-            "{} is truncated: its header describes {data_len} bytes of tensor data, the file holds {held}",
-            path.display()
-        );
-        ensure!(
-            held == data_len,
-            "{} has {} bytes after its last tensor",
-            path.display(),
-            held - data_len
-        );
+                explain(&e)
+            )
+        })?;
+        let data_start = 8 + header_len;
+        let tensors = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let entry = Entry {
+                    info: TensorInfo {
+                        dtype: info.dtype,
+                        shape: info.shape.iter().map(|&d| d as i64).collect(),
+                    },
+                    offset: data_start + info.data_offsets.0,
+                };
+                (name, entry)
+            })
+            .collect();
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
             map,

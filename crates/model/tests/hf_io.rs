@@ -459,12 +459,20 @@ fn folder_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect()
 }
 
 fn shallow(tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
-    tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+    tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect()
 }
 
 #[test]
@@ -493,7 +501,11 @@ fn tensor_by_tensor_writer_is_byte_identical_to_save_hf_sharded() {
         }
         writer.finish().unwrap();
         let (a, b) = (folder_bytes(before.path()), folder_bytes(after.path()));
-        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{kind:?} {max}");
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{kind:?} {max}"
+        );
         for (name, bytes) in &a {
             assert!(bytes == &b[name], "{name} differs ({kind:?}, max {max})");
         }
@@ -511,7 +523,10 @@ fn tensor_by_tensor_writer_refuses_a_missing_or_misshapen_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = HfWriter::create(dir.path(), &specs, &config, Kind::Float, u64::MAX).unwrap();
     let err = writer
-        .write("model.norm.weight", &Tensor::zeros([3], (Kind::Float, Device::Cpu)))
+        .write(
+            "model.norm.weight",
+            &Tensor::zeros([3], (Kind::Float, Device::Cpu)),
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("model.norm.weight has shape [3]"), "{err}");
@@ -519,9 +534,15 @@ fn tensor_by_tensor_writer_refuses_a_missing_or_misshapen_tensor() {
         writer.write(name, tensor).unwrap();
     }
     let err = writer.finish().unwrap_err().to_string();
-    assert!(err.contains("never written") && err.contains("model.norm.weight"), "{err}");
+    assert!(
+        err.contains("never written") && err.contains("model.norm.weight"),
+        "{err}"
+    );
     // Nothing half-written is left where a loader would look.
     assert!(!dir.path().join(WEIGHTS_FILE).exists());
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, vec![std::ffi::OsString::from(CONFIG_FILE)]);
 }

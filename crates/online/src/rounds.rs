@@ -14,7 +14,7 @@ use rpo_comm::Collective;
 use rpo_judge::scoring::{CommandScorer, MatchMode, MatchScorer, SyntheticScorer};
 use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer};
 use rpo_model::load_hf;
-use rpo_train::config::TrainConfig;
+use rpo_train::config::{DataFormatName, LossName, TrainConfig};
 use rpo_train::data_source::RunData;
 use rpo_train::evaluate::judge_generations;
 use rpo_train::online_config::{OnlineConfig, OnlineJudge, OnlineMatchMode, OnlineRule};
@@ -69,7 +69,11 @@ fn scorer(o: &OnlineConfig) -> Box<dyn Scorer> {
 }
 
 /// Round r's prompts: the r-th consecutive slice of `per_round` (wrapping), or all.
-fn prompts_of_round(all: &[PromptRecord], per_round: Option<usize>, round: usize) -> Vec<PromptRecord> {
+fn prompts_of_round(
+    all: &[PromptRecord],
+    per_round: Option<usize>,
+    round: usize,
+) -> Vec<PromptRecord> {
     match per_round {
         None => all.to_vec(),
         Some(n) => (0..n.min(all.len()))
@@ -91,7 +95,9 @@ fn agree(world: &dyn Collective, ok: bool, what: &str) -> Result<()> {
 
 /// Rank 0's value of `x`, on every rank.
 fn broadcast_f64(world: &dyn Collective, x: f64) -> Result<f64> {
-    let mut t = Tensor::from_slice(&[x]).to_kind(Kind::Double).to_device(world.device());
+    let mut t = Tensor::from_slice(&[x])
+        .to_kind(Kind::Double)
+        .to_device(world.device());
     world.broadcast(&mut t, 0)?;
     Ok(t.double_value(&[0]))
 }
@@ -110,9 +116,13 @@ fn build_round_data(
         .map(|r| serde_json::from_value(Value::Object(r.clone())))
         .collect::<serde_json::Result<Vec<Sample>>>()?;
     let scorer = scorer(o);
-    let scores = scorer
-        .score(&samples)
-        .with_context(|| format!("the {} judge on {}", scorer.name(), dir.join("samples.jsonl").display()))?;
+    let scores = scorer.score(&samples).with_context(|| {
+        format!(
+            "the {} judge on {}",
+            scorer.name(),
+            dir.join("samples.jsonl").display()
+        )
+    })?;
     for (r, s) in records.iter_mut().zip(&scores) {
         r.insert("score".into(), s.score.into());
         r.insert("label".into(), s.label.into());
@@ -162,7 +172,10 @@ fn build_round_data(
         text.push('\n');
     }
     write_atomic(&dir.join("data.jsonl"), &text)?;
-    write_atomic(&dir.join("data_stats.json"), &serde_json::to_string_pretty(&stats)?)?;
+    write_atomic(
+        &dir.join("data_stats.json"),
+        &serde_json::to_string_pretty(&stats)?,
+    )?;
     Ok(stats)
 }
 
@@ -182,7 +195,13 @@ fn heldout(
     if world.rank() == 0 {
         result = (|| {
             let (model, _, _) = load_hf(model_dir, world.device())?;
-            judge_generations(&model, &data.tokenizer, &data.judged[..n], cfg.eval.max_new_tokens, Some(out))
+            judge_generations(
+                &model,
+                &data.tokenizer,
+                &data.judged[..n],
+                cfg.eval.max_new_tokens,
+                Some(out),
+            )
         })();
     }
     agree(world, result.is_ok(), "evaluate on the held-out questions")?;
@@ -201,8 +220,15 @@ fn has_checkpoint(dir: &Path) -> bool {
 }
 
 /// Runs `cfg.online`'s rounds; `resume` continues a run found in `cfg.out_dir`.
-pub fn train_online(cfg: &TrainConfig, world: &dyn Collective, resume: bool) -> Result<Vec<RoundReport>> {
-    let o = cfg.online.clone().context("the config has no [online] section")?;
+pub fn train_online(
+    cfg: &TrainConfig,
+    world: &dyn Collective,
+    resume: bool,
+) -> Result<Vec<RoundReport>> {
+    let o = cfg
+        .online
+        .clone()
+        .context("the config has no [online] section")?;
     cfg.validate_world(world.world_size())?;
     let main = world.rank() == 0;
     let out = &cfg.out_dir;
@@ -216,19 +242,33 @@ pub fn train_online(cfg: &TrainConfig, world: &dyn Collective, resume: bool) -> 
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         write_atomic(&out.join("config.toml"), &toml::to_string(cfg)?)?;
     }
-    let start_model = cfg.model.path.clone().context("[online] needs model.path")?;
+    let start_model = cfg
+        .model
+        .path
+        .clone()
+        .context("[online] needs model.path")?;
     let data = RunData::load(cfg)?;
     let all_prompts = match &o.prompts {
         Some(p) => read_prompts(p)?,
         None => run_prompts(&data, true),
     };
-    let sft = cfg.loss.name == "sft";
+    let sft = cfg.loss.name == LossName::Sft;
     let paired_data = sft || o.rule != OnlineRule::Unpaired;
 
-    let (start_acc, _) = heldout(world, cfg, &data, &start_model, &out.join("eval_start.jsonl"))?;
+    let (start_acc, _) = heldout(
+        world,
+        cfg,
+        &data,
+        &start_model,
+        &out.join("eval_start.jsonl"),
+    )?;
     tracing::info!(heldout_accuracy = ?start_acc, "online: the start model");
     let mut policy = start_model.clone();
-    let mut reference = cfg.reference.path.clone().unwrap_or_else(|| start_model.clone());
+    let mut reference = cfg
+        .reference
+        .path
+        .clone()
+        .unwrap_or_else(|| start_model.clone());
     let mut reports = Vec::new();
     for r in 0..o.rounds {
         let dir = out.join(format!("round_{r:03}"));
@@ -272,7 +312,11 @@ pub fn train_online(cfg: &TrainConfig, world: &dyn Collective, resume: bool) -> 
         rc.model.preset = None;
         rc.tokenizer.path = None;
         rc.reference.path = Some(reference.clone());
-        rc.data.format = if paired_data { "paired" } else { "unpaired" }.into();
+        rc.data.format = if paired_data {
+            DataFormatName::Paired
+        } else {
+            DataFormatName::Unpaired
+        };
         rc.data.train = Some(rpo_train::config::DataFiles::One(
             data_path.display().to_string(),
         ));

@@ -73,7 +73,10 @@ pub fn sample(
         let mut batch = Vec::with_capacity(chunk.len());
         for &(i, _) in chunk {
             if !encoded.contains_key(&i) {
-                encoded.insert(i, tokenizer.encode_prompt_for_generation(&prompts[i].prompt)?);
+                encoded.insert(
+                    i,
+                    tokenizer.encode_prompt_for_generation(&prompts[i].prompt)?,
+                );
             }
             batch.push(encoded[&i].clone());
         }
@@ -109,7 +112,10 @@ pub fn sample(
         .lines()
         .map(|l| serde_json::from_str(l).context("a gathered sample line"))
         .collect::<Result<_>>()?;
-    let tokens: u64 = records.iter().map(|r| r["tokens"].as_u64().unwrap_or(0)).sum();
+    let tokens: u64 = records
+        .iter()
+        .map(|r| r["tokens"].as_u64().unwrap_or(0))
+        .sum();
     tracing::info!(
         samples = records.len(),
         tokens,
@@ -130,19 +136,9 @@ pub fn to_jsonl(records: &[Map<String, Value>]) -> Result<String> {
     Ok(text)
 }
 
-/// Writes `text` to `path` through a temporary file, fsync and a rename, so a reader never
-/// sees half a file and a failed write leaves the previous one.
+/// Writes `text` to `path` atomically ([`rpo_storage::atomic`]: temporary file, fsync,
+/// rename, fsync of the folder), so a reader never sees half a file and a failed write
+/// leaves the previous one.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(rpo_storage::write_bytes_atomically(path, text.as_bytes())?)
 }

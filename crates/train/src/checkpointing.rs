@@ -96,9 +96,7 @@ pub fn save_reference_once(
         std::fs::rename(&tmp, &done)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), done.display()))?;
     }
-    std::fs::File::open(&root)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot flush {}", root.display()))?;
+    rpo_storage::sync_dir(&root)?;
     tracing::info!(folder = %done.display(), bytes, "reference written once for the run's checkpoints");
     Ok(Some(SavedReference {
         folder,
@@ -119,9 +117,9 @@ impl TrainerState {
 /// Opens `path`; when it is a folder of checkpoints whose newest is damaged or missing,
 /// names the newest intact one, and with `fallback` opens that instead.
 fn open_or_fallback(path: &Path, fallback: bool) -> Result<Checkpoint> {
-    let failed = match Checkpoint::open(path) {
+    let failed: anyhow::Error = match Checkpoint::open(path) {
         Ok(c) => return Ok(c),
-        Err(e) => e,
+        Err(e) => e.into(),
     };
     let latest = path.join(LATEST_FILE);
     if path.join(MANIFEST_FILE).exists() || !latest.exists() {
@@ -291,7 +289,7 @@ impl Resume {
                 phase == ours,
                 "{dir} was written training the objective {phase:?}; this run trains {ours:?} (loss.name = {:?}): \
                  resume with the checkpoint's loss, or start a new run from a saved model (model.path) for another objective",
-                cfg.loss.name
+                cfg.loss.name.as_str()
             );
             let done_warmup = self.checkpoint.manifest.step - self.state.phase_step;
             ensure!(
@@ -302,10 +300,10 @@ impl Resume {
         }
         if let Some(name) = saved("optim.name") {
             ensure!(
-                name == cfg.optim.name,
+                name == cfg.optim.name.as_str(),
                 "{dir} was written with optim.name = {name:?}; this run has {:?}: its optimizer state \
                  does not carry over (resume with optim.name = {name:?})",
-                cfg.optim.name
+                cfg.optim.name.as_str()
             );
         }
         Ok(())
@@ -356,7 +354,7 @@ impl Resume {
         kind: Kind,
     ) -> Result<Option<Reference>> {
         let chunk = cfg.zero.logits_chunk_tokens as i64;
-        let mode = &cfg.reference.mode;
+        let mode = cfg.reference.mode;
         if let Some(saved) = &self.state.reference {
             let root = self.checkpoint.dir.parent().unwrap_or(Path::new("."));
             let folder = root.join(&saved.folder);

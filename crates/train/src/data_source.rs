@@ -5,14 +5,14 @@ use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
     expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, trained_tokenizer_files,
-    ChatTemplate, DataFormat, Examples, OnMalformed, PairedExample, PreferenceTokenizer,
+    ChatTemplate, DataFormat, Examples, PairedExample, PreferenceTokenizer,
     ReadOptions, SpecialTokens, TokenizerFiles, Truncation,
     UnpairedExample,
 };
 use std::path::Path;
 use tokenizers::Tokenizer;
 
-use crate::config::{DataFiles, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::config::{DataFiles, DataFormatName, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
 
 pub enum TrainExamples {
     Paired(Vec<PairedExample>),
@@ -56,24 +56,18 @@ pub struct RunData {
     pub judged: Vec<SyntheticExample>,
 }
 
-fn parse_format(name: &str) -> Result<DataFormat> {
-    Ok(match name {
-        "paired" => DataFormat::Paired,
-        "unpaired" => DataFormat::Unpaired,
-        "hh" => DataFormat::Hh,
-        "tldr" => DataFormat::Tldr,
-        other => anyhow::bail!("data.format {other:?} is not a file format"),
-    })
+/// The reader's format of a file-backed `data.format`.
+fn file_format(cfg: &TrainConfig) -> Result<DataFormat> {
+    cfg.data
+        .format
+        .file_format()
+        .context("internal: data.format is a file format here")
 }
 
 /// The run's tokenizer, truncating as the data format needs.
 pub fn load_tokenizer(cfg: &TrainConfig) -> Result<PreferenceTokenizer> {
     let d = &cfg.data;
-    let format = if d.format == "synthetic" {
-        DataFormat::Paired
-    } else {
-        parse_format(&d.format)?
-    };
+    let format = d.format.file_format().unwrap_or(DataFormat::Paired);
     let truncation = Truncation {
         max_length: d.max_length,
         max_prompt_length: d.max_prompt_length,
@@ -123,11 +117,7 @@ pub fn resolved_special_tokens(
 
 fn read_options<'a>(cfg: &'a TrainConfig, chat: Option<&'a ChatTemplate>) -> ReadOptions<'a> {
     ReadOptions {
-        on_malformed: if cfg.data.on_malformed == "skip" {
-            OnMalformed::Skip
-        } else {
-            OnMalformed::Error
-        },
+        on_malformed: cfg.data.on_malformed,
         columns: &cfg.data.columns,
         chat,
     }
@@ -208,14 +198,14 @@ impl RunData {
         // First, because conversational records are rendered with its chat template.
         let tokenizer = load_tokenizer(cfg)?;
         let chat = tokenizer.chat_template();
-        let (train, eval_pairs, judged) = if d.format == "synthetic" {
+        let (train, eval_pairs, judged) = if d.format == DataFormatName::Synthetic {
             let train = synthetic::generate(Split::Train, d.synthetic_train, cfg.seed);
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let eval_pairs = judged.iter().map(SyntheticExample::to_paired).collect();
             let pairs = train.iter().map(SyntheticExample::to_paired).collect();
             (Examples::Paired(pairs), eval_pairs, judged)
         } else {
-            let format = parse_format(&d.format)?;
+            let format = file_format(cfg)?;
             let options = read_options(cfg, chat);
             let files = d
                 .train
@@ -250,7 +240,7 @@ impl RunData {
     pub fn load_held_out(cfg: &TrainConfig) -> Result<HeldOut> {
         let d = &cfg.data;
         let tokenizer = load_tokenizer(cfg)?;
-        if d.format == "synthetic" {
+        if d.format == DataFormatName::Synthetic {
             let judged = synthetic::generate(Split::Eval, d.synthetic_eval, cfg.seed);
             let pairs = judged.iter().map(SyntheticExample::to_paired).collect();
             return Ok(HeldOut {
@@ -259,7 +249,7 @@ impl RunData {
                 judged,
             });
         }
-        let format = parse_format(&d.format)?;
+        let format = file_format(cfg)?;
         let options = read_options(cfg, tokenizer.chat_template());
         let pairs = match (&d.eval, &d.train) {
             (Some(eval), _) => paired_only(read_files(eval, format, &options)?),
@@ -295,4 +285,9 @@ fn report_skipped(ds: &rpo_data::Dataset) {
             tracing::warn!("  {at}: {}", s.reason);
         }
     }
+}
+
+/// The held-out pairs whose reward accuracy evaluations report (`precompute-ref` covers them).
+pub(crate) fn reward_pairs<'a>(cfg: &TrainConfig, data: &'a RunData) -> &'a [PairedExample] {
+    &data.eval_pairs[..cfg.eval.max_examples.min(data.eval_pairs.len())]
 }

@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use tch::{Device, Kind};
 
+use crate::choices::DtypeName;
+
 pub fn parse_device(name: &str) -> Result<Device> {
     Ok(match name {
         "cpu" => Device::Cpu,
@@ -19,13 +21,11 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 /// The compute dtype on `device`: "auto" is bf16 on CUDA and fp32 on the CPU (where
 /// bf16 matmuls are slow and the tests want exact fp32 numbers).
-pub fn parse_dtype(name: &str, device: Device) -> Result<Kind> {
-    Ok(match name {
-        "auto" if device.is_cuda() => Kind::BFloat16,
-        "auto" => Kind::Float,
-        "fp32" => Kind::Float,
-        "bf16" => Kind::BFloat16,
-        _ => bail!("model.dtype = {name:?}: expected \"auto\", \"fp32\" or \"bf16\""),
+pub fn parse_dtype(dtype: &DtypeName, device: Device) -> Result<Kind> {
+    Ok(match dtype {
+        DtypeName::Auto if device.is_cuda() => Kind::BFloat16,
+        DtypeName::Auto | DtypeName::Fp32 => Kind::Float,
+        DtypeName::Bf16 => Kind::BFloat16,
     })
 }
 

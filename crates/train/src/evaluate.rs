@@ -138,7 +138,13 @@ pub fn held_out_rewards(
         reduce_kind: tch::Kind::Float,
     };
     let policy = ShardedModel::new(model, vs, &world, options)?;
-    let reference = Reference::load_hf(reference_dir, "live", &world, tch::Kind::Float, chunk)?;
+    let reference = Reference::load_hf(
+        reference_dir,
+        crate::choices::ReferenceMode::Live,
+        &world,
+        tch::Kind::Float,
+        chunk,
+    )?;
     let parallel = DataParallel::new(
         &world,
         rpo_contrast::ContrastScope::Local,

@@ -3,10 +3,13 @@
 //! [`train`] is the whole run: load data and model, optional SFT warm-up, freeze the
 //! reference, preference training, evaluation at each boundary, save the policy.
 
+pub mod batches;
 pub mod checkpointing;
+pub mod choices;
 pub mod config;
 pub mod data_source;
 pub mod device;
+pub mod device_seqs;
 pub mod evaluate;
 pub mod memory_plan;
 pub mod metrics;
@@ -19,9 +22,12 @@ pub mod parallel;
 pub mod precompute;
 pub mod precompute_ref;
 pub mod preemption;
+pub mod progress;
 pub mod prompt_embedding;
 pub mod reference;
 pub mod reference_cache;
+pub mod reference_plan;
+pub mod reward_stats;
 pub mod run;
 pub mod trainer;
 

@@ -7,7 +7,7 @@ use rpo_model::{preset, LlamaConfig};
 use rpo_zero::plan::{parse_bytes, MemoryPlan, PlanInputs, ReferencePlan};
 use tch::Kind;
 
-use crate::config::TrainConfig;
+use crate::config::{ReferenceMode, TrainConfig};
 use crate::objective::Objective;
 use crate::trainer::build_optimizer;
 
@@ -17,7 +17,11 @@ pub fn model_shape(cfg: &TrainConfig, vocab: Option<i64>) -> Result<LlamaConfig>
     if let Some(path) = &cfg.model.path {
         return LlamaConfig::from_file(&path.join("config.json"));
     }
-    let name = cfg.model.preset.as_deref().context("model.preset or model.path")?;
+    let name = cfg
+        .model
+        .preset
+        .as_deref()
+        .context("model.preset or model.path")?;
     let mut config = preset(name)?;
     if let Some(v) = vocab {
         config.vocab_size = v;
@@ -38,11 +42,20 @@ pub fn tokenizer_vocab(cfg: &TrainConfig) -> Option<i64> {
 }
 
 /// The planner's inputs for `cfg` on `world` ranks computing in `kind`.
-pub fn plan_inputs(cfg: &TrainConfig, model: LlamaConfig, world: usize, kind: Kind) -> Result<PlanInputs> {
+pub fn plan_inputs(
+    cfg: &TrainConfig,
+    model: LlamaConfig,
+    world: usize,
+    kind: Kind,
+) -> Result<PlanInputs> {
     let objective = Objective::from_config(&cfg.loss)?;
     let reference = if objective.needs_reference() {
-        ReferencePlan::from_mode(&cfg.reference.mode)
-            .with_context(|| format!("reference.mode = {:?}", cfg.reference.mode))?
+        match cfg.reference.mode {
+            ReferenceMode::Live => ReferencePlan::Live,
+            ReferenceMode::Sharded => ReferencePlan::Sharded,
+            ReferenceMode::Offload => ReferencePlan::Offload,
+            ReferenceMode::Precomputed => ReferencePlan::Precomputed,
+        }
     } else {
         ReferencePlan::None
     };
@@ -57,7 +70,11 @@ pub fn plan_inputs(cfg: &TrainConfig, model: LlamaConfig, world: usize, kind: Ki
         reference,
         // Preference objectives score two sequences per example (chosen and rejected,
         // or a completion and its KL partner); SFT one.
-        sequences: if objective.needs_reference() { 2 * micro } else { micro },
+        sequences: if objective.needs_reference() {
+            2 * micro
+        } else {
+            micro
+        },
         length: cfg.data.max_length as i64,
         accumulation: cfg.accumulation_steps(world).max(1) as i64,
         logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
@@ -74,7 +91,10 @@ pub fn plan(cfg: &TrainConfig, model: LlamaConfig, world: usize, kind: Kind) -> 
         .map(parse_bytes)
         .transpose()
         .context("zero.memory_budget")?;
-    Ok(MemoryPlan::new(&plan_inputs(cfg, model, world, kind)?, budget))
+    Ok(MemoryPlan::new(
+        &plan_inputs(cfg, model, world, kind)?,
+        budget,
+    ))
 }
 
 /// Refuses the configured stage when it cannot fit the budget, naming the stage that would.

@@ -10,154 +10,24 @@
 use anyhow::{bail, Result};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_losses as losses;
-use rpo_model::Llama;
-use rpo_zero::{PackedRows, PolicyLogps, Sequences, ShardedModel};
+use rpo_zero::{PolicyLogps, ShardedModel};
 use tch::{Device, Kind, Tensor};
 
+pub use crate::batches::{reference_inputs, MicroBatch};
+pub use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
-use crate::packing::{self, Packing};
+use crate::packing::Packing;
 use crate::parallel::DataParallel;
 use crate::prompt_embedding::{self, PromptEmbedder};
 use crate::reference::Reference;
+pub use crate::reward_stats::RewardStats;
 use rpo_comm::all_gather_varlen;
 use rpo_contrast::ContrastInputs;
-
-/// Ids, labels and the response mask of sequences, on the model's device; `packed`:
-/// the layout the model runs them in, when not the padded rows.
-pub struct DeviceSeqs {
-    ids: Tensor,
-    labels: Tensor,
-    mask: Tensor,
-    packed: Option<PackedRows>,
-}
-
-impl DeviceSeqs {
-    pub fn new(seqs: &SeqBatch, device: Device) -> Self {
-        Self {
-            ids: seqs.input_ids.to_device(device),
-            labels: seqs.labels.to_device(device),
-            mask: seqs.loss_mask.to_device(device),
-            packed: None,
-        }
-    }
-
-    /// A batch's sequences laid out as `packing` says (padded, or packed rows).
-    pub fn laid_out(seqs: &SeqBatch, device: Device, packing: Packing, pad: i64) -> Result<Self> {
-        let mut out = Self::new(seqs, device);
-        if packing.pack {
-            out.packed = Some(packing::pack_sequences(seqs, packing, pad)?.to_device(device));
-        }
-        Ok(out)
-    }
-
-    /// A paired batch's chosen then rejected sequences, as one batch of 2B.
-    pub fn paired(batch: &PairedBatch, device: Device, packing: Packing, pad: i64) -> Result<Self> {
-        let (c, r) = (&batch.chosen, &batch.rejected);
-        let cat = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 0).to_device(device);
-        let packed = if packing.is_padded() {
-            None
-        } else {
-            Some(packing::pack_pairs(c, r, packing, pad)?.to_device(device))
-        };
-        Ok(Self {
-            ids: cat(&c.input_ids, &r.input_ids),
-            labels: cat(&c.labels, &r.labels),
-            mask: cat(&c.loss_mask, &r.loss_mask),
-            packed,
-        })
-    }
-
-    /// A copy on `device`.
-    pub fn to_device(&self, device: Device) -> Self {
-        Self {
-            ids: self.ids.to_device(device),
-            labels: self.labels.to_device(device),
-            mask: self.mask.to_device(device),
-            packed: self.packed.as_ref().map(|p| p.to_device(device)),
-        }
-    }
-
-    pub fn sequences(&self) -> Sequences<'_> {
-        Sequences {
-            ids: &self.ids,
-            labels: &self.labels,
-            mask: &self.mask,
-            packed: self.packed.as_ref(),
-        }
-    }
-
-    /// Positions the model computes for these sequences (padding included).
-    pub fn tokens_computed(&self) -> usize {
-        match &self.packed {
-            Some(p) => packing::tokens_computed(p),
-            None => self.ids.numel(),
-        }
-    }
-}
-
-/// Summed response log-probs `[B]` of a frozen model, without gradient; the head runs
-/// only at scored positions, at most `chunk_tokens` of them at a time.
-pub fn frozen_logps(model: &Llama, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
-    tch::no_grad(|| {
-        let (ids, layout, targets) = seqs.sequences().rows()?;
-        let hidden = model.hidden_states_in(&ids, layout.as_ref());
-        losses::targets_logps_chunked(&hidden, &|h| model.head(h), &targets, chunk_tokens)
-    })
-}
 
 /// `(chosen, rejected)` halves of paired log-probs.
 fn halves(logps: &Tensor) -> (Tensor, Tensor) {
     let b = logps.size()[0] / 2;
     (logps.narrow(0, 0, b), logps.narrow(0, b, b))
-}
-
-/// Detached reward sums, accumulated over the micro-batches of one optimizer step.
-#[derive(Debug, Default, Clone)]
-pub struct RewardStats {
-    pub chosen_sum: f64,
-    pub chosen_count: usize,
-    pub rejected_sum: f64,
-    pub rejected_count: usize,
-    /// Comparisons won by the chosen side and comparisons made: matched pairs for
-    /// paired data, every (desirable, undesirable) pair of the batch for unpaired data.
-    pub correct: f64,
-    pub compared: usize,
-    /// Real (non-padding) tokens of the policy's forwards.
-    pub tokens: usize,
-    /// Positions the policy's forwards computed (padding included, shared prompts once).
-    pub tokens_computed: usize,
-}
-
-impl RewardStats {
-    fn add_rewards(&mut self, chosen: &Tensor, rejected: &Tensor) {
-        self.chosen_sum += chosen.sum(Kind::Double).double_value(&[]);
-        self.chosen_count += chosen.size()[0] as usize;
-        self.rejected_sum += rejected.sum(Kind::Double).double_value(&[]);
-        self.rejected_count += rejected.size()[0] as usize;
-    }
-
-    pub fn merge(&mut self, other: &RewardStats) {
-        self.chosen_sum += other.chosen_sum;
-        self.chosen_count += other.chosen_count;
-        self.rejected_sum += other.rejected_sum;
-        self.rejected_count += other.rejected_count;
-        self.correct += other.correct;
-        self.compared += other.compared;
-        self.tokens += other.tokens;
-        self.tokens_computed += other.tokens_computed;
-    }
-
-    pub fn mean_chosen(&self) -> Option<f64> {
-        (self.chosen_count > 0).then(|| self.chosen_sum / self.chosen_count as f64)
-    }
-
-    pub fn mean_rejected(&self) -> Option<f64> {
-        (self.rejected_count > 0).then(|| self.rejected_sum / self.rejected_count as f64)
-    }
-
-    pub fn accuracy(&self) -> Option<f64> {
-        (self.compared > 0).then(|| self.correct / self.compared as f64)
-    }
 }
 
 pub struct MicroBatchLoss {
@@ -248,14 +118,6 @@ impl Models<'_> {
     }
 }
 
-/// One rank's slice of a global micro-batch, tokenized and collated.
-pub enum MicroBatch {
-    /// Preferred responses, for SFT.
-    Sft(SeqBatch),
-    Paired(PairedBatch),
-    Unpaired(UnpairedBatch),
-}
-
 /// The objective on one micro-batch of the shape it needs.
 pub fn loss(objective: &Objective, models: &Models, batch: &MicroBatch) -> Result<MicroBatchLoss> {
     match batch {
@@ -263,26 +125,6 @@ pub fn loss(objective: &Objective, models: &Models, batch: &MicroBatch) -> Resul
         MicroBatch::Paired(b) => paired(objective, models, b),
         MicroBatch::Unpaired(b) => unpaired(objective, models, b),
     }
-}
-
-/// The sequences [`loss`] asks the reference about, one reference forward each and in
-/// the same order and shapes (so `precompute-ref` reproduces the live reference's values
-/// exactly): [`paired`]'s `[chosen; rejected]`, [`unpaired`]'s examples and, for KTO, its
-/// mismatched KL sequences. Keep in step with those functions.
-pub fn reference_inputs(
-    objective: &Objective,
-    batch: &MicroBatch,
-    device: Device,
-    packing: Packing,
-    pad: i64,
-) -> Result<Vec<DeviceSeqs>> {
-    let seqs = |s: &SeqBatch| DeviceSeqs::laid_out(s, device, packing, pad);
-    Ok(match (objective, batch) {
-        (Objective::Sft, _) | (_, MicroBatch::Sft(_)) => vec![],
-        (_, MicroBatch::Paired(b)) => vec![DeviceSeqs::paired(b, device, packing, pad)?],
-        (Objective::Kto { .. }, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?, seqs(&b.kl_seqs)?],
-        (_, MicroBatch::Unpaired(b)) => vec![seqs(&b.seqs)?],
-    })
 }
 
 /// SFT on the chosen responses: summed NLL, mean over the batch.

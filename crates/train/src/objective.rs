@@ -3,6 +3,7 @@
 use anyhow::Result;
 use rpo_losses::Weighting;
 
+use crate::choices::{LossName, Pairing, WeightingName};
 use crate::config::LossConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,26 +24,24 @@ pub enum Objective {
 
 impl Objective {
     pub fn from_config(loss: &LossConfig) -> Result<Self> {
-        Ok(match loss.name.as_str() {
-            "rpo" => Objective::Rpo {
-                weighting: match loss.weighting.as_str() {
-                    "embedding" => Weighting::Embedding { tau: loss.tau },
-                    "uniform-paper" => Weighting::UniformPaper,
-                    "uniform-code" => Weighting::UniformCode,
-                    "diagonal-paper" => Weighting::DiagonalPaper { alpha: loss.alpha },
-                    "diagonal-code" => Weighting::DiagonalCode { alpha: loss.alpha },
-                    other => anyhow::bail!("unknown loss.weighting {other:?}"),
+        Ok(match loss.name {
+            LossName::Rpo => Objective::Rpo {
+                weighting: match loss.weighting {
+                    WeightingName::Embedding => Weighting::Embedding { tau: loss.tau },
+                    WeightingName::UniformPaper => Weighting::UniformPaper,
+                    WeightingName::UniformCode => Weighting::UniformCode,
+                    WeightingName::DiagonalPaper => Weighting::DiagonalPaper { alpha: loss.alpha },
+                    WeightingName::DiagonalCode => Weighting::DiagonalCode { alpha: loss.alpha },
                 },
-                unpaired: loss.pairing == "unpaired",
+                unpaired: loss.pairing == Pairing::Unpaired,
             },
-            "dpo" => Objective::Dpo,
-            "ipo" => Objective::Ipo,
-            "kto" => Objective::Kto {
+            LossName::Dpo => Objective::Dpo,
+            LossName::Ipo => Objective::Ipo,
+            LossName::Kto => Objective::Kto {
                 desirable_weight: loss.desirable_weight,
                 undesirable_weight: loss.undesirable_weight,
             },
-            "sft" => Objective::Sft,
-            other => anyhow::bail!("unknown loss.name {other:?}"),
+            LossName::Sft => Objective::Sft,
         })
     }
 

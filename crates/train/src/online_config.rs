@@ -97,10 +97,16 @@ fn default_reference_field() -> String {
 
 impl OnlineConfig {
     /// Refuse what cannot run, naming the key.
-    pub fn validate(&self, loss: &str, unpaired_loss: bool) -> anyhow::Result<()> {
+    pub fn validate(
+        &self,
+        loss: crate::choices::LossName,
+        unpaired_loss: bool,
+    ) -> anyhow::Result<()> {
         use anyhow::bail;
         if self.rounds == 0 || self.steps_per_round == 0 || self.samples_per_prompt == 0 {
-            bail!("online.rounds, online.steps_per_round and online.samples_per_prompt must be ≥ 1");
+            bail!(
+                "online.rounds, online.steps_per_round and online.samples_per_prompt must be ≥ 1"
+            );
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             bail!("online.temperature must be > 0 (samples must differ to be compared)");
@@ -115,9 +121,9 @@ impl OnlineConfig {
             bail!("online.judge = \"command\" and online.judge_command go together");
         }
         let paired_rule = self.rule != OnlineRule::Unpaired;
-        if loss != "sft" && paired_rule == unpaired_loss {
+        if loss != crate::choices::LossName::Sft && paired_rule == unpaired_loss {
             bail!(
-                "online.rule = {:?} builds {} data, but loss {loss:?} trains on {} data",
+                "online.rule = {:?} builds {} data, but loss \"{loss}\" trains on {} data",
                 self.rule,
                 if paired_rule { "paired" } else { "unpaired" },
                 if unpaired_loss { "unpaired" } else { "paired" }

@@ -12,7 +12,7 @@ use anyhow::Result;
 use rpo_comm::{all_reduce_f64s, Collective};
 use rpo_contrast::{ContrastForm, ContrastScope};
 
-use crate::micro_batch::RewardStats;
+use crate::reward_stats::RewardStats;
 
 pub struct DataParallel<'a> {
     world: &'a dyn Collective,

@@ -14,7 +14,7 @@ pub use rpo_embed::CacheDtype;
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_device};
-use crate::prompt_embedding::{load_model, run_texts, TextMode};
+use crate::prompt_embedding::{load_model, run_texts};
 
 /// What `rpo-shard embed` did, printed as one JSON line (benches/embed_throughput.sh reads it).
 #[derive(Debug, Serialize)]
@@ -49,7 +49,7 @@ pub fn precompute(cfg: &TrainConfig, out: &Path, dtype: CacheDtype) -> Result<Em
     let started = Instant::now();
     let device = parse_device(&cfg.model.device)?;
     check_available(device)?;
-    let mode = TextMode::from_config(&cfg.embedding.text)?;
+    let mode = cfg.embedding.text;
     let data = RunData::load(cfg)?;
     let texts = run_texts(&data, mode)?;
     let collect_seconds = started.elapsed().as_secs_f64();

@@ -18,25 +18,25 @@
 
 use anyhow::{ensure, Context, Result};
 use rpo_comm::{all_gather_counts, all_reduce_f64s, Collective};
-use rpo_data::PairedBatch;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::Device;
 
-use crate::config::TrainConfig;
+use crate::config::{ReferenceMode, TrainConfig};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_dtype};
-use crate::micro_batch::{reference_inputs, DeviceSeqs, MicroBatch};
 use crate::objective::Objective;
 use crate::reference::Reference;
 use crate::reference_cache::{
     keys_fingerprint, reference_fingerprint, row_keys, temp_prefix, write_cache, CacheHeader,
     ReferenceCache,
 };
-use crate::run::{build_policy, load_reference, reward_pairs};
-use crate::trainer::{progress_bar, MicroBatches};
+pub use crate::reference_plan::run_keys;
+use crate::reference_plan::{for_each_call, Plan};
+use crate::run::{build_policy, load_reference};
+use crate::progress::progress_bar;
 
 /// What `precompute-ref` did, printed as one JSON line by rank 0.
 #[derive(Debug, Serialize)]
@@ -54,129 +54,6 @@ pub struct PrecomputeReport {
     /// Reference forwards run, over all ranks.
     pub forwards: usize,
     pub seconds: f64,
-}
-
-/// One reference forward of the run: call `index` of `rank`'s slice of item `item` (a
-/// preference micro-batch, then a reward-accuracy chunk).
-#[derive(Debug, Clone, Copy)]
-struct Call {
-    item: usize,
-    rank: usize,
-    index: usize,
-}
-
-/// Every reference forward the run makes, in order, with its sequences on `device`;
-/// `only`: just that rank's. Reward-accuracy chunks (which rank 0 evaluates alone) are
-/// dealt out to the ranks in turn.
-fn for_each_call(
-    cfg: &TrainConfig,
-    objective: Objective,
-    data: &RunData,
-    ranks: usize,
-    only: Option<usize>,
-    device: Device,
-    mut f: impl FnMut(Call, DeviceSeqs) -> Result<()>,
-) -> Result<()> {
-    let wanted = |rank: usize| only.is_none() || only == Some(rank);
-    let (packing, pad) = (cfg.packing(), data.tokenizer.special().pad);
-    let mut item = 0;
-    // The preference phase starts its own sampler at the beginning (trainer::run_phase).
-    let micro = cfg.train.micro_batch_size * ranks;
-    let mut batches = MicroBatches::new(objective, data, micro, cfg.seed, Default::default())?;
-    for _ in 0..cfg.train.steps * cfg.accumulation_steps(ranks) {
-        let global = batches.next_global();
-        for rank in (0..ranks).filter(|&r| wanted(r)) {
-            let batch = batches.collate(rpo_data::rank_slice(&global, rank, ranks)?)?;
-            for (index, seqs) in reference_inputs(&objective, &batch, device, packing, pad)?
-                .into_iter()
-                .enumerate()
-            {
-                f(Call { item, rank, index }, seqs)?;
-            }
-        }
-        item += 1;
-    }
-    // As run::evaluate → evaluate::reward_accuracy draw them.
-    for (c, chunk) in reward_pairs(cfg, data)
-        .chunks(cfg.train.micro_batch_size)
-        .enumerate()
-    {
-        let rank = c % ranks;
-        if wanted(rank) {
-            let refs: Vec<_> = chunk.iter().collect();
-            let batch = MicroBatch::Paired(PairedBatch::from_examples(&refs, &data.tokenizer)?);
-            for (index, seqs) in reference_inputs(&Objective::Dpo, &batch, device, packing, pad)?
-                .into_iter()
-                .enumerate()
-            {
-                f(Call { item, rank, index }, seqs)?;
-            }
-        }
-        item += 1;
-    }
-    Ok(())
-}
-
-/// The run's sequences and this rank's share of the work.
-struct Plan {
-    /// Every distinct sequence key, sorted.
-    keys: Vec<u64>,
-    /// Keys first met by this rank's calls.
-    own: HashSet<u64>,
-    /// This rank's calls that meet them, as (item, index).
-    work: HashSet<(usize, usize)>,
-    /// The run's first call, for ranks that must keep a sharded reference company.
-    filler: Option<DeviceSeqs>,
-}
-
-impl Plan {
-    /// Replays the run on the CPU (tokenizing and collating, no model).
-    fn new(
-        cfg: &TrainConfig,
-        objective: Objective,
-        data: &RunData,
-        ranks: usize,
-        rank: usize,
-    ) -> Result<Self> {
-        let mut seen = HashSet::new();
-        let (mut own, mut work, mut filler) = (HashSet::new(), HashSet::new(), None);
-        for_each_call(
-            cfg,
-            objective,
-            data,
-            ranks,
-            None,
-            Device::Cpu,
-            |call, seqs| {
-                let keys = row_keys(&seqs.sequences())?;
-                let new: Vec<u64> = keys.into_iter().filter(|&k| seen.insert(k)).collect();
-                if call.rank == rank && !new.is_empty() {
-                    own.extend(new);
-                    work.insert((call.item, call.index));
-                }
-                filler.get_or_insert(seqs);
-                Ok(())
-            },
-        )?;
-        let mut keys: Vec<u64> = seen.into_iter().collect();
-        keys.sort_unstable();
-        Ok(Plan {
-            keys,
-            own,
-            work,
-            filler,
-        })
-    }
-}
-
-/// Every sequence `cfg`'s run on `ranks` ranks asks the reference about, sorted.
-pub fn run_keys(
-    cfg: &TrainConfig,
-    objective: Objective,
-    data: &RunData,
-    ranks: usize,
-) -> Result<Vec<u64>> {
-    Ok(Plan::new(cfg, objective, data, ranks, 0)?.keys)
 }
 
 /// Rank `rank`'s part of the cache `out`.
@@ -219,18 +96,18 @@ pub fn precompute_reference(
     cfg: &TrainConfig,
     world: &dyn Collective,
     out: &Path,
-    mode: &str,
+    mode: ReferenceMode,
 ) -> Result<PrecomputeReport> {
     let started = Instant::now();
     let objective = Objective::from_config(&cfg.loss)?;
     ensure!(
         objective.needs_reference(),
-        "loss.name = {:?} uses no reference model: there is nothing to precompute",
+        "loss.name = \"{}\" uses no reference model: there is nothing to precompute",
         cfg.loss.name
     );
     ensure!(
-        ["live", "sharded", "offload"].contains(&mode),
-        "--mode {mode:?}: the reference runs \"live\", \"sharded\" or \"offload\""
+        mode != ReferenceMode::Precomputed,
+        "--mode \"{mode}\": the reference runs \"live\", \"sharded\" or \"offload\""
     );
     cfg.check_reference_precomputable()?;
     let (rank, ranks) = (world.rank(), world.world_size());
@@ -302,7 +179,7 @@ pub fn precompute_reference(
         // A sharded reference gathers each unit from every rank: all ranks run as many
         // forwards as the busiest one, the others repeating a call whose result is dropped.
         let mine = if reusable { 0 } else { plan.work.len() };
-        let rounds = if mode == "sharded" {
+        let rounds = if mode == ReferenceMode::Sharded {
             let all = all_gather_counts(world, &[mine as i64])?;
             all.iter().map(|c| c[0] as usize).max().unwrap_or(0)
         } else {
@@ -376,7 +253,6 @@ pub fn precompute_reference(
                 data_fingerprint: String::new(),
                 reference_fingerprint: reference_fp.clone(),
                 reference: report.reference.clone(),
-                crc32: 0,
                 part: Some((rank, ranks)),
             };
             let failpoint = format!("precompute-ref-part@{rank}");
@@ -430,7 +306,6 @@ fn merge_parts(
         data_fingerprint: String::new(),
         reference_fingerprint: reference_fp.to_string(),
         reference: reference.to_string(),
-        crc32: 0,
         part: None,
     };
     write_cache(

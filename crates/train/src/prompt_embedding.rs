@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::EmbeddingConfig;
+use crate::config::{EmbedderName, EmbeddingConfig};
 use crate::data_source::{RunData, TrainExamples};
 
 /// Something that maps texts to embeddings `[n, dim]` (fp32, CPU).
@@ -39,33 +39,9 @@ pub trait PromptEmbedder {
     }
 }
 
-/// `[embedding] text`: what is embedded for each example.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextMode {
-    /// The prompt: both responses of a pair share one embedding.
-    Prompt,
-    /// Prompt + response, one embedding per response.
-    PromptResponse,
-}
+pub use crate::choices::TextMode;
 
 impl TextMode {
-    pub fn from_config(name: &str) -> Result<Self> {
-        match name {
-            "prompt" => Ok(TextMode::Prompt),
-            "prompt+response" => Ok(TextMode::PromptResponse),
-            other => {
-                bail!("embedding.text = {other:?}: expected \"prompt\" or \"prompt+response\"")
-            }
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TextMode::Prompt => "prompt",
-            TextMode::PromptResponse => "prompt+response",
-        }
-    }
-
     /// The text embedded for one response of `prompt` (the model reads them joined).
     fn text(self, prompt: &str, response: &str) -> String {
         match self {
@@ -184,14 +160,14 @@ pub struct ModelIdentity {
 impl ModelIdentity {
     /// Without building the model (the weights file is still read and hashed).
     pub fn of(cfg: &EmbeddingConfig) -> Result<Self> {
-        match cfg.model.as_str() {
-            "bag-of-words" => Ok(bag_of_words_identity(cfg.dim)),
-            _ => {
+        match cfg.model {
+            EmbedderName::BagOfWords => Ok(bag_of_words_identity(cfg.dim)),
+            EmbedderName::MiniLm => {
                 let dir = minilm_dir(cfg)?;
                 let fingerprint =
                     folder_fingerprint(&dir).with_context(|| describe_dir(cfg, &dir))?;
                 Ok(ModelIdentity {
-                    name: cfg.model.clone(),
+                    name: cfg.model.to_string(),
                     path: Some(dir),
                     fingerprint,
                 })
@@ -233,7 +209,7 @@ pub struct LoadedModel {
 
 /// Loads the model `cfg` names onto `device`.
 pub fn load_model(cfg: &EmbeddingConfig, device: Device) -> Result<LoadedModel> {
-    if cfg.model == "bag-of-words" {
+    if cfg.model == EmbedderName::BagOfWords {
         return Ok(LoadedModel {
             embedder: Box::new(BagOfWords { dim: cfg.dim }),
             identity: bag_of_words_identity(cfg.dim),
@@ -245,7 +221,7 @@ pub fn load_model(cfg: &EmbeddingConfig, device: Device) -> Result<LoadedModel> 
     tracing::info!(dim = encoder.dim(), fingerprint = %encoder.fingerprint(), dir = %dir.display(), "sentence encoder loaded");
     Ok(LoadedModel {
         identity: ModelIdentity {
-            name: cfg.model.clone(),
+            name: cfg.model.to_string(),
             path: Some(dir),
             fingerprint: encoder.fingerprint(),
         },
@@ -264,7 +240,7 @@ pub fn build(
     data: &RunData,
     device: Device,
 ) -> Result<Box<dyn PromptEmbedder>> {
-    let mode = TextMode::from_config(&cfg.text)?;
+    let mode = cfg.text;
     let source: Box<dyn PromptEmbedder> = match &cfg.cache {
         Some(path) => Box::new(Cached::open(path, cfg, data, mode)?),
         None => Box::new(Memo::new(load_model(cfg, device)?.embedder)),
@@ -282,7 +258,7 @@ pub fn build_for_run(
     device: Device,
     world: &dyn rpo_comm::Collective,
 ) -> Result<Box<dyn PromptEmbedder>> {
-    let mode = TextMode::from_config(&cfg.text)?;
+    let mode = cfg.text;
     if cfg.cache.is_some() {
         return build(cfg, data, device);
     }
@@ -291,7 +267,7 @@ pub fn build_for_run(
     let (w, r) = (world.world_size(), world.rank());
     let (start, end) = (texts.len() * r / w, texts.len() * (r + 1) / w);
     let bar = if r == 0 {
-        crate::trainer::progress_bar((end - start) as u64, "embed")
+        crate::progress::progress_bar((end - start) as u64, "embed")
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -469,12 +445,8 @@ pub struct BagOfWords {
     pub dim: usize,
 }
 
-/// FNV-1a: stable across platforms and runs, unlike std's randomised hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
+/// Stable across platforms and runs, unlike std's randomised hasher.
+use rpo_data::stable_rng::fnv1a;
 
 impl BagOfWords {
     fn vector(&self, text: &str) -> Vec<f32> {

@@ -21,12 +21,13 @@ use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
-use crate::micro_batch::{frozen_logps, DeviceSeqs};
+use crate::device_seqs::{frozen_logps, DeviceSeqs};
 use crate::objective::Objective;
-use crate::precompute_ref::run_keys;
 use crate::reference_cache::{keys_fingerprint, reference_fingerprint, ReferenceCache};
+use crate::reference_plan::run_keys;
 
 pub enum Reference {
     Live(Llama, VarStore),
@@ -34,19 +35,21 @@ pub enum Reference {
     Precomputed(ReferenceCache),
 }
 
-/// `live`, `sharded` or `offload` (as the config names them).
-fn placement(mode: &str) -> Result<Option<FrozenPlacement>> {
+/// Where a reference model of `mode` lives (`None`: live, a full copy).
+fn placement(mode: ReferenceMode) -> Result<Option<FrozenPlacement>> {
     Ok(match mode {
-        "live" => None,
-        "sharded" => Some(FrozenPlacement::Sharded),
-        "offload" => Some(FrozenPlacement::Offloaded),
-        other => bail!("reference.mode = {other:?} cannot hold a model"),
+        ReferenceMode::Live => None,
+        ReferenceMode::Sharded => Some(FrozenPlacement::Sharded),
+        ReferenceMode::Offload => Some(FrozenPlacement::Offloaded),
+        ReferenceMode::Precomputed => {
+            bail!("reference.mode = \"precomputed\" cannot hold a model")
+        }
     })
 }
 
 impl Reference {
     /// A copy of the policy's current compute weights. Every rank must call this.
-    pub fn copy_of(policy: &ShardedModel, mode: &str) -> Result<Self> {
+    pub fn copy_of(policy: &ShardedModel, mode: ReferenceMode) -> Result<Self> {
         Ok(match placement(mode)? {
             Some(p) => Reference::Placed(policy.frozen_copy(p)?),
             None => {
@@ -68,7 +71,7 @@ impl Reference {
     /// call this.
     pub fn load_hf(
         dir: &Path,
-        mode: &str,
+        mode: ReferenceMode,
         world: &dyn Collective,
         kind: Kind,
         chunk: i64,
@@ -96,7 +99,7 @@ impl Reference {
     pub fn load_saved(
         file: &Path,
         config: &LlamaConfig,
-        mode: &str,
+        mode: ReferenceMode,
         world: &dyn Collective,
         kind: Kind,
         chunk: i64,

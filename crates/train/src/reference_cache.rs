@@ -7,49 +7,46 @@
 //! ([`row_keys`]): training hashes each row of a batch and looks it up, whatever batch the
 //! row sits in.
 //!
-//! Layout, little-endian:
+//! A framed file ([`rpo_storage::framed`], magic `b"RPOREFLP"`, version 2, CRC-32 of the
+//! body in the frame) whose JSON header is a [`CacheHeader`] (count, fingerprints, part)
+//! and whose body is
 //!
 //! ```text
-//! 0   magic  b"RPOREFLP"
-//! 8   u32    format version (1)
-//! 12  u32    length of the JSON header in bytes
-//! 16  JSON   CacheHeader: count, fingerprints, CRC-32 of the body, part (if a part file)
-//! …   zeros  up to the next multiple of 64 bytes
-//! …   keys   count × u64, strictly increasing
-//! …   values count × f64, the log-prob of the key at the same index
+//! keys   count × u64, strictly increasing
+//! values count × f64, the log-prob of the key at the same index
 //! ```
 //!
 //! The data fingerprint is the hash of the key block itself (every sequence the run asks
 //! about, sorted), the reference fingerprint identifies the reference's weights
 //! ([`reference_fingerprint`]); training recomputes both for its own config and refuses a
-//! cache where either differs. Files are written to a temporary name in the destination
-//! folder, synced, then renamed: an interrupted writer never leaves a file a reader accepts.
+//! cache where either differs. Files are written atomically ([`rpo_storage::atomic`]): an
+//! interrupted writer never leaves a file a reader accepts. Keys and fingerprints are
+//! xxh3 hashes; version 1 files (FNV keys) are refused with the command that remakes them.
 //! Keys are 64-bit: two distinct sequences of a run collide with probability about
 //! n²/2⁶⁵ (1e-8 for a million sequences).
 
 use anyhow::{bail, ensure, Context, Result};
-use memmap2::Mmap;
-use rpo_embed::cache::map_framed;
-use rpo_embed::fingerprint::hash_bytes;
+use rpo_storage::framed::{map_readonly, CacheError, FileKind, FramedFile, FramedWriter};
+use rpo_storage::hash::hash_bytes;
 use rpo_zero::{Sequences, ShardedModel};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
 
-pub const MAGIC: &[u8; 8] = b"RPOREFLP";
-pub const VERSION: u32 = 1;
-/// Magic, version and header length.
-const PREFIX_LEN: usize = 16;
-const BODY_ALIGN: usize = 64;
-/// Set to `precompute-ref-before-rename` to abort rank 0 after writing the merged cache
-/// under its temporary name (every part finished), or `precompute-ref-part@RANK` to abort
-/// that rank before its part is renamed into place (used by the tests: the interruptions
-/// the format must survive).
-pub use rpo_zero::checkpoint::FAILPOINT_ENV;
+pub const KIND: FileKind = FileKind {
+    magic: b"RPOREFLP",
+    version: 2,
+    what: "a reference cache written by `rpo-shard precompute-ref`",
+    regenerate: REGENERATE,
+};
+const REGENERATE: &str = "rpo-shard precompute-ref with this run's --config and --set options";
+/// The failpoints ([`rpo_storage::failpoint`], test builds only): `precompute-ref-before-rename`
+/// aborts rank 0 after writing the merged cache under its temporary name (every part
+/// finished), `precompute-ref-part@RANK` aborts that rank before its part is renamed.
+pub use rpo_storage::atomic::temp_prefix;
 
 /// What the rows were computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +58,6 @@ pub struct CacheHeader {
     pub reference_fingerprint: String,
     /// The reference, for people (the fingerprint is what is checked).
     pub reference: String,
-    /// CRC-32 of the keys and values, to refuse a damaged file.
-    pub crc32: u32,
     /// `(rank, ranks)` for one rank's part of an unfinished `precompute-ref`; training
     /// accepts only whole caches.
     pub part: Option<(usize, usize)>,
@@ -144,9 +139,11 @@ pub fn reference_fingerprint(
             for file in defining_files(dir)? {
                 let f =
                     File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
-                // SAFETY: read-only, and only hashed; a concurrent writer could at worst
-                // give a fingerprint that matches nothing.
-                let map = unsafe { Mmap::map(&f) }
+                // SAFETY: read-only and only hashed. This is the one map of a file this
+                // project does not write: a reference folder rewritten in place while it
+                // is hashed can give a fingerprint that matches nothing, and one truncated
+                // under the map kills the process with SIGBUS (no error is returned).
+                let map = unsafe { map_readonly(&f) }
                     .with_context(|| format!("cannot memory-map {}", file.display()))?;
                 parts.push(hash_bytes(&map));
             }
@@ -199,21 +196,9 @@ fn tensor_hash(name: &str, t: &Tensor) -> Result<u64> {
     )))
 }
 
-/// Where the body starts for a JSON header of `json_len` bytes.
-fn body_offset(json_len: usize) -> usize {
-    (PREFIX_LEN + json_len).div_ceil(BODY_ALIGN) * BODY_ALIGN
-}
-
-fn body_crc(keys: &[u8], values: &[u8]) -> u32 {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(keys);
-    crc.update(values);
-    crc.finalize()
-}
-
-/// Writes `keys` (strictly increasing) and their `values` to `path` under a temporary
-/// name, then renames it into place; `header`'s count, data fingerprint and CRC are
-/// filled in here. `failpoint`: the [`FAILPOINT_ENV`] value that aborts before the rename.
+/// Writes `keys` (strictly increasing) and their `values` to `path` atomically;
+/// `header`'s count and data fingerprint are filled in here. `failpoint`: the test abort
+/// before the rename ([`rpo_storage::failpoint`]).
 pub fn write_cache(
     path: &Path,
     mut header: CacheHeader,
@@ -231,119 +216,55 @@ pub fn write_cache(
         keys.windows(2).all(|w| w[0] < w[1]),
         "internal: reference cache keys must be sorted and distinct"
     );
-    let key_bytes = le_bytes(keys.iter().copied());
-    let value_bytes = le_bytes(values.iter().copied());
     header.count = keys.len();
     header.data_fingerprint = keys_fingerprint(keys);
-    header.crc32 = body_crc(&key_bytes, &value_bytes);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let write = || -> std::io::Result<()> {
+        let mut out = FramedWriter::create(path, &KIND, &header)?;
+        out.write_body(&le_bytes(keys.iter().copied()))?;
+        out.write_body(&le_bytes(values.iter().copied()))?;
+        out.finish(failpoint)?;
+        Ok(())
     };
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    // In the destination's folder, so the rename stays on one file system.
-    let tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix(path))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    let json = serde_json::to_vec(&header)?;
-    let mut out = BufWriter::with_capacity(1 << 20, tmp);
-    out.write_all(MAGIC)?;
-    out.write_all(&VERSION.to_le_bytes())?;
-    out.write_all(&u32::try_from(json.len())?.to_le_bytes())?;
-    out.write_all(&json)?;
-    out.write_all(&vec![
-        0u8;
-        body_offset(json.len()) - PREFIX_LEN - json.len()
-    ])?;
-    out.write_all(&key_bytes)?;
-    out.write_all(&value_bytes)?;
-    let tmp = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot sync {}", path.display()))?;
-    if std::env::var(FAILPOINT_ENV).ok().as_deref() == Some(failpoint) {
-        eprintln!(
-            "{FAILPOINT_ENV}: aborting before {} is renamed into place",
-            path.display()
-        );
-        std::process::abort();
-    }
-    tmp.persist(path)
-        .with_context(|| format!("cannot move the reference cache to {}", path.display()))?;
-    File::open(dir).and_then(|d| d.sync_all()).ok();
-    Ok(())
-}
-
-/// The prefix of the temporary files written for `path` (removed after a finished run).
-pub fn temp_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("reference_logps");
-    format!(".{name}.")
+    write().with_context(|| format!("cannot write the reference cache {}", path.display()))
 }
 
 /// A cache file, validated and memory-mapped.
 pub struct ReferenceCache {
     path: PathBuf,
     header: CacheHeader,
-    map: Mmap,
-    keys_at: usize,
+    file: FramedFile,
 }
 
 impl ReferenceCache {
-    /// Opens and checks `path`: magic, version, header, size, sorted keys, CRC and data
-    /// fingerprint. Every error names the file.
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_checked(path)
-            .with_context(|| format!("reference cache {} is unusable", path.display()))
-    }
-
-    fn open_checked(path: &Path) -> Result<Self> {
-        let (map, header, json_len) = map_framed::<CacheHeader>(
-            path,
-            MAGIC,
-            VERSION,
-            "a reference cache written by `rpo-shard precompute-ref`",
-        )?;
-        let len = map.len();
-        let keys_at = body_offset(json_len);
-        let expected = keys_at + 16 * header.count;
-        ensure!(
-            len == expected,
-            "it is {len} bytes long but its header ({} sequences) needs {expected} (truncated or corrupt)",
-            header.count
-        );
+    /// Opens and checks `path`: magic, version, header, size, CRC, sorted keys and data
+    /// fingerprint. Every error names the file; its kind is the [`CacheError`].
+    pub fn open(path: &Path) -> Result<Self, CacheError> {
+        let (file, header) = FramedFile::open::<CacheHeader>(path, &KIND)?;
+        let corrupt = |reason: String| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (len, expected) = (file.body().len(), 16 * header.count);
+        if len != expected {
+            return Err(corrupt(format!(
+                "its body is {len} bytes long but its header ({} sequences) needs {expected} (truncated or corrupt)",
+                header.count
+            )));
+        }
         let cache = ReferenceCache {
             path: path.to_path_buf(),
             header,
-            map,
-            keys_at,
+            file,
         };
-        let (keys, values) = cache.body();
-        ensure!(
-            body_crc(keys, values) == cache.header.crc32,
-            "its keys and values fail their CRC-32 (corrupt)"
-        );
         let sorted: Vec<u64> = (0..cache.header.count).map(|i| cache.key(i)).collect();
-        ensure!(
-            sorted.windows(2).all(|w| w[0] < w[1])
-                && keys_fingerprint(&sorted) == cache.header.data_fingerprint,
-            "its keys are not sorted or do not match its data fingerprint (corrupt)"
-        );
+        if !(sorted.windows(2).all(|w| w[0] < w[1])
+            && keys_fingerprint(&sorted) == cache.header.data_fingerprint)
+        {
+            return Err(corrupt(
+                "its keys are not sorted or do not match its data fingerprint".into(),
+            ));
+        }
         Ok(cache)
-    }
-
-    fn body(&self) -> (&[u8], &[u8]) {
-        let n = self.header.count * 8;
-        let keys = &self.map[self.keys_at..self.keys_at + n];
-        (keys, &self.map[self.keys_at + n..self.keys_at + 2 * n])
     }
 
     pub fn path(&self) -> &Path {
@@ -355,13 +276,13 @@ impl ReferenceCache {
     }
 
     fn key(&self, i: usize) -> u64 {
-        let at = self.keys_at + 8 * i;
-        u64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"))
+        let at = 8 * i;
+        u64::from_le_bytes(self.file.body()[at..at + 8].try_into().expect("8 bytes"))
     }
 
     fn value(&self, i: usize) -> f64 {
-        let at = self.keys_at + 8 * (self.header.count + i);
-        f64::from_le_bytes(self.map[at..at + 8].try_into().expect("8 bytes"))
+        let at = 8 * (self.header.count + i);
+        f64::from_le_bytes(self.file.body()[at..at + 8].try_into().expect("8 bytes"))
     }
 
     /// Every key, in order, with its value.
@@ -402,15 +323,23 @@ impl ReferenceCache {
     }
 
     /// Refuses a cache that is a part file or was computed for other sequences or another
-    /// reference than `data_fingerprint` and `reference_fingerprint` (this run's).
-    pub fn check(&self, data_fingerprint: &str, reference_fingerprint: &str) -> Result<()> {
+    /// reference than `data_fingerprint` and `reference_fingerprint` (this run's):
+    /// [`CacheError::Stale`], which names the command that remakes it.
+    pub fn check(
+        &self,
+        data_fingerprint: &str,
+        reference_fingerprint: &str,
+    ) -> Result<(), CacheError> {
         let h = &self.header;
-        let redo = "regenerate it with `rpo-shard precompute-ref` and this run's --config and --set options";
+        let stale = |reason: String| CacheError::Stale {
+            path: self.path.clone(),
+            reason,
+            regenerate: REGENERATE.to_string(),
+        };
         if let Some((rank, ranks)) = h.part {
-            bail!(
-                "{} is part {rank} of {ranks} of an unfinished precompute-ref, not a reference cache: {redo}",
-                self.path.display()
-            );
+            return Err(stale(format!(
+                "it is part {rank} of {ranks} of an unfinished precompute-ref, not a reference cache"
+            )));
         }
         let mut differ = vec![];
         if h.data_fingerprint != data_fingerprint {
@@ -427,13 +356,11 @@ impl ReferenceCache {
                 h.reference_fingerprint, h.reference
             ));
         }
-        ensure!(
-            differ.is_empty(),
-            "the reference cache {} was computed for another run: {}; {redo}",
-            self.path.display(),
-            differ.join("; and ")
-        );
-        Ok(())
+        if differ.is_empty() {
+            Ok(())
+        } else {
+            Err(stale(differ.join("; and ")))
+        }
     }
 }
 
@@ -447,7 +374,6 @@ mod tests {
             data_fingerprint: String::new(),
             reference_fingerprint: "00000000000000ab".into(),
             reference: "test".into(),
-            crc32: 0,
             part: None,
         }
     }

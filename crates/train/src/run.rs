@@ -11,8 +11,9 @@ use std::time::Instant;
 use tch::{Device, Kind};
 
 use crate::checkpointing::{save_reference_once, write_tokenizer, Checkpointing, Resume};
+use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
-use crate::data_source::RunData;
+use crate::data_source::{reward_pairs, RunData};
 use crate::device::{check_available, parse_device, parse_dtype};
 use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
 use crate::memory_plan;
@@ -25,7 +26,6 @@ use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
 use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
-use rpo_data::PairedExample;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -118,7 +118,7 @@ fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
 /// placed as `mode` says. Every rank must call this.
 pub(crate) fn load_reference(
     cfg: &TrainConfig,
-    mode: &str,
+    mode: ReferenceMode,
     world: &dyn Collective,
     kind: Kind,
 ) -> Result<Option<Reference>> {
@@ -186,11 +186,11 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     }
     let mut loaded_reference = if !objective.needs_reference() {
         None
-    } else if cfg.reference.mode == "precomputed" {
+    } else if cfg.reference.mode == ReferenceMode::Precomputed {
         // Checked against this run's sequences and reference before any training.
         Some(Reference::precomputed(cfg, &data, &policy, world, kind)?)
     } else {
-        load_reference(cfg, &cfg.reference.mode, world, kind)?
+        load_reference(cfg, cfg.reference.mode, world, kind)?
     };
     // Reward accuracy against a reference that is a copy of the policy is 0 by
     // construction (ties): report it only once they can differ.
@@ -323,7 +323,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let reference = match (loaded_reference.take(), saved_reference) {
         (Some(r), _) | (None, Some(r)) => Some(r),
         (None, None) if objective.needs_reference() => {
-            Some(Reference::copy_of(&policy, &cfg.reference.mode)?)
+            Some(Reference::copy_of(&policy, cfg.reference.mode)?)
         }
         (None, None) => None,
     };
@@ -478,9 +478,4 @@ fn evaluate(
     }
     tracing::info!(at, judge_accuracy = %show(report.judge_accuracy), reward_accuracy = %show(report.reward_accuracy), "eval");
     Ok(report)
-}
-
-/// The held-out pairs whose reward accuracy evaluations report (`precompute-ref` covers them).
-pub(crate) fn reward_pairs<'a>(cfg: &TrainConfig, data: &'a RunData) -> &'a [PairedExample] {
-    &data.eval_pairs[..cfg.eval.max_examples.min(data.eval_pairs.len())]
 }

@@ -8,21 +8,20 @@
 //! line from rank 0.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
-use rpo_data::sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
-use rpo_data::{PairedExample, UnpairedExample};
+use indicatif::ProgressBar;
+use rpo_data::sampler::SamplerPosition;
 use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
-use std::io::IsTerminal;
 use std::time::Instant;
 
+use crate::batches::MicroBatches;
 use crate::checkpointing::{Checkpointing, Resume, TrainerState};
-use crate::config::{OptimConfig, TrainConfig};
-use crate::data_source::{RunData, TrainExamples};
+use crate::config::{OptimConfig, OptimizerName, TrainConfig};
+use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
-use crate::micro_batch::{self, MicroBatch, Models, RewardStats};
+use crate::micro_batch::{self, Models, RewardStats};
 use crate::objective::Objective;
 use crate::preemption::{self, Preempted};
+use crate::progress::progress_bar;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -33,14 +32,15 @@ pub struct Phase<'a> {
 }
 
 pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
-    match cfg.name.as_str() {
-        "adamw" => Box::new(AdamW::new(AdamWConfig {
+    // Every name is matched: an unknown one never gets here (it fails to parse).
+    match cfg.name {
+        OptimizerName::AdamW => Box::new(AdamW::new(AdamWConfig {
             beta1: cfg.betas[0],
             beta2: cfg.betas[1],
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
         })),
-        _ => Box::new(RmsProp::new(RmsPropConfig {
+        OptimizerName::RmsProp => Box::new(RmsProp::new(RmsPropConfig {
             alpha: cfg.alpha,
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
@@ -95,7 +95,7 @@ pub fn run_phase(
         let mut stats = RewardStats::default();
         let mut loss_sum = 0.0;
         for _ in 0..accumulation {
-            let out = batches.next_loss(&phase.objective, models)?;
+            let out = next_loss(&mut batches, &phase.objective, models)?;
             loss_sum += out.loss;
             policy.backward(&(out.objective / accumulation as f64), out.policy)?;
             stats.merge(&out.stats);
@@ -154,8 +154,8 @@ pub fn run_phase(
             let state = TrainerState {
                 phase: phase.name.to_string(),
                 phase_step: step + 1,
-                sampler_epoch: batches.batches.position().epoch,
-                sampler_batch: batches.batches.position().batch,
+                sampler_epoch: batches.position().epoch,
+                sampler_batch: batches.position().batch,
                 global_micro_batch: global_micro,
                 evals: checkpoints.evals.to_vec(),
                 reference_saved: false,
@@ -193,111 +193,13 @@ pub fn check_batches(objective: Objective, data: &RunData, size: usize, seed: u6
     MicroBatches::new(objective, data, size, seed, SamplerPosition::default()).map(|_| ())
 }
 
-pub(crate) fn progress_bar(len: u64, name: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>5} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
-    bar
-}
-
-/// Endless global micro-batches of the shape the objective needs, in a deterministic
-/// order that every rank draws alike; each rank then reads its own slice. `precompute-ref`
-/// replays it to find every sequence the reference will be asked about.
-pub(crate) struct MicroBatches<'a> {
-    data: &'a RunData,
-    examples: Examples<'a>,
-    batches: Batches<Box<dyn Sampler>>,
-}
-
-enum Examples<'a> {
-    /// (prompt, preferred response): chosen responses, or desirable completions.
-    Sft(Vec<(&'a str, &'a str)>),
-    Paired(&'a [PairedExample]),
-    Unpaired(&'a [UnpairedExample]),
-}
-
-impl<'a> MicroBatches<'a> {
-    /// `micro`: examples per global micro-batch (per-rank micro-batch × world size);
-    /// drawing starts at `from`.
-    pub(crate) fn new(
-        objective: Objective,
-        data: &'a RunData,
-        micro: usize,
-        seed: u64,
-        from: SamplerPosition,
-    ) -> Result<Self> {
-        let (examples, sampler): (_, Box<dyn Sampler>) = match (&data.train, objective) {
-            (train, Objective::Sft) => {
-                let examples = train.preferred_responses();
-                let sampler = PairedSampler::new(examples.len(), micro, seed)?;
-                (Examples::Sft(examples), Box::new(sampler))
-            }
-            (TrainExamples::Paired(pairs), o) if !o.unpaired() => (
-                Examples::Paired(pairs),
-                Box::new(PairedSampler::new(pairs.len(), micro, seed)?),
-            ),
-            (TrainExamples::Unpaired(examples), o) if o.unpaired() => {
-                let labels: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
-                (
-                    Examples::Unpaired(examples),
-                    Box::new(BalancedSampler::new(&labels, micro, seed)?),
-                )
-            }
-            (_, o) => anyhow::bail!(
-                "internal: {} was given {} examples (the data source converts them)",
-                o.name(),
-                if o.unpaired() { "paired" } else { "unpaired" }
-            ),
-        };
-        Ok(Self {
-            data,
-            examples,
-            batches: Batches::new(sampler, from),
-        })
-    }
-
-    fn next_loss(
-        &mut self,
-        objective: &Objective,
-        models: &Models,
-    ) -> Result<micro_batch::MicroBatchLoss> {
-        let global = self.next_global();
-        let batch = self.collate(models.parallel.own(&global)?)?;
-        micro_batch::loss(objective, models, &batch)
-    }
-
-    /// The next global micro-batch's example indices.
-    pub(crate) fn next_global(&mut self) -> Vec<usize> {
-        self.batches.next().expect("batches never end")
-    }
-
-    /// One rank's slice `indices` of a global micro-batch, tokenized and collated.
-    pub(crate) fn collate(&self, indices: &[usize]) -> Result<MicroBatch> {
-        let tok = &self.data.tokenizer;
-        Ok(match &self.examples {
-            Examples::Sft(examples) => {
-                let seqs = indices
-                    .iter()
-                    .map(|&i| tok.tokenize(examples[i].0, examples[i].1))
-                    .collect::<Result<Vec<_>>>()?;
-                let refs: Vec<_> = seqs.iter().collect();
-                MicroBatch::Sft(SeqBatch::collate(&refs, tok.special().pad, 0)?)
-            }
-            Examples::Paired(pairs) => {
-                let ex: Vec<&PairedExample> = indices.iter().map(|&i| &pairs[i]).collect();
-                MicroBatch::Paired(PairedBatch::from_examples(&ex, tok)?)
-            }
-            Examples::Unpaired(examples) => {
-                let ex: Vec<&UnpairedExample> = indices.iter().map(|&i| &examples[i]).collect();
-                MicroBatch::Unpaired(UnpairedBatch::with_rotated_kl(&ex, tok)?)
-            }
-        })
-    }
+/// The next global micro-batch's own slice, and the objective on it.
+fn next_loss(
+    batches: &mut MicroBatches,
+    objective: &Objective,
+    models: &Models,
+) -> Result<micro_batch::MicroBatchLoss> {
+    let global = batches.next_global();
+    let batch = batches.collate(models.parallel.own(&global)?)?;
+    micro_batch::loss(objective, models, &batch)
 }

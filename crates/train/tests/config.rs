@@ -1,6 +1,8 @@
 //! The config rejects what it cannot run, before any work starts, naming the key.
 
-use rpo_train::config::{TrainConfig, EMBEDDED_DEFAULT};
+use rpo_train::config::{
+    DtypeName, LossName, OptimizerName, TextMode, TrainConfig, EMBEDDED_DEFAULT,
+};
 
 fn err(overrides: &[&str]) -> String {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -13,7 +15,7 @@ fn err(overrides: &[&str]) -> String {
 #[test]
 fn embedded_default_is_valid() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
-    assert_eq!(cfg.loss.name, "rpo");
+    assert_eq!(cfg.loss.name, LossName::Rpo);
     assert_eq!(cfg.model.preset.as_deref(), Some("tiny"));
 }
 
@@ -40,9 +42,9 @@ fn overrides_set_any_key_with_typed_values() {
     .map(String::from);
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
     assert_eq!(cfg.optim.lr, 3e-5);
-    assert_eq!(cfg.loss.name, "dpo");
+    assert_eq!(cfg.loss.name, LossName::Dpo);
     assert_eq!(cfg.train.steps, 7);
-    assert_eq!(cfg.model.dtype, "bf16");
+    assert_eq!(cfg.model.dtype, DtypeName::Bf16);
     assert_eq!(cfg.optim.betas, [0.8, 0.9]);
     let o = ["model.preset=", "model.path=/models/sft"].map(String::from);
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
@@ -259,7 +261,7 @@ fn tokenizer_follows_the_model_folder_unless_given() {
 #[test]
 fn embedding_text_mode_and_cache_have_defaults_and_overrides() {
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &[]).unwrap();
-    assert_eq!(cfg.embedding.text, "prompt");
+    assert_eq!(cfg.embedding.text, TextMode::Prompt);
     assert_eq!(cfg.embedding.cache, None);
     assert_eq!(
         cfg.embedding_cache_path(),
@@ -268,7 +270,7 @@ fn embedding_text_mode_and_cache_have_defaults_and_overrides() {
     );
     let o = ["embedding.text=prompt+response", "embedding.cache=/c/e.bin"].map(String::from);
     let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).unwrap();
-    assert_eq!(cfg.embedding.text, "prompt+response");
+    assert_eq!(cfg.embedding.text, TextMode::PromptResponse);
     assert_eq!(cfg.embedding_cache_path(), std::path::Path::new("/c/e.bin"));
 }
 
@@ -292,6 +294,81 @@ fn precomputed_reference_needs_a_known_reference_and_has_a_default_cache() {
     ]);
     let cfg = ok(&["reference.cache=/c/r.bin"]);
     assert_eq!(cfg.reference_cache_path(), std::path::Path::new("/c/r.bin"));
+}
+
+#[test]
+fn an_unknown_choice_names_the_key_and_lists_the_allowed_values() {
+    for (set, key, allowed) in [
+        ("optim.name=sgd", "optim.name", &["rmsprop", "adamw"][..]),
+        (
+            "loss.name=ppo",
+            "loss.name",
+            &["rpo", "dpo", "ipo", "kto", "sft"],
+        ),
+        (
+            "loss.weighting=cosine",
+            "loss.weighting",
+            &["embedding", "uniform-paper", "diagonal-code"],
+        ),
+        ("loss.pairing=both", "loss.pairing", &["paired", "unpaired"]),
+        (
+            "reference.mode=remote",
+            "reference.mode",
+            &["live", "sharded", "offload", "precomputed"],
+        ),
+        ("model.dtype=fp16", "model.dtype", &["auto", "fp32", "bf16"]),
+        (
+            "data.format=csv",
+            "data.format",
+            &["synthetic", "paired", "hh", "tldr"],
+        ),
+        (
+            "data.on_malformed=warn",
+            "data.on_malformed",
+            &["error", "skip"],
+        ),
+        (
+            "embedding.model=e5",
+            "embedding.model",
+            &["minilm", "bag-of-words"],
+        ),
+        (
+            "embedding.text=response",
+            "embedding.text",
+            &["prompt", "prompt+response"],
+        ),
+        (
+            "distributed.backend=gloo",
+            "distributed.backend",
+            &["auto", "nccl"],
+        ),
+    ] {
+        let e = err(&[set]);
+        assert!(e.contains(key), "{set}: {e}");
+        for a in allowed {
+            assert!(
+                e.contains(&format!("`{a}`")),
+                "{set}: {a} not listed in {e}"
+            );
+        }
+    }
+}
+
+/// Each optimizer name builds that optimizer; before the names were an enum, any name
+/// other than "adamw" (a typo included) silently trained with RMSprop.
+#[test]
+fn optimizer_names_build_their_optimizer() {
+    use rpo_train::trainer::build_optimizer;
+    let cfg = |name: &str| {
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &[format!("optim.name={name}")]).unwrap()
+    };
+    let adamw = cfg("adamw");
+    assert_eq!(adamw.optim.name, OptimizerName::AdamW);
+    // AdamW keeps two moments per parameter, RMSprop one (torch.optim's state).
+    assert_eq!(build_optimizer(&adamw.optim).slots_per_param(), 2);
+    assert_eq!(build_optimizer(&cfg("rmsprop").optim).slots_per_param(), 1);
+    let e = err(&["optim.name=adam"]);
+    assert!(e.contains("optim.name") && e.contains("`adamw`"), "{e}");
 }
 
 #[test]
@@ -357,7 +434,8 @@ fn reduce_dtype_and_memory_budget_are_checked() {
     assert!(err(&["zero.reduce_dtype=fp16"]).contains("zero.reduce_dtype"));
     let e = err(&["zero.memory_budget=\"80 parsecs\""]);
     assert!(e.contains("zero.memory_budget"), "{e}");
-    let cfg = TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
+    let cfg =
+        TrainConfig::from_toml(EMBEDDED_DEFAULT, &["zero.memory_budget=\"80GiB\"".into()]).unwrap();
     assert_eq!(cfg.zero.memory_budget.as_deref(), Some("80GiB"));
 }
 

@@ -8,6 +8,7 @@ use rpo_comm::SingleProcess;
 use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, Llama, LlamaConfig};
 use rpo_train::micro_batch::{frozen_logps, DeviceSeqs};
+use rpo_train::choices::ReferenceMode;
 use rpo_train::packing::Packing;
 use rpo_train::reference::Reference;
 use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
@@ -168,7 +169,11 @@ fn every_reference_placement_gives_the_padded_log_probs_with_shared_prompts() {
     let padded = DeviceSeqs::paired(&b, Device::Cpu, Packing::PADDED, PAD).unwrap();
     let policy = sharded(true, None, ZeroStage::Zero0, false);
     let want = policy.logps(&padded.sequences()).unwrap();
-    for mode in ["live", "sharded", "offload"] {
+    for mode in [
+        ReferenceMode::Live,
+        ReferenceMode::Sharded,
+        ReferenceMode::Offload,
+    ] {
         let reference = Reference::copy_of(&policy, mode).unwrap();
         for (name, packing) in layouts() {
             let seqs = DeviceSeqs::paired(&b, Device::Cpu, packing, PAD).unwrap();
@@ -181,7 +186,7 @@ fn every_reference_placement_gives_the_padded_log_probs_with_shared_prompts() {
         }
     }
     // The live reference's own function on a plain model, padded, is the same too.
-    if let Reference::Live(model, _) = Reference::copy_of(&policy, "live").unwrap() {
+    if let Reference::Live(model, _) = Reference::copy_of(&policy, ReferenceMode::Live).unwrap() {
         close("frozen_logps, padded", &frozen_logps(&model, &padded, 3).unwrap(), &want, 1e-6);
     }
 }

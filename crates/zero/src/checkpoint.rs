@@ -9,15 +9,16 @@
 //! the previous checkpoint as the newest complete one.
 
 use anyhow::{bail, ensure, Context, Result};
-use rpo_model::safetensors_io::write_pt_safetensors;
+use rpo_model::safetensors_io::{write_pt_safetensors, SafetensorsFile};
 use rpo_optim::Optimizer;
+use rpo_storage::atomic::{sync_dir, write_bytes_atomically};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
+pub use crate::checkpoint_error::CheckpointError;
 use crate::sharded_model::ShardedModel;
 use crate::stage::ZeroStage;
 use rpo_comm::{all_reduce_f64s, Collective};
@@ -26,10 +27,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const LATEST_FILE: &str = "latest";
 const FORMAT: &str = "rpo-shard training checkpoint";
 const VERSION: u32 = 1;
-/// Set to `checkpoint-before-rename@STEP` to abort rank 0 after writing step STEP's
-/// checkpoint files but before renaming its folder into place: the crash the format
-/// must survive (used by the tests).
-pub const FAILPOINT_ENV: &str = "RPO_SHARD_FAILPOINT";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamRecord {
@@ -83,21 +80,6 @@ pub struct Manifest {
 fn crc32_of(path: &Path) -> Result<(u64, u32)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot flush {}", dir.display()))
-}
-
-/// Writes `bytes` to `path` through a temporary file, flushed, then renamed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {}", tmp.display()))
 }
 
 impl ShardedModel {
@@ -310,24 +292,20 @@ impl ShardedModel {
             model_config: serde_json::to_value(self.config())?,
             trainer,
         };
-        write_atomically(
+        write_bytes_atomically(
             &tmp.join(MANIFEST_FILE),
             serde_json::to_string_pretty(&manifest)?.as_bytes(),
         )?;
         sync_dir(tmp)?;
-        if std::env::var(FAILPOINT_ENV).ok() == Some(format!("checkpoint-before-rename@{step}")) {
-            eprintln!(
-                "{FAILPOINT_ENV}: aborting before {} is renamed into place",
-                tmp.display()
-            );
-            std::process::abort();
-        }
+        // Test builds only: the crash the format must survive, every file written and the
+        // folder not yet renamed into place.
+        rpo_storage::failpoint::hit(&format!("checkpoint-before-rename@{step}"), tmp);
         if done.exists() {
             std::fs::remove_dir_all(done)?;
         }
         std::fs::rename(tmp, done)
             .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
-        write_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
+        write_bytes_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
         sync_dir(root)?;
         prune(root, keep, step)?;
         tracing::info!(step, dir = %done.display(), "checkpoint written");
@@ -338,23 +316,26 @@ impl ShardedModel {
     pub fn check_fits(&self, checkpoint: &Checkpoint) -> Result<()> {
         let m = &checkpoint.manifest;
         let here = self.unit_records();
-        ensure!(
-            m.units.len() == here.len(),
-            "{} was written for a model of {} units; this one has {}",
-            checkpoint.dir.display(),
-            m.units.len(),
-            here.len()
-        );
+        let mismatch = |detail: String| CheckpointError::ModelMismatch {
+            dir: checkpoint.dir.clone(),
+            detail,
+        };
+        if m.units.len() != here.len() {
+            return Err(mismatch(format!(
+                "a model of {} units; this one has {}",
+                m.units.len(),
+                here.len()
+            ))
+            .into());
+        }
         for (theirs, ours) in m.units.iter().zip(&here) {
-            ensure!(
-                theirs == ours,
-                "{} was written for another model: its unit {} ({} parameters) differs from this model's {} ({} parameters)",
-                checkpoint.dir.display(),
-                theirs.unit,
-                theirs.numel,
-                ours.unit,
-                ours.numel
-            );
+            if theirs != ours {
+                return Err(mismatch(format!(
+                    "its unit {} ({} parameters) differs from this model's {} ({} parameters)",
+                    theirs.unit, theirs.numel, ours.unit, ours.numel
+                ))
+                .into());
+            }
         }
         Ok(())
     }
@@ -465,46 +446,54 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `path` is a checkpoint folder, or a folder of checkpoints (then the one its
     /// `latest` names). Every file is checked against the manifest's size and checksum.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<Self, CheckpointError> {
+        let read = |p: PathBuf| {
+            std::fs::read(&p).map_err(|source| CheckpointError::Unreadable { path: p, source })
+        };
         let dir = if path.join(MANIFEST_FILE).exists() {
             path.to_path_buf()
         } else if path.join(LATEST_FILE).exists() {
-            let name = std::fs::read_to_string(path.join(LATEST_FILE))?;
-            path.join(name.trim())
+            let name = read(path.join(LATEST_FILE))?;
+            path.join(String::from_utf8_lossy(&name).trim())
         } else {
-            bail!(
-                "{} is neither a checkpoint (no {MANIFEST_FILE}) nor a folder of checkpoints (no {LATEST_FILE})",
-                path.display()
-            );
+            return Err(CheckpointError::NotACheckpoint {
+                path: path.to_path_buf(),
+            });
         };
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("cannot read {}", manifest_path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a checkpoint manifest", manifest_path.display()))?;
-        ensure!(
-            manifest.format == FORMAT && manifest.version == VERSION,
-            "{}: format {:?} version {} is not one this build reads ({FORMAT:?} version {VERSION})",
-            manifest_path.display(),
-            manifest.format,
-            manifest.version
-        );
+        let manifest: Manifest =
+            serde_json::from_slice(&read(manifest_path.clone())?).map_err(|source| {
+                CheckpointError::BadManifest {
+                    path: manifest_path.clone(),
+                    source,
+                }
+            })?;
+        if manifest.format != FORMAT || manifest.version != VERSION {
+            return Err(CheckpointError::UnknownFormat {
+                path: manifest_path,
+                found: format!("{:?} version {}", manifest.format, manifest.version),
+                expected: format!("{FORMAT:?} version {VERSION}"),
+            });
+        }
         for f in &manifest.files {
             let path = dir.join(&f.file);
-            ensure!(
-                path.exists(),
-                "checkpoint {} is missing {}",
-                dir.display(),
-                f.file
-            );
-            let (bytes, crc) = crc32_of(&path)?;
-            ensure!(
-                bytes == f.bytes && crc == f.crc32,
-                "{} is corrupt: {bytes} bytes with checksum {crc:08x}, but the manifest says {} bytes with {:08x}",
-                path.display(),
-                f.bytes,
-                f.crc32
-            );
+            if !path.exists() {
+                return Err(CheckpointError::MissingFile {
+                    dir,
+                    file: f.file.clone(),
+                });
+            }
+            let bytes = read(path.clone())?;
+            let (len, crc) = (bytes.len() as u64, crc32fast::hash(&bytes));
+            if len != f.bytes || crc != f.crc32 {
+                return Err(CheckpointError::Corrupt {
+                    path,
+                    bytes: len,
+                    crc,
+                    expected_bytes: f.bytes,
+                    expected_crc: f.crc32,
+                });
+            }
         }
         Ok(Self { dir, manifest })
     }
@@ -552,17 +541,14 @@ impl Checkpoint {
                 continue;
             }
             let path = self.dir.join(&shard.file);
-            let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .into_iter()
-                .collect();
+            // Memory-mapped: only the overlapping elements are read.
+            let file = SafetensorsFile::open(&path)?;
             for (p, prefix) in prefixes.iter().enumerate() {
                 for &(i, from, to, n) in &overlaps {
                     let key = format!("{prefix}.{i}");
-                    let src = tensors
-                        .get(&key)
-                        .with_context(|| format!("{} has no tensor {key}", path.display()))?;
-                    tch::no_grad(|| out[p][i].narrow(0, to, n).copy_(&src.narrow(0, from, n)));
+                    let kind = file.info(&key)?.kind()?;
+                    let src = file.read_range(&key, from, n, kind, tch::Device::Cpu)?;
+                    tch::no_grad(|| out[p][i].narrow(0, to, n).copy_(&src));
                 }
             }
         }
@@ -585,5 +571,21 @@ impl Checkpoint {
             }
         }
         Ok(named)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_tells_the_kind_of_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Checkpoint::open(dir.path()).err().unwrap();
+        assert!(matches!(e, CheckpointError::NotACheckpoint { .. }), "{e}");
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{not json").unwrap();
+        let e = Checkpoint::open(dir.path()).err().unwrap();
+        assert!(matches!(e, CheckpointError::BadManifest { .. }), "{e}");
+        assert!(e.to_string().contains(MANIFEST_FILE), "{e}");
     }
 }

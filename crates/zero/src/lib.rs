@@ -15,6 +15,7 @@
 //! - [`checkpoint`]: sharded training checkpoints, readable at any world size or stage.
 
 pub mod checkpoint;
+pub mod checkpoint_error;
 pub mod executor;
 pub mod grads;
 pub mod layout;

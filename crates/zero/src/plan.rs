@@ -127,7 +127,10 @@ impl MemoryPlan {
         let w = inputs.world as i64;
         let units = unit_numels(&inputs.config);
         let block = w * 8;
-        let padded: Vec<i64> = units.iter().map(|n| (n + block - 1) / block * block).collect();
+        let padded: Vec<i64> = units
+            .iter()
+            .map(|n| (n + block - 1) / block * block)
+            .collect();
         let psi: i64 = padded.iter().sum();
         let largest = *padded.iter().max().unwrap_or(&0);
         let (c, g) = (inputs.compute_bytes, inputs.grad_bytes);
@@ -135,7 +138,9 @@ impl MemoryPlan {
         let cfg = &inputs.config;
         let (h, tokens) = (cfg.hidden_size, inputs.sequences * inputs.length);
         let kv = cfg.num_key_value_heads * cfg.head_dim();
-        let per_token = 8 * h + 2 * kv + 4 * cfg.intermediate_size
+        let per_token = 8 * h
+            + 2 * kv
+            + 4 * cfg.intermediate_size
             + 2 * cfg.num_attention_heads * inputs.length;
         let layer_activations = tokens * per_token * c;
         let layers = cfg.num_hidden_layers;
@@ -144,17 +149,26 @@ impl MemoryPlan {
             .iter()
             .map(|&stage| {
                 let state = StateBytes {
-                    gradients: if stage.shards_gradients() { g * psi / w } else { g * psi },
-                    ..StateBytes::expected(stage, inputs.world, psi, c, master, inputs.optimizer_bytes)
+                    gradients: if stage.shards_gradients() {
+                        g * psi / w
+                    } else {
+                        g * psi
+                    },
+                    ..StateBytes::expected(
+                        stage,
+                        inputs.world,
+                        psi,
+                        c,
+                        master,
+                        inputs.optimizer_bytes,
+                    )
                 };
                 let reference = match inputs.reference {
                     ReferencePlan::Live => c * psi,
                     ReferencePlan::Sharded => c * psi / w,
                     _ => 0,
                 };
-                let checkpointing = inputs
-                    .checkpointing
-                    .unwrap_or(stage.shards_parameters())
+                let checkpointing = inputs.checkpointing.unwrap_or(stage.shards_parameters())
                     || stage.shards_parameters();
                 let activations_checkpointed =
                     logits + (layers + 1) * tokens * h * c + layer_activations;
@@ -165,11 +179,20 @@ impl MemoryPlan {
                     activations_kept
                 };
                 let gathered = if stage.shards_parameters() {
-                    largest * c + if cfg.tie_word_embeddings { padded[0] * c } else { 0 }
+                    largest * c
+                        + if cfg.tie_word_embeddings {
+                            padded[0] * c
+                        } else {
+                            0
+                        }
                 } else {
                     0
                 };
-                let unit_grad = if stage.shards_gradients() { largest * g } else { 0 };
+                let unit_grad = if stage.shards_gradients() {
+                    largest * g
+                } else {
+                    0
+                };
                 let working = gathered + unit_grad;
                 let total = state.total() + reference + activations + working;
                 let a = inputs.accumulation;
@@ -211,7 +234,10 @@ impl MemoryPlan {
 
     /// The lowest stage whose total fits the budget (the cheapest in traffic).
     pub fn lowest_fitting(&self) -> Option<u8> {
-        self.stages.iter().find(|s| s.fits == Some(true)).map(|s| s.stage)
+        self.stages
+            .iter()
+            .find(|s| s.fits == Some(true))
+            .map(|s| s.stage)
     }
 
     /// A table, in GiB per rank.
@@ -229,7 +255,13 @@ impl MemoryPlan {
                 Some(false) => "no",
                 None => "-",
             };
-            let mark = |on: bool, b: i64| if on { format!("**{}**", gib(b)) } else { gib(b) };
+            let mark = |on: bool, b: i64| {
+                if on {
+                    format!("**{}**", gib(b))
+                } else {
+                    gib(b)
+                }
+            };
             let act = format!(
                 "{} / {}",
                 mark(s.checkpointing, s.activations_checkpointed),
@@ -275,7 +307,9 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<i64> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0f64.powi(4),
-        other => anyhow::bail!("{text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"),
+        other => anyhow::bail!(
+            "{text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+        ),
     };
     Ok((number * scale) as i64)
 }
@@ -323,7 +357,15 @@ mod tests {
         let plan = MemoryPlan::new(&i, None);
         let psi = plan.padded_parameters;
         let totals: Vec<i64> = plan.stages.iter().map(|s| s.state.total()).collect();
-        assert_eq!(totals, vec![16 * psi, 4 * psi + 12 * psi / 8, 2 * psi + 14 * psi / 8, 16 * psi / 8]);
+        assert_eq!(
+            totals,
+            vec![
+                16 * psi,
+                4 * psi + 12 * psi / 8,
+                2 * psi + 14 * psi / 8,
+                16 * psi / 8
+            ]
+        );
     }
 
     #[test]

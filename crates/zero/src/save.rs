@@ -86,7 +86,8 @@ impl crate::checkpoint::Checkpoint {
             let (start, len) = shard.ranges[i];
             let len = len.min(unit.numel - start);
             if len > 0 {
-                let part = file.read_range(&format!("master.{i}"), 0, len, Kind::Float, Device::Cpu)?;
+                let part =
+                    file.read_range(&format!("master.{i}"), 0, len, Kind::Float, Device::Cpu)?;
                 tch::no_grad(|| out.narrow(0, start, len).copy_(&part));
             }
         }
@@ -114,7 +115,10 @@ impl crate::checkpoint::Checkpoint {
         for (i, unit) in self.manifest.units.iter().enumerate() {
             let flat = self.master_unit(i, &files)?;
             for p in &unit.params {
-                writer.write(&p.name, &flat.narrow(0, p.offset, p.numel).view(p.shape.as_slice()))?;
+                writer.write(
+                    &p.name,
+                    &flat.narrow(0, p.offset, p.numel).view(p.shape.as_slice()),
+                )?;
             }
         }
         writer.finish()

@@ -420,7 +420,14 @@ impl ShardedModel {
         StateBytes {
             // The gradient buffers are in the reduce dtype.
             gradients: StateBytes::expected(stage, world, psi, g, 0, 0).gradients,
-            ..StateBytes::expected(stage, world, psi, c, m, 4 * optimizer.slots_per_param() as i64)
+            ..StateBytes::expected(
+                stage,
+                world,
+                psi,
+                c,
+                m,
+                4 * optimizer.slots_per_param() as i64,
+            )
         }
     }
 

@@ -10,7 +10,10 @@ use rpo_zero::ZeroStage;
 
 #[test]
 fn plan_matches_the_measured_per_rank_state_of_real_runs() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bench-zero-memory.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/bench-zero-memory.jsonl"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut config = preset("small").unwrap();
     config.hidden_size = 1024;
@@ -47,7 +50,10 @@ fn plan_matches_the_measured_per_rank_state_of_real_runs() {
         );
         let state = plan.stage(stage).state.total() as f64 / mib;
         let tensors = run["measured_state_mib"].as_f64().unwrap();
-        assert!((state - tensors).abs() < 0.1, "stage {stage}, {world} ranks: plan {state} MiB, tensors {tensors} MiB");
+        assert!(
+            (state - tensors).abs() < 0.1,
+            "stage {stage}, {world} ranks: plan {state} MiB, tensors {tensors} MiB"
+        );
         let grown = run["rss_after_first_step_mib"].as_f64().unwrap()
             - run["rss_before_model_mib"].as_f64().unwrap();
         assert!(

@@ -17,7 +17,7 @@ pub mod train;
 
 use anyhow::Result;
 use rpo_comm::{Backend, Collective, Runtime};
-use rpo_train::config::TrainConfig;
+use rpo_train::config::{BackendName, TrainConfig};
 use rpo_train::device::parse_device;
 use std::path::PathBuf;
 
@@ -52,9 +52,9 @@ pub fn on_every_rank(
     work: impl FnOnce(&dyn Collective) -> Result<()>,
 ) -> Result<()> {
     let cuda = parse_device(&cfg.model.device)?.is_cuda();
-    let backend = match cfg.distributed.backend.as_str() {
-        "nccl" => Backend::Nccl,
-        _ => Backend::Auto,
+    let backend = match cfg.distributed.backend {
+        BackendName::Nccl => Backend::Nccl,
+        BackendName::Auto => Backend::Auto,
     };
     let runtime = Runtime::init(cuda, backend, cfg.distributed.watchdog())?;
     let world = runtime.world();

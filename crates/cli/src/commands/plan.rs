@@ -35,8 +35,9 @@ pub fn run(args: Args) -> Result<()> {
         cfg.zero.memory_budget = Some(mem);
     }
     let model = match args.model.as_deref() {
-        Some(m) if m.ends_with(".json") => LlamaConfig::from_file(&PathBuf::from(m))
-            .with_context(|| format!("--model {m}"))?,
+        Some(m) if m.ends_with(".json") => {
+            LlamaConfig::from_file(&PathBuf::from(m)).with_context(|| format!("--model {m}"))?
+        }
         Some(m) => rpo_model::preset(m)?,
         None => model_shape(&cfg, tokenizer_vocab(&cfg))?,
     };

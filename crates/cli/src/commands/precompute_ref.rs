@@ -3,6 +3,7 @@
 //! `reference.mode = "precomputed"` reads instead of loading a reference model.
 
 use anyhow::Result;
+use rpo_train::config::ReferenceMode;
 use rpo_train::precompute_ref::precompute_reference;
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ pub struct Args {
     out: Option<PathBuf>,
     /// How the reference runs meanwhile: "live" (a full copy per rank), "sharded" or "offload".
     #[arg(long, default_value = "live")]
-    mode: String,
+    mode: ReferenceMode,
 }
 
 /// Rank 0 prints one JSON line: the file, its fingerprints, reused parts and timing.
@@ -27,14 +28,15 @@ pub fn run(args: Args) -> Result<()> {
     let out = args.out.unwrap_or_else(|| cfg.reference_cache_path());
     on_every_rank(&cfg, |world| {
         if world.rank() == 0
-            && (cfg.reference.mode != "precomputed" || cfg.reference_cache_path() != out)
+            && (cfg.reference.mode != ReferenceMode::Precomputed
+                || cfg.reference_cache_path() != out)
         {
             tracing::info!(
                 "training reads this file only with `--set reference.mode=precomputed --set reference.cache={}`",
                 out.display()
             );
         }
-        let report = precompute_reference(&cfg, world, &out, &args.mode)?;
+        let report = precompute_reference(&cfg, world, &out, args.mode)?;
         if world.rank() == 0 {
             println!("{}", serde_json::to_string(&report)?);
         }

@@ -6,8 +6,8 @@ use rpo_judge::{build_preferences, PairingRule, Sample, ScoredSample};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-use rpo_online::write_atomic;
 use super::scorer_args::ScorerArgs;
+use rpo_online::write_atomic;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -96,9 +96,15 @@ pub fn run(args: Args) -> Result<()> {
         seed,
     };
     if world.rank() == 0 {
-        tracing::info!(prompts = prompts.len(), ?params, ranks = world.world_size(), "sampling");
+        tracing::info!(
+            prompts = prompts.len(),
+            ?params,
+            ranks = world.world_size(),
+            "sampling"
+        );
     }
-    let Some(mut records) = rpo_online::sample(world, &model, &data.tokenizer, &prompts, params)? else {
+    let Some(mut records) = rpo_online::sample(world, &model, &data.tokenizer, &prompts, params)?
+    else {
         return Ok(()); // not rank 0
     };
     write_atomic(&args.out, &to_jsonl(&records)?)?;

@@ -16,6 +16,8 @@ use flate2::read::MultiGzDecoder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 
+use crate::error::DataError;
+
 /// How records are laid out in a file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -73,7 +75,10 @@ pub fn for_each_record(
     mut each: impl FnMut(RawRecord) -> Result<()>,
 ) -> Result<FileKind> {
     let kind = FileKind::of(path)?;
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = File::open(path).map_err(|source| DataError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     match kind {
         FileKind::JsonLines { gzip: false } => json_lines(path, BufReader::new(file), &mut each)?,
         FileKind::JsonLines { gzip: true } => json_lines(
@@ -109,7 +114,11 @@ fn json_lines(
         buf.clear();
         let n = reader
             .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading {} after line {line}", path.display()))?;
+            .map_err(|source| DataError::Read {
+                path: path.to_path_buf(),
+                line,
+                source,
+            })?;
         if n == 0 {
             return Ok(());
         }

@@ -7,13 +7,14 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::columns::ColumnMap;
 use super::files::{for_each_record, FileKind, RawRecord};
 use super::record::{FieldResult, Parsed, Record};
 use crate::conversational::ConversationalExample;
 use crate::dataset::{MalformedLine, OnMalformed};
+use crate::error::DataError;
 
 pub(crate) struct ReadRecords<T> {
     pub plain: Vec<T>,
@@ -65,7 +66,15 @@ pub(crate) fn read_records<T>(
             Ok(Parsed::Plain(example)) => out.plain.push(example),
             Ok(Parsed::Conversational(example)) => out.conversational.push(example),
             Err(reason) => match on_malformed {
-                OnMalformed::Error => bail!("{}: {reason}", kind.locate(path, position)),
+                OnMalformed::Error => {
+                    return Err(DataError::Malformed {
+                        path: path.to_path_buf(),
+                        kind,
+                        line: position,
+                        reason,
+                    }
+                    .into())
+                }
                 OnMalformed::Skip => out.skipped.push(MalformedLine {
                     line: position,
                     reason,

@@ -135,11 +135,26 @@ mod tests {
 
     #[test]
     fn lines_are_numbers_or_objects() {
-        assert_eq!(parse_line(" 0.75 ", 0.5), Some(Score { score: 0.75, label: true }));
-        assert_eq!(parse_line("0.25", 0.5), Some(Score { score: 0.25, label: false }));
+        assert_eq!(
+            parse_line(" 0.75 ", 0.5),
+            Some(Score {
+                score: 0.75,
+                label: true
+            })
+        );
+        assert_eq!(
+            parse_line("0.25", 0.5),
+            Some(Score {
+                score: 0.25,
+                label: false
+            })
+        );
         assert_eq!(
             parse_line(r#"{"score": 0.1, "label": true}"#, 0.5),
-            Some(Score { score: 0.1, label: true })
+            Some(Score {
+                score: 0.1,
+                label: true
+            })
         );
         assert_eq!(parse_line("NaN", 0.5), None);
         assert_eq!(parse_line("yes", 0.5), None);
