@@ -86,7 +86,7 @@ def main():
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per round")
     p.add_argument("--prompts", type=int, default=128, help="prompts sampled per round")
     p.add_argument("-k", type=int, default=4, help="samples per prompt")
-    p.add_argument("--sft-steps", type=int, default=400)
+    p.add_argument("--sft-steps", type=int, default=1000, help="1000 gives judge accuracy 0.57 (seed 0)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ranks", type=int, default=4)
     p.add_argument("--batches", type=int, nargs="+", default=[2, 8], help="RPO per-rank batch sizes")
