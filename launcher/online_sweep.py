@@ -109,7 +109,7 @@ def main():
                 "data.synthetic_train=4096", "data.synthetic_eval=256", "embedding.model=minilm",
                 "eval.max_examples=256", "eval.max_new_tokens=16", "train.global_batch_size=32",
                 f"train.micro_batch_size={b}", f"optim.lr={a.lr}", "optim.warmup_steps=5",
-                "checkpoint.every=10", "checkpoint.keep=1",
+                "checkpoint.every=10", "checkpoint.keep=1", "train.sft_warmup_steps=0",
                 f"online.rounds={a.rounds}", f"online.steps_per_round={a.steps}",
                 f"online.samples_per_prompt={a.k}", f"online.prompts_per_round={a.prompts}",
                 "online.judge=synthetic", "online.temperature=1.0",

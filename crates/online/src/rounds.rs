@@ -343,10 +343,12 @@ pub fn train_online(
             ..Default::default()
         };
         let summary = rpo_train::train(&rc, world, launch)?;
-        let model_dir = summary
-            .model_dir
-            .clone()
-            .context("a round's training saves its model")?;
+        // Rank 0 writes the model and reports where; every rank reads it from there.
+        let model_dir = match (summary.model_dir.clone(), main) {
+            (Some(dir), _) => dir,
+            (None, false) => rc.out_dir.join("model"),
+            (None, true) => bail!("a round's training saves its model"),
+        };
         // 5. Evaluate and record.
         let (acc, by_family) = heldout(world, cfg, &data, &model_dir, &dir.join("eval.jsonl"))?;
         let stats: rpo_judge::PreferenceStats =

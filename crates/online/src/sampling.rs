@@ -80,7 +80,10 @@ pub fn sample(
             }
             batch.push(encoded[&i].clone());
         }
-        let ids: Vec<u64> = chunk.iter().map(|&(i, s)| ((i as u64) << 16) | s as u64).collect();
+        let ids: Vec<u64> = chunk
+            .iter()
+            .map(|&(i, s)| ((i as u64) << 16) | s as u64)
+            .collect();
         let outputs = generate(model, &batch, &ids, p.max_new_tokens, &stop, decoding)?;
         for (&(i, s), tokens) in chunk.iter().zip(outputs) {
             let n_tokens = tokens.len();
