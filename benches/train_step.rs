@@ -44,8 +44,13 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Random ids in `3..vocab` (so never the pad id 0).
 fn random_ids(n: usize, vocab: i64) -> Vec<i64> {
-    Vec::<i64>::try_from(Tensor::randint_low(3, vocab, [n as i64], (Kind::Int64, Device::Cpu)))
-        .expect("i64 ids")
+    Vec::<i64>::try_from(Tensor::randint_low(
+        3,
+        vocab,
+        [n as i64],
+        (Kind::Int64, Device::Cpu),
+    ))
+    .expect("i64 ids")
 }
 
 /// A long-tailed length: `exp(N(ln median, sigma))` clamped to `[lo, hi]`.
@@ -81,7 +86,11 @@ fn random_pairs(shape: &[(usize, usize, usize)], vocab: i64) -> Result<(SeqBatch
         chosen.push(seq(c));
         rejected.push(seq(r));
     }
-    let width = shape.iter().map(|&(p, c, r)| p + c.max(r)).max().unwrap_or(0);
+    let width = shape
+        .iter()
+        .map(|&(p, c, r)| p + c.max(r))
+        .max()
+        .unwrap_or(0);
     let (chosen, rejected): (Vec<_>, Vec<_>) = (chosen.iter().collect(), rejected.iter().collect());
     Ok((
         SeqBatch::collate(&chosen, 0, width)?,
@@ -236,10 +245,22 @@ fn main() -> Result<()> {
     // Policy forward + backward (≈ 2 × forward) and the reference forward: 4 forwards.
     // rpo-shard: its layout's positions (rows as wide as computed), head at response
     // positions; PyTorch: the padded [2B, T] rows, head everywhere.
-    let packed_width = if packing.is_padded() { width } else {
-        shape.iter().map(|&(p, c, r)| (p + c + r) as i64).max().unwrap_or(width)
+    let packed_width = if packing.is_padded() {
+        width
+    } else {
+        shape
+            .iter()
+            .map(|&(p, c, r)| (p + c + r) as i64)
+            .max()
+            .unwrap_or(width)
     };
-    let flops = 4.0 * forward_flops(&config, tokens_computed as i64 / packed_width.max(1), packed_width, scored as i64);
+    let flops = 4.0
+        * forward_flops(
+            &config,
+            tokens_computed as i64 / packed_width.max(1),
+            packed_width,
+            scored as i64,
+        );
     let flops_padded = 4.0 * forward_flops(&config, rows, width, rows * width);
     let n_params = policy.layout().numel();
     println!(

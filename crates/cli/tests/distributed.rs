@@ -648,7 +648,11 @@ fn generate_on_2_ranks_writes_what_one_process_writes() {
 #[test]
 fn shared_prompts_and_packed_rows_train_like_padded_rows_on_1_and_2_ranks() {
     // The padded `[2B, T]` layout of the reference code is the oracle; 5 steps.
-    let padded = ["train.share_prompt=false", "train.pack=false", "train.steps=5"];
+    let padded = [
+        "train.share_prompt=false",
+        "train.pack=false",
+        "train.steps=5",
+    ];
     let cases: &[(&str, usize, &[&str])] = &[
         ("shared prompt + packing, stage 0, 1 process", 1, &[]),
         (

@@ -221,7 +221,12 @@ fn a_round_on_two_ranks_builds_the_data_one_process_builds() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("start");
     init_model(&model, &["--preset", "tiny"]);
-    let loss = ["loss.name=dpo", "online.rule=best-worst", "online.rounds=1", "train.micro_batch_size=2"];
+    let loss = [
+        "loss.name=dpo",
+        "online.rule=best-worst",
+        "online.rounds=1",
+        "train.micro_batch_size=2",
+    ];
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
     run_ok(&online_args(&model, &one, &loss));
     let a = online_args(&model, &two, &loss);
@@ -235,6 +240,9 @@ fn a_round_on_two_ranks_builds_the_data_one_process_builds() {
     assert_eq!(r1.len(), 1);
     assert_eq!(r1[0]["rows"], r2[0]["rows"]);
     // Two ranks train the same examples per step (sums in another order).
-    let (l1, l2) = (r1[0]["last_loss"].as_f64().unwrap(), r2[0]["last_loss"].as_f64().unwrap());
+    let (l1, l2) = (
+        r1[0]["last_loss"].as_f64().unwrap(),
+        r2[0]["last_loss"].as_f64().unwrap(),
+    );
     assert!((l1 - l2).abs() <= 1e-4 * l1.abs().max(1e-3), "{l1} vs {l2}");
 }

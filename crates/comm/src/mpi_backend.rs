@@ -72,7 +72,10 @@ impl MpiCollective {
         let send = host_contiguous(t).reshape([-1]);
         let n = send.numel() as i64;
         // Through the watched collective, so a stalled rank is caught here too.
-        let all = self.start_all_gather(&send.unsqueeze(0))?.wait()?.to_device(Device::Cpu);
+        let all = self
+            .start_all_gather(&send.unsqueeze(0))?
+            .wait()?
+            .to_device(Device::Cpu);
         let out = Tensor::empty([n], (Kind::BFloat16, Device::Cpu));
         let chunk = (n + w as i64 - 1) / w as i64;
         for j in 0..w {
@@ -291,7 +294,9 @@ impl Collective for MpiCollective {
         if self.bf16_ring && t.kind() == Kind::BFloat16 {
             let sum = self.ring_sum_bf16(t)?;
             self.traffic.reduce_scatter(tensor_bytes(t));
-            let own = sum.narrow(0, self.rank() as i64 * rows, rows).to_device(t.device());
+            let own = sum
+                .narrow(0, self.rank() as i64 * rows, rows)
+                .to_device(t.device());
             return Ok(Pending::ready(own));
         }
         let kind = reduction_kind(t.kind())?;

@@ -26,24 +26,24 @@ pub mod tokenizer_training;
 pub mod truncation;
 
 pub use batch::{rotated_kl_partners, PairedBatch, SeqBatch, UnpairedBatch};
+pub use chat_template::ChatTemplate;
+pub use conversation::{Message, Turns};
 pub use conversational::ConversationalExample;
 pub use dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 pub use example::{pairs_to_unpaired, PairedExample, UnpairedExample};
-pub use chat_template::ChatTemplate;
-pub use conversation::{Message, Turns};
 pub use formats::{
     expand_paths, read_dataset, read_dataset_with, ColumnMap, DataFormat, ReadOptions,
 };
 pub use held_out::split_held_out;
 pub use prompts::{read_prompts, PromptRecord};
 pub use rank_slice::rank_slice;
-pub use saved_tokenizer::{write_tokenizer_folder, TOKENIZER_FOLDER_FILES};
 pub use sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
+pub use saved_tokenizer::{write_tokenizer_folder, TOKENIZER_FOLDER_FILES};
 pub use sequence::TokenizedSequence;
 pub use special_tokens::{SpecialTokens, TokenOverrides};
-pub use tokenizer_files::TokenizerFiles;
 pub use tokenize::{PreferenceTokenizer, TokenizedPair};
 pub use tokenizer_corpus::corpus_texts;
+pub use tokenizer_files::TokenizerFiles;
 pub use tokenizer_folder::write_tokenizer_folder as write_trained_tokenizer_folder;
 pub use tokenizer_training::{train_tokenizer, trained_tokenizer_files, SPECIAL_TOKENS};
 pub use truncation::{PromptKeep, Truncation};

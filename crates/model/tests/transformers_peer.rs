@@ -163,8 +163,13 @@ fn check_logits(case: &LogitsCase, peer: &Value) -> Result<String, String> {
 
 fn check_generation(case: &GenerateCase, peer: &Value) -> Result<String, String> {
     let (model, _, _) = load_hf(&case.dir, Device::Cpu).map_err(|e| format!("{e:#}"))?;
-    let ours = generate_greedy(&model, &case.prompts, case.max_new_tokens, case.eos.as_slice())
-        .map_err(|e| format!("{e:#}"))?;
+    let ours = generate_greedy(
+        &model,
+        &case.prompts,
+        case.max_new_tokens,
+        case.eos.as_slice(),
+    )
+    .map_err(|e| format!("{e:#}"))?;
     let theirs: Vec<Vec<i64>> = serde_json::from_value(peer["tokens"].clone()).unwrap();
     if ours != theirs {
         return Err(format!("ours {ours:?}\ntransformers {theirs:?}"));

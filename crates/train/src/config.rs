@@ -715,7 +715,8 @@ impl TrainConfig {
                 bail!("data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
             }
         }
-        if !d.columns.is_empty() && matches!(d.format, DataFormatName::Synthetic | DataFormatName::Tldr)
+        if !d.columns.is_empty()
+            && matches!(d.format, DataFormatName::Synthetic | DataFormatName::Tldr)
         {
             bail!(
                 "data.columns does not apply to data.format = \"{}\" (only paired, unpaired and hh)",

@@ -5,9 +5,8 @@ use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
     expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, trained_tokenizer_files,
-    ChatTemplate, DataFormat, Examples, PairedExample, PreferenceTokenizer,
-    ReadOptions, SpecialTokens, TokenizerFiles, Truncation,
-    UnpairedExample,
+    ChatTemplate, DataFormat, Examples, PairedExample, PreferenceTokenizer, ReadOptions,
+    SpecialTokens, TokenizerFiles, Truncation, UnpairedExample,
 };
 use std::path::Path;
 use tokenizers::Tokenizer;
@@ -93,7 +92,10 @@ pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
 }
 
 /// The tokenizer with its special tokens resolved (files, then `[tokenizer]` overrides).
-pub fn load_tokenizer_with(cfg: &TrainConfig, truncation: Truncation) -> Result<PreferenceTokenizer> {
+pub fn load_tokenizer_with(
+    cfg: &TrainConfig,
+    truncation: Truncation,
+) -> Result<PreferenceTokenizer> {
     let path = cfg.tokenizer_path();
     let (json, files) = tokenizer_source(cfg)?;
     let tok: Tokenizer = json

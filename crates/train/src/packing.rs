@@ -112,10 +112,7 @@ pub fn pack_pairs(
         if packing.share_prompt && prompt == &r.ids[..r.prompt_len] {
             groups.push(Group {
                 prefix: prompt,
-                branches: vec![
-                    (&c.ids[c.prompt_len..], i),
-                    (&r.ids[r.prompt_len..], b + i),
-                ],
+                branches: vec![(&c.ids[c.prompt_len..], i), (&r.ids[r.prompt_len..], b + i)],
             });
         } else {
             // Truncation cut the two prompts differently: no sharing for this pair.
@@ -157,7 +154,11 @@ fn lay_out(groups: &[Group], count: i64, packing: Packing, pad: i64) -> Result<P
             }
         }
     } else {
-        rows = groups.iter().enumerate().map(|(g, x)| (x.len(), vec![g])).collect();
+        rows = groups
+            .iter()
+            .enumerate()
+            .map(|(g, x)| (x.len(), vec![g]))
+            .collect();
     }
     let width = rows.iter().map(|(filled, _)| *filled).max().unwrap_or(1);
     let cells = rows.len() * width;
@@ -202,7 +203,9 @@ fn lay_out(groups: &[Group], count: i64, packing: Packing, pad: i64) -> Result<P
     let causal = Tensor::ones([width as i64, width as i64], (Kind::Bool, tch::Device::Cpu)).tril(0);
     let same_group = group.unsqueeze(2).eq_tensor(&group.unsqueeze(1));
     let branch_k = branch.unsqueeze(1);
-    let sees_branch = branch_k.eq(0).logical_or(&branch.unsqueeze(2).eq_tensor(&branch_k));
+    let sees_branch = branch_k
+        .eq(0)
+        .logical_or(&branch.unsqueeze(2).eq_tensor(&branch_k));
     let allowed = same_group.logical_and(&sees_branch).logical_and(&causal);
     Ok(PackedRows {
         ids: Tensor::from_slice(&ids).view(shape),

@@ -28,6 +28,7 @@ use crate::config::{ReferenceMode, TrainConfig};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_dtype};
 use crate::objective::Objective;
+use crate::progress::progress_bar;
 use crate::reference::Reference;
 use crate::reference_cache::{
     keys_fingerprint, reference_fingerprint, row_keys, temp_prefix, write_cache, CacheHeader,
@@ -36,7 +37,6 @@ use crate::reference_cache::{
 pub use crate::reference_plan::run_keys;
 use crate::reference_plan::{for_each_call, Plan};
 use crate::run::{build_policy, load_reference};
-use crate::progress::progress_bar;
 
 /// What `precompute-ref` did, printed as one JSON line by rank 0.
 #[derive(Debug, Serialize)]

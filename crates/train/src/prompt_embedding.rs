@@ -285,11 +285,19 @@ pub fn build_for_run(
     };
     let (all, _) = rpo_comm::all_gather_varlen(world, &own.to_device(world.device()))?;
     let all = all.to_device(Device::Cpu);
-    tracing::info!(texts = texts.len(), ranks = w, seconds = started.elapsed().as_secs_f64(), "embedded the run's distinct texts before the first step");
+    tracing::info!(
+        texts = texts.len(),
+        ranks = w,
+        seconds = started.elapsed().as_secs_f64(),
+        "embedded the run's distinct texts before the first step"
+    );
     let memo = Memo::new(model.embedder);
-    memo.seen
-        .borrow_mut()
-        .extend(texts.into_iter().enumerate().map(|(i, t)| (t, all.get(i as i64))));
+    memo.seen.borrow_mut().extend(
+        texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, all.get(i as i64))),
+    );
     Ok(Box::new(InMode {
         source: Box::new(memo),
         mode,

@@ -7,8 +7,8 @@
 use rpo_comm::SingleProcess;
 use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, Llama, LlamaConfig};
-use rpo_train::micro_batch::{frozen_logps, DeviceSeqs};
 use rpo_train::choices::ReferenceMode;
+use rpo_train::micro_batch::{frozen_logps, DeviceSeqs};
 use rpo_train::packing::Packing;
 use rpo_train::reference::Reference;
 use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
@@ -23,7 +23,9 @@ const PAD: i64 = 0;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn config(tied: bool, window: Option<i64>) -> LlamaConfig {
@@ -47,7 +49,9 @@ fn seq(prompt: &[i64], response: &[i64]) -> TokenizedSequence {
 
 /// Deterministic tokens 1..96 (0 is padding).
 fn tokens(n: usize, salt: i64) -> Vec<i64> {
-    (0..n as i64).map(|i| (i * 37 + salt * 11) % 96 + 1).collect()
+    (0..n as i64)
+        .map(|i| (i * 37 + salt * 11) % 96 + 1)
+        .collect()
 }
 
 /// Five pairs of varied lengths; the last pair's prompts differ (as when truncation
@@ -62,7 +66,12 @@ fn batch() -> PairedBatch {
         let reject_prompt = if i == 4 { tokens(p + 1, 90) } else { prompt };
         rejected.push(seq(&reject_prompt, &tokens(r, 70 + i as i64)));
     }
-    let width = chosen.iter().chain(&rejected).map(|s| s.len()).max().unwrap();
+    let width = chosen
+        .iter()
+        .chain(&rejected)
+        .map(|s| s.len())
+        .max()
+        .unwrap();
     let n = shapes.len();
     PairedBatch {
         chosen: SeqBatch::collate(&refs(&chosen), PAD, width).unwrap(),
@@ -87,7 +96,10 @@ fn layouts() -> Vec<(&'static str, Packing)> {
         ("shared prompt", p(true, false, 0)),
         ("packed", p(false, true, 0)),
         ("shared prompt, packed", p(true, true, 0)),
-        ("shared prompt, packed into 40-token rows", p(true, true, 40)),
+        (
+            "shared prompt, packed into 40-token rows",
+            p(true, true, 40),
+        ),
     ]
 }
 
@@ -137,7 +149,9 @@ fn shared_and_packed_layouts_give_the_padded_log_probs_and_gradients() {
         let (want_logps, want_grads) =
             policy_pass(&sharded(tied, window, stage, checkpoint), &padded);
         for (name, packing) in layouts() {
-            let what = format!("{name}, stage {stage}, tied {tied}, window {window:?}, checkpointing {checkpoint}");
+            let what = format!(
+                "{name}, stage {stage}, tied {tied}, window {window:?}, checkpointing {checkpoint}"
+            );
             let seqs = DeviceSeqs::paired(&b, Device::Cpu, packing, PAD).unwrap();
             assert!(
                 seqs.tokens_computed() < padded.tokens_computed(),
@@ -156,7 +170,12 @@ fn shared_and_packed_layouts_give_the_padded_log_probs_and_gradients() {
             close(&format!("{what}: log-probs"), &logps, &want_logps, 1e-5);
             assert_eq!(grads.len(), want_grads.len());
             for (param, g) in &grads {
-                close(&format!("{what}: gradient of {param}"), g, &want_grads[param], 1e-5);
+                close(
+                    &format!("{what}: gradient of {param}"),
+                    g,
+                    &want_grads[param],
+                    1e-5,
+                );
             }
         }
     }
@@ -187,7 +206,12 @@ fn every_reference_placement_gives_the_padded_log_probs_with_shared_prompts() {
     }
     // The live reference's own function on a plain model, padded, is the same too.
     if let Reference::Live(model, _) = Reference::copy_of(&policy, ReferenceMode::Live).unwrap() {
-        close("frozen_logps, padded", &frozen_logps(&model, &padded, 3).unwrap(), &want, 1e-6);
+        close(
+            "frozen_logps, padded",
+            &frozen_logps(&model, &padded, 3).unwrap(),
+            &want,
+            1e-6,
+        );
     }
 }
 
@@ -202,9 +226,8 @@ fn response_only_logits_equal_full_logits() {
     let ids = Tensor::cat(&[&b.chosen.input_ids, &b.rejected.input_ids], 0);
     let labels = Tensor::cat(&[&b.chosen.labels, &b.rejected.labels], 0);
     let mask = Tensor::cat(&[&b.chosen.loss_mask, &b.rejected.loss_mask], 0);
-    let full = tch::no_grad(|| {
-        rpo_losses::sequence_logps(&model.forward(&ids), &labels, &mask).unwrap()
-    });
+    let full =
+        tch::no_grad(|| rpo_losses::sequence_logps(&model.forward(&ids), &labels, &mask).unwrap());
     for chunk in [1, 5, 1 << 20] {
         close(
             &format!("chunk {chunk}"),

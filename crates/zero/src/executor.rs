@@ -126,9 +126,7 @@ impl ShardedModel {
         let keep_graphs = record && !self.options.checkpoint_activations;
         let (embed, head) = (self.unit(UnitId::Embed), self.unit(UnitId::Head));
         let (ids, layout, targets) = seqs.rows()?;
-        let attention = self
-            .model
-            .attention_inputs(ids.size()[1], layout.as_ref());
+        let attention = self.model.attention_inputs(ids.size()[1], layout.as_ref());
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
 

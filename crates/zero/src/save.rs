@@ -38,7 +38,15 @@ impl ShardedModel {
         // waiting.
         let mut failed = None;
         let mut writer = match dir
-            .map(|d| HfWriter::create(d, &tensor_specs(&self.layout), config, kind, max_shard_bytes))
+            .map(|d| {
+                HfWriter::create(
+                    d,
+                    &tensor_specs(&self.layout),
+                    config,
+                    kind,
+                    max_shard_bytes,
+                )
+            })
             .transpose()
         {
             Ok(w) => w,

@@ -17,8 +17,12 @@ pub(crate) fn parse(
     if record.is_list("chosen") || record.is_list("prompt") {
         if let (Some(chat), true) = (chat, record.is_list("prompt")) {
             let turns = |key: &str| Turns::parse(record.required(key)?, &record.field_name(key));
-            let example =
-                paired_example(turns("prompt")?, turns("chosen")?, turns("rejected")?, Some(chat))?;
+            let example = paired_example(
+                turns("prompt")?,
+                turns("chosen")?,
+                turns("rejected")?,
+                Some(chat),
+            )?;
             return Ok(Parsed::Plain(example));
         }
         return Ok(Parsed::Conversational(ConversationalExample::Paired {
