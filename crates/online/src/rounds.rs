@@ -166,12 +166,7 @@ fn build_round_data(
             stats.prompts_all_undesirable
         );
     }
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
-    write_atomic(&dir.join("data.jsonl"), &text)?;
+    write_atomic(&dir.join("data.jsonl"), &to_jsonl(&rows)?)?;
     write_atomic(
         &dir.join("data_stats.json"),
         &serde_json::to_string_pretty(&stats)?,

@@ -129,8 +129,8 @@ pub fn sample(
     Ok(Some(records))
 }
 
-/// JSONL text of `records`.
-pub fn to_jsonl(records: &[Map<String, Value>]) -> Result<String> {
+/// JSONL text of `records`: one JSON value a line (samples, preference rows).
+pub fn to_jsonl<T: serde::Serialize>(records: &[T]) -> Result<String> {
     let mut text = String::new();
     for r in records {
         text.push_str(&serde_json::to_string(r)?);

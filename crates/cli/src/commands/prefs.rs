@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 use super::scorer_args::ScorerArgs;
+use rpo_online::sampling::to_jsonl;
 use rpo_online::write_atomic;
 
 #[derive(clap::Args)]
@@ -111,12 +112,7 @@ pub fn run(a: Args) -> Result<()> {
             stats.prompts_all_undesirable
         );
     }
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(&serde_json::to_string(row)?);
-        text.push('\n');
-    }
-    write_atomic(&a.out, &text)?;
+    write_atomic(&a.out, &to_jsonl(&rows)?)?;
     tracing::info!(
         rows = stats.rows,
         prompts_used = stats.prompts_mixed,
