@@ -246,3 +246,75 @@ fn a_round_on_two_ranks_builds_the_data_one_process_builds() {
     );
     assert!((l1 - l2).abs() <= 1e-4 * l1.abs().max(1e-3), "{l1} vs {l2}");
 }
+
+/// A round whose first slice of prompts gives fewer rows than one global batch samples
+/// the next slices until the batch is filled (the failure the 3-round sweep met: 13
+/// best-vs-worst pairs for a batch of 32).
+#[test]
+fn a_round_short_of_one_batch_samples_more_prompts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("start");
+    init_model(&model, &["--preset", "tiny"]);
+    let out = dir.path().join("o");
+    // 2 prompts × 4 samples give at most 8 unpaired rows: a batch of 16 needs ≥ 2 slices.
+    let loss = [
+        "loss.name=rpo",
+        "loss.pairing=unpaired",
+        "online.rule=unpaired",
+        "online.rounds=1",
+        "online.prompts_per_round=2",
+        "train.global_batch_size=16",
+    ];
+    run_ok(&online_args(&model, &out, &loss));
+    let r = &rounds(&out)[0];
+    let draws = r["draws"].as_u64().unwrap();
+    assert!(draws >= 2, "{r}");
+    assert!(r["rows"].as_u64().unwrap() >= 16, "{r}");
+    assert_eq!(r["steps"], 3);
+    assert_eq!(r["samples"].as_u64().unwrap(), draws * 2 * 4);
+    // Every draw's samples are kept, and each draw took new prompts.
+    let samples: Vec<Value> = std::fs::read_to_string(out.join("round_000/samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let prompts: std::collections::BTreeSet<&str> = samples
+        .iter()
+        .map(|s| s["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts.len() as u64, draws * 2);
+    assert_eq!(samples.last().unwrap()["draw"], draws - 1);
+}
+
+/// When even every prompt of the run does not give one batch, the round stops with a
+/// message that says so and what to change, before any training.
+#[test]
+fn a_round_that_cannot_fill_one_batch_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("start");
+    init_model(&model, &["--preset", "tiny"]);
+    let out = dir.path().join("o");
+    let mut a = online_args(
+        &model,
+        &out,
+        &["loss.name=dpo", "online.rule=best-worst", "online.rounds=1"],
+    );
+    // Every sample desirable: no prompt has both labels.
+    a.extend(
+        [
+            "--set",
+            "online.judge_command=python3 -c 'import sys\nfor _ in sys.stdin: print(1)'",
+            "--set",
+            "data.synthetic_train=16",
+        ]
+        .map(String::from),
+    );
+    let o = rpo(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("fewer than one global batch of 4") && err.contains("only desirable"),
+        "{err}"
+    );
+    assert!(!out.join("round_000/train").exists());
+}

@@ -40,6 +40,10 @@ pub struct RoundReport {
     pub prompts_mixed_fraction: f64,
     /// Rows of the round's preference data (pairs, or unpaired examples).
     pub rows: usize,
+    /// Slices of `prompts_per_round` prompts sampled: more than 1 when the first did not
+    /// give one global batch of rows.
+    #[serde(default = "one_draw")]
+    pub draws: usize,
     pub steps: usize,
     pub last_loss: Option<f64>,
     /// Greedy answers to the run's held-out questions checked by the suite's judge, after
@@ -68,20 +72,6 @@ fn scorer(o: &OnlineConfig) -> Box<dyn Scorer> {
     }
 }
 
-/// Round r's prompts: the r-th consecutive slice of `per_round` (wrapping), or all.
-fn prompts_of_round(
-    all: &[PromptRecord],
-    per_round: Option<usize>,
-    round: usize,
-) -> Vec<PromptRecord> {
-    match per_round {
-        None => all.to_vec(),
-        Some(n) => (0..n.min(all.len()))
-            .map(|j| all[(round * n + j) % all.len()].clone())
-            .collect(),
-    }
-}
-
 /// What rank 0 learnt, told to every rank: 1 = go on, 0 = rank 0 failed (its error
 /// is its own to report; the others stop with a pointer to it).
 fn agree(world: &dyn Collective, ok: bool, what: &str) -> Result<()> {
@@ -102,15 +92,12 @@ fn broadcast_f64(world: &dyn Collective, x: f64) -> Result<f64> {
     Ok(t.double_value(&[0]))
 }
 
-/// Scores `records`, builds the round's data by `o.rule` (SFT: every desirable sample),
-/// and writes samples.jsonl, data.jsonl and data_stats.json into `dir`.
-fn build_round_data(
+/// Scores `records` with the configured judge, adding `score` and `label` to each.
+fn score_records(
     o: &OnlineConfig,
-    sft: bool,
     records: &mut [serde_json::Map<String, Value>],
     dir: &Path,
-) -> Result<rpo_judge::PreferenceStats> {
-    write_atomic(&dir.join("samples.jsonl"), &to_jsonl(records)?)?;
+) -> Result<Vec<ScoredSample>> {
     let samples = records
         .iter()
         .map(|r| serde_json::from_value(Value::Object(r.clone())))
@@ -118,17 +105,16 @@ fn build_round_data(
     let scorer = scorer(o);
     let scores = scorer.score(&samples).with_context(|| {
         format!(
-            "the {} judge on {}",
+            "the {} judge on the samples of {}",
             scorer.name(),
-            dir.join("samples.jsonl").display()
+            dir.display()
         )
     })?;
     for (r, s) in records.iter_mut().zip(&scores) {
         r.insert("score".into(), s.score.into());
         r.insert("label".into(), s.label.into());
     }
-    write_atomic(&dir.join("samples.jsonl"), &to_jsonl(records)?)?;
-    let scored: Vec<ScoredSample> = samples
+    Ok(samples
         .into_iter()
         .zip(&scores)
         .map(|(s, sc)| ScoredSample {
@@ -137,16 +123,24 @@ fn build_round_data(
             score: sc.score,
             label: sc.label,
         })
-        .collect();
+        .collect())
+}
+
+/// The round's rows from every scored sample so far, by `o.rule` (SFT: every desirable
+/// sample, agreeing prompts included).
+fn round_rows(
+    o: &OnlineConfig,
+    sft: bool,
+    scored: &[ScoredSample],
+) -> (Vec<PreferenceRow>, rpo_judge::PreferenceStats) {
     let rule = match o.rule {
         OnlineRule::Unpaired => PairingRule::Unpaired,
         OnlineRule::BestWorst => PairingRule::BestWorst,
         OnlineRule::AllPairs => PairingRule::AllPairs,
     };
-    let (mut rows, mut stats) = build_preferences(&scored, rule, o.max_pairs_per_prompt);
+    let (mut rows, mut stats) = build_preferences(scored, rule, o.max_pairs_per_prompt);
     if sft {
-        // Rejection-sampling fine-tuning: every desirable sample, agreeing prompts included,
-        // as the chosen response (SFT never reads `rejected`).
+        // Rejection-sampling fine-tuning: SFT never reads `rejected`.
         rows = scored
             .iter()
             .filter(|s| s.label)
@@ -158,20 +152,119 @@ fn build_round_data(
             .collect();
         stats.rows = rows.len();
     }
-    if rows.is_empty() {
-        bail!(
-            "round data is empty: of {} prompts, {} had only desirable and {} only undesirable samples (raise online.samples_per_prompt or online.temperature)",
-            stats.prompts,
-            stats.prompts_all_desirable,
-            stats.prompts_all_undesirable
+    (rows, stats)
+}
+
+/// Round `r`'s data, written into `dir` (samples.jsonl, data.jsonl, data_stats.json).
+/// The round samples its slice of prompts; while its rows do not fill one global batch
+/// (the trainer's minimum), it samples the next slice too, until every prompt has been
+/// drawn once. Draw d seeds its streams with `seed + r + d << 32`, so draw 0 is what a
+/// round without top-up samples.
+#[allow(clippy::too_many_arguments)]
+fn sample_round_data(
+    world: &dyn Collective,
+    cfg: &TrainConfig,
+    o: &OnlineConfig,
+    sft: bool,
+    tokenizer: &rpo_data::PreferenceTokenizer,
+    all_prompts: &[PromptRecord],
+    policy: &Path,
+    r: usize,
+    dir: &Path,
+) -> Result<()> {
+    let per_draw = o
+        .prompts_per_round
+        .unwrap_or(all_prompts.len())
+        .clamp(1, all_prompts.len().max(1));
+    let needed = cfg.train.global_batch_size;
+    let (model, _, _) = load_hf(policy, world.device())?;
+    let mut records: Vec<serde_json::Map<String, Value>> = Vec::new();
+    let mut scored: Vec<ScoredSample> = Vec::new();
+    let mut draw = 0usize;
+    loop {
+        let prompts: Vec<PromptRecord> = (0..per_draw)
+            .map(|j| all_prompts[((r + draw) * per_draw + j) % all_prompts.len()].clone())
+            .collect();
+        let params = SamplingParams {
+            samples_per_prompt: o.samples_per_prompt,
+            max_new_tokens: o.max_new_tokens.unwrap_or(cfg.eval.max_new_tokens),
+            temperature: o.temperature,
+            top_p: o.top_p,
+            seed: cfg
+                .seed
+                .wrapping_add(r as u64)
+                .wrapping_add((draw as u64) << 32),
+        };
+        let drawn = sample(world, &model, tokenizer, &prompts, params)?;
+        // Rank 0 scores the draw and counts the rows of everything drawn so far.
+        let counted: Result<usize> = match drawn {
+            Some(mut new) => (|| {
+                let new_scored = score_records(o, &mut new, dir)?;
+                for line in &mut new {
+                    line.insert("draw".into(), draw.into());
+                }
+                records.extend(new);
+                scored.extend(new_scored);
+                Ok(round_rows(o, sft, &scored).1.rows)
+            })(),
+            None => Ok(0),
+        };
+        agree(world, counted.is_ok(), "judge the round's samples")?;
+        let rows = broadcast_f64(world, counted? as f64)? as usize;
+        draw += 1;
+        if rows >= needed {
+            break;
+        }
+        if draw * per_draw >= all_prompts.len() {
+            let what = if world.rank() == 0 {
+                let stats = round_rows(o, sft, &scored).1;
+                format!(
+                    "{} prompts: {} had only desirable and {} only undesirable samples",
+                    stats.prompts, stats.prompts_all_desirable, stats.prompts_all_undesirable
+                )
+            } else {
+                "see rank 0".into()
+            };
+            bail!(
+                "round {r}: {rows} rows after sampling every prompt once, fewer than one global batch of {needed} ({what}); raise online.samples_per_prompt or online.temperature, or lower train.global_batch_size"
+            );
+        }
+        tracing::info!(
+            round = r,
+            rows,
+            needed,
+            "online: too few rows for one batch; sampling {per_draw} more prompts"
         );
     }
-    write_atomic(&dir.join("data.jsonl"), &to_jsonl(&rows)?)?;
-    write_atomic(
-        &dir.join("data_stats.json"),
-        &serde_json::to_string_pretty(&stats)?,
-    )?;
-    Ok(stats)
+    drop(model);
+    let written: Result<()> = if world.rank() == 0 {
+        (|| {
+            let (rows, stats) = round_rows(o, sft, &scored);
+            write_atomic(&dir.join("samples.jsonl"), &to_jsonl(&records)?)?;
+            write_atomic(&dir.join("data.jsonl"), &to_jsonl(&rows)?)?;
+            write_atomic(
+                &dir.join("data_stats.json"),
+                &serde_json::to_string_pretty(&RoundDataStats { stats, draws: draw })?,
+            )
+        })()
+    } else {
+        Ok(())
+    };
+    agree(world, written.is_ok(), "write the round's data")?;
+    written
+}
+
+/// `data_stats.json`: the preference statistics and how many prompt slices were drawn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RoundDataStats {
+    #[serde(flatten)]
+    stats: rpo_judge::PreferenceStats,
+    #[serde(default = "one_draw")]
+    draws: usize,
+}
+
+fn one_draw() -> usize {
+    1
 }
 
 /// Held-out accuracy of the model in `model_dir` (rank 0 generates; every rank gets it).
@@ -281,23 +374,17 @@ pub fn train_online(
         // 1. Sample from the policy, 2. judge, 3. build the data (unless already written).
         let data_path = dir.join("data.jsonl");
         if !data_path.exists() {
-            let prompts = prompts_of_round(&all_prompts, o.prompts_per_round, r);
-            let (model, _, _) = load_hf(&policy, world.device())?;
-            let params = SamplingParams {
-                samples_per_prompt: o.samples_per_prompt,
-                max_new_tokens: o.max_new_tokens.unwrap_or(cfg.eval.max_new_tokens),
-                temperature: o.temperature,
-                top_p: o.top_p,
-                seed: cfg.seed.wrapping_add(r as u64),
-            };
-            let records = sample(world, &model, &data.tokenizer, &prompts, params)?;
-            drop(model);
-            let built = match records {
-                Some(mut records) => build_round_data(&o, sft, &mut records, &dir).map(|_| ()),
-                None => Ok(()),
-            };
-            agree(world, built.is_ok(), "build the round's preference data")?;
-            built?;
+            sample_round_data(
+                world,
+                cfg,
+                &o,
+                sft,
+                &data.tokenizer,
+                &all_prompts,
+                &policy,
+                r,
+                &dir,
+            )?;
         }
         // 4. Train on it: a run of its own, from the policy, against the reference.
         let mut rc = cfg.clone();
@@ -346,7 +433,7 @@ pub fn train_online(
         };
         // 5. Evaluate and record.
         let (acc, by_family) = heldout(world, cfg, &data, &model_dir, &dir.join("eval.jsonl"))?;
-        let stats: rpo_judge::PreferenceStats =
+        let RoundDataStats { stats, draws } =
             serde_json::from_str(&std::fs::read_to_string(dir.join("data_stats.json"))?)?;
         let report = RoundReport {
             round: r,
@@ -355,6 +442,7 @@ pub fn train_online(
             prompts: stats.prompts,
             prompts_mixed_fraction: stats.prompts_mixed as f64 / stats.prompts.max(1) as f64,
             rows: stats.rows,
+            draws,
             steps: summary.steps,
             last_loss: summary.last_step.as_ref().map(|m| m.loss),
             heldout_accuracy: acc,

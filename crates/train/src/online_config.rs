@@ -16,7 +16,8 @@ pub struct OnlineConfig {
     #[serde(default = "default_k")]
     pub samples_per_prompt: usize,
     /// Prompts sampled per round: consecutive slices of the prompt list, round r starting
-    /// at r × this (wrapping). All prompts when unset.
+    /// at r × this (wrapping). All prompts when unset. When a slice's data does not fill
+    /// one global batch, the round samples the next slice too (until every prompt was drawn).
     pub prompts_per_round: Option<usize>,
     /// JSONL `{"prompt", …}` (other fields go to the judge); default: the run's training prompts
     /// (with the preferred response as `reference`).
