@@ -54,8 +54,7 @@ def sets(pairs):
     return out
 
 
-def start_model(runs, sft_steps):
-    out = runs / "start"
+def start_model(out, sft_steps):
     if not (out / "summary.json").exists():
         rpo(1, ["train"] + sets([
             "loss.name=sft", f"train.steps={sft_steps}", "train.sft_warmup_steps=0",
@@ -67,16 +66,16 @@ def start_model(runs, sft_steps):
     return out / "model", acc
 
 
-def arms(batches):
+def arms(batches, tau_paired, tau_unpaired):
     yield "rsft", ["loss.name=sft"], 8
     yield "dpo", ["loss.name=dpo", "online.rule=best-worst"], 8
     yield "kto", ["loss.name=kto", "online.rule=unpaired"], 8
-    for pairing, rule in [("paired", "best-worst"), ("unpaired", "unpaired")]:
+    for pairing, rule, tau in [("paired", "best-worst", tau_paired), ("unpaired", "unpaired", tau_unpaired)]:
         for b in batches:
             for scope in ["local", "group:2", "global"]:
                 yield (f"rpo-{pairing}-{scope.replace(':', '')}-b{b}",
                        ["loss.name=rpo", f"loss.pairing={pairing}", "loss.weighting=embedding",
-                        f"contrast.scope={scope}", f"online.rule={rule}"], b)
+                        f"loss.tau={tau}", f"contrast.scope={scope}", f"online.rule={rule}"], b)
 
 
 def main():
@@ -86,20 +85,29 @@ def main():
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per round")
     p.add_argument("--prompts", type=int, default=128, help="prompts sampled per round")
     p.add_argument("-k", type=int, default=4, help="samples per prompt")
-    p.add_argument("--sft-steps", type=int, default=1000, help="1000 gives judge accuracy 0.57 (seed 0)")
+    p.add_argument("--sft-steps", type=int, default=900, help="900 gives held-out judge accuracy 0.49")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ranks", type=int, default=4)
     p.add_argument("--batches", type=int, nargs="+", default=[2, 8], help="RPO per-rank batch sizes")
+    p.add_argument("--beta", type=float, default=0.1, help="β of DPO, KTO and RPO")
+    p.add_argument("--tau-paired", type=float, default=0.5, help="RPO embedding τ, paired (paper: 0.5)")
+    p.add_argument("--tau-unpaired", type=float, default=0.75, help="RPO embedding τ, unpaired (paper: 0.75)")
+    p.add_argument("--start", help="the start model's run folder (default: <runs>/start)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every arm (e.g. loss.beta=0.5)")
     p.add_argument("--only", nargs="*", help="run only these arms")
     p.add_argument("--runs", default="target/online-sweep")
     p.add_argument("--out", default="docs/online-sweep")
     a = p.parse_args()
     runs = ROOT / a.runs
     runs.mkdir(parents=True, exist_ok=True)
-    model, start_acc = start_model(runs, a.sft_steps)
+    model, start_acc = start_model(Path(a.start) if a.start else runs / "start", a.sft_steps)
     print(f"start model: held-out judge accuracy {start_acc:.3f}", file=sys.stderr)
     results = {}
-    for name, arm_sets, b in arms(a.batches):
+    started = time.time()
+    ran = reused = 0
+    for name, arm_sets, b in arms(a.batches, a.tau_paired, a.tau_unpaired):
         if a.only and name not in a.only:
             continue
         for seed in a.seeds:
@@ -108,21 +116,24 @@ def main():
                 f"seed={seed}", "model.preset=", f"model.path={model}", f"out_dir={out}",
                 "data.synthetic_train=4096", "data.synthetic_eval=256", "embedding.model=minilm",
                 "eval.max_examples=256", "eval.max_new_tokens=16", "train.global_batch_size=32",
-                f"train.micro_batch_size={b}", f"optim.lr={a.lr}", "optim.warmup_steps=5",
+                f"train.micro_batch_size={b}", f"optim.lr={a.lr}", "optim.warmup_steps=5", f"loss.beta={a.beta}",
                 "checkpoint.every=10", "checkpoint.keep=1", "train.sft_warmup_steps=0",
                 f"online.rounds={a.rounds}", f"online.steps_per_round={a.steps}",
                 f"online.samples_per_prompt={a.k}", f"online.prompts_per_round={a.prompts}",
-                "online.judge=synthetic", "online.temperature=1.0",
-            ]
+                "online.judge=synthetic", f"online.temperature={a.temperature}",
+            ] + a.extra
             args = ["train"] + sets(common + arm_sets)
             if (out / "round_000").exists():
                 args += ["--resume", "latest"]
             done = out / f"round_{a.rounds - 1:03}" / "round.json"
             if not done.exists():
                 rpo(a.ranks, args, f"{name} seed {seed}")
+                ran += 1
+            else:
+                reused += 1
             rounds = [json.loads(l) for l in (out / "online.jsonl").read_text().splitlines()]
             results.setdefault(name, {})[seed] = rounds
-    write_report(a, start_acc, results)
+    write_report(a, start_acc, results, time.time() - started, ran, reused)
 
 
 def fmt(xs):
@@ -131,14 +142,21 @@ def fmt(xs):
     return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
-def write_report(a, start_acc, results):
+def last_accs(by_seed, r):
+    return [by_seed[s][r]["heldout_accuracy"] for s in sorted(by_seed) if len(by_seed[s]) > r]
+
+
+def write_report(a, start_acc, results, seconds, ran, reused):
     out = ROOT / a.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    (out.with_suffix(".json")).write_text(json.dumps({"start_accuracy": start_acc, "args": vars(a), "results": results}, indent=1))
+    (out.with_suffix(".json")).write_text(json.dumps({
+        "start_accuracy": start_acc, "args": vars(a), "seconds": seconds, "runs_done": ran,
+        "runs_reused": reused, "results": results}, indent=1))
     lines = [
         f"Start model: {a.sft_steps} SFT steps, held-out judge accuracy {start_acc:.3f}. "
         f"W = {a.ranks}, {a.rounds} rounds × {a.steps} steps, {a.prompts} prompts × k = {a.k} "
-        f"samples per round, lr {a.lr}, seeds {a.seeds}. Mean ± std over seeds.",
+        f"samples per round at temperature {a.temperature}, lr {a.lr}, β {a.beta}, RPO τ {a.tau_paired} "
+        f"(paired) / {a.tau_unpaired} (unpaired), extra {a.extra}, seeds {a.seeds}. Mean ± std over seeds.",
         "",
         "| arm | " + " | ".join(f"after round {r + 1}" for r in range(a.rounds)) + " | sample accuracy (round 1 → last) | per seed (last round) |",
         "|---|" + "---|" * a.rounds + "---|---|",
@@ -151,6 +169,25 @@ def write_report(a, start_acc, results):
         sa1 = statistics.mean(by_seed[s][-1]["sample_accuracy"] for s in by_seed)
         per_seed = ", ".join(f"{s}: {by_seed[s][-1]['heldout_accuracy']:.3f}" for s in by_seed)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {sa0:.3f} → {sa1:.3f} | {per_seed} |")
+    # Paired differences over seeds (same seed = same round-1 samples and data order).
+    lines += ["", f"Differences after round {a.rounds}, per seed (mean ± std over seeds):", ""]
+    last = a.rounds - 1
+    base = results.get("rsft")
+    for name, by_seed in results.items():
+        acc = last_accs(by_seed, last)
+        if not acc:
+            continue
+        diffs = [f"vs start {fmt([x - start_acc for x in acc])}"]
+        if base and name != "rsft":
+            common = [s for s in sorted(by_seed) if s in base and len(base[s]) > last and len(by_seed[s]) > last]
+            diffs.append("vs rsft " + fmt([by_seed[s][last]["heldout_accuracy"] - base[s][last]["heldout_accuracy"] for s in common]))
+        if "-global-" in name:
+            local = results.get(name.replace("-global-", "-local-"))
+            if local:
+                common = [s for s in sorted(by_seed) if s in local and len(local[s]) > last and len(by_seed[s]) > last]
+                diffs.append("global − local " + fmt([by_seed[s][last]["heldout_accuracy"] - local[s][last]["heldout_accuracy"] for s in common]))
+        lines.append(f"- {name}: " + "; ".join(diffs))
+    lines += ["", f"This invocation: {seconds / 60:.1f} min, {ran} arm × seed runs done, {reused} reused from an earlier invocation."]
     (out.with_suffix(".md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:
@@ -159,15 +196,32 @@ def write_report(a, start_acc, results):
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for name, by_seed in results.items():
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    colors = plt.get_cmap("tab20").colors
+    for i, (name, by_seed) in enumerate(results.items()):
         xs = list(range(a.rounds + 1))
-        means = [start_acc] + [statistics.mean(by_seed[s][r]["heldout_accuracy"] for s in by_seed) for r in range(a.rounds)]
-        ax.plot(xs, means, marker="o", label=name, lw=2 if not name.startswith("rpo") else 1)
-    ax.set_xlabel("round")
+        means = [start_acc] + [statistics.mean(last_accs(by_seed, r)) for r in range(a.rounds)]
+        style = "--" if "unpaired" in name else "-"
+        ax.plot(xs, means, style, marker="o", color=colors[i % 20], label=name,
+                lw=2.5 if not name.startswith("rpo") else 1)
+    ax.set_xticks(range(a.rounds + 1))
+    ax.set_xlabel("round (0 = start model)")
     ax.set_ylabel("held-out judge accuracy (mean over seeds)")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
+    # After the last round: mean ± std over seeds, each seed a dot.
+    names = list(results)
+    for i, name in enumerate(names):
+        acc = last_accs(results[name], a.rounds - 1)
+        bx.errorbar([statistics.mean(acc)], [i], xerr=[statistics.stdev(acc) if len(acc) > 1 else 0],
+                    fmt="o", color=colors[i % 20], capsize=3)
+        bx.scatter(acc, [i] * len(acc), s=8, color="gray", zorder=3)
+    bx.axvline(start_acc, color="black", lw=1, ls=":", label="start")
+    bx.set_yticks(range(len(names)), names, fontsize=7)
+    bx.invert_yaxis()
+    bx.set_xlabel(f"held-out judge accuracy after round {a.rounds} (mean ± std, dots: seeds)")
+    bx.legend(fontsize=7)
+    bx.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
 
