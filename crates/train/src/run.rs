@@ -240,19 +240,25 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let final_failure = RefCell::new(None);
 
     // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
-    // gathers the whole policy on every rank first).
+    // gathers the whole policy on every rank first — only when an evaluation will read
+    // the model, so a run with nothing to evaluate never holds a whole copy).
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
-        models.policy.gather_all()?;
-        if let Some(r) = models.reference {
-            r.gather_all()?;
+        let reads_model = evaluation_reads_model(cfg, &data, models, rewards);
+        if reads_model {
+            models.policy.gather_all()?;
+            if let Some(r) = models.reference {
+                r.gather_all()?;
+            }
         }
         let report = main
             .then(|| evaluate(cfg, &data, at, models, rewards))
             .transpose()?;
         parallel.barrier()?;
-        models.policy.release_all();
-        if let Some(r) = models.reference {
-            r.release_all();
+        if reads_model {
+            models.policy.release_all();
+            if let Some(r) = models.reference {
+                r.release_all();
+            }
         }
         Ok(report)
     };
@@ -440,6 +446,19 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         problems.join("\n  ")
     );
     Ok(summary)
+}
+
+/// Whether [`evaluate`] will run the models: judged generations, or reward accuracy
+/// against a reference. The same on every rank (config and data are).
+fn evaluation_reads_model(
+    cfg: &TrainConfig,
+    data: &RunData,
+    models: &Models,
+    rewards: bool,
+) -> bool {
+    let judges = cfg.eval.judge && !data.judged.is_empty() && cfg.eval.max_examples > 0;
+    let rewards = rewards && models.reference.is_some() && !reward_pairs(cfg, data).is_empty();
+    judges || rewards
 }
 
 fn evaluate(
