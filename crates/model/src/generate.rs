@@ -7,9 +7,45 @@ use std::collections::BTreeMap;
 use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
+use crate::config::LlamaConfig;
+use crate::kv_cache::KvCache;
 use crate::llama::Llama;
+
+/// What decoding needs of a model: a forward that continues a key/value cache. A model
+/// sharded by ZeRO-3 gathers each unit for it (rpo-zero's `ShardedDecoder`), so then every
+/// rank must run the same number of forwards, whatever its own prompts: before each of
+/// its forwards a rank asks [`any_rank`](Self::any_rank)`(true)`, and once its prompts are
+/// done it asks `any_rank(false)` and runs [`idle_forward`](Self::idle_forward) until no
+/// rank has a forward left. In one process both are trivial.
+pub trait Decoder {
+    fn config(&self) -> &LlamaConfig;
+    fn device(&self) -> Device;
+    /// Logits for `ids: [B, T]` continuing the sequences in `cache`, which grows by `T`.
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
+    /// Whether any rank runs a forward now (`mine`: this rank does). Every rank calls it
+    /// once per forward round.
+    fn any_rank(&self, mine: bool) -> Result<bool> {
+        Ok(mine)
+    }
+    /// Takes part in a forward round without computing (a rank with nothing to decode).
+    fn idle_forward(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Decoder for Llama {
+    fn config(&self) -> &LlamaConfig {
+        Llama::config(self)
+    }
+    fn device(&self) -> Device {
+        Llama::device(self)
+    }
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        Ok(Llama::forward_cached(self, ids, cache))
+    }
+}
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,7 +118,7 @@ fn sample_top_p(probs: &[f64], top_p: f64, u: f64) -> i64 {
 /// Prompts of equal length run together as one batch (no padding, so no attention
 /// mask is needed); each group prefills once and then decodes one token per step.
 pub fn generate_greedy(
-    model: &Llama,
+    model: &dyn Decoder,
     prompts: &[Vec<i64>],
     max_new_tokens: usize,
     stop: &[i64],
@@ -95,7 +131,7 @@ pub fn generate_greedy(
 /// stream (e.g. its index in the whole data set, so data-parallel ranks draw what one
 /// process would).
 pub fn generate(
-    model: &Llama,
+    model: &dyn Decoder,
     prompts: &[Vec<i64>],
     ids: &[u64],
     max_new_tokens: usize,
@@ -128,7 +164,7 @@ pub fn generate(
     if max_new_tokens == 0 {
         return Ok(outputs);
     }
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<()> {
         for members in groups.values() {
             let group: Vec<&[i64]> = members.iter().map(|&i| prompts[i].as_slice()).collect();
             let seed = match decoding {
@@ -144,32 +180,38 @@ pub fn generate(
                 })
                 .collect();
             let generated =
-                generate_group(model, &group, max_new_tokens, stop, decoding, &mut rngs);
+                generate_group(model, &group, max_new_tokens, stop, decoding, &mut rngs)?;
             for (&i, tokens) in members.iter().zip(generated) {
                 outputs[i] = tokens;
             }
         }
-    });
+        // Keep the other ranks' forwards company until they are done too.
+        while model.any_rank(false)? {
+            model.idle_forward()?;
+        }
+        Ok(())
+    })?;
     Ok(outputs)
 }
 
 /// Decoding of prompts that all have the same length.
 fn generate_group(
-    model: &Llama,
+    model: &dyn Decoder,
     prompts: &[&[i64]],
     max_new_tokens: usize,
     stop: &[i64],
     decoding: Decoding,
     rngs: &mut [ChaCha8Rng],
-) -> Vec<Vec<i64>> {
+) -> Result<Vec<Vec<i64>>> {
     let device = model.device();
     let flat: Vec<i64> = prompts.iter().flat_map(|p| p.iter().copied()).collect();
     let ids = Tensor::from_slice(&flat)
         .view([prompts.len() as i64, -1])
         .to_device(device);
 
-    let mut cache = model.new_cache();
-    let mut logits = model.forward_cached(&ids, &mut cache);
+    let mut cache = KvCache::new(model.config().num_hidden_layers as usize);
+    model.any_rank(true)?;
+    let mut logits = model.forward_cached(&ids, &mut cache)?;
     let mut outputs = vec![Vec::new(); prompts.len()];
     let mut finished = vec![false; prompts.len()];
     for step in 0..max_new_tokens {
@@ -185,7 +227,8 @@ fn generate_group(
             break;
         }
         // Finished rows keep decoding alongside the others; their tokens are discarded.
-        logits = model.forward_cached(&next.unsqueeze(1), &mut cache);
+        model.any_rank(true)?;
+        logits = model.forward_cached(&next.unsqueeze(1), &mut cache)?;
     }
-    outputs
+    Ok(outputs)
 }

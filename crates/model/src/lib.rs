@@ -25,7 +25,7 @@ mod units;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
-pub use generate::{generate, generate_greedy, Decoding};
+pub use generate::{generate, generate_greedy, Decoder, Decoding};
 pub use hf_io::{load_hf, save_hf, save_hf_sharded, save_hf_tensors, HfCheckpoint};
 pub use hf_writer::HfWriter;
 pub use kv_cache::{KvCache, LayerKvCache};

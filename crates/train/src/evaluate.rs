@@ -2,12 +2,15 @@
 //! accuracy of the policy against its reference on held-out pairs.
 
 use anyhow::Result;
+use rpo_comm::{all_gather_varlen, Collective};
 use rpo_data::synthetic::SyntheticExample;
 use rpo_data::{PairedBatch, PairedExample, PreferenceTokenizer};
-use rpo_model::{generate_greedy, Llama};
+use rpo_model::{generate_greedy, Decoder, Llama};
+use rpo_zero::{ShardedDecoder, ShardedModel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use tch::Tensor;
 
 use crate::metrics::MetricsWriter;
 use crate::micro_batch::{self, Models, RewardStats};
@@ -44,12 +47,70 @@ pub fn judge_generations(
     max_new_tokens: usize,
     out: Option<&Path>,
 ) -> Result<(f64, BTreeMap<String, f64>)> {
+    let outputs = greedy_answers(policy, tokenizer, questions, max_new_tokens)?;
+    judge_answers(tokenizer, questions, outputs, out)
+}
+
+/// Greedy answer tokens to `questions` (stop token included, as generated).
+pub fn greedy_answers(
+    policy: &dyn Decoder,
+    tokenizer: &PreferenceTokenizer,
+    questions: &[SyntheticExample],
+    max_new_tokens: usize,
+) -> Result<Vec<Vec<i64>>> {
     let prompts = questions
         .iter()
         .map(|q| tokenizer.encode_prompt_for_generation(&q.prompt))
         .collect::<Result<Vec<_>>>()?;
+    generate_greedy(policy, &prompts, max_new_tokens, &tokenizer.special().stop)
+}
+
+/// [`greedy_answers`] from a sharded policy, data-parallel: every rank decodes its
+/// contiguous share, gathering one unit at a time (never the whole model); rank 0 gets
+/// every answer in question order, the other ranks `None`. Every rank must call this.
+pub fn greedy_answers_sharded(
+    world: &dyn Collective,
+    policy: &ShardedModel,
+    tokenizer: &PreferenceTokenizer,
+    questions: &[SyntheticExample],
+    max_new_tokens: usize,
+) -> Result<Option<Vec<Vec<i64>>>> {
+    let per_rank = questions.len().div_ceil(world.world_size());
+    let from = (world.rank() * per_rank).min(questions.len());
+    let to = (from + per_rank).min(questions.len());
+    let mine = greedy_answers(
+        &ShardedDecoder::new(policy),
+        tokenizer,
+        &questions[from..to],
+        max_new_tokens,
+    )?;
+    let bytes = serde_json::to_vec(&mine)?;
+    let t = Tensor::from_slice(&bytes).to_device(world.device());
+    let (all, counts) = all_gather_varlen(world, &t)?;
+    if world.rank() != 0 {
+        return Ok(None);
+    }
+    let all = Vec::<u8>::try_from(&all.to_device(tch::Device::Cpu))?;
+    let mut answers = Vec::with_capacity(questions.len());
+    let mut at = 0usize;
+    for n in counts {
+        let part: Vec<Vec<i64>> = serde_json::from_slice(&all[at..at + n as usize])?;
+        answers.extend(part);
+        at += n as usize;
+    }
+    Ok(Some(answers))
+}
+
+/// Judges greedy answers to `questions` (writes them to `out` for people to read):
+/// accuracy overall and by family.
+pub fn judge_answers(
+    tokenizer: &PreferenceTokenizer,
+    questions: &[SyntheticExample],
+    outputs: Vec<Vec<i64>>,
+    out: Option<&Path>,
+) -> Result<(f64, BTreeMap<String, f64>)> {
+    anyhow::ensure!(outputs.len() == questions.len(), "one answer per question");
     let stop = &tokenizer.special().stop;
-    let outputs = generate_greedy(policy, &prompts, max_new_tokens, stop)?;
     let mut per_family: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut writer = out.map(MetricsWriter::create).transpose()?;
     let mut correct_total = 0;

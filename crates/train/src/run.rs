@@ -15,7 +15,9 @@ use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::{reward_pairs, RunData};
 use crate::device::{check_available, parse_device, parse_dtype};
-use crate::evaluate::{judge_generations, reward_accuracy, EvalReport};
+use crate::evaluate::{
+    greedy_answers, greedy_answers_sharded, judge_answers, reward_accuracy, EvalReport,
+};
 use crate::memory_plan;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::Models;
@@ -26,6 +28,7 @@ use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
 use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
 use rpo_comm::Collective;
+use rpo_data::synthetic::SyntheticExample;
 
 #[derive(Debug, Serialize)]
 pub struct RunSummary {
@@ -243,18 +246,32 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     // gathers the whole policy on every rank first — only when an evaluation will read
     // the model, so a run with nothing to evaluate never holds a whole copy).
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
-        let reads_model = evaluation_reads_model(cfg, &data, models, rewards);
-        if reads_model {
+        // Stage 3 on several ranks: the judged answers are decoded data-parallel, one unit
+        // gathered at a time, so only reward accuracy still needs the whole policy.
+        let sharded = models.policy.options().stage.shards_parameters() && world.world_size() > 1;
+        let answers = match judged_questions(cfg, &data) {
+            Some(questions) if sharded => greedy_answers_sharded(
+                world,
+                models.policy,
+                &data.tokenizer,
+                questions,
+                cfg.eval.max_new_tokens,
+            )?,
+            _ => None,
+        };
+        let whole = rewards_read_models(cfg, &data, models, rewards)
+            || (!sharded && judged_questions(cfg, &data).is_some());
+        if whole {
             models.policy.gather_all()?;
             if let Some(r) = models.reference {
                 r.gather_all()?;
             }
         }
         let report = main
-            .then(|| evaluate(cfg, &data, at, models, rewards))
+            .then(|| evaluate(cfg, &data, at, models, rewards, answers))
             .transpose()?;
         parallel.barrier()?;
-        if reads_model {
+        if whole {
             models.policy.release_all();
             if let Some(r) = models.reference {
                 r.release_all();
@@ -448,43 +465,47 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     Ok(summary)
 }
 
-/// Whether [`evaluate`] will run the models: judged generations, or reward accuracy
-/// against a reference. The same on every rank (config and data are).
-fn evaluation_reads_model(
-    cfg: &TrainConfig,
-    data: &RunData,
-    models: &Models,
-    rewards: bool,
-) -> bool {
-    let judges = cfg.eval.judge && !data.judged.is_empty() && cfg.eval.max_examples > 0;
-    let rewards = rewards && models.reference.is_some() && !reward_pairs(cfg, data).is_empty();
-    judges || rewards
+/// The held-out questions the judge will answer at an evaluation, if any.
+fn judged_questions<'a>(cfg: &TrainConfig, data: &'a RunData) -> Option<&'a [SyntheticExample]> {
+    let n = cfg.eval.max_examples.min(data.judged.len());
+    (cfg.eval.judge && n > 0).then(|| &data.judged[..n])
 }
 
+/// Whether [`evaluate`]'s reward accuracy will run the policy and the reference. The
+/// same on every rank (config and data are).
+fn rewards_read_models(cfg: &TrainConfig, data: &RunData, models: &Models, rewards: bool) -> bool {
+    rewards && models.reference.is_some() && !reward_pairs(cfg, data).is_empty()
+}
+
+/// Rank 0's evaluation; `answers`: the judged questions' answers when decoded already
+/// (sharded, [`greedy_answers_sharded`]).
 fn evaluate(
     cfg: &TrainConfig,
     data: &RunData,
     at: &str,
     models: &Models,
     rewards: bool,
+    answers: Option<Vec<Vec<i64>>>,
 ) -> Result<EvalReport> {
     let mut report = EvalReport {
         at: at.to_string(),
         ..Default::default()
     };
-    if cfg.eval.judge && !data.judged.is_empty() && cfg.eval.max_examples > 0 {
-        let n = cfg.eval.max_examples.min(data.judged.len());
+    if let Some(questions) = judged_questions(cfg, data) {
         let out = cfg.out_dir.join(format!("eval_{at}.jsonl"));
-        let (acc, by_family) = judge_generations(
-            models.policy.model(),
-            &data.tokenizer,
-            &data.judged[..n],
-            cfg.eval.max_new_tokens,
-            Some(&out),
-        )?;
+        let answers = match answers {
+            Some(a) => a,
+            None => greedy_answers(
+                models.policy.model(),
+                &data.tokenizer,
+                questions,
+                cfg.eval.max_new_tokens,
+            )?,
+        };
+        let (acc, by_family) = judge_answers(&data.tokenizer, questions, answers, Some(&out))?;
         report.judge_accuracy = Some(acc);
         report.judge_by_family = by_family;
-        report.judged = n;
+        report.judged = questions.len();
     }
     let pairs = reward_pairs(cfg, data);
     if rewards && models.reference.is_some() && !pairs.is_empty() {

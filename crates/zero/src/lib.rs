@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod checkpoint_error;
+pub mod decoder;
 pub mod executor;
 pub mod grads;
 pub mod layout;
@@ -28,6 +29,7 @@ pub mod unit_params;
 mod update;
 
 pub use checkpoint::{Checkpoint, Manifest};
+pub use decoder::ShardedDecoder;
 pub use executor::{PackedRows, PolicyLogps, Sequences};
 pub use layout::{ModelLayout, UnitLayout};
 pub use memory::StateBytes;
