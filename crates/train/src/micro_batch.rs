@@ -31,10 +31,13 @@ fn halves(logps: &Tensor) -> (Tensor, Tensor) {
 }
 
 pub struct MicroBatchLoss {
-    /// Scalar with autograd history to `policy`'s log-probs: its gradient, pushed through
-    /// the model, is this rank's share of the global objective's gradient (see
-    /// [`crate::parallel`]).
+    /// Scalar with autograd history to `policy`'s log-probs, before scaling: this rank's
+    /// mean loss, or for RPO the surrogate of its scope's loss. The trainer pushes the
+    /// gradient of [`scaled_objective`](Self::scaled_objective) through the model.
     pub objective: Tensor,
+    /// The weight of `objective` in the global objective (see [`crate::parallel`]): 1/W
+    /// for a mean over this rank's examples, S/W for a scope of S ranks.
+    pub share: f64,
     /// The policy's forward, for the backward.
     pub policy: PolicyLogps,
     /// This rank's view of the loss, whose mean over ranks is the global objective's loss:
@@ -43,10 +46,27 @@ pub struct MicroBatchLoss {
     pub stats: RewardStats,
 }
 
+impl MicroBatchLoss {
+    /// The loss scaling of one micro-batch, in one place: the tensor whose gradient,
+    /// pushed through the model, is this rank's share of the global objective's gradient
+    /// for one of the step's `accumulation` micro-batches.
+    pub fn scaled_objective(&self, accumulation: usize) -> Tensor {
+        scale(&self.objective, self.share, accumulation)
+    }
+}
+
+/// `loss × share / accumulation`: this rank's weight in the global objective (see
+/// [`crate::parallel`]), averaged over the step's micro-batches. Every backward of a
+/// micro-batch goes through this function (in this order of operations, which the
+/// equivalence tests hold bit for bit).
+pub fn scale(loss: &Tensor, share: f64, accumulation: usize) -> Tensor {
+    loss * share / accumulation as f64
+}
+
 /// A loss averaged over this rank's own examples: one of W equal shares.
-fn local(loss: Tensor, parallel: &DataParallel) -> (Tensor, f64) {
+fn local(loss: Tensor, parallel: &DataParallel) -> (Tensor, f64, f64) {
     let value = loss.double_value(&[]);
-    (loss * parallel.local_share(), value)
+    (loss, parallel.local_share(), value)
 }
 
 /// RPO over this rank's contrast scope: the scope's matrix is built from every rank's
@@ -59,7 +79,7 @@ fn contrast(
     win_emb: Option<&Tensor>,
     lose_emb: Option<&Tensor>,
     weighting: &losses::Weighting,
-) -> Result<(Tensor, f64)> {
+) -> Result<(Tensor, f64, f64)> {
     let p = models.parallel;
     let inputs = ContrastInputs {
         chosen: &chosen.detach(),
@@ -72,7 +92,7 @@ fn contrast(
         + (rejected * g.rejected.to_kind(rejected.kind())).sum(rejected.kind());
     // The scope's S ranks' shares sum to its loss, so S × share averages to it.
     let scope_size = p.scope().world_size() as f64;
-    Ok((surrogate * p.scope_share(), g.loss_share * scope_size))
+    Ok((surrogate, p.scope_share(), g.loss_share * scope_size))
 }
 
 /// Everything a micro-batch needs besides its data.
@@ -136,9 +156,10 @@ pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
         tokens_computed: seqs.tokens_computed(),
         ..Default::default()
     };
-    let (objective, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
+    let (objective, share, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
     Ok(MicroBatchLoss {
         objective,
+        share,
         policy,
         loss,
         stats,
@@ -161,7 +182,7 @@ pub fn paired(
     let a = &policy_chosen - ref_chosen;
     let b = &policy_rejected - ref_rejected;
 
-    let (objective, loss) = match objective {
+    let (objective, share, loss) = match objective {
         Objective::Rpo { weighting, .. } => {
             let emb = weighting
                 .uses_embeddings()
@@ -186,6 +207,7 @@ pub fn paired(
     stats.compared = batch.chosen.batch_size();
     Ok(MicroBatchLoss {
         objective,
+        share,
         policy,
         loss,
         stats,
@@ -209,7 +231,7 @@ pub fn unpaired(
     let a = logratios.index_select(0, &wins);
     let b = logratios.index_select(0, &losses_idx);
 
-    let (objective, loss) = match objective {
+    let (objective, share, loss) = match objective {
         Objective::Rpo {
             weighting,
             unpaired: true,
@@ -276,6 +298,7 @@ pub fn unpaired(
     }
     Ok(MicroBatchLoss {
         objective,
+        share,
         policy,
         loss,
         stats,

@@ -97,7 +97,7 @@ pub fn run_phase(
         for _ in 0..accumulation {
             let out = next_loss(&mut batches, &phase.objective, models)?;
             loss_sum += out.loss;
-            policy.backward(&(out.objective / accumulation as f64), out.policy)?;
+            policy.backward(&out.scaled_objective(accumulation), out.policy)?;
             stats.merge(&out.stats);
         }
         let loss = parallel.mean(loss_sum / accumulation as f64)?;
