@@ -38,7 +38,7 @@ pub fn contrast(
     let g = grads(&loss, &[&a, &b]);
     Ok(ContrastGrads {
         // Every rank holds the whole loss: an equal share each.
-        loss_share: loss.double_value(&[]) / scope.world_size() as f64,
+        loss_share: rpo_comm::host::to_host_f64(&loss)? / scope.world_size() as f64,
         chosen: g[0].narrow(0, wins.offset(rank), m),
         rejected: g[1].narrow(0, losses.offset(rank), n),
         rows,

@@ -50,7 +50,7 @@ pub fn contrast(
         let share = own_rows.sum(own_rows.kind()) / rows as f64;
         let g = grads(&share, &[&a, &b]);
         (
-            share.double_value(&[]),
+            rpo_comm::host::to_host_f64(&share)?,
             g[0].shallow_clone(),
             g[1].shallow_clone(),
         )

@@ -22,6 +22,7 @@ use crate::prompt_embedding::{self, PromptEmbedder};
 use crate::reference::Reference;
 pub use crate::reward_stats::RewardStats;
 use rpo_comm::all_gather_varlen;
+use rpo_comm::host::to_host_f64;
 use rpo_contrast::ContrastInputs;
 
 /// `(chosen, rejected)` halves of paired log-probs.
@@ -65,7 +66,7 @@ pub fn scale(loss: &Tensor, share: f64, accumulation: usize) -> Tensor {
 
 /// A loss averaged over this rank's own examples: one of W equal shares.
 fn local(loss: Tensor, parallel: &DataParallel) -> (Tensor, f64, f64) {
-    let value = loss.double_value(&[]);
+    let value = to_host_f64(&loss).expect("a scalar loss");
     (loss, parallel.local_share(), value)
 }
 
@@ -203,7 +204,7 @@ pub fn paired(
         ..Default::default()
     };
     stats.add_rewards(&m.chosen_rewards, &m.rejected_rewards);
-    stats.correct = m.accuracies.sum(Kind::Double).double_value(&[]);
+    stats.correct = to_host_f64(&m.accuracies.sum(Kind::Double))?;
     stats.compared = batch.chosen.batch_size();
     Ok(MicroBatchLoss {
         objective,
@@ -260,7 +261,7 @@ pub fn unpaired(
             let kl_seqs = DeviceSeqs::laid_out(&batch.kl_seqs, device, packing, pad)?;
             let kl_logratios =
                 models.policy.logps(&kl_seqs.sequences())? - models.reference_logps(&kl_seqs)?;
-            let kl_here = kl_logratios.mean(Kind::Double).double_value(&[]);
+            let kl_here = to_host_f64(&kl_logratios.mean(Kind::Double))?;
             let kl = models.parallel.mean(kl_here)?.max(0.0);
             let per_example = losses::kto_losses(
                 &logratios,
@@ -289,11 +290,12 @@ pub fn unpaired(
     let (ra_all, _) = all_gather_varlen(world, &ra.detach())?;
     let (rb_all, _) = all_gather_varlen(world, &rb.detach())?;
     if models.parallel.is_main() {
-        stats.correct = ra_all
-            .unsqueeze(1)
-            .gt_tensor(&rb_all.unsqueeze(0))
-            .sum(Kind::Double)
-            .double_value(&[]);
+        stats.correct = to_host_f64(
+            &ra_all
+                .unsqueeze(1)
+                .gt_tensor(&rb_all.unsqueeze(0))
+                .sum(Kind::Double),
+        )?;
         stats.compared = (ra_all.size()[0] * rb_all.size()[0]) as usize;
     }
     Ok(MicroBatchLoss {

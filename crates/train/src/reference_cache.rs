@@ -94,14 +94,8 @@ impl ToLeBytes for f64 {
 /// depends on: labels are the ids shifted, and later positions cannot affect earlier ones).
 pub fn row_keys(seqs: &Sequences) -> Result<Vec<u64>> {
     let (rows, width) = seqs.ids.size2()?;
-    let ids = Vec::<i64>::try_from(seqs.ids.to_device(Device::Cpu).contiguous().view([-1]))?;
-    let mask = Vec::<f32>::try_from(
-        seqs.mask
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous()
-            .view([-1]),
-    )?;
+    let ids = rpo_comm::host::to_host_i64s(seqs.ids)?;
+    let mask = rpo_comm::host::to_host_f32s(seqs.mask)?;
     let width = width as usize;
     (0..rows as usize)
         .map(|r| {

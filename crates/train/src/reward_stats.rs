@@ -1,6 +1,7 @@
 //! The reward statistics of one optimizer step (a record: no tensors kept, no imports
 //! from the training modules).
 
+use rpo_comm::host::to_host_f64;
 use tch::{Kind, Tensor};
 
 /// Detached reward sums, accumulated over the micro-batches of one optimizer step.
@@ -22,9 +23,9 @@ pub struct RewardStats {
 
 impl RewardStats {
     pub(crate) fn add_rewards(&mut self, chosen: &Tensor, rejected: &Tensor) {
-        self.chosen_sum += chosen.sum(Kind::Double).double_value(&[]);
+        self.chosen_sum += to_host_f64(&chosen.sum(Kind::Double)).expect("a scalar");
         self.chosen_count += chosen.size()[0] as usize;
-        self.rejected_sum += rejected.sum(Kind::Double).double_value(&[]);
+        self.rejected_sum += to_host_f64(&rejected.sum(Kind::Double)).expect("a scalar");
         self.rejected_count += rejected.size()[0] as usize;
     }
 

@@ -92,6 +92,7 @@ pub fn run_phase(
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
         let traffic = policy.traffic();
+        let reads = rpo_comm::host::reads();
         let mut stats = RewardStats::default();
         let mut loss_sum = 0.0;
         for _ in 0..accumulation {
@@ -136,6 +137,7 @@ pub fn run_phase(
             tokens_computed: stats.tokens_computed,
             step_time_s: started.elapsed().as_secs_f64(),
             zero_bytes: policy.traffic().since(&traffic).total(),
+            host_reads: rpo_comm::host::reads_since(reads),
         };
         metrics.write(&m)?;
         bar.set_message(format!("loss {:.4}", m.loss));

@@ -6,7 +6,7 @@
 
 use anyhow::{ensure, Result};
 use rpo_comm::all_reduce_f64s;
-use rpo_optim::{clip_coefficient, grad_sq_norm, scale_grads, Optimizer};
+use rpo_optim::{clip_coefficient, scale_grads, Optimizer};
 
 use crate::sharded_model::ShardedModel;
 use crate::stage::ZeroStage;
@@ -18,7 +18,15 @@ impl ShardedModel {
     pub fn step(&self, optimizer: &mut dyn Optimizer, lr: f64, max_grad_norm: f64) -> Result<f64> {
         let comm = self.comm.as_ref();
         let mut grads = self.grads.borrow_mut().reduced(comm)?;
-        let mut sq = [grad_sq_norm(&grads)];
+        let sq_norm = |g: &tch::Tensor| -> Result<f64> {
+            let kind = if g.kind() == tch::Kind::Double {
+                tch::Kind::Double
+            } else {
+                tch::Kind::Float
+            };
+            Ok(rpo_comm::host::to_host_f64(&g.norm_scalaropt_dtype(2, kind))?.powi(2))
+        };
+        let mut sq = [grads.iter().map(sq_norm).sum::<Result<f64>>()?];
         if self.options.stage.shards_optimizer() {
             all_reduce_f64s(comm, &mut sq)?;
         }
