@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::metrics::MetricsWriter;
-use crate::micro_batch::{self, Models, RewardStats};
+use crate::micro_batch::{self, DeviceStats, Models, RewardStats};
 use crate::objective::Objective;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -81,23 +81,24 @@ pub fn judge_generations(
     ))
 }
 
-/// Reward accuracy and margin of held-out pairs (policy vs reference), without gradients.
+/// Reward accuracy and margin of held-out pairs (policy vs reference), without gradients;
+/// the sums stay on the device until one read at the end.
 pub fn reward_accuracy(
     models: &Models,
     tokenizer: &PreferenceTokenizer,
     pairs: &[PairedExample],
     batch: usize,
 ) -> Result<RewardStats> {
-    let mut stats = RewardStats::default();
+    let mut stats = DeviceStats::default();
     tch::no_grad(|| -> Result<()> {
         for chunk in pairs.chunks(batch) {
             let refs: Vec<&PairedExample> = chunk.iter().collect();
             let b = PairedBatch::from_examples(&refs, tokenizer)?;
-            stats.merge(&micro_batch::paired(&Objective::Dpo, models, &b)?.stats);
+            stats.merge(&micro_batch::paired(&Objective::Dpo, models, &b, None)?.stats);
         }
         Ok(())
     })?;
-    Ok(stats)
+    stats.read()
 }
 
 /// Reward accuracy and margin of a saved policy against a saved reference (both Hugging
