@@ -180,7 +180,11 @@ impl Reference {
         match self {
             Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
             Reference::Placed(model) => model.logps(&seqs.sequences()),
-            Reference::Precomputed(cache) => cache.logps(&seqs.sequences()),
+            // Rows are hashed from the host copies (no read from the device); the values
+            // are uploaded.
+            Reference::Precomputed(cache) => Ok(cache
+                .logps(&seqs.host_sequences())?
+                .to_device(seqs.sequences().ids.device())),
         }
     }
 
