@@ -197,6 +197,16 @@ impl Reference {
         }
     }
 
+    /// The whole model present on rank `root` only (one unit at a time elsewhere, see
+    /// [`ShardedModel::gather_all_to`]) until [`release_all`](Self::release_all). Every
+    /// rank must call both.
+    pub fn gather_all_to(&self, root: usize) -> Result<()> {
+        match self {
+            Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
+            Reference::Placed(model) => model.gather_all_to(root),
+        }
+    }
+
     pub fn release_all(&self) {
         if let Reference::Placed(model) = self {
             model.release_all();

@@ -239,12 +239,13 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let mut last_step = None;
     let final_failure = RefCell::new(None);
 
-    // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
-    // gathers the whole policy on every rank first).
+    // Rank 0 evaluates while the others wait (evaluation runs no collectives). Stage 3
+    // and a sharded or offloaded reference first gather the whole model to rank 0, unit
+    // by unit: the other ranks hold one unit at a time, and only during its gather.
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
-        models.policy.gather_all()?;
+        models.policy.gather_all_to(0)?;
         if let Some(r) = models.reference {
-            r.gather_all()?;
+            r.gather_all_to(0)?;
         }
         let report = main
             .then(|| evaluate(cfg, &data, at, models, rewards))
