@@ -63,7 +63,10 @@ fn a_training_step_reads_the_device_once() {
         (1, &["loss.name=dpo", "zero.stage=0"]),
         (1, &["loss.name=dpo", "zero.stage=3", "train.pack=false"]),
         (1, &["loss.name=kto", "zero.stage=0"]),
-        (1, &["loss.name=kto", "zero.stage=3", "reference.mode=sharded"]),
+        (
+            1,
+            &["loss.name=kto", "zero.stage=3", "reference.mode=sharded"],
+        ),
         (1, &["loss.name=sft", "zero.stage=0"]),
         (1, &["loss.name=sft", "zero.stage=3"]),
         (1, &["train.sft_warmup_steps=2", "zero.stage=3"]),

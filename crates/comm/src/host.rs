@@ -80,7 +80,10 @@ mod tests {
         let t = Tensor::from_slice(&[0.1f32, -2.5, 3.0]);
         let v = to_host_f64s(&t).unwrap();
         assert_eq!(v, vec![0.1f32 as f64, -2.5, 3.0]);
-        assert_eq!(to_host_i64s(&Tensor::from_slice(&[7i64, -1])).unwrap(), [7, -1]);
+        assert_eq!(
+            to_host_i64s(&Tensor::from_slice(&[7i64, -1])).unwrap(),
+            [7, -1]
+        );
         let x = Tensor::from(1.0f64 / 3.0);
         assert_eq!(to_host_f64(&x).unwrap(), 1.0 / 3.0);
         assert!(to_host_f64(&t).is_err());

@@ -191,7 +191,11 @@ pub fn check_contrast(world: &dyn Collective, per_rank: i64) -> Result<Vec<Check
                 let name = format!(
                     "{} {weighting:?} scope={scope} form={form:?}{}",
                     if paired { "paired" } else { "unpaired" },
-                    if counts.is_some() { " counts=known" } else { "" }
+                    if counts.is_some() {
+                        " counts=known"
+                    } else {
+                        ""
+                    }
                 );
                 let loss = compare(
                     "",

@@ -31,10 +31,7 @@ pub fn grad_sq_norm_tensor(grads: &[Tensor]) -> Tensor {
 
 /// Σ over all gradients of their squared L2 norms (accumulated in fp32 or better, summed in f64).
 pub fn grad_sq_norm(grads: &[Tensor]) -> f64 {
-    grads
-        .iter()
-        .map(|g| sq_norm(g).double_value(&[]))
-        .sum()
+    grads.iter().map(|g| sq_norm(g).double_value(&[])).sum()
 }
 
 /// `min(1, max_norm / (total_norm + 1e-6))`, the factor torch scales gradients by.

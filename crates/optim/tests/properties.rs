@@ -1,8 +1,8 @@
 //! Rust-only properties: checkpoint round trip, mixed precision, errors, clipping seams.
 
 use rpo_optim::{
-    clip_coefficient, clip_grad_norm, grad_sq_norm, grad_sq_norm_tensor, scale_grads, AdamW, AdamWConfig, Optimizer,
-    RmsProp, RmsPropConfig, WarmupConstant,
+    clip_coefficient, clip_grad_norm, grad_sq_norm, grad_sq_norm_tensor, scale_grads, AdamW,
+    AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -171,6 +171,9 @@ fn the_squared_norm_on_the_device_equals_the_host_sum_bit_for_bit() {
     let device = grad_sq_norm_tensor(&grads);
     assert_eq!(device.kind(), Kind::Double);
     assert_eq!(device.size(), Vec::<i64>::new());
-    assert_eq!(device.double_value(&[]).to_bits(), grad_sq_norm(&grads).to_bits());
+    assert_eq!(
+        device.double_value(&[]).to_bits(),
+        grad_sq_norm(&grads).to_bits()
+    );
     assert_eq!(grad_sq_norm_tensor(&[]).double_value(&[]), 0.0);
 }

@@ -37,7 +37,10 @@ impl DeviceSeqs {
     ) -> Result<Self> {
         let targets = match packed {
             Some(_) => None,
-            None => Some(to_device(&ScoredTargets::from_mask(&labels, &mask)?, device)),
+            None => Some(to_device(
+                &ScoredTargets::from_mask(&labels, &mask)?,
+                device,
+            )),
         };
         Ok(Self {
             ids: ids.to_device(device),

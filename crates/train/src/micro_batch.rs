@@ -181,13 +181,7 @@ pub fn sft(models: &Models, chosen: &SeqBatch) -> Result<MicroBatchLoss> {
     let seqs = DeviceSeqs::laid_out(chosen, models.device(), models.packing, models.pad)?;
     let policy = models.policy.forward(&seqs.sequences())?;
     let (objective, share, loss) = local(losses::sft_loss(&policy.logps)?, models.parallel);
-    let stats = DeviceStats::micro(
-        &loss,
-        None,
-        None,
-        chosen.num_tokens,
-        seqs.tokens_computed(),
-    );
+    let stats = DeviceStats::micro(&loss, None, None, chosen.num_tokens, seqs.tokens_computed());
     Ok(MicroBatchLoss {
         objective,
         share,
@@ -260,7 +254,11 @@ pub fn unpaired(
     // uploaded: `nonzero` on the device would wait for it to learn the output's size.
     let flags = batch.desirable.to_device(Device::Cpu);
     let wins = flags.nonzero().squeeze_dim(1).to_device(device);
-    let losses_idx = flags.logical_not().nonzero().squeeze_dim(1).to_device(device);
+    let losses_idx = flags
+        .logical_not()
+        .nonzero()
+        .squeeze_dim(1)
+        .to_device(device);
     let desirable = flags.to_device(device);
     let a = logratios.index_select(0, &wins);
     let b = logratios.index_select(0, &losses_idx);

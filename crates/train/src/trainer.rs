@@ -19,12 +19,12 @@ use crate::config::{OptimConfig, OptimizerName, TrainConfig};
 use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, DeviceStats, Models};
-use crate::reward_stats::{from_step_vector, STEP_FIGURES};
-use rpo_comm::host;
-use tch::Tensor;
 use crate::objective::Objective;
 use crate::preemption::{self, Preempted};
 use crate::progress::progress_bar;
+use crate::reward_stats::{from_step_vector, STEP_FIGURES};
+use rpo_comm::host;
+use tch::Tensor;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -107,7 +107,11 @@ pub fn run_phase(
         // so all ranks stop at the same step), the gradients reduced and their global norm:
         // then the step's one device-to-host read, before the update, which needs the norm
         // on the host to refuse a non-finite one.
-        let requested = if preemption::requested_here() { 1.0 } else { 0.0 };
+        let requested = if preemption::requested_here() {
+            1.0
+        } else {
+            0.0
+        };
         let mut figures = sums.step_vector(accumulation, requested, policy.model().device());
         parallel.sum(&mut figures)?;
         let reduced = policy.reduce_grads()?;

@@ -95,7 +95,12 @@ impl UnitParams {
     /// [`gather`](Self::gather) where `keep`; elsewhere the unit stays absent: a stage-3
     /// unit still takes part in the all-gather (a collective every rank joins) and drops
     /// the result at once, an offloaded one is not copied at all.
-    pub fn gather_if(&mut self, comm: &dyn Collective, layout: &UnitLayout, keep: bool) -> Result<()> {
+    pub fn gather_if(
+        &mut self,
+        comm: &dyn Collective,
+        layout: &UnitLayout,
+        keep: bool,
+    ) -> Result<()> {
         if keep {
             return self.gather(comm, layout);
         }
