@@ -95,6 +95,15 @@ impl DeviceStats {
         }
     }
 
+    /// This rank's view of the loss (summed over the merged micro-batches), a 0-dim f64
+    /// tensor on the device (0 on the CPU before anything was added).
+    pub fn loss(&self) -> Tensor {
+        match &self.sums {
+            Some(s) => s.get(LOSS),
+            None => Tensor::zeros([], (Kind::Double, tch::Device::Cpu)),
+        }
+    }
+
     /// Adds `other` (another micro-batch) to these figures, on the device. The sums start
     /// from 0 and add in micro-batch order, as f64 additions of the same values the host
     /// would add (so a figure is the same number a host-side sum gives, bit for bit).
