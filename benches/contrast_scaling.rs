@@ -60,6 +60,7 @@ fn main() -> Result<()> {
         rejected: &bl,
         win_emb: Some(&emb),
         lose_emb: Some(&emb),
+        counts: None,
     };
     let weighting = Weighting::Embedding { tau: 0.5 };
     let mut times = Vec::with_capacity(repeats);
@@ -68,7 +69,7 @@ fn main() -> Result<()> {
         world.barrier()?;
         let t = Instant::now();
         let g = contrast(world, &inputs, &weighting, 0.1, form)?;
-        loss = g.loss_share;
+        loss = rpo_comm::host::to_host_f64(&g.loss_share)?;
         world.barrier()?;
         times.push(t.elapsed().as_secs_f64());
     }

@@ -206,12 +206,12 @@ fn main() -> Result<()> {
     let mut tokens_computed = 0;
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        let out = micro_batch::paired(&objective, &models, &pb)?;
-        policy.backward(&out.objective, out.policy)?;
+        let out = micro_batch::paired(&objective, &models, &pb, None)?;
+        policy.backward(&out.scaled_objective(1), out.policy)?;
         let t_update = Instant::now();
         policy.step(&mut optimizer, 1e-5, 10.0)?;
         if step == 0 {
-            first_loss = out.loss;
+            first_loss = rpo_comm::host::to_host_f64(&out.stats.loss())?;
             tokens_computed = out.stats.tokens_computed;
         }
         if step >= warmup {

@@ -138,6 +138,7 @@ fn main() -> Result<()> {
             labels: &labels,
             mask: &mask,
             packed: None,
+            targets: None,
         };
         let reference_logps = match &reference {
             Some(r) => {

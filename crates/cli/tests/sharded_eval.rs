@@ -1,64 +1,139 @@
-//! Evaluation under ZeRO-3 on several ranks decodes the judged answers data-parallel, one
-//! unit gathered at a time (issue 15): the answers and the judge accuracy are those of one
-//! process holding the whole model.
+//! Evaluation under ZeRO-3 on several ranks: the policy (and a sharded reference) are
+//! gathered to rank 0 unit by unit, never onto every rank, and rank 0 evaluates. Its
+//! results must be those of the whole model: the same answers as one process with the
+//! same weights, the same reward accuracy as `rpo-shard eval` on the saved folders.
 
 mod common;
+
 use common::*;
+use serde_json::Value;
 use std::path::Path;
 
-fn args(out: &Path, stage: &str) -> Vec<String> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for s in [
-        "model.preset=tiny".to_string(),
+fn sets(out: &Path, base: &Path, micro: usize, extra: &[&str]) -> Vec<String> {
+    [
         format!("out_dir={}", out.display()),
-        "loss.name=sft".into(),
-        format!("zero.stage={stage}"),
+        format!("model.path={}", base.display()),
+        "model.preset=".into(),
+        format!("reference.path={}", base.display()),
+        "loss.name=dpo".into(),
         "train.steps=3".into(),
-        "train.sft_warmup_steps=0".into(),
-        "train.global_batch_size=4".into(),
-        "train.micro_batch_size=2".into(),
-        "optim.lr=1e-2".into(),
-        "eval.max_examples=13".into(),
+        "train.sft_warmup_steps=1".into(), // an evaluation before any training, too
+        format!("train.micro_batch_size={micro}"),
+        "train.global_batch_size=8".into(),
+        "optim.lr=1e-3".into(),
+        "optim.warmup_steps=0".into(),
+        "data.synthetic_train=64".into(),
+        "data.synthetic_eval=16".into(),
+        "eval.max_examples=16".into(),
         "eval.max_new_tokens=8".into(),
-        "embedding.model=bag-of-words".into(),
-        "checkpoint.at_end=false".into(),
-    ] {
-        a.push("--set".into());
-        a.push(s);
-    }
-    a
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|s| s.to_string()))
+    .collect()
 }
 
-fn evals(out: &Path) -> Vec<serde_json::Value> {
-    let s: serde_json::Value =
+fn with_set(command: &str, sets: &[String]) -> Vec<String> {
+    let mut args = vec![command.to_string()];
+    for s in sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    args
+}
+
+fn evals(out: &Path) -> Vec<Value> {
+    let s: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     s["evals"].as_array().unwrap().clone()
 }
 
+fn at<'a>(evals: &'a [Value], at: &str) -> &'a Value {
+    evals.iter().find(|e| e["at"] == at).unwrap()
+}
+
+fn answers(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["prompt"].as_str().unwrap().to_string(),
+                v["response"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn stage_3_evaluation_on_two_ranks_answers_as_one_process() {
+fn evaluation_under_stage_3_on_2_ranks_sees_the_whole_model() {
     let dir = tempfile::tempdir().unwrap();
-    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    let a = args(&one, "0");
-    let o = rpo(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
-    // 13 questions over 2 ranks: shares of 7 and 6, so one rank idles through the last
-    // forwards of the other.
-    let a = args(&two, "3");
-    let o = mpirun(2, &a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
-    for at in ["init", "final"] {
-        let read = |d: &Path| std::fs::read_to_string(d.join(format!("eval_{at}.jsonl"))).unwrap();
-        let (x, y) = (read(&one), read(&two));
-        assert_eq!(x.lines().count(), 13);
-        // The same answers after 3 steps of training on 2 ranks (sums in another order
-        // could flip a greedy tie; on this model and data they do not).
-        assert_eq!(x, y, "eval_{at}.jsonl");
-    }
-    let (e1, e2) = (evals(&one), evals(&two));
-    assert_eq!(e1.len(), e2.len());
-    for (x, y) in e1.iter().zip(&e2) {
-        assert_eq!(x["judge_accuracy"], y["judge_accuracy"]);
-        assert_eq!(x["judged"], 13);
+    let base = dir.path().join("base");
+    init_model(&base, &["--preset", "tiny"]);
+
+    let sharded = dir.path().join("sharded");
+    let sharded_sets = sets(
+        &sharded,
+        &base,
+        4,
+        &["zero.stage=3", "reference.mode=sharded"],
+    );
+    let args = with_set("train", &sharded_sets);
+    let o = mpirun(2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "2 ranks, stage 3: {}", stderr(&o));
+
+    // Before training the model is the base model in any run: one process with the whole
+    // model answers exactly alike.
+    let whole = dir.path().join("whole");
+    let args = with_set("train", &sets(&whole, &base, 8, &["zero.stage=0"]));
+    let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "1 process, stage 0: {}", stderr(&o));
+    let init = answers(&sharded.join("eval_init.jsonl"));
+    assert_eq!(init.len(), 16);
+    assert_eq!(init, answers(&whole.join("eval_init.jsonl")));
+    assert_eq!(
+        at(&evals(&sharded), "init")["judge_accuracy"],
+        at(&evals(&whole), "init")["judge_accuracy"]
+    );
+
+    // After training: the answers of the saved policy (one process, whole model) and its
+    // reward accuracy against the reference.
+    let generated = dir.path().join("generated.jsonl");
+    let o = rpo(&[
+        "generate",
+        "--config",
+        sharded.join("config.toml").to_str().unwrap(),
+        "--model",
+        sharded.join("model").to_str().unwrap(),
+        "--out",
+        generated.to_str().unwrap(),
+        "--max-prompts",
+        "16",
+    ]);
+    assert!(o.status.success(), "generate: {}", stderr(&o));
+    assert_eq!(
+        answers(&sharded.join("eval_final.jsonl")),
+        answers(&generated),
+        "rank 0's final evaluation vs the saved model's answers"
+    );
+
+    let mut args = vec![
+        "eval".to_string(),
+        "--policy".into(),
+        sharded.join("model").display().to_string(),
+        "--reference".into(),
+        base.display().to_string(),
+    ];
+    args.extend(with_set("x", &sharded_sets).into_iter().skip(1));
+    let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "eval: {}", stderr(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let evals = evals(&sharded);
+    let last = at(&evals, "final");
+    for key in ["reward_accuracy", "reward_margin"] {
+        let (trained, measured) = (last[key].as_f64().unwrap(), report[key].as_f64().unwrap());
+        assert!(
+            (trained - measured).abs() <= 1e-12 * trained.abs().max(1.0),
+            "{key}: rank 0's final evaluation {trained} vs the saved folders {measured}"
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 #[cfg(feature = "mpi")]
 mod bytes;
+pub mod host;
 mod launch;
 #[cfg(feature = "mpi")]
 mod mpi_backend;

@@ -3,7 +3,7 @@
 //! longest: every backend offers them, NCCL included, at the cost of the padding.
 
 use anyhow::{ensure, Result};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::Collective;
 
@@ -60,7 +60,7 @@ pub fn all_reduce_f64s(c: &dyn Collective, values: &mut [f64]) -> Result<()> {
     }
     let mut t = Tensor::from_slice(values).to_device(c.device());
     c.all_reduce(&mut t)?;
-    let summed = Vec::<f64>::try_from(t.to_device(tch::Device::Cpu))?;
+    let summed = crate::host::to_host_f64s(&t)?;
     values.copy_from_slice(&summed);
     Ok(())
 }
@@ -68,8 +68,7 @@ pub fn all_reduce_f64s(c: &dyn Collective, values: &mut [f64]) -> Result<()> {
 /// Every rank's few counts (the same number on every rank), in rank order, in one call.
 pub fn all_gather_counts(c: &dyn Collective, counts: &[i64]) -> Result<Vec<Vec<i64>>> {
     let mine = Tensor::from_slice(counts).to_device(c.device());
-    let all = c.all_gather(&mine)?.to_device(tch::Device::Cpu);
-    let flat = Vec::<i64>::try_from(all.to_kind(Kind::Int64))?;
+    let flat = crate::host::to_host_i64s(&c.all_gather(&mine)?)?;
     Ok(flat
         .chunks(counts.len().max(1))
         .map(<[i64]>::to_vec)

@@ -1,7 +1,7 @@
 //! The scope-wide columns every form needs, gathered from the ranks' own blocks.
 
 use anyhow::Result;
-use rpo_comm::{all_gather_varlen, Collective};
+use rpo_comm::{all_gather_known, all_gather_varlen, Collective};
 use tch::Tensor;
 
 /// A rank-ordered concatenation of every rank's block, and each rank's block length.
@@ -11,8 +11,13 @@ pub struct Gathered {
 }
 
 impl Gathered {
-    pub fn new(scope: &dyn Collective, own: &Tensor) -> Result<Self> {
-        let (all, counts) = all_gather_varlen(scope, &own.detach())?;
+    /// `counts`: every rank's block length when the caller knows it (no collective asks).
+    pub fn new(scope: &dyn Collective, own: &Tensor, counts: Option<Vec<i64>>) -> Result<Self> {
+        let own = own.detach();
+        let (all, counts) = match counts {
+            Some(counts) => (all_gather_known(scope, &own, &counts)?, counts),
+            None => all_gather_varlen(scope, &own)?,
+        };
         Ok(Self { all, counts })
     }
 
@@ -26,9 +31,13 @@ impl Gathered {
     }
 }
 
-/// Embeddings gathered with the same block lengths as their log-ratios.
-pub fn gather_embeddings(scope: &dyn Collective, own: Option<&Tensor>) -> Result<Option<Tensor>> {
-    own.map(|e| Ok(all_gather_varlen(scope, &e.detach())?.0))
+/// Embeddings gathered with the same block lengths as their log-ratios (`counts`).
+pub fn gather_embeddings(
+    scope: &dyn Collective,
+    own: Option<&Tensor>,
+    counts: &[i64],
+) -> Result<Option<Tensor>> {
+    own.map(|e| all_gather_known(scope, &e.detach(), counts))
         .transpose()
 }
 

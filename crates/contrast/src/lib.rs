@@ -34,13 +34,18 @@ pub struct ContrastInputs<'a> {
     /// Prompt embeddings of the wins `[m, d]` and losses `[n, d]`, when the weighting reads them.
     pub win_emb: Option<&'a Tensor>,
     pub lose_emb: Option<&'a Tensor>,
+    /// Every scope rank's `[wins, losses]` in scope-rank order, when the caller knows them
+    /// from the host (the trainer does: every rank draws the same global micro-batch).
+    /// `None`: one small all-gather asks the ranks, and its result is read to the host.
+    pub counts: Option<&'a [[i64; 2]]>,
 }
 
 /// The scope's loss and its gradient with respect to this rank's inputs.
 pub struct ContrastGrads {
-    /// This rank's share of the scope's loss: the shares of the scope's ranks sum to the
-    /// loss of its whole matrix (no collective spent on a number only metrics read).
-    pub loss_share: f64,
+    /// This rank's share of the scope's loss, a 0-dim f64 tensor on the device (not read,
+    /// so the caller can read it with its other metrics): the shares of the scope's ranks
+    /// sum to the loss of its whole matrix (no collective spent on a number only metrics read).
+    pub loss_share: Tensor,
     /// `∂loss/∂chosen`, `[m]`, and `∂loss/∂rejected`, `[n]`, in f32 or wider.
     pub chosen: Tensor,
     pub rejected: Tensor,
@@ -71,6 +76,15 @@ pub fn contrast(
             "does not read"
         }
     );
+    if let Some(counts) = inputs.counts {
+        let here = [inputs.chosen.size()[0], inputs.rejected.size()[0]];
+        anyhow::ensure!(
+            counts.len() == scope.world_size() && counts[scope.rank()] == here,
+            "contrast: known counts {counts:?} do not match {here:?} on scope rank {} of {}",
+            scope.rank(),
+            scope.world_size()
+        );
+    }
     match form {
         ContrastForm::RowPartitioned => row_partitioned::contrast(scope, inputs, weighting, beta),
         ContrastForm::Replicated => replicated::contrast(scope, inputs, weighting, beta),

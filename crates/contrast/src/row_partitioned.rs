@@ -5,8 +5,9 @@
 //! the loss, `Σ_{i own} row_i / M`, gives complete gradients for its own `a_i` and a
 //! partial gradient for every `b_j`; summing the partials over ranks with one
 //! reduce-scatter hands each rank the full gradient of its own losses.
-//! Per rank: O(m·N) compute; three collectives (the block sizes, the columns packed with
-//! their embeddings, the column gradients) moving O(N·(1+d)) values.
+//! Per rank: O(m·N) compute; two collectives (the columns packed with their embeddings,
+//! the column gradients) moving O(N·(1+d)) values, and a third for the block sizes
+//! unless the caller knows them ([`ContrastInputs::counts`]).
 
 use anyhow::Result;
 use rpo_comm::{all_gather_counts, all_gather_known, reduce_scatter_varlen, Collective};
@@ -24,7 +25,13 @@ pub fn contrast(
 ) -> Result<ContrastGrads> {
     // Every rank runs every collective below, whatever its block sizes.
     let (m, n) = (inputs.chosen.size()[0], inputs.rejected.size()[0]);
-    let counts = all_gather_counts(scope, &[m, n])?;
+    let counts: Vec<[i64; 2]> = match inputs.counts {
+        Some(known) => known.to_vec(),
+        None => all_gather_counts(scope, &[m, n])?
+            .into_iter()
+            .map(|c| [c[0], c[1]])
+            .collect(),
+    };
     let rows: i64 = counts.iter().map(|c| c[0]).sum();
     let first_row: i64 = counts[..scope.rank()].iter().map(|c| c[0]).sum();
     let lose_counts: Vec<i64> = counts.iter().map(|c| c[1]).collect();
@@ -50,12 +57,16 @@ pub fn contrast(
         let share = own_rows.sum(own_rows.kind()) / rows as f64;
         let g = grads(&share, &[&a, &b]);
         (
-            share.double_value(&[]),
+            share.detach().to_kind(Kind::Double),
             g[0].shallow_clone(),
             g[1].shallow_clone(),
         )
     } else {
-        (0.0, a.zeros_like().detach(), b.zeros_like().detach())
+        (
+            Tensor::zeros([], (Kind::Double, a.device())),
+            a.zeros_like().detach(),
+            b.zeros_like().detach(),
+        )
     };
     let grad_b = reduce_scatter_varlen(scope, &grad_b_all, &lose_counts)?;
     Ok(ContrastGrads {

@@ -155,16 +155,17 @@ pub fn check_contrast(world: &dyn Collective, per_rank: i64) -> Result<Vec<Check
         let own = rank_examples(r, per_rank, dim, paired, device);
         let (a, b, ea, eb) = own.split();
         let emb = weighting.uses_embeddings();
-        let inputs = ContrastInputs {
-            chosen: &a,
-            rejected: &b,
-            win_emb: emb.then_some(&ea),
-            lose_emb: emb.then_some(&eb),
-        };
         for &scope in &scopes {
             let size = scope.size(w)?;
             let comm = scope.communicator(world)?;
             let first = (r / size) * size;
+            // The scope ranks' block sizes, as a trainer knows them from the host.
+            let known: Vec<[i64; 2]> = (first..first + size)
+                .map(|q| {
+                    let (a, b, _, _) = rank_examples(q, per_rank, dim, paired, device).split();
+                    [a.size()[0], b.size()[0]]
+                })
+                .collect();
             let (want_loss, want_a, want_b) = single_process(
                 first..first + size,
                 r,
@@ -172,13 +173,29 @@ pub fn check_contrast(world: &dyn Collective, per_rank: i64) -> Result<Vec<Check
                 weighting,
                 beta,
             )?;
-            for form in [ContrastForm::RowPartitioned, ContrastForm::Replicated] {
+            let forms = [ContrastForm::RowPartitioned, ContrastForm::Replicated];
+            for (form, counts) in forms
+                .into_iter()
+                .flat_map(|f| [(f, None), (f, Some(known.as_slice()))])
+            {
+                let inputs = ContrastInputs {
+                    chosen: &a,
+                    rejected: &b,
+                    win_emb: emb.then_some(&ea),
+                    lose_emb: emb.then_some(&eb),
+                    counts,
+                };
                 let got = contrast(comm.as_ref(), &inputs, weighting, beta, form)?;
-                let mut loss = [got.loss_share];
+                let mut loss = [rpo_comm::host::to_host_f64(&got.loss_share)?];
                 rpo_comm::all_reduce_f64s(comm.as_ref(), &mut loss)?;
                 let name = format!(
-                    "{} {weighting:?} scope={scope} form={form:?}",
-                    if paired { "paired" } else { "unpaired" }
+                    "{} {weighting:?} scope={scope} form={form:?}{}",
+                    if paired { "paired" } else { "unpaired" },
+                    if counts.is_some() {
+                        " counts=known"
+                    } else {
+                        ""
+                    }
                 );
                 let loss = compare(
                     "",

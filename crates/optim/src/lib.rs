@@ -12,7 +12,7 @@ pub mod schedule;
 mod slots;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use clip::{clip_coefficient, clip_grad_norm, grad_sq_norm, scale_grads};
+pub use clip::{clip_coefficient, clip_grad_norm, grad_sq_norm, grad_sq_norm_tensor, scale_grads};
 pub use optimizer::Optimizer;
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::WarmupConstant;

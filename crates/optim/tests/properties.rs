@@ -1,8 +1,8 @@
 //! Rust-only properties: checkpoint round trip, mixed precision, errors, clipping seams.
 
 use rpo_optim::{
-    clip_coefficient, clip_grad_norm, grad_sq_norm, scale_grads, AdamW, AdamWConfig, Optimizer,
-    RmsProp, RmsPropConfig, WarmupConstant,
+    clip_coefficient, clip_grad_norm, grad_sq_norm, grad_sq_norm_tensor, scale_grads, AdamW,
+    AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -155,4 +155,25 @@ fn warmup_reaches_the_base_rate_at_step_warmup() {
     assert!(s.lr(149) < 5e-7);
     assert_eq!(s.lr(150), 5e-7);
     assert_eq!(s.lr(10_000), 5e-7);
+}
+
+#[test]
+fn the_squared_norm_on_the_device_equals_the_host_sum_bit_for_bit() {
+    // The trainer reads the device sum once per step; it must be the host sum exactly
+    // (f32, bf16 and f64 gradients, summed in order in f64).
+    tch::manual_seed(3);
+    let grads = vec![
+        Tensor::randn([1000], (Kind::Float, Device::Cpu)),
+        Tensor::randn([37], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16),
+        Tensor::randn([5, 7], F64) * 1e3,
+        Tensor::zeros([4], (Kind::Float, Device::Cpu)),
+    ];
+    let device = grad_sq_norm_tensor(&grads);
+    assert_eq!(device.kind(), Kind::Double);
+    assert_eq!(device.size(), Vec::<i64>::new());
+    assert_eq!(
+        device.double_value(&[]).to_bits(),
+        grad_sq_norm(&grads).to_bits()
+    );
+    assert_eq!(grad_sq_norm_tensor(&[]).double_value(&[]), 0.0);
 }

@@ -107,6 +107,25 @@ impl<'a> MicroBatches<'a> {
         self.batches.next().expect("batches never end")
     }
 
+    /// Every rank's `[wins, losses]` in the global micro-batch `global` over `world` ranks
+    /// (see [`crate::micro_batch::BlockCounts`]), from the examples' labels on the host.
+    pub(crate) fn block_counts(&self, global: &[usize], world: usize) -> Result<Vec<[i64; 2]>> {
+        (0..world)
+            .map(|r| {
+                let slice = rpo_data::rank_slice(global, r, world)?;
+                let n = slice.len() as i64;
+                Ok(match &self.examples {
+                    Examples::Sft(_) => [n, 0],
+                    Examples::Paired(_) => [n, n],
+                    Examples::Unpaired(examples) => {
+                        let wins = slice.iter().filter(|&&i| examples[i].desirable).count();
+                        [wins as i64, n - wins as i64]
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// One rank's slice `indices` of a global micro-batch, tokenized and collated.
     pub(crate) fn collate(&self, indices: &[usize]) -> Result<MicroBatch> {
         let tok = &self.data.tokenizer;

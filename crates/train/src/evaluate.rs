@@ -13,7 +13,7 @@ use std::path::Path;
 use tch::Tensor;
 
 use crate::metrics::MetricsWriter;
-use crate::micro_batch::{self, Models, RewardStats};
+use crate::micro_batch::{self, DeviceStats, Models, RewardStats};
 use crate::objective::Objective;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,23 +142,24 @@ pub fn judge_answers(
     ))
 }
 
-/// Reward accuracy and margin of held-out pairs (policy vs reference), without gradients.
+/// Reward accuracy and margin of held-out pairs (policy vs reference), without gradients;
+/// the sums stay on the device until one read at the end.
 pub fn reward_accuracy(
     models: &Models,
     tokenizer: &PreferenceTokenizer,
     pairs: &[PairedExample],
     batch: usize,
 ) -> Result<RewardStats> {
-    let mut stats = RewardStats::default();
+    let mut stats = DeviceStats::default();
     tch::no_grad(|| -> Result<()> {
         for chunk in pairs.chunks(batch) {
             let refs: Vec<&PairedExample> = chunk.iter().collect();
             let b = PairedBatch::from_examples(&refs, tokenizer)?;
-            stats.merge(&micro_batch::paired(&Objective::Dpo, models, &b)?.stats);
+            stats.merge(&micro_batch::paired(&Objective::Dpo, models, &b, None)?.stats);
         }
         Ok(())
     })?;
-    Ok(stats)
+    stats.read()
 }
 
 /// Reward accuracy and margin of a saved policy against a saved reference (both Hugging

@@ -32,6 +32,9 @@ pub struct StepMetrics {
     /// Bytes rank 0's ZeRO collectives (parameter gathers, gradient reductions) moved this
     /// step, counted DeepSpeed's way (the full buffer of each collective).
     pub zero_bytes: u64,
+    /// Device-to-host reads this step made (`rpo_comm::host`): one, for these metrics
+    /// and the gradient norm, never one per micro-batch.
+    pub host_reads: u64,
 }
 
 /// Appends JSON lines, flushed after each line so a crash loses nothing written.

@@ -9,10 +9,9 @@
 //!   together give that scope's full gradient, and the W/S scopes are averaged.
 
 use anyhow::Result;
-use rpo_comm::{all_reduce_f64s, Collective};
+use rpo_comm::Collective;
 use rpo_contrast::{ContrastForm, ContrastScope};
-
-use crate::reward_stats::RewardStats;
+use tch::Tensor;
 
 pub struct DataParallel<'a> {
     world: &'a dyn Collective,
@@ -74,36 +73,25 @@ impl<'a> DataParallel<'a> {
         rpo_data::rank_slice(global, self.rank(), self.world_size())
     }
 
-    /// Mean over ranks of one number.
-    pub fn mean(&self, value: f64) -> Result<f64> {
-        let mut v = [value];
-        all_reduce_f64s(self.world, &mut v)?;
-        Ok(v[0] / self.world_size() as f64)
+    /// The ranks of this rank's contrast scope, out of every rank's `all` (in rank order).
+    pub fn scope_slice<'b, T>(&self, all: &'b [T]) -> &'b [T] {
+        let first = self.rank() / self.scope_size * self.scope_size;
+        &all[first..first + self.scope_size]
     }
 
-    /// Reward sums and counts over all ranks.
-    pub fn sum_stats(&self, stats: &mut RewardStats) -> Result<()> {
-        let mut v = [
-            stats.chosen_sum,
-            stats.chosen_count as f64,
-            stats.rejected_sum,
-            stats.rejected_count as f64,
-            stats.correct,
-            stats.compared as f64,
-            stats.tokens as f64,
-            stats.tokens_computed as f64,
-        ];
-        all_reduce_f64s(self.world, &mut v)?;
-        *stats = RewardStats {
-            chosen_sum: v[0],
-            chosen_count: v[1] as usize,
-            rejected_sum: v[2],
-            rejected_count: v[3] as usize,
-            correct: v[4],
-            compared: v[5] as usize,
-            tokens: v[6] as usize,
-            tokens_computed: v[7] as usize,
-        };
+    /// Mean over ranks of a 0-dim tensor, on the device (one all-reduce when W > 1;
+    /// nothing is read to the host).
+    pub fn mean(&self, value: &Tensor) -> Result<Tensor> {
+        let mut v = value.reshape([1]);
+        self.sum(&mut v)?;
+        Ok(v.reshape([] as [i64; 0]) / self.world_size() as f64)
+    }
+
+    /// `values` becomes its sum over ranks, on the device (one all-reduce when W > 1).
+    pub fn sum(&self, values: &mut Tensor) -> Result<()> {
+        if self.world_size() > 1 {
+            self.world.all_reduce(values)?;
+        }
         Ok(())
     }
 

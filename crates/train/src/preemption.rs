@@ -5,7 +5,6 @@
 //! process at once, by the signal's default action.
 
 use anyhow::Result;
-use rpo_comm::{all_reduce_f64s, Collective};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -41,17 +40,11 @@ pub fn install() -> Result<()> {
     Ok(())
 }
 
-/// Whether a signal asked this process to stop.
+/// Whether a signal asked this process to stop. The trainer sums every rank's flag with
+/// the step's metrics (one all-reduce, no collective of its own), so all ranks see the
+/// same answer at the same step end.
 pub fn requested_here() -> bool {
     REQUESTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
-}
-
-/// Whether any rank was asked to stop: every rank calls this at the same step end and
-/// gets the same answer (one 1-element all-reduce).
-pub fn requested_anywhere(world: &dyn Collective) -> Result<bool> {
-    let mut v = [if requested_here() { 1.0 } else { 0.0 }];
-    all_reduce_f64s(world, &mut v)?;
-    Ok(v[0] > 0.0)
 }
 
 /// The run stopped at a signal, after writing the checkpoint of `step`: not a failure,

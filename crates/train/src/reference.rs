@@ -180,7 +180,11 @@ impl Reference {
         match self {
             Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
             Reference::Placed(model) => model.logps(&seqs.sequences()),
-            Reference::Precomputed(cache) => cache.logps(&seqs.sequences()),
+            // Rows are hashed from the host copies (no read from the device); the values
+            // are uploaded.
+            Reference::Precomputed(cache) => Ok(cache
+                .logps(&seqs.host_sequences())?
+                .to_device(seqs.sequences().ids.device())),
         }
     }
 
@@ -190,6 +194,16 @@ impl Reference {
         match self {
             Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
             Reference::Placed(model) => model.gather_all(),
+        }
+    }
+
+    /// The whole model present on rank `root` only (one unit at a time elsewhere, see
+    /// [`ShardedModel::gather_all_to`]) until [`release_all`](Self::release_all). Every
+    /// rank must call both.
+    pub fn gather_all_to(&self, root: usize) -> Result<()> {
+        match self {
+            Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
+            Reference::Placed(model) => model.gather_all_to(root),
         }
     }
 

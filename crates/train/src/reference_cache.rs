@@ -92,16 +92,23 @@ impl ToLeBytes for f64 {
 /// The key of each row of `seqs`: a hash of its ids up to and including its last target
 /// and of its loss mask up to its last masked position (everything its summed log-prob
 /// depends on: labels are the ids shifted, and later positions cannot affect earlier ones).
+///
+/// Meant for host tensors (`DeviceSeqs::host_sequences`, where the batch was collated);
+/// tensors on a device are read back through the counted `rpo_comm::host`.
 pub fn row_keys(seqs: &Sequences) -> Result<Vec<u64>> {
     let (rows, width) = seqs.ids.size2()?;
-    let ids = Vec::<i64>::try_from(seqs.ids.to_device(Device::Cpu).contiguous().view([-1]))?;
-    let mask = Vec::<f32>::try_from(
-        seqs.mask
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous()
-            .view([-1]),
-    )?;
+    let on_host = |t: &Tensor, kind: Kind| t.to_kind(kind).contiguous().view([-1]);
+    let (ids, mask) = if seqs.ids.device() == Device::Cpu && seqs.mask.device() == Device::Cpu {
+        (
+            Vec::<i64>::try_from(on_host(seqs.ids, Kind::Int64))?,
+            Vec::<f32>::try_from(on_host(seqs.mask, Kind::Float))?,
+        )
+    } else {
+        (
+            rpo_comm::host::to_host_i64s(seqs.ids)?,
+            rpo_comm::host::to_host_f32s(seqs.mask)?,
+        )
+    };
     let width = width as usize;
     (0..rows as usize)
         .map(|r| {
@@ -305,7 +312,8 @@ impl ReferenceCache {
     }
 
     /// Summed reference log-probs `[B]` of `seqs` (fp32, as the live reference gives
-    /// them, on the sequences' device).
+    /// them, on the sequences' device). Give host sequences (`DeviceSeqs::host_sequences`)
+    /// so that nothing is read from the device.
     pub fn logps(&self, seqs: &Sequences) -> Result<Tensor> {
         let keys = row_keys(seqs)?;
         let values: Vec<f64> = keys.iter().filter_map(|&k| self.get(k)).collect();
@@ -404,6 +412,7 @@ mod tests {
                 labels: &l,
                 mask: &m,
                 packed: None,
+                targets: None,
             })
             .unwrap()[0]
         };
@@ -496,6 +505,7 @@ mod tests {
             labels: &labels,
             mask: &mask,
             packed: None,
+            targets: None,
         };
         let keys = row_keys(&s).unwrap();
 
@@ -511,6 +521,7 @@ mod tests {
             labels: &labels.narrow(0, 0, 1),
             mask: &mask.narrow(0, 0, 1),
             packed: None,
+            targets: None,
         };
         let got = cache.logps(&one).unwrap();
         assert_eq!(got.kind(), Kind::Float);

@@ -242,12 +242,12 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let mut last_step = None;
     let final_failure = RefCell::new(None);
 
-    // Rank 0 evaluates while the others wait (evaluation runs no collectives; stage 3
-    // gathers the whole policy on every rank first — only when an evaluation will read
-    // the model, so a run with nothing to evaluate never holds a whole copy).
+    // Rank 0 evaluates while the others wait. Stage 3 on several ranks: the judged
+    // answers are decoded data-parallel, one unit gathered at a time on every rank
+    // (`greedy_answers_sharded`); reward accuracy, when it runs, has the whole model
+    // gathered to rank 0 unit by unit (the other ranks hold one unit at a time, and only
+    // during its gather). Nothing is gathered when an evaluation reads no model.
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
-        // Stage 3 on several ranks: the judged answers are decoded data-parallel, one unit
-        // gathered at a time, so only reward accuracy still needs the whole policy.
         let sharded = models.policy.options().stage.shards_parameters() && world.world_size() > 1;
         let answers = match judged_questions(cfg, &data) {
             Some(questions) if sharded => greedy_answers_sharded(
@@ -262,9 +262,9 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         let whole = rewards_read_models(cfg, &data, models, rewards)
             || (!sharded && judged_questions(cfg, &data).is_some());
         if whole {
-            models.policy.gather_all()?;
+            models.policy.gather_all_to(0)?;
             if let Some(r) = models.reference {
-                r.gather_all()?;
+                r.gather_all_to(0)?;
             }
         }
         let report = main

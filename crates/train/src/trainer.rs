@@ -18,10 +18,13 @@ use crate::checkpointing::{Checkpointing, Resume, TrainerState};
 use crate::config::{OptimConfig, OptimizerName, TrainConfig};
 use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
-use crate::micro_batch::{self, Models, RewardStats};
+use crate::micro_batch::{self, DeviceStats, Models};
 use crate::objective::Objective;
 use crate::preemption::{self, Preempted};
 use crate::progress::progress_bar;
+use crate::reward_stats::{from_step_vector, STEP_FIGURES};
+use rpo_comm::host;
+use tch::Tensor;
 
 /// A phase of training: the SFT warm-up, or the preference objective.
 pub struct Phase<'a> {
@@ -92,18 +95,37 @@ pub fn run_phase(
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
         let traffic = policy.traffic();
-        let mut stats = RewardStats::default();
-        let mut loss_sum = 0.0;
+        let reads = host::reads();
+        // The micro-batches queue their work and leave their figures on the device.
+        let mut sums = DeviceStats::default();
         for _ in 0..accumulation {
             let out = next_loss(&mut batches, &phase.objective, models)?;
-            loss_sum += out.loss;
-            policy.backward(&(out.objective / accumulation as f64), out.policy)?;
-            stats.merge(&out.stats);
+            policy.backward(&out.scaled_objective(accumulation), out.policy)?;
+            sums.merge(&out.stats);
         }
-        let loss = parallel.mean(loss_sum / accumulation as f64)?;
-        parallel.sum_stats(&mut stats)?;
-        let grad_norm = policy
-            .step(optimizer.as_mut(), lr, cfg.optim.max_grad_norm)
+        // The step's figures summed over ranks on the device (with every rank's stop flag,
+        // so all ranks stop at the same step), the gradients reduced and their global norm:
+        // then the step's one device-to-host read, before the update, which needs the norm
+        // on the host to refuse a non-finite one.
+        let requested = if preemption::requested_here() {
+            1.0
+        } else {
+            0.0
+        };
+        let mut figures = sums.step_vector(accumulation, requested, policy.model().device());
+        parallel.sum(&mut figures)?;
+        let reduced = policy.reduce_grads()?;
+        let read = host::to_host_f64s(&Tensor::cat(&[figures, reduced.norm.reshape([1])], 0))?;
+        let (loss, stats, requested) = from_step_vector(&read[..STEP_FIGURES], world);
+        let grad_norm = read[STEP_FIGURES];
+        policy
+            .apply_update(
+                reduced,
+                grad_norm,
+                optimizer.as_mut(),
+                lr,
+                cfg.optim.max_grad_norm,
+            )
             .with_context(|| {
                 format!(
                     "{} step {} (loss {loss}): stopping before the update corrupts the weights",
@@ -136,6 +158,7 @@ pub fn run_phase(
             tokens_computed: stats.tokens_computed,
             step_time_s: started.elapsed().as_secs_f64(),
             zero_bytes: policy.traffic().since(&traffic).total(),
+            host_reads: host::reads_since(reads),
         };
         metrics.write(&m)?;
         bar.set_message(format!("loss {:.4}", m.loss));
@@ -148,8 +171,9 @@ pub fn run_phase(
             let acc = show(m.reward_accuracy);
             tracing::info!(phase = phase.name, step = m.step, loss = m.loss, lr, grad_norm, reward_accuracy = %acc, "step");
         }
-        // Every rank learns whether any rank was signalled, so all stop at this step.
-        let stop = preemption::requested_anywhere(parallel.world())?;
+        // Every rank learned (in the step's figures) whether any rank was signalled, so all
+        // stop at this step.
+        let stop = requested > 0.0;
         if checkpoints.due(m.step) || stop {
             let state = TrainerState {
                 phase: phase.name.to_string(),
@@ -200,6 +224,7 @@ fn next_loss(
     models: &Models,
 ) -> Result<micro_batch::MicroBatchLoss> {
     let global = batches.next_global();
+    let counts = batches.block_counts(&global, models.parallel.world_size())?;
     let batch = batches.collate(models.parallel.own(&global)?)?;
-    micro_batch::loss(objective, models, &batch)
+    micro_batch::loss(objective, models, &batch, Some(&counts))
 }

@@ -31,6 +31,9 @@ pub struct Sequences<'a> {
     pub labels: &'a Tensor,
     pub mask: &'a Tensor,
     pub packed: Option<&'a PackedRows>,
+    /// Padded rows: their scored positions when the caller found them on the host (else
+    /// they are found from `mask` on its device, which on a GPU waits for the device).
+    pub targets: Option<&'a ScoredTargets>,
 }
 
 /// Sequences laid out in rows `[R, T]` with their own positions and attention mask, and
@@ -78,7 +81,10 @@ impl Sequences<'_> {
             None => (
                 self.ids.shallow_clone(),
                 None,
-                ScoredTargets::from_mask(self.labels, self.mask)?,
+                match self.targets {
+                    Some(t) => t.shallow_clone(),
+                    None => ScoredTargets::from_mask(self.labels, self.mask)?,
+                },
             ),
         })
     }

@@ -37,3 +37,4 @@ pub use sharded_model::{
     source_from_params, FrozenPlacement, ShardedModel, UnitSource, ZeroOptions,
 };
 pub use stage::ZeroStage;
+pub use update::ReducedGrads;

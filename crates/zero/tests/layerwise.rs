@@ -97,6 +97,7 @@ fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
         labels: &b.labels,
         mask: &b.mask,
         packed: None,
+        targets: None,
     };
     let what = format!("stage {stage}, tied {tied}, checkpointing {checkpoint}, chunk {chunk}");
     close(

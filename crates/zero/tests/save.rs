@@ -64,6 +64,7 @@ fn trained(stage: ZeroStage, kind: Kind) -> (ShardedModel, RmsProp) {
         labels: &labels,
         mask: &mask,
         packed: None,
+        targets: None,
     };
     let pass = sm.forward(&seqs).unwrap();
     let objective = pass.logps.sum(Kind::Float);
