@@ -8,11 +8,11 @@
 //! byte-identical to it; each tensor's bytes are then written at their offset.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+use rpo_storage::AtomicFile;
 use safetensors::tensor::{Dtype, TensorInfo};
 use tch::{Device, Kind, Tensor};
 
@@ -32,24 +32,19 @@ struct Slot {
     written: bool,
 }
 
-struct ShardFile {
-    name: String,
-    tmp: PathBuf,
-    file: File,
-}
-
 /// Writes a Hugging Face folder (`config.json`, weights in `kind`, shards of at most
-/// `max_shard_bytes` with an index above that) one tensor at a time. Dropped before
-/// [`finish`](Self::finish), it removes its temporary files and leaves the folder's
-/// earlier weights as they were.
+/// `max_shard_bytes` with an index above that) one tensor at a time. Each weight file is
+/// an [`AtomicFile`]: dropped before [`finish`](Self::finish), the writer leaves no
+/// temporary file and the folder's earlier weights as they were.
 pub struct HfWriter {
     dir: PathBuf,
     kind: Kind,
-    files: Vec<ShardFile>,
+    /// The weight files' names, and the files, in the same order.
+    names: Vec<String>,
+    files: Vec<AtomicFile>,
     slots: HashMap<String, Slot>,
     total_size: u64,
     total_parameters: i64,
-    finished: bool,
 }
 
 impl HfWriter {
@@ -96,11 +91,11 @@ impl HfWriter {
         let mut writer = Self {
             dir: dir.to_path_buf(),
             kind,
+            names: Vec::new(),
             files: Vec::new(),
             slots: HashMap::new(),
             total_size: specs.iter().map(|(_, s)| bytes(s)).sum(),
             total_parameters: specs.iter().map(|(_, s)| s.iter().product::<i64>()).sum(),
-            finished: false,
         };
         for (i, group) in groups.into_iter().enumerate() {
             let name = if count == 1 {
@@ -122,13 +117,12 @@ impl HfWriter {
             }
             let header = header_bytes(&entries)?;
             let start = 8 + header.len() as u64;
-            let tmp = dir.join(format!(".{name}.tmp"));
-            let file =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            file.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
-                .and_then(|()| file.write_all_at(&header, 8))
-                .and_then(|()| file.set_len(start + offset as u64))
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            let path = dir.join(&name);
+            let mut file = AtomicFile::create(&path)?;
+            file.write_all(&(header.len() as u64).to_le_bytes())
+                .and_then(|()| file.write_all(&header))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            file.set_len(start + offset as u64)?;
             for ((tensor, shape), (_, info)) in group.into_iter().zip(&entries) {
                 let slot = Slot {
                     file: i,
@@ -138,7 +132,8 @@ impl HfWriter {
                 };
                 writer.slots.insert(tensor, slot);
             }
-            writer.files.push(ShardFile { name, tmp, file });
+            writer.names.push(name);
+            writer.files.push(file);
         }
         Ok(writer)
     }
@@ -159,17 +154,14 @@ impl HfWriter {
         let cpu = to_kind_on(&tensor.detach(), self.kind, Device::Cpu).contiguous();
         let mut bytes = vec![0u8; cpu.numel() * self.kind.elt_size_in_bytes()];
         cpu.copy_data_u8(&mut bytes, cpu.numel());
-        let file = &self.files[slot.file];
-        file.file
-            .write_all_at(&bytes, slot.offset)
-            .with_context(|| format!("cannot write {}", file.tmp.display()))?;
+        self.files[slot.file].write_at(slot.offset, &bytes)?;
         slot.written = true;
         Ok(())
     }
 
-    /// Flushes the weight files, renames them into place, writes the index (several
+    /// Syncs the weight files and renames them into place, writes the index (several
     /// shards), and removes weight files of an earlier save the new one does not use.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
         let mut missing: Vec<&str> = self
             .slots
             .iter()
@@ -178,23 +170,15 @@ impl HfWriter {
             .collect();
         missing.sort();
         ensure!(missing.is_empty(), "tensors never written: {missing:?}");
-        let mut written = BTreeSet::new();
-        for f in &self.files {
-            f.file
-                .sync_all()
-                .with_context(|| format!("cannot flush {}", f.tmp.display()))?;
-            let path = self.dir.join(&f.name);
-            std::fs::rename(&f.tmp, &path).with_context(|| {
-                format!("cannot rename {} to {}", f.tmp.display(), path.display())
-            })?;
-            written.insert(f.name.clone());
+        for file in self.files {
+            file.commit("")?;
         }
-        self.finished = true;
-        if self.files.len() > 1 {
+        let mut written: BTreeSet<String> = self.names.iter().cloned().collect();
+        if self.names.len() > 1 {
             let weight_map: BTreeMap<&str, &str> = self
                 .slots
                 .iter()
-                .map(|(n, s)| (n.as_str(), self.files[s.file].name.as_str()))
+                .map(|(n, s)| (n.as_str(), self.names[s.file].as_str()))
                 .collect();
             let index = serde_json::json!({
                 "metadata": {"total_size": self.total_size, "total_parameters": self.total_parameters},
@@ -209,16 +193,6 @@ impl HfWriter {
         }
         remove_stale_weights(&self.dir, &written)?;
         Ok(rpo_storage::sync_dir(&self.dir)?)
-    }
-}
-
-impl Drop for HfWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            for f in &self.files {
-                let _ = std::fs::remove_file(&f.tmp);
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -49,13 +50,15 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts writing `path` (its folder is created if missing).
+    /// Starts writing `path` (its folder is created if missing). The file gets the mode
+    /// `File::create` gives (0o666 less the umask), not the temporary file's 0o600.
     pub fn create(path: &Path) -> io::Result<Self> {
         let dir = parent_dir(path);
         std::fs::create_dir_all(dir).map_err(|e| context(e, "create the folder", dir))?;
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(path))
             .suffix(".partial")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| context(e, "create a temporary file in", dir))?;
         Ok(AtomicFile {
@@ -77,6 +80,28 @@ impl AtomicFile {
         f.write_all(bytes)?;
         f.seek(SeekFrom::End(0))?;
         Ok(())
+    }
+
+    /// Makes the file `len` bytes long (zeros past what is written), for a file laid out
+    /// up front and then filled in any order with [`write_at`](Self::write_at).
+    pub fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.out.flush()?;
+        self.out
+            .get_ref()
+            .as_file()
+            .set_len(len)
+            .map_err(|e| context(e, "write", &self.path))
+    }
+
+    /// Writes `bytes` at `offset` (within [`set_len`](Self::set_len)'s length, say)
+    /// without moving where later [`Write`] calls append; `&self`, so it needs no
+    /// exclusive access.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.out
+            .get_ref()
+            .as_file()
+            .write_all_at(bytes, offset)
+            .map_err(|e| context(e, "write", &self.path))
     }
 
     /// Syncs the file, renames it over the destination and syncs the folder. `failpoint`
@@ -174,6 +199,25 @@ mod tests {
         f.write_all(b"d").unwrap();
         f.commit("never").unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), b"0120abcd");
+
+        // Laid out up front, filled in any order.
+        let mut f = AtomicFile::create(&q).unwrap();
+        f.write_all(b"hd").unwrap();
+        f.set_len(6).unwrap();
+        f.write_at(4, b"yz").unwrap();
+        f.write_at(2, b"wx").unwrap();
+        f.commit("").unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), b"hdwxyz");
+    }
+
+    #[test]
+    fn files_get_the_mode_file_create_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, plain) = (dir.path().join("a"), dir.path().join("b"));
+        write_bytes_atomically(&ours, b"x").unwrap();
+        File::create(&plain).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
     }
 
     #[test]
