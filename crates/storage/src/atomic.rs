@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -50,15 +50,13 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Starts writing `path` (its folder is created if missing). The file gets the mode
-    /// `File::create` gives (0o666 less the umask), not the temporary file's 0o600.
+    /// Starts writing `path` (its folder is created if missing).
     pub fn create(path: &Path) -> io::Result<Self> {
         let dir = parent_dir(path);
         std::fs::create_dir_all(dir).map_err(|e| context(e, "create the folder", dir))?;
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(path))
             .suffix(".partial")
-            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| context(e, "create a temporary file in", dir))?;
         Ok(AtomicFile {
@@ -199,25 +197,6 @@ mod tests {
         f.write_all(b"d").unwrap();
         f.commit("never").unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), b"0120abcd");
-
-        // Laid out up front, filled in any order.
-        let mut f = AtomicFile::create(&q).unwrap();
-        f.write_all(b"hd").unwrap();
-        f.set_len(6).unwrap();
-        f.write_at(4, b"yz").unwrap();
-        f.write_at(2, b"wx").unwrap();
-        f.commit("").unwrap();
-        assert_eq!(std::fs::read(&q).unwrap(), b"hdwxyz");
-    }
-
-    #[test]
-    fn files_get_the_mode_file_create_gives() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ours, plain) = (dir.path().join("a"), dir.path().join("b"));
-        write_bytes_atomically(&ours, b"x").unwrap();
-        File::create(&plain).unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&ours), mode(&plain));
     }
 
     #[test]
@@ -231,5 +210,18 @@ mod tests {
             err.to_string().contains(&file.display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn laid_out_up_front_and_filled_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("c.bin");
+        let mut f = AtomicFile::create(&q).unwrap();
+        f.write_all(b"hd").unwrap();
+        f.set_len(6).unwrap();
+        f.write_at(4, b"yz").unwrap();
+        f.write_at(2, b"wx").unwrap();
+        f.commit("").unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), b"hdwxyz");
     }
 }
