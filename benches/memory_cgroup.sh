@@ -16,6 +16,9 @@ echo $$ > "$group/cgroup.procs"
 "$@"
 rc=$?
 killed=$(grep -c . "$group/memory.failcnt" >/dev/null && cat "$group/memory.failcnt")
+peak=$(cat "$group/memory.max_usage_in_bytes" 2>/dev/null || echo 0)
+# The cgroup's own high-water mark (page cache of files written included), for the caller.
+[[ -n "${MEMORY_CGROUP_REPORT:-}" ]] && echo "${OMPI_COMM_WORLD_RANK:-0} $peak $rc" >> "$MEMORY_CGROUP_REPORT"
 echo $$ > "$root/cgroup.procs"
 rmdir "$group" 2>/dev/null
 [[ $rc -ne 0 ]] && echo "memory_cgroup.sh: exit $rc (limit $limit bytes, failcnt $killed)" >&2

@@ -54,9 +54,14 @@ impl AtomicFile {
     pub fn create(path: &Path) -> io::Result<Self> {
         let dir = parent_dir(path);
         std::fs::create_dir_all(dir).map_err(|e| context(e, "create the folder", dir))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&temp_prefix(path))
-            .suffix(".partial")
+        let prefix = temp_prefix(path);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        // What `File::create` gives (0o666 less the umask), not tempfile's private
+        // 0o600: model folders and caches are read by other users of a cluster.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder
             .tempfile_in(dir)
             .map_err(|e| context(e, "create a temporary file in", dir))?;
         Ok(AtomicFile {
@@ -197,6 +202,22 @@ mod tests {
         f.write_all(b"d").unwrap();
         f.commit("never").unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), b"0120abcd");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_permissions_file_create_gives() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let a = dir.path().join("a");
+        write_bytes_atomically(&a, b"x").unwrap();
+        let b = dir.path().join("b");
+        write_atomically(&b, |tmp: &Path| std::fs::write(tmp, b"y")).unwrap();
+        assert_eq!(mode(&a), mode(&plain));
+        assert_eq!(mode(&b), mode(&plain));
     }
 
     #[test]
