@@ -9,7 +9,7 @@ use tch::Kind;
 
 use crate::config::{ReferenceMode, TrainConfig};
 use crate::objective::Objective;
-use crate::trainer::build_optimizer;
+use crate::setup::build_optimizer;
 
 /// The model's shape as the config names it: `model.path`'s config.json, or the preset
 /// (its vocabulary `vocab`, the tokenizer's, when given).
