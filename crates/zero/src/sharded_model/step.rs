@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use rpo_comm::all_reduce_f64s;
 use rpo_optim::{clip_coefficient, grad_sq_norm, scale_grads, Optimizer};
 
-use crate::sharded_model::ShardedModel;
+use super::ShardedModel;
 use crate::stage::ZeroStage;
 
 impl ShardedModel {
