@@ -6,7 +6,6 @@ pub mod chat_template;
 pub mod conversation;
 pub mod conversational;
 pub mod dataset;
-pub mod error;
 pub mod example;
 pub mod formats;
 pub mod held_out;
@@ -31,6 +30,8 @@ pub use conversation::{Message, Turns};
 pub use conversational::ConversationalExample;
 pub use dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 pub use example::{pairs_to_unpaired, PairedExample, UnpairedExample};
+/// The readers' errors (`formats/error.rs`).
+pub use formats::error;
 pub use formats::{
     expand_paths, read_dataset, read_dataset_with, ColumnMap, DataFormat, ReadOptions,
 };
