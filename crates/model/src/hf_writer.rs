@@ -11,17 +11,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use rpo_storage::AtomicFile;
 use safetensors::tensor::{Dtype, TensorInfo};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::hf_io::{
-    dtype_name, remove_stale_weights, shard_file_name, CONFIG_FILE, EMBED_TOKENS, WEIGHTS_FILE,
-    WEIGHTS_INDEX_FILE,
+    pack_greedily, remove_stale_weights, shard_file_name, sort_by_name, write_folder_config,
+    write_index, EMBED_TOKENS, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
 };
-use crate::safetensors_io::{to_kind_on, write_atomically};
+use crate::safetensors_io::to_kind_on;
 
 /// Where one tensor goes.
 struct Slot {
@@ -58,35 +58,18 @@ impl HfWriter {
         max_shard_bytes: u64,
     ) -> Result<Self> {
         let mut specs = specs.to_vec();
-        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_name(&mut specs)?;
         ensure!(
             specs.iter().any(|(name, _)| name == EMBED_TOKENS),
             "no tensor named {EMBED_TOKENS}: not a Llama model"
         );
-        if let Some(pair) = specs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            bail!("tensor {} is given twice", pair[0].0);
-        }
-        let mut config = config.clone();
-        config.torch_dtype = Some(dtype_name(kind)?.to_string());
-        config.validate()?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))?;
+        write_folder_config(dir, config, kind)?;
 
         let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
         let elt = kind.elt_size_in_bytes() as u64;
         let bytes = |shape: &[i64]| shape.iter().product::<i64>() as u64 * elt;
         // Greedy packing in name order, as save_hf_sharded does.
-        let mut groups: Vec<Vec<(String, Vec<i64>)>> = Vec::new();
-        let mut group_bytes = 0;
-        for (name, shape) in specs.iter().cloned() {
-            let size = bytes(&shape);
-            if groups.is_empty() || group_bytes + size > max_shard_bytes {
-                groups.push(Vec::new());
-                group_bytes = 0;
-            }
-            group_bytes += size;
-            groups.last_mut().unwrap().push((name, shape));
-        }
+        let groups = pack_greedily(specs.iter().cloned(), |(_, s)| bytes(s), max_shard_bytes);
         let count = groups.len();
         let mut writer = Self {
             dir: dir.to_path_buf(),
@@ -180,15 +163,12 @@ impl HfWriter {
                 .iter()
                 .map(|(n, s)| (n.as_str(), self.names[s.file].as_str()))
                 .collect();
-            let index = serde_json::json!({
-                "metadata": {"total_size": self.total_size, "total_parameters": self.total_parameters},
-                "weight_map": weight_map,
-            });
-            let index_path = self.dir.join(WEIGHTS_INDEX_FILE);
-            write_atomically(&index_path, |tmp| {
-                std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
-                    .with_context(|| format!("cannot write {}", index_path.display()))
-            })?;
+            write_index(
+                &self.dir,
+                self.total_size,
+                self.total_parameters as u64,
+                &weight_map,
+            )?;
             written.insert(WEIGHTS_INDEX_FILE.to_string());
         }
         remove_stale_weights(&self.dir, &written)?;
