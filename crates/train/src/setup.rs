@@ -54,12 +54,7 @@ pub fn build_policy(
     let (model, vs, config) = if let Some(path) = &cfg.model.path {
         load_hf(path, device)?
     } else {
-        let name = cfg
-            .model
-            .preset
-            .as_deref()
-            .context("model.preset or model.path")?;
-        let mut config = preset(name)?;
+        let mut config = preset_config(cfg)?;
         let tok = data.tokenizer.tokenizer();
         let special = data.tokenizer.special();
         config.vocab_size = tok.get_vocab_size(true) as i64;
@@ -71,6 +66,16 @@ pub fn build_policy(
     };
     check_vocab(data, &config)?;
     Ok((ShardedModel::new(model, vs, world, options)?, config))
+}
+
+/// The preset `model.preset` names (for a run without `model.path`).
+pub fn preset_config(cfg: &TrainConfig) -> Result<LlamaConfig> {
+    let name = cfg
+        .model
+        .preset
+        .as_deref()
+        .context("model.preset or model.path")?;
+    preset(name)
 }
 
 fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
