@@ -4,7 +4,8 @@
 Reads every `crate::NAME` reference (in `use` lines and in paths) of the crate's
 src/*.rs (src/NAME/… counts as module NAME), builds the graph module → modules it names,
 and prints every strongly connected component of more than one module. Comments are
-ignored. Usage: check_import_cycles.py [crate_src_dir ...] (default: crates/train/src).
+ignored. Usage: check_import_cycles.py [crate_src_dir ...] (default: every crates/*/src,
+as scripts/test.sh runs it).
 """
 import re
 import sys
@@ -75,7 +76,7 @@ def cycles(edges):
 
 def main(dirs):
     failed = False
-    for d in dirs or ["crates/train/src"]:
+    for d in dirs or sorted(str(p) for p in Path("crates").glob("*/src")):
         edges = graph(Path(d))
         for component in cycles(edges):
             failed = True

@@ -10,8 +10,7 @@ use std::path::Path;
 
 /// SFT warm-up (2 steps) then RPO (4 steps), a checkpoint after every step, all kept.
 fn args(out: &Path, micro: usize, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for kv in [
+    let sets = [
         format!("out_dir={}", out.display()),
         format!("train.micro_batch_size={micro}"),
         "train.global_batch_size=8".into(),
@@ -25,44 +24,17 @@ fn args(out: &Path, micro: usize, extra: &[&str]) -> Vec<String> {
         "optim.warmup_steps=0".into(),
         "checkpoint.every=1".into(),
         "checkpoint.keep=0".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        a.push("--set".into());
-        a.push(kv);
-    }
-    a
+    ];
+    train_args(sets, extra)
 }
 
 fn train(ranks: usize, out: &Path, micro: usize, extra: &[&str], resume: Option<&Path>) {
-    let mut a = args(out, micro, extra);
-    if let Some(r) = resume {
-        a.push("--resume".into());
-        a.push(r.display().to_string());
-    }
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = if ranks == 1 {
-        rpo(&a)
-    } else {
-        mpirun(ranks, &a)
-    };
+    let o = rpo_on(ranks, &strs(&with_resume(args(out, micro, extra), resume)));
     assert!(
         o.status.success(),
         "{ranks} rank(s) {extra:?}: {}",
         stderr(&o)
     );
-}
-
-fn step_dir(out: &Path, step: usize) -> std::path::PathBuf {
-    out.join(format!("checkpoints/step-{step:08}"))
-}
-
-fn losses(out: &Path) -> Vec<(u64, f64)> {
-    metrics(out)
-        .iter()
-        .map(|m| (m["step"].as_u64().unwrap(), m["loss"].as_f64().unwrap()))
-        .collect()
 }
 
 #[test]

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 /// between two exact computations (measured: 1 process × 8 vs 2 ranks × 4; 1e-6 at eps
 /// 1e-5, 1e-7 at 1e-3). The losses and gradient norms agree to ~1e-8 either way.
 fn run_args(out: &Path, micro: usize, global: usize, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train".to_string(),
+    let sets = [
         format!("out_dir={}", out.display()),
         format!("train.micro_batch_size={micro}"),
         format!("train.global_batch_size={global}"),
@@ -33,17 +32,8 @@ fn run_args(out: &Path, micro: usize, global: usize, extra: &[&str]) -> Vec<Stri
         "optim.warmup_steps=0".into(),
         "optim.max_grad_norm=1.0".into(),
         "optim.eps=1e-3".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    .collect();
-    // Every key=value goes through --set.
-    let mut with_set = vec![args.remove(0)];
-    for a in args {
-        with_set.push("--set".into());
-        with_set.push(a);
-    }
-    with_set
+    ];
+    train_args(sets, extra)
 }
 
 struct Run {
@@ -56,12 +46,7 @@ struct Run {
 fn run(ranks: usize, micro: usize, global: usize, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let args = run_args(dir.path(), micro, global, extra);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = if ranks == 1 {
-        rpo(&args)
-    } else {
-        mpirun(ranks, &args)
-    };
+    let o = rpo_on(ranks, &strs(&args));
     assert!(
         o.status.success(),
         "{ranks} rank(s), {extra:?}: {}",
@@ -293,42 +278,22 @@ fn killing_one_rank_ends_the_whole_job_naming_the_rank() {
         .spawn()
         .expect("start mpirun");
     // Wait until training is under way (rank 0 has written a step).
-    let started = Instant::now();
-    let metrics = dir.path().join("metrics.jsonl");
-    while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 2) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "training never started"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the job ended before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_steps(&mut child, dir.path(), 2);
     let (victim, survivor) = (rank_pids(child.id(), 1), rank_pids(child.id(), 0));
     assert!(
         victim.len() == 1 && survivor.len() == 1,
         "ranks {victim:?} / {survivor:?}"
     );
     let killed_at = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-9", &victim[0].to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if killed_at.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the job was still running 30 s after rank 1 was killed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    signal(victim[0], "9");
+    let status = wait_at_most(
+        &mut child,
+        killed_at,
+        Duration::from_secs(30),
+        "rank 1 was killed",
+    );
     let waited = killed_at.elapsed();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = read_stderr(&mut child);
     assert!(!status.success(), "the job exited 0 after losing a rank");
     assert!(
         err.contains("rank 1"),
@@ -362,14 +327,7 @@ fn precompute(
     let mut args = run_args(dir.path(), micro, global, extra);
     args[0] = "precompute-ref".into();
     args.extend(flags.iter().map(|f| f.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut c = if ranks == 1 {
-        let mut c = std::process::Command::new(BIN);
-        c.args(&args).env("RPO_LOG", "warn");
-        c
-    } else {
-        mpirun_command(ranks, &args)
-    };
+    let mut c = rpo_on_command(ranks, &strs(&args));
     if let Some(f) = failpoint {
         c.env("RPO_SHARD_FAILPOINT", f);
     }
@@ -624,11 +582,7 @@ fn generate_on_2_ranks_writes_what_one_process_writes() {
                     prompts.to_str().unwrap(),
                 ];
                 a.extend_from_slice(sampling);
-                let o = if ranks == 1 {
-                    rpo(&a)
-                } else {
-                    mpirun(ranks, &a)
-                };
+                let o = rpo_on(ranks, &a);
                 assert!(o.status.success(), "{}", stderr(&o));
                 std::fs::read_to_string(&out).unwrap()
             })

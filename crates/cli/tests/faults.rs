@@ -7,31 +7,12 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// A tiny, fast run: bag-of-words embeddings, no warm-up, no evaluation.
+/// The fast run of `steps` steps, and `extra`.
 fn train_args(out: &Path, steps: usize, extra: &[&str]) -> Vec<String> {
-    let sets = [
-        format!("out_dir={}", out.display()),
-        "train.micro_batch_size=2".into(),
-        "train.global_batch_size=8".into(),
-        format!("train.steps={steps}"),
-        "train.sft_warmup_steps=0".into(),
-        "data.synthetic_train=64".into(),
-        "data.synthetic_eval=8".into(),
-        "eval.max_examples=0".into(),
-        "embedding.model=bag-of-words".into(),
-        "checkpoint.at_end=false".into(),
-        "optim.lr=1e-3".into(),
-        "optim.warmup_steps=0".into(),
-    ];
-    let mut args = vec!["train".to_string()];
-    for s in sets.iter().map(String::as_str).chain(extra.iter().copied()) {
-        args.push("--set".into());
-        args.push(s.to_string());
-    }
-    args
+    common::train_args(fast_run_sets(out, steps), extra)
 }
 
 /// Kills what a failed test leaves running (the job and every rank).
@@ -44,10 +25,8 @@ impl Drop for Job {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for pid in &self.ranks {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
+        for &pid in &self.ranks {
+            kill_9(pid);
         }
     }
 }
@@ -66,37 +45,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0 // USER_HZ
 }
 
-/// Waits for `job` to end, at most `limit`; the exit status and the wait.
-fn wait_for(job: &mut Job, since: Instant, limit: Duration) -> (ExitStatus, Duration) {
-    loop {
-        if let Some(s) = job.child.try_wait().unwrap() {
-            return (s, since.elapsed());
-        }
-        if since.elapsed() > limit {
-            panic!("the job was still running {limit:?} after the fault");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until rank 0 has written `lines` steps.
-fn wait_for_steps(job: &mut Job, out: &Path, lines: usize) {
-    let started = Instant::now();
-    let metrics = out.join("metrics.jsonl");
-    while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < lines) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "training never started"
-        );
-        if let Some(s) = job.child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut job.child.stderr.take().unwrap(), &mut err).unwrap();
-            panic!("the job ended ({s}) before the fault:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// SIGSTOP of the last rank of `ranks` with a 10 s deadline: the job must end non-zero
 /// within 40 s, every live rank's message names the stopped rank, and no rank is left.
 fn stopped_rank_ends_the_job(ranks: usize) {
@@ -106,8 +54,7 @@ fn stopped_rank_ends_the_job(ranks: usize) {
         100_000,
         &["distributed.collective_timeout_s=10"],
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = mpirun_command(ranks, &args)
+    let child = mpirun_command(ranks, &strs(&args))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -116,25 +63,27 @@ fn stopped_rank_ends_the_job(ranks: usize) {
         child,
         ranks: vec![],
     };
-    wait_for_steps(&mut job, dir.path(), 2);
+    wait_for_steps(&mut job.child, dir.path(), 2);
     job.ranks = (0..ranks)
         .flat_map(|r| rank_pids(job.child.id(), r))
         .collect();
     assert_eq!(job.ranks.len(), ranks, "rank pids {:?}", job.ranks);
     let victim = ranks - 1;
     let stopped_at = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-STOP", &job.ranks[victim].to_string()])
-        .status()
-        .unwrap();
+    signal(job.ranks[victim], "STOP");
     // While they wait for the stopped rank, the others sleep: a busy poll would use ~1 s
     // of CPU per second each (the 2-core CI machine shares 2 cores among W ranks).
     let cpu_before = cpu_seconds(job.ranks[0]);
     std::thread::sleep(Duration::from_secs(7));
     let waiting_cpu = cpu_seconds(job.ranks[0]) - cpu_before;
-    let (status, waited) = wait_for(&mut job, stopped_at, Duration::from_secs(60));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut job.child.stderr.take().unwrap(), &mut err).unwrap();
+    let status = wait_at_most(
+        &mut job.child,
+        stopped_at,
+        Duration::from_secs(60),
+        "the fault",
+    );
+    let waited = stopped_at.elapsed();
+    let err = read_stderr(&mut job.child);
     eprintln!("W = {ranks}: the job ended {waited:?} after SIGSTOP of rank {victim} ({status}); it said:\n{err}");
     assert!(!status.success(), "the job exited 0 after a rank stalled");
     eprintln!("rank 0 used {waiting_cpu:.2} s of CPU in 7 s of waiting");

@@ -187,7 +187,7 @@ impl TwoNodes {
 impl Drop for TwoNodes {
     fn drop(&mut self) {
         for pid in self.pids() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            kill_9(pid);
         }
         for ns in [&self.a, &self.b] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
@@ -195,31 +195,9 @@ impl Drop for TwoNodes {
     }
 }
 
+/// The fast run of `steps` steps under ZeRO-3.
 fn train_args(out: &Path, steps: usize) -> Vec<String> {
-    let mut args = vec!["train".to_string()];
-    for s in [
-        format!("out_dir={}", out.display()),
-        "train.micro_batch_size=2".into(),
-        "train.global_batch_size=8".into(),
-        format!("train.steps={steps}"),
-        "train.sft_warmup_steps=0".into(),
-        "data.synthetic_train=64".into(),
-        "data.synthetic_eval=8".into(),
-        "eval.max_examples=0".into(),
-        "embedding.model=bag-of-words".into(),
-        "checkpoint.at_end=false".into(),
-        "optim.lr=1e-3".into(),
-        "optim.warmup_steps=0".into(),
-        "zero.stage=3".into(),
-    ] {
-        args.push("--set".into());
-        args.push(s);
-    }
-    args
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+    common::train_args(fast_run_sets(out, steps), &["zero.stage=3"])
 }
 
 fn output(c: &mut Command) -> Output {
@@ -269,35 +247,17 @@ fn a_downed_link_ends_the_two_node_job_within_the_deadline() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the recipe");
-    let metrics = run.path().join("metrics.jsonl");
-    let started = Instant::now();
-    while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 2) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "training never started"
-        );
-        if let Some(s) = job.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
-            panic!("the job ended ({s}) before the fault:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_steps(&mut job, run.path(), 2);
     let down_at = Instant::now();
     ip(&["-n", &nodes.b, "link", "set", &nodes.link_b, "down"]);
-    let status = loop {
-        if let Some(s) = job.try_wait().unwrap() {
-            break s;
-        }
-        if down_at.elapsed() > Duration::from_secs(90) {
-            let _ = job.kill();
-            panic!("the job was still running 90 s after the link went down");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_at_most(
+        &mut job,
+        down_at,
+        Duration::from_secs(90),
+        "the link went down",
+    );
     let waited = down_at.elapsed();
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut job.stderr.take().unwrap(), &mut err).unwrap();
+    let err = read_stderr(&mut job);
     eprintln!("the job ended {waited:?} after the link went down ({status}); it said:\n{err}");
     assert!(
         !status.success(),

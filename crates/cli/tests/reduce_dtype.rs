@@ -11,8 +11,7 @@ use std::path::Path;
 /// 4 ranks × 2 examples × 2 micro-batches per step (8 gradients summed per step), RPO
 /// without warm-up, stage 2 (a reduce-scatter per micro-batch, as DeepSpeed).
 fn run(out: &Path, extra: &[&str]) -> Vec<(String, tch::Tensor)> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for kv in [
+    let sets = [
         format!("out_dir={}", out.display()),
         "train.micro_batch_size=2".into(),
         "train.global_batch_size=16".into(),
@@ -26,15 +25,9 @@ fn run(out: &Path, extra: &[&str]) -> Vec<(String, tch::Tensor)> {
         "optim.warmup_steps=0".into(),
         "zero.stage=2".into(),
         "checkpoint.at_end=false".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        a.push("--set".into());
-        a.push(kv);
-    }
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = mpirun_command(4, &a)
+    ];
+    let a = train_args(sets, extra);
+    let o = mpirun_command(4, &strs(&a))
         .env("RPO_MPI_BF16_SUM", "ring")
         .output()
         .expect("mpirun");

@@ -9,12 +9,10 @@ use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// Tiny DPO run (no warm-up) on 2 examples per step, unless `extra` says otherwise.
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for kv in [
+    let sets = [
         format!("out_dir={}", out.display()),
         "train.global_batch_size=2".into(),
         "train.micro_batch_size=1".into(),
@@ -25,20 +23,14 @@ fn args(out: &Path, extra: &[&str]) -> Vec<String> {
         "eval.max_examples=0".into(),
         "embedding.model=bag-of-words".into(),
         "optim.warmup_steps=0".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        a.push("--set".into());
-        a.push(kv);
-    }
-    a
+    ];
+    train_args(sets, extra)
 }
 
 fn run(out: &Path, extra: &[&str], flags: &[&str]) -> Output {
     let mut a = args(out, extra);
     a.extend(flags.iter().map(|s| s.to_string()));
-    rpo(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    rpo(&strs(&a))
 }
 
 fn ok(o: Output) -> Output {
@@ -67,37 +59,8 @@ fn steps_in(root: &Path) -> Vec<String> {
     s
 }
 
-fn losses(out: &Path) -> Vec<(u64, f64)> {
-    metrics(out)
-        .iter()
-        .map(|m| (m["step"].as_u64().unwrap(), m["loss"].as_f64().unwrap()))
-        .collect()
-}
-
-/// Waits until `out` has `lines` metrics lines (the run is mid-way), or fails.
-fn wait_for_steps(child: &mut Child, out: &Path, lines: usize) {
-    let start = Instant::now();
-    loop {
-        let n = std::fs::read_to_string(out.join("metrics.jsonl"))
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if n >= lines {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before step {lines}");
-        }
-        assert!(start.elapsed() < Duration::from_secs(240), "no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn kill(child: &Child, signal: &str) {
-    let s = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(s.success());
+fn kill(child: &Child, signal_name: &str) {
+    signal(child.id(), signal_name);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{rpo, stderr};
+use common::{rpo, stderr, strs, train_args};
 use rpo_data::synthetic::{generate, synthetic_tokenizer, Split};
 use rpo_data::{trained_tokenizer_files, PreferenceTokenizer, TokenOverrides, Truncation};
 use serde_json::{json, Value};
@@ -18,8 +18,7 @@ const MAX_NEW_TOKENS: usize = 16;
 fn saved_and_converted_folders_tokenize_and_generate_in_transformers_as_in_training() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut args: Vec<String> = vec!["train".into()];
-    for kv in [
+    let sets = [
         format!("out_dir={}", out.display()),
         format!("seed={SEED}"),
         "train.micro_batch_size=8".into(),
@@ -34,12 +33,9 @@ fn saved_and_converted_folders_tokenize_and_generate_in_transformers_as_in_train
         "optim.eps=1e-3".into(),
         "optim.warmup_steps=0".into(),
         "checkpoint.at_end=true".into(),
-    ] {
-        args.push("--set".into());
-        args.push(kv);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = rpo(&args);
+    ];
+    let args = train_args(sets, &[]);
+    let o = rpo(&strs(&args));
     assert!(o.status.success(), "{}", stderr(&o));
     let model = out.join("model");
     let converted = dir.path().join("converted");

@@ -9,12 +9,11 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// SFT warm-up (1 step) then RPO (3 steps), a checkpoint after every step, all kept.
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for kv in [
+    let sets = [
         format!("out_dir={}", out.display()),
         "train.micro_batch_size=8".into(),
         "train.global_batch_size=8".into(),
@@ -28,39 +27,17 @@ fn args(out: &Path, extra: &[&str]) -> Vec<String> {
         "optim.warmup_steps=0".into(),
         "checkpoint.every=1".into(),
         "checkpoint.keep=0".into(),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        a.push("--set".into());
-        a.push(kv);
-    }
-    a
+    ];
+    train_args(sets, extra)
 }
 
 fn train(out: &Path, extra: &[&str], resume: Option<&Path>) -> std::process::Output {
-    let mut a = args(out, extra);
-    if let Some(r) = resume {
-        a.push("--resume".into());
-        a.push(r.display().to_string());
-    }
-    rpo(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    rpo(&strs(&with_resume(args(out, extra), resume)))
 }
 
 fn trained(out: &Path, extra: &[&str], resume: Option<&Path>) {
     let o = train(out, extra, resume);
     assert!(o.status.success(), "{extra:?} {resume:?}: {}", stderr(&o));
-}
-
-fn losses(out: &Path) -> Vec<(u64, f64)> {
-    metrics(out)
-        .iter()
-        .map(|m| (m["step"].as_u64().unwrap(), m["loss"].as_f64().unwrap()))
-        .collect()
-}
-
-fn step_dir(out: &Path, step: usize) -> PathBuf {
-    out.join(format!("checkpoints/step-{step:08}"))
 }
 
 fn reference_folders(out: &Path) -> Vec<String> {

@@ -8,13 +8,20 @@
 use anyhow::{anyhow, Result};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
+use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::conversation::Message;
 use crate::special_tokens::SpecialTokens;
 use crate::tokenizer_files::TokenizerFiles;
 
 const TEMPLATE_NAME: &str = "chat_template";
+
+/// One `{role, content}` message of a conversation, as templates render them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
 
 pub struct ChatTemplate {
     env: Environment<'static>,

@@ -11,17 +11,13 @@
 //! prompt and completion) to [`paired_example`] / [`unpaired_example`]; plain strings
 //! pass through unchanged, so one reader serves plain and conversational files.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::chat_template::ChatTemplate;
 use crate::example::{PairedExample, UnpairedExample};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
+/// A `{role, content}` message (the chat template's input, where it is defined).
+pub use crate::chat_template::Message;
 
 /// One field of a record: plain text, or a list of messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::conversational::ConversationalExample;
 use crate::example::{pairs_to_unpaired, PairedExample, UnpairedExample};
-use crate::formats::DataFormat;
+use crate::truncation::PromptKeep;
+
+/// What a file holds (`[data] format`), read by [`crate::formats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    /// `{prompt, chosen, rejected}`
+    Paired,
+    /// `{prompt, completion, label}`
+    Unpaired,
+    /// Raw Anthropic HH `{chosen, rejected}` dialogues.
+    Hh,
+    /// OpenAI summarize-from-feedback comparisons.
+    Tldr,
+}
+
+impl DataFormat {
+    pub const ALL: [DataFormat; 4] = [Self::Paired, Self::Unpaired, Self::Hh, Self::Tldr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Paired => "paired",
+            Self::Unpaired => "unpaired",
+            Self::Hh => "hh",
+            Self::Tldr => "tldr",
+        }
+    }
+
+    /// Which end of an over-long prompt to keep: the latest turns of a dialogue (HALOs'
+    /// default `keep_end`), but the start of a TL;DR post, where subreddit and title are.
+    pub fn default_prompt_keep(self) -> PromptKeep {
+        match self {
+            Self::Tldr => PromptKeep::KeepStart,
+            Self::Paired | Self::Unpaired | Self::Hh => PromptKeep::KeepEnd,
+        }
+    }
+}
+
+impl std::str::FromStr for DataFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                anyhow::anyhow!("unknown data format {s:?} (expected paired, unpaired, hh or tldr)")
+            })
+    }
+}
+
+impl std::fmt::Display for DataFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// What to do with a line that cannot be read as an example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

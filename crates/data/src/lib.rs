@@ -6,7 +6,6 @@ pub mod chat_template;
 pub mod conversation;
 pub mod conversational;
 pub mod dataset;
-pub mod error;
 pub mod example;
 pub mod formats;
 pub mod held_out;
@@ -21,7 +20,6 @@ pub mod synthetic;
 pub mod tokenize;
 pub mod tokenizer_corpus;
 pub mod tokenizer_files;
-pub mod tokenizer_folder;
 pub mod tokenizer_training;
 pub mod truncation;
 
@@ -31,6 +29,8 @@ pub use conversation::{Message, Turns};
 pub use conversational::ConversationalExample;
 pub use dataset::{Dataset, Examples, MalformedLine, OnMalformed};
 pub use example::{pairs_to_unpaired, PairedExample, UnpairedExample};
+/// The readers' errors (`formats/error.rs`).
+pub use formats::error;
 pub use formats::{
     expand_paths, read_dataset, read_dataset_with, ColumnMap, DataFormat, ReadOptions,
 };
@@ -38,12 +38,13 @@ pub use held_out::split_held_out;
 pub use prompts::{read_prompts, PromptRecord};
 pub use rank_slice::rank_slice;
 pub use sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
-pub use saved_tokenizer::{write_tokenizer_folder, TOKENIZER_FOLDER_FILES};
+pub use saved_tokenizer::{
+    write_tokenizer_folder, write_trained_tokenizer_folder, TOKENIZER_FOLDER_FILES,
+};
 pub use sequence::TokenizedSequence;
 pub use special_tokens::{SpecialTokens, TokenOverrides};
 pub use tokenize::{PreferenceTokenizer, TokenizedPair};
 pub use tokenizer_corpus::corpus_texts;
 pub use tokenizer_files::TokenizerFiles;
-pub use tokenizer_folder::write_tokenizer_folder as write_trained_tokenizer_folder;
 pub use tokenizer_training::{train_tokenizer, trained_tokenizer_files, SPECIAL_TOKENS};
 pub use truncation::{PromptKeep, Truncation};

@@ -1,8 +1,10 @@
-//! Writes a tokenizer into a saved model folder so that transformers' `AutoTokenizer`
-//! and `generate` see what training saw: `tokenizer.json` (with a post-processor that
-//! adds BOS exactly when training did), `tokenizer_config.json` and
-//! `special_tokens_map.json` (BOS, EOS, PAD, the chat template) and
-//! `generation_config.json` (every id that stops generation).
+//! The one writer of tokenizer folders. Into a saved model folder it writes what
+//! transformers' `AutoTokenizer` and `generate` need to see what training saw:
+//! `tokenizer.json` (with a post-processor that adds BOS exactly when training did),
+//! `tokenizer_config.json` and `special_tokens_map.json` (BOS, EOS, PAD, the chat
+//! template) and `generation_config.json` (every id that stops generation). A tokenizer
+//! trained here (`rpo-shard tokenizer train`) gets the same files but the generation
+//! config ([`write_trained_tokenizer_folder`]).
 
 use std::path::Path;
 
@@ -11,12 +13,14 @@ use serde_json::{json, Map, Value};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::Tokenizer;
 
-use crate::special_tokens::SpecialTokens;
+use crate::special_tokens::{SpecialTokens, TokenOverrides};
 use crate::tokenizer_files::{
     TokenizerFiles, CHAT_TEMPLATE_FILE, GENERATION_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE,
     TOKENIZER_CONFIG_FILE,
 };
-use crate::tokenizer_training::bos_post_processor;
+use crate::tokenizer_training::{
+    bos_post_processor, tokenizer_json, trained_tokenizer_files, SPECIAL_TOKENS,
+};
 
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
@@ -50,11 +54,53 @@ fn post_processor_adds_bos(tokenizer: &Tokenizer, bos: Option<i64>) -> Result<bo
     Ok(with.get_ids().first().map(|&id| i64::from(id)) == Some(bos))
 }
 
-/// Writes the folder's tokenizer files. `tokenizer_json` is the source text, written
-/// unchanged unless its post-processor must change to add (or not add) BOS as
-/// `special.add_bos` says. A chat template goes into `tokenizer_config.json` (a stale
-/// `chat_template.jinja` in `dir` would win over it, so it is removed).
+/// Writes a model folder's tokenizer files: those of [`write_tokenizer_files`] and
+/// `generation_config.json`.
 pub fn write_tokenizer_folder(
+    dir: &Path,
+    tokenizer_json: &str,
+    files: &TokenizerFiles,
+    special: &SpecialTokens,
+) -> Result<()> {
+    write_tokenizer_files(dir, tokenizer_json, files, special)?;
+    write_generation_config(dir, files, special)
+}
+
+/// A tokenizer from [`crate::train_tokenizer`] as a folder transformers loads
+/// (`AutoTokenizer.from_pretrained`): BOS, EOS and PAD named, a post-processor that
+/// prepends BOS as training does to every prompt, no clean-up of spaces when decoding.
+pub fn write_trained_tokenizer_folder(mut tokenizer: Tokenizer, dir: &Path) -> Result<()> {
+    // Its own BOS post-processor, which the writer then keeps: the pair template gives
+    // both parts type id 0, as `tokenizer train` has always written it.
+    let bos = SPECIAL_TOKENS[1];
+    let bos_id = tokenizer
+        .token_to_id(bos)
+        .ok_or_else(|| anyhow!("the tokenizer has no {bos}"))?;
+    let post = TemplateProcessing::builder()
+        .try_single(format!("{bos} $A"))
+        .and_then(|b| b.try_pair(format!("{bos} $A {bos} $B")))
+        .map_err(|e| anyhow!("{e}"))?
+        .special_tokens(vec![(bos.to_string(), bos_id)])
+        .build()
+        .map_err(|e| anyhow!("{e}"))?;
+    tokenizer.with_post_processor(Some(post));
+    let mut config = Map::new();
+    config.insert("clean_up_tokenization_spaces".into(), Value::from(false));
+    let files = TokenizerFiles {
+        tokenizer_config: Some(config),
+        ..trained_tokenizer_files()
+    };
+    let special = SpecialTokens::resolve(&tokenizer, &files, &TokenOverrides::default())?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_tokenizer_files(dir, &tokenizer_json(&tokenizer)?, &files, &special)
+}
+
+/// Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into
+/// `dir`. `tokenizer_json` is the source text, written unchanged unless its
+/// post-processor must change to add (or not add) BOS as `special.add_bos` says. A chat
+/// template goes into `tokenizer_config.json` (a stale `chat_template.jinja` in `dir`
+/// would win over it, so it is removed).
+pub fn write_tokenizer_files(
     dir: &Path,
     tokenizer_json: &str,
     files: &TokenizerFiles,
@@ -120,8 +166,16 @@ pub fn write_tokenizer_folder(
     }
     write_json(&dir.join(TOKENIZER_CONFIG_FILE), &Value::Object(config))?;
     tokens.retain(|_, v| !v.is_null());
-    write_json(&dir.join(SPECIAL_TOKENS_MAP_FILE), &Value::Object(tokens))?;
+    write_json(&dir.join(SPECIAL_TOKENS_MAP_FILE), &Value::Object(tokens))
+}
 
+/// Writes `generation_config.json`: the ids that stop generation, PAD and BOS, over
+/// the folder's own generation settings.
+fn write_generation_config(
+    dir: &Path,
+    files: &TokenizerFiles,
+    special: &SpecialTokens,
+) -> Result<()> {
     let mut generation = files.generation_config.clone().unwrap_or_default();
     let eos_ids = match special.stop.as_slice() {
         [one] => json!(one),

@@ -76,30 +76,13 @@ pub fn save_hf_sharded(
     max_shard_bytes: u64,
 ) -> Result<()> {
     embed_kind(&tensors)?;
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(pair) = tensors.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        bail!("tensor {} is given twice", pair[0].0);
-    }
-    let mut config = config.clone();
-    config.torch_dtype = Some(dtype_name(kind)?.to_string());
-    config.validate()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))?;
+    sort_by_name(&mut tensors)?;
+    write_folder_config(dir, config, kind)?;
 
     let bytes = |t: &Tensor| (t.numel() * kind.elt_size_in_bytes()) as u64;
     let total_size: u64 = tensors.iter().map(|(_, t)| bytes(t)).sum();
-    let total_parameters: usize = tensors.iter().map(|(_, t)| t.numel()).sum();
-    let mut shards: Vec<Vec<(String, Tensor)>> = Vec::new();
-    let mut shard_bytes = 0;
-    for (name, tensor) in tensors {
-        let size = bytes(&tensor);
-        if shards.is_empty() || shard_bytes + size > max_shard_bytes {
-            shards.push(Vec::new());
-            shard_bytes = 0;
-        }
-        shard_bytes += size;
-        shards.last_mut().unwrap().push((name, tensor));
-    }
+    let total_parameters = tensors.iter().map(|(_, t)| t.numel() as u64).sum();
+    let shards = pack_greedily(tensors, |(_, t)| bytes(t), max_shard_bytes);
 
     let count = shards.len();
     let mut written = BTreeSet::new();
@@ -114,21 +97,70 @@ pub fn save_hf_sharded(
             weight_map.extend(shard.into_iter().map(|(name, _)| (name, file.clone())));
             written.insert(file);
         }
-        // transformers 5 also records total_parameters; older versions ignore it.
-        let index = serde_json::json!({
-            "metadata": {"total_size": total_size, "total_parameters": total_parameters},
-            "weight_map": weight_map,
-        });
-        let index_path = dir.join(WEIGHTS_INDEX_FILE);
-        write_atomically(&index_path, |tmp| {
-            std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
-                .with_context(|| format!("cannot write {}", index_path.display()))
-        })?;
+        write_index(dir, total_size, total_parameters, &weight_map)?;
         written.insert(WEIGHTS_INDEX_FILE.to_string());
     }
     remove_stale_weights(dir, &written)?;
     // Flushes the renames and removals, so a crash cannot undo them.
     Ok(rpo_storage::sync_dir(dir)?)
+}
+
+/// Sorts `(name, _)` items by name; a name given twice is an error.
+pub(crate) fn sort_by_name<T>(items: &mut [(String, T)]) -> Result<()> {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = items.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        bail!("tensor {} is given twice", pair[0].0);
+    }
+    Ok(())
+}
+
+/// Creates `dir` and writes its `config.json`: `config` with `torch_dtype` = `kind`.
+pub(crate) fn write_folder_config(dir: &Path, config: &LlamaConfig, kind: Kind) -> Result<()> {
+    let mut config = config.clone();
+    config.torch_dtype = Some(dtype_name(kind)?.to_string());
+    config.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))
+}
+
+/// transformers' shard packing: `items` in order, a new file whenever the next item
+/// would take the current one past `max_bytes` (a larger item gets a file of its own).
+pub(crate) fn pack_greedily<T>(
+    items: impl IntoIterator<Item = T>,
+    bytes: impl Fn(&T) -> u64,
+    max_bytes: u64,
+) -> Vec<Vec<T>> {
+    let mut files: Vec<Vec<T>> = Vec::new();
+    let mut file_bytes = 0;
+    for item in items {
+        let size = bytes(&item);
+        if files.is_empty() || file_bytes + size > max_bytes {
+            files.push(Vec::new());
+            file_bytes = 0;
+        }
+        file_bytes += size;
+        files.last_mut().unwrap().push(item);
+    }
+    files
+}
+
+/// Writes `model.safetensors.index.json`: which file holds each tensor, and the totals.
+pub(crate) fn write_index<K: serde::Serialize + Ord, V: serde::Serialize>(
+    dir: &Path,
+    total_size: u64,
+    total_parameters: u64,
+    weight_map: &BTreeMap<K, V>,
+) -> Result<()> {
+    // transformers 5 also records total_parameters; older versions ignore it.
+    let index = serde_json::json!({
+        "metadata": {"total_size": total_size, "total_parameters": total_parameters},
+        "weight_map": weight_map,
+    });
+    let index_path = dir.join(WEIGHTS_INDEX_FILE);
+    write_atomically(&index_path, |tmp| {
+        std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
+            .with_context(|| format!("cannot write {}", index_path.display()))
+    })
 }
 
 /// `model-0000i-of-0000N.safetensors`, transformers' name for shard `i` (from 1) of `count`.

@@ -8,20 +8,20 @@
 //! byte-identical to it; each tensor's bytes are then written at their offset.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use rpo_storage::AtomicFile;
 use safetensors::tensor::{Dtype, TensorInfo};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::hf_io::{
-    dtype_name, remove_stale_weights, shard_file_name, CONFIG_FILE, EMBED_TOKENS, WEIGHTS_FILE,
-    WEIGHTS_INDEX_FILE,
+    pack_greedily, remove_stale_weights, shard_file_name, sort_by_name, write_folder_config,
+    write_index, EMBED_TOKENS, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
 };
-use crate::safetensors_io::{to_kind_on, write_atomically};
+use crate::safetensors_io::to_kind_on;
 
 /// Where one tensor goes.
 struct Slot {
@@ -32,24 +32,19 @@ struct Slot {
     written: bool,
 }
 
-struct ShardFile {
-    name: String,
-    tmp: PathBuf,
-    file: File,
-}
-
 /// Writes a Hugging Face folder (`config.json`, weights in `kind`, shards of at most
-/// `max_shard_bytes` with an index above that) one tensor at a time. Dropped before
-/// [`finish`](Self::finish), it removes its temporary files and leaves the folder's
-/// earlier weights as they were.
+/// `max_shard_bytes` with an index above that) one tensor at a time. Each weight file is
+/// an [`AtomicFile`]: dropped before [`finish`](Self::finish), the writer leaves no
+/// temporary file and the folder's earlier weights as they were.
 pub struct HfWriter {
     dir: PathBuf,
     kind: Kind,
-    files: Vec<ShardFile>,
+    /// The weight files' names, and the files, in the same order.
+    names: Vec<String>,
+    files: Vec<AtomicFile>,
     slots: HashMap<String, Slot>,
     total_size: u64,
     total_parameters: i64,
-    finished: bool,
 }
 
 impl HfWriter {
@@ -63,44 +58,27 @@ impl HfWriter {
         max_shard_bytes: u64,
     ) -> Result<Self> {
         let mut specs = specs.to_vec();
-        specs.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_name(&mut specs)?;
         ensure!(
             specs.iter().any(|(name, _)| name == EMBED_TOKENS),
             "no tensor named {EMBED_TOKENS}: not a Llama model"
         );
-        if let Some(pair) = specs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            bail!("tensor {} is given twice", pair[0].0);
-        }
-        let mut config = config.clone();
-        config.torch_dtype = Some(dtype_name(kind)?.to_string());
-        config.validate()?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))?;
+        write_folder_config(dir, config, kind)?;
 
         let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
         let elt = kind.elt_size_in_bytes() as u64;
         let bytes = |shape: &[i64]| shape.iter().product::<i64>() as u64 * elt;
         // Greedy packing in name order, as save_hf_sharded does.
-        let mut groups: Vec<Vec<(String, Vec<i64>)>> = Vec::new();
-        let mut group_bytes = 0;
-        for (name, shape) in specs.iter().cloned() {
-            let size = bytes(&shape);
-            if groups.is_empty() || group_bytes + size > max_shard_bytes {
-                groups.push(Vec::new());
-                group_bytes = 0;
-            }
-            group_bytes += size;
-            groups.last_mut().unwrap().push((name, shape));
-        }
+        let groups = pack_greedily(specs.iter().cloned(), |(_, s)| bytes(s), max_shard_bytes);
         let count = groups.len();
         let mut writer = Self {
             dir: dir.to_path_buf(),
             kind,
+            names: Vec::new(),
             files: Vec::new(),
             slots: HashMap::new(),
             total_size: specs.iter().map(|(_, s)| bytes(s)).sum(),
             total_parameters: specs.iter().map(|(_, s)| s.iter().product::<i64>()).sum(),
-            finished: false,
         };
         for (i, group) in groups.into_iter().enumerate() {
             let name = if count == 1 {
@@ -122,13 +100,12 @@ impl HfWriter {
             }
             let header = header_bytes(&entries)?;
             let start = 8 + header.len() as u64;
-            let tmp = dir.join(format!(".{name}.tmp"));
-            let file =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-            file.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
-                .and_then(|()| file.write_all_at(&header, 8))
-                .and_then(|()| file.set_len(start + offset as u64))
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            let path = dir.join(&name);
+            let mut file = AtomicFile::create(&path)?;
+            file.write_all(&(header.len() as u64).to_le_bytes())
+                .and_then(|()| file.write_all(&header))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            file.set_len(start + offset as u64)?;
             for ((tensor, shape), (_, info)) in group.into_iter().zip(&entries) {
                 let slot = Slot {
                     file: i,
@@ -138,7 +115,8 @@ impl HfWriter {
                 };
                 writer.slots.insert(tensor, slot);
             }
-            writer.files.push(ShardFile { name, tmp, file });
+            writer.names.push(name);
+            writer.files.push(file);
         }
         Ok(writer)
     }
@@ -159,17 +137,14 @@ impl HfWriter {
         let cpu = to_kind_on(&tensor.detach(), self.kind, Device::Cpu).contiguous();
         let mut bytes = vec![0u8; cpu.numel() * self.kind.elt_size_in_bytes()];
         cpu.copy_data_u8(&mut bytes, cpu.numel());
-        let file = &self.files[slot.file];
-        file.file
-            .write_all_at(&bytes, slot.offset)
-            .with_context(|| format!("cannot write {}", file.tmp.display()))?;
+        self.files[slot.file].write_at(slot.offset, &bytes)?;
         slot.written = true;
         Ok(())
     }
 
-    /// Flushes the weight files, renames them into place, writes the index (several
+    /// Syncs the weight files and renames them into place, writes the index (several
     /// shards), and removes weight files of an earlier save the new one does not use.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
         let mut missing: Vec<&str> = self
             .slots
             .iter()
@@ -178,47 +153,26 @@ impl HfWriter {
             .collect();
         missing.sort();
         ensure!(missing.is_empty(), "tensors never written: {missing:?}");
-        let mut written = BTreeSet::new();
-        for f in &self.files {
-            f.file
-                .sync_all()
-                .with_context(|| format!("cannot flush {}", f.tmp.display()))?;
-            let path = self.dir.join(&f.name);
-            std::fs::rename(&f.tmp, &path).with_context(|| {
-                format!("cannot rename {} to {}", f.tmp.display(), path.display())
-            })?;
-            written.insert(f.name.clone());
+        for file in self.files {
+            file.commit("")?;
         }
-        self.finished = true;
-        if self.files.len() > 1 {
+        let mut written: BTreeSet<String> = self.names.iter().cloned().collect();
+        if self.names.len() > 1 {
             let weight_map: BTreeMap<&str, &str> = self
                 .slots
                 .iter()
-                .map(|(n, s)| (n.as_str(), self.files[s.file].name.as_str()))
+                .map(|(n, s)| (n.as_str(), self.names[s.file].as_str()))
                 .collect();
-            let index = serde_json::json!({
-                "metadata": {"total_size": self.total_size, "total_parameters": self.total_parameters},
-                "weight_map": weight_map,
-            });
-            let index_path = self.dir.join(WEIGHTS_INDEX_FILE);
-            write_atomically(&index_path, |tmp| {
-                std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
-                    .with_context(|| format!("cannot write {}", index_path.display()))
-            })?;
+            write_index(
+                &self.dir,
+                self.total_size,
+                self.total_parameters as u64,
+                &weight_map,
+            )?;
             written.insert(WEIGHTS_INDEX_FILE.to_string());
         }
         remove_stale_weights(&self.dir, &written)?;
         Ok(rpo_storage::sync_dir(&self.dir)?)
-    }
-}
-
-impl Drop for HfWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            for f in &self.files {
-                let _ = std::fs::remove_file(&f.tmp);
-            }
-        }
     }
 }
 

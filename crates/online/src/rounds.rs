@@ -11,7 +11,7 @@
 
 use anyhow::{bail, Context, Result};
 use rpo_comm::Collective;
-use rpo_judge::scoring::{CommandScorer, MatchMode, MatchScorer, SyntheticScorer};
+use rpo_judge::scoring::{MatchMode, ScorerSpec};
 use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer};
 use rpo_model::load_hf;
 use rpo_train::config::{DataFormatName, LossName, TrainConfig};
@@ -54,22 +54,23 @@ pub struct RoundReport {
 }
 
 fn scorer(o: &OnlineConfig) -> Box<dyn Scorer> {
-    match o.judge {
-        OnlineJudge::Synthetic => Box::new(SyntheticScorer),
-        OnlineJudge::Match => Box::new(MatchScorer {
+    let spec = match o.judge {
+        OnlineJudge::Synthetic => ScorerSpec::Synthetic,
+        OnlineJudge::Match => ScorerSpec::Match {
             field: o.reference_field.clone(),
             mode: match o.match_mode {
                 OnlineMatchMode::Exact => MatchMode::Exact,
                 OnlineMatchMode::Normalized => MatchMode::Normalized,
                 OnlineMatchMode::Regex => MatchMode::Regex,
             },
-        }),
-        OnlineJudge::Command => Box::new(CommandScorer {
+        },
+        OnlineJudge::Command => ScorerSpec::Command {
             command: o.judge_command.clone().unwrap_or_default(),
             threshold: o.threshold,
             timeout: Duration::from_secs(3600),
-        }),
-    }
+        },
+    };
+    spec.build()
 }
 
 /// What rank 0 learnt, told to every rank: 1 = go on, 0 = rank 0 failed (its error

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -82,6 +83,28 @@ impl AtomicFile {
         f.write_all(bytes)?;
         f.seek(SeekFrom::End(0))?;
         Ok(())
+    }
+
+    /// Makes the file `len` bytes long (zeros past what is written), for a file laid out
+    /// up front and then filled in any order with [`write_at`](Self::write_at).
+    pub fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.out.flush()?;
+        self.out
+            .get_ref()
+            .as_file()
+            .set_len(len)
+            .map_err(|e| context(e, "write", &self.path))
+    }
+
+    /// Writes `bytes` at `offset` (within [`set_len`](Self::set_len)'s length, say)
+    /// without moving where later [`Write`] calls append; `&self`, so it needs no
+    /// exclusive access.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.out
+            .get_ref()
+            .as_file()
+            .write_all_at(bytes, offset)
+            .map_err(|e| context(e, "write", &self.path))
     }
 
     /// Syncs the file, renames it over the destination and syncs the folder. `failpoint`
@@ -208,5 +231,18 @@ mod tests {
             err.to_string().contains(&file.display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn laid_out_up_front_and_filled_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("c.bin");
+        let mut f = AtomicFile::create(&q).unwrap();
+        f.write_all(b"hd").unwrap();
+        f.set_len(6).unwrap();
+        f.write_at(4, b"yz").unwrap();
+        f.write_at(2, b"wx").unwrap();
+        f.commit("").unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), b"hdwxyz");
     }
 }

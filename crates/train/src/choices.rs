@@ -14,7 +14,7 @@ pub struct UnknownChoice {
 }
 
 macro_rules! choice {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? } $(default $default:ident)?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
@@ -36,6 +36,21 @@ macro_rules! choice {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        $(
+            impl Default for $name {
+                fn default() -> Self {
+                    $name::$default
+                }
+            }
+        )?
+
+        /// Compares with a config spelling (`cfg.zero.reduce_dtype == "fp32"`).
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
             }
         }
 
@@ -108,6 +123,28 @@ choice!(
         Bf16 = "bf16",
     }
 );
+
+choice!(
+    /// `[zero] reduce_dtype`: the dtype gradients accumulate over micro-batches and are
+    /// summed over ranks in.
+    ReduceDtype {
+        /// Whatever the compute dtype (as DeepSpeed's bf16 optimizer and FSDP2 do).
+        Fp32 = "fp32",
+        /// Half the gradient memory and traffic, coarser sums.
+        Bf16 = "bf16",
+    }
+    default Fp32
+);
+
+impl ReduceDtype {
+    /// The gradient buffers' dtype.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            ReduceDtype::Fp32 => tch::Kind::Float,
+            ReduceDtype::Bf16 => tch::Kind::BFloat16,
+        }
+    }
+}
 
 choice!(
     /// `[reference] mode`: where the frozen reference lives, or "precomputed" (its
@@ -200,5 +237,11 @@ mod tests {
             e.contains("sgd") && e.contains("rmsprop") && e.contains("adamw"),
             "{e}"
         );
+        let e = serde_json::from_str::<ReduceDtype>("\"fp16\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fp32") && e.contains("bf16"), "{e}");
+        assert_eq!(ReduceDtype::default(), "fp32");
+        assert_eq!(ReduceDtype::Bf16.kind(), tch::Kind::BFloat16);
     }
 }

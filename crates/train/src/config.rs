@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::choices::{
     BackendName, DataFormatName, DtypeName, EmbedderName, LossName, OptimizerName, Pairing,
-    ReferenceMode, TextMode, WeightingName,
+    ReduceDtype, ReferenceMode, TextMode, WeightingName,
 };
 pub use rpo_data::dataset::OnMalformed;
 
@@ -110,12 +110,8 @@ pub struct ZeroConfig {
     /// "fp32" (default): gradients accumulate over micro-batches and are summed over ranks
     /// in fp32 whatever the compute dtype (as DeepSpeed's bf16 optimizer and FSDP2 do);
     /// "bf16": in bf16 (half the gradient memory and traffic, coarser sums).
-    #[serde(default = "default_reduce_dtype")]
-    pub reduce_dtype: String,
-}
-
-fn default_reduce_dtype() -> String {
-    "fp32".into()
+    #[serde(default)]
+    pub reduce_dtype: ReduceDtype,
 }
 
 impl Default for ZeroConfig {
@@ -125,18 +121,15 @@ impl Default for ZeroConfig {
             activation_checkpointing: None,
             logits_chunk_tokens: default_logits_chunk(),
             memory_budget: None,
-            reduce_dtype: default_reduce_dtype(),
+            reduce_dtype: ReduceDtype::default(),
         }
     }
 }
 
 impl ZeroConfig {
-    /// The gradient buffers' dtype (`reduce_dtype`, checked by validation).
+    /// The gradient buffers' dtype (`reduce_dtype`).
     pub fn reduce_kind(&self) -> tch::Kind {
-        match self.reduce_dtype.as_str() {
-            "bf16" => tch::Kind::BFloat16,
-            _ => tch::Kind::Float,
-        }
+        self.reduce_dtype.kind()
     }
 
     pub fn checkpoint_activations(&self) -> bool {
@@ -798,12 +791,6 @@ impl TrainConfig {
         if self.zero.stage.shards_parameters() && self.zero.activation_checkpointing == Some(false)
         {
             bail!("zero.activation_checkpointing = false needs the parameters kept whole: stage 3 gathers each unit again for its recomputed backward (use stage ≤ 2, or remove the key)");
-        }
-        if !matches!(self.zero.reduce_dtype.as_str(), "fp32" | "bf16") {
-            bail!(
-                "zero.reduce_dtype = {:?}: expected \"fp32\" or \"bf16\"",
-                self.zero.reduce_dtype
-            );
         }
         if let Some(budget) = &self.zero.memory_budget {
             rpo_zero::plan::parse_bytes(budget).context("zero.memory_budget")?;

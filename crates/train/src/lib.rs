@@ -29,6 +29,7 @@ pub mod reference_cache;
 pub mod reference_plan;
 pub mod reward_stats;
 pub mod run;
+pub mod setup;
 pub mod trainer;
 
 pub use run::{train, Launch, RunSummary};

@@ -3,13 +3,13 @@
 //! `zero.memory_budget`, before any weights are loaded.
 
 use anyhow::{bail, Context, Result};
-use rpo_model::{preset, LlamaConfig};
+use rpo_model::LlamaConfig;
 use rpo_zero::plan::{parse_bytes, MemoryPlan, PlanInputs, ReferencePlan};
 use tch::Kind;
 
 use crate::config::{ReferenceMode, TrainConfig};
 use crate::objective::Objective;
-use crate::trainer::build_optimizer;
+use crate::setup::{build_optimizer, preset_config};
 
 /// The model's shape as the config names it: `model.path`'s config.json, or the preset
 /// (its vocabulary `vocab`, the tokenizer's, when given).
@@ -17,12 +17,7 @@ pub fn model_shape(cfg: &TrainConfig, vocab: Option<i64>) -> Result<LlamaConfig>
     if let Some(path) = &cfg.model.path {
         return LlamaConfig::from_file(&path.join("config.json"));
     }
-    let name = cfg
-        .model
-        .preset
-        .as_deref()
-        .context("model.preset or model.path")?;
-    let mut config = preset(name)?;
+    let mut config = preset_config(cfg)?;
     if let Some(v) = vocab {
         config.vocab_size = v;
     }

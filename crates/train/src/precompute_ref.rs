@@ -26,7 +26,6 @@ use tch::Device;
 
 use crate::config::{ReferenceMode, TrainConfig};
 use crate::data_source::RunData;
-use crate::device::{check_available, parse_dtype};
 use crate::objective::Objective;
 use crate::progress::progress_bar;
 use crate::reference::Reference;
@@ -36,7 +35,7 @@ use crate::reference_cache::{
 };
 pub use crate::reference_plan::run_keys;
 use crate::reference_plan::{for_each_call, Plan};
-use crate::run::{build_policy, load_reference};
+use crate::setup::{build_policy, compute_kind, load_reference};
 
 /// What `precompute-ref` did, printed as one JSON line by rank 0.
 #[derive(Debug, Serialize)]
@@ -113,8 +112,7 @@ pub fn precompute_reference(
     let (rank, ranks) = (world.rank(), world.world_size());
     cfg.validate_world(ranks)?;
     let device = world.device();
-    check_available(device)?;
-    let kind = parse_dtype(&cfg.model.dtype, device)?;
+    let kind = compute_kind(cfg, device)?;
     let data = RunData::load(cfg)?;
     let plan = Plan::new(cfg, objective, &data, ranks, rank)?;
     let data_fingerprint = keys_fingerprint(&plan.keys);

@@ -1,20 +1,18 @@
 //! A whole training run: data, model, SFT warm-up, frozen reference, preference
 //! training, evaluation at each boundary, and the saved policy.
 
-use anyhow::{Context, Result};
-use rpo_model::{load_hf, preset, HfCheckpoint, Llama, LlamaConfig, TokenIds};
-use rpo_zero::{source_from_params, ShardedModel, ZeroOptions};
+use anyhow::Result;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind};
+use tch::Kind;
 
 use crate::checkpointing::{save_reference_once, write_tokenizer, Checkpointing, Resume};
 use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::{reward_pairs, RunData};
-use crate::device::{check_available, parse_device, parse_dtype};
+use crate::device::parse_device;
 use crate::evaluate::{
     greedy_answers, greedy_answers_sharded, judge_answers, reward_accuracy, EvalReport,
 };
@@ -24,9 +22,9 @@ use crate::micro_batch::Models;
 use crate::objective::Objective;
 use crate::out_dir;
 use crate::parallel::DataParallel;
-use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
-use crate::trainer::{build_optimizer, check_batches, run_phase, Phase};
+use crate::setup::{build_embedder, build_optimizer, build_policy, compute_kind, load_reference};
+use crate::trainer::{check_batches, run_phase, Phase};
 use rpo_comm::Collective;
 use rpo_data::synthetic::SyntheticExample;
 
@@ -55,83 +53,6 @@ pub struct Launch<'a> {
     /// Start a fresh run even where an earlier run left checkpoints or metrics
     /// (they are deleted first).
     pub overwrite: bool,
-}
-
-/// The policy: a preset with random init from the seed, or a Hugging Face folder, under
-/// ZeRO (fp32 master weights, compute parameters in `kind`), from rank 0's values.
-pub(crate) fn build_policy(
-    cfg: &TrainConfig,
-    data: &RunData,
-    world: &dyn Collective,
-    kind: Kind,
-) -> Result<(ShardedModel, LlamaConfig)> {
-    let device = world.device();
-    let options = ZeroOptions {
-        stage: cfg.zero.stage,
-        compute_kind: kind,
-        checkpoint_activations: cfg.zero.checkpoint_activations(),
-        logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
-        reduce_kind: cfg.zero.reduce_kind(),
-    };
-    if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
-        // Stage 3 from a checkpoint: each rank reads only its own slices (memory-mapped).
-        let config = LlamaConfig::from_file(&path.join("config.json"))?;
-        check_vocab(data, &config)?;
-        let checkpoint = HfCheckpoint::open(path)?;
-        let (model, vs) = Llama::deferred(&config)?;
-        let mut source = source_from_params(|name: &str, start, len| {
-            checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
-        });
-        let policy = ShardedModel::from_source(model, vs, world, options, &mut source)?;
-        return Ok((policy, config));
-    }
-    let (model, vs, config) = if let Some(path) = &cfg.model.path {
-        load_hf(path, device)?
-    } else {
-        let name = cfg
-            .model
-            .preset
-            .as_deref()
-            .context("model.preset or model.path")?;
-        let mut config = preset(name)?;
-        let tok = data.tokenizer.tokenizer();
-        let special = data.tokenizer.special();
-        config.vocab_size = tok.get_vocab_size(true) as i64;
-        config.eos_token_id = Some(TokenIds::One(special.eos));
-        config.bos_token_id = special.bos;
-        config.pad_token_id = Some(special.pad);
-        let (model, vs) = Llama::init(&config, device, Kind::Float, cfg.seed as i64)?;
-        (model, vs, config)
-    };
-    check_vocab(data, &config)?;
-    Ok((ShardedModel::new(model, vs, world, options)?, config))
-}
-
-fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
-    let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
-    anyhow::ensure!(
-        vocab <= config.vocab_size,
-        "the tokenizer has {vocab} tokens but the model's vocab_size is {}: they do not belong together",
-        config.vocab_size
-    );
-    Ok(())
-}
-
-/// A separate reference checkpoint, loaded up front so a bad path fails before training,
-/// placed as `mode` says. Every rank must call this.
-pub(crate) fn load_reference(
-    cfg: &TrainConfig,
-    mode: ReferenceMode,
-    world: &dyn Collective,
-    kind: Kind,
-) -> Result<Option<Reference>> {
-    let Some(path) = &cfg.reference.path else {
-        return Ok(None);
-    };
-    let chunk = cfg.zero.logits_chunk_tokens as i64;
-    Reference::load_hf(path, mode, world, kind, chunk)
-        .with_context(|| format!("loading reference.path {}", path.display()))
-        .map(Some)
 }
 
 /// Trains on every rank of `world` (a [`SingleProcess`](rpo_comm::SingleProcess) for one
@@ -164,8 +85,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         cfg.model.device,
         world.backend()
     );
-    check_available(device)?;
-    let kind = parse_dtype(&cfg.model.dtype, device)?;
+    let kind = compute_kind(cfg, device)?;
     let objective = Objective::from_config(&cfg.loss)?;
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
 
@@ -228,12 +148,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         );
     }
     // The sentence encoder is loaded only when the weighting reads embeddings.
-    let embedder: Box<dyn PromptEmbedder> = match objective {
-        Objective::Rpo { weighting, .. } if weighting.uses_embeddings() => {
-            prompt_embedding::build_for_run(&cfg.embedding, &data, device, world)?
-        }
-        _ => Box::new(BagOfWords { dim: 1 }), // never asked
-    };
+    let embedder = build_embedder(cfg, objective, &data, world)?;
     let mut evals = resume
         .as_ref()
         .map(|r| r.state.evals.clone())

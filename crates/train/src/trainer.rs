@@ -10,12 +10,12 @@
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use rpo_data::sampler::SamplerPosition;
-use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig, WarmupConstant};
+use rpo_optim::WarmupConstant;
 use std::time::Instant;
 
 use crate::batches::MicroBatches;
 use crate::checkpointing::{Checkpointing, Resume, TrainerState};
-use crate::config::{OptimConfig, OptimizerName, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, DeviceStats, Models};
@@ -34,23 +34,8 @@ pub struct Phase<'a> {
     pub lr: f64,
 }
 
-pub fn build_optimizer(cfg: &OptimConfig) -> Box<dyn Optimizer> {
-    // Every name is matched: an unknown one never gets here (it fails to parse).
-    match cfg.name {
-        OptimizerName::AdamW => Box::new(AdamW::new(AdamWConfig {
-            beta1: cfg.betas[0],
-            beta2: cfg.betas[1],
-            eps: cfg.eps,
-            weight_decay: cfg.weight_decay,
-        })),
-        OptimizerName::RmsProp => Box::new(RmsProp::new(RmsPropConfig {
-            alpha: cfg.alpha,
-            eps: cfg.eps,
-            weight_decay: cfg.weight_decay,
-            ..RmsPropConfig::default()
-        })),
-    }
-}
+/// Where it was before `setup.rs` (`rpo_train::trainer::build_optimizer`).
+pub use crate::setup::build_optimizer;
 
 /// Runs one phase on the policy, from `resume` if it was written in this phase, writing
 /// checkpoints as `checkpoints` says; returns the last step's metrics.

@@ -11,16 +11,15 @@
 use anyhow::{bail, Context, Result};
 use rpo_comm::{all_gather_varlen, Backend, Collective, Runtime};
 use rpo_data::read_prompts;
-use rpo_model::{generate, load_hf, Decoding, Llama, LlamaConfig};
+use rpo_model::{generate, Decoding};
 use rpo_train::config::TrainConfig;
 use rpo_train::data_source::{load_tokenizer, RunData};
-use rpo_zero::Checkpoint;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
-use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use super::model_args::ModelArgs;
 use super::ConfigArgs;
 
 #[derive(clap::Args)]
@@ -30,12 +29,8 @@ pub struct Args {
     /// settings are replaced by --model / --checkpoint.
     #[command(flatten)]
     config: ConfigArgs,
-    /// A Hugging Face model folder (with its tokenizer.json)...
-    #[arg(long, conflicts_with = "checkpoint")]
-    model: Option<PathBuf>,
-    /// ...or a training checkpoint (folder, or folder of checkpoints).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Prompts to answer: .jsonl, .jsonl.gz, .json or .parquet records with a `prompt`
     /// string; their other fields are copied to the output.
     #[arg(long)]
@@ -99,39 +94,12 @@ fn prompt_items(args: &Args, cfg: &TrainConfig) -> Result<Vec<Item>> {
     })
 }
 
-/// The model of a checkpoint: its consolidated fp32 masters.
-pub(super) fn from_checkpoint(path: &std::path::Path, device: Device) -> Result<(Llama, PathBuf)> {
-    let checkpoint = Checkpoint::open(path)?;
-    let config: LlamaConfig = serde_json::from_value(checkpoint.manifest.model_config.clone())?;
-    let vs = VarStore::new(device);
-    let model = Llama::new(&vs.root(), &config)?;
-    let mut vars = vs.variables();
-    tch::no_grad(|| -> Result<()> {
-        for (name, t) in checkpoint.consolidated()? {
-            vars.get_mut(&name)
-                .with_context(|| {
-                    format!(
-                        "{} holds an unknown tensor {name}",
-                        checkpoint.dir.display()
-                    )
-                })?
-                .f_copy_(&t)?;
-        }
-        Ok(())
-    })?;
-    Ok((model, checkpoint.dir.join("tokenizer.json")))
-}
-
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = args.config.load()?;
     let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
     let device = world.device();
-    let (model, tokenizer) = match (&args.model, &args.checkpoint) {
-        (Some(dir), None) => (load_hf(dir, device)?.0, dir.join("tokenizer.json")),
-        (None, Some(path)) => from_checkpoint(path, device)?,
-        _ => bail!("give --model DIR or --checkpoint DIR"),
-    };
+    let (model, tokenizer) = args.model.load(device)?;
     if cfg.tokenizer.path.is_none() {
         // The model's own tokenizer; never another one by default.
         anyhow::ensure!(

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod eval;
 pub mod generate;
 pub mod init_model;
+mod model_args;
 pub mod plan;
 pub mod precompute_ref;
 pub mod prefs;

@@ -2,15 +2,15 @@
 //! data-parallel under mpirun, optionally scored by a judge — the first half of on-policy
 //! preference data (`rpo-shard prefs` is the second). See `rpo_online::sampling`.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use rpo_comm::{Backend, Runtime};
-use rpo_model::load_hf;
 use rpo_online::sampling::to_jsonl;
 use rpo_online::{read_prompts, run_prompts, write_atomic, PromptRecord, SamplingParams};
 use rpo_train::data_source::RunData;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+use super::model_args::ModelArgs;
 use super::scorer_args::ScorerArgs;
 use super::ConfigArgs;
 
@@ -20,12 +20,8 @@ pub struct Args {
     /// settings apply; its model settings are replaced by --model / --checkpoint.
     #[command(flatten)]
     config: ConfigArgs,
-    /// A Hugging Face model folder (with its tokenizer.json)...
-    #[arg(long, conflicts_with = "checkpoint")]
-    model: Option<PathBuf>,
-    /// ...or a training checkpoint (folder, or folder of checkpoints).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// JSONL prompts `{"prompt": …, …}`; other fields are carried to the output (and to
     /// the judge). Without it: the config's data (see --split).
     #[arg(long)]
@@ -68,11 +64,7 @@ pub fn run(args: Args) -> Result<()> {
     let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
     let device = world.device();
-    let (model, tokenizer) = match (&args.model, &args.checkpoint) {
-        (Some(dir), None) => (load_hf(dir, device)?.0, dir.join("tokenizer.json")),
-        (None, Some(path)) => super::generate::from_checkpoint(path, device)?,
-        _ => bail!("give --model DIR or --checkpoint DIR"),
-    };
+    let (model, tokenizer) = args.model.load(device)?;
     if cfg.tokenizer.path.is_none() && tokenizer.exists() {
         cfg.tokenizer.path = Some(tokenizer.display().to_string());
     }

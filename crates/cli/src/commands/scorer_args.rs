@@ -1,8 +1,9 @@
-//! Command-line choice of a [`Scorer`], shared by `sample` (and later the online loop).
+//! Command-line choice of a [`Scorer`] for `sample` and `prefs`: the flags become a
+//! [`ScorerSpec`], which `[online] judge` builds from too.
 
 use anyhow::{bail, Result};
-use rpo_judge::scoring::{CommandScorer, HttpScorer, MatchMode, MatchScorer, SyntheticScorer};
-use rpo_judge::{HttpJudge, JudgeConfig, Scorer};
+use rpo_judge::scoring::{MatchMode, ScorerSpec};
+use rpo_judge::Scorer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,6 +51,16 @@ pub enum MatchModeArg {
     Regex,
 }
 
+impl From<MatchModeArg> for MatchMode {
+    fn from(m: MatchModeArg) -> Self {
+        match m {
+            MatchModeArg::Exact => MatchMode::Exact,
+            MatchModeArg::Normalized => MatchMode::Normalized,
+            MatchModeArg::Regex => MatchMode::Regex,
+        }
+    }
+}
+
 impl ScorerArgs {
     /// The scorer asked for (None without `--judge`); `out_dir` holds an HTTP judge's cache.
     pub fn build(&self, seed: u64, out_dir: &Path) -> Result<Option<Box<dyn Scorer>>> {
@@ -65,34 +76,25 @@ impl ScorerArgs {
         if !self.threshold.is_finite() {
             bail!("--threshold must be a finite number");
         }
-        Ok(Some(match kind {
-            ScorerKind::Synthetic => Box::new(SyntheticScorer),
-            ScorerKind::Match => Box::new(MatchScorer {
+        let spec = match kind {
+            ScorerKind::Synthetic => ScorerSpec::Synthetic,
+            ScorerKind::Match => ScorerSpec::Match {
                 field: self.reference_field.clone(),
-                mode: match self.match_mode {
-                    MatchModeArg::Exact => MatchMode::Exact,
-                    MatchModeArg::Normalized => MatchMode::Normalized,
-                    MatchModeArg::Regex => MatchMode::Regex,
-                },
-            }),
-            ScorerKind::Command => Box::new(CommandScorer {
+                mode: self.match_mode.into(),
+            },
+            ScorerKind::Command => ScorerSpec::Command {
                 command: self.judge_command.clone().expect("checked above"),
                 threshold: self.threshold,
                 timeout: Duration::from_secs_f64(self.judge_timeout_s.max(0.0)),
-            }),
-            ScorerKind::Http => {
-                let file = match &self.judge_config {
-                    Some(p) => JudgeConfig::load(p)?,
-                    None => JudgeConfig::default(),
-                };
-                let settings = file.resolve(|k| std::env::var(k).ok())?;
-                let judge = HttpJudge::new(settings, seed, &out_dir.join("judge_cache.jsonl"))?;
-                Box::new(HttpScorer {
-                    judge,
-                    reference_field: self.reference_field.clone(),
-                    threshold: self.threshold,
-                })
-            }
-        }))
+            },
+            ScorerKind::Http => ScorerSpec::http(
+                self.judge_config.as_deref(),
+                seed,
+                &out_dir.join("judge_cache.jsonl"),
+                self.reference_field.clone(),
+                self.threshold,
+            )?,
+        };
+        Ok(Some(spec.build()))
     }
 }

@@ -1,18 +1,22 @@
-//! What the integration tests share: running the binary (alone or under mpirun) and
-//! comparing two runs.
+//! What the integration tests share: the arguments of a training run, running the
+//! binary (alone or under mpirun), reading and comparing runs, and the processes of a job.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rpo-shard");
 
+/// `rpo-shard <args>`, quiet but for warnings.
+pub fn rpo_command(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env("RPO_LOG", "warn");
+    c
+}
+
 pub fn rpo(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RPO_LOG", "warn")
-        .output()
-        .expect("run rpo-shard")
+    rpo_command(args).output().expect("run rpo-shard")
 }
 
 /// `mpirun -n <ranks> rpo-shard <args>`. A missing mpirun fails the test: CI installs it.
@@ -33,6 +37,67 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
     })
 }
 
+/// `rpo-shard <args>` as one process (`ranks` = 1: no mpirun at all) or under mpirun.
+pub fn rpo_on_command(ranks: usize, args: &[&str]) -> Command {
+    if ranks == 1 {
+        rpo_command(args)
+    } else {
+        mpirun_command(ranks, args)
+    }
+}
+
+/// [`rpo_on_command`], run to its end.
+pub fn rpo_on(ranks: usize, args: &[&str]) -> Output {
+    if ranks == 1 {
+        rpo(args)
+    } else {
+        mpirun(ranks, args)
+    }
+}
+
+/// `train` with every `key=value` of `sets`, then of `extra`, given through `--set`.
+pub fn train_args(sets: impl IntoIterator<Item = String>, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["train".to_string()];
+    for kv in sets.into_iter().chain(extra.iter().map(|s| s.to_string())) {
+        args.push("--set".into());
+        args.push(kv);
+    }
+    args
+}
+
+/// `args` followed by `--resume <from>` when resuming.
+pub fn with_resume(mut args: Vec<String>, from: Option<&Path>) -> Vec<String> {
+    if let Some(r) = from {
+        args.push("--resume".into());
+        args.push(r.display().to_string());
+    }
+    args
+}
+
+/// Borrowed, for [`rpo`] and [`mpirun`].
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A tiny, fast run of `steps` steps writing to `out`: bag-of-words embeddings, no
+/// warm-up, no evaluation, no final checkpoint (the fault tests' run).
+pub fn fast_run_sets(out: &Path, steps: usize) -> Vec<String> {
+    vec![
+        format!("out_dir={}", out.display()),
+        "train.micro_batch_size=2".into(),
+        "train.global_batch_size=8".into(),
+        format!("train.steps={steps}"),
+        "train.sft_warmup_steps=0".into(),
+        "data.synthetic_train=64".into(),
+        "data.synthetic_eval=8".into(),
+        "eval.max_examples=0".into(),
+        "embedding.model=bag-of-words".into(),
+        "checkpoint.at_end=false".into(),
+        "optim.lr=1e-3".into(),
+        "optim.warmup_steps=0".into(),
+    ]
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -43,6 +108,19 @@ pub fn metrics(out: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// `(step, loss)` of every line of `out`'s metrics.
+pub fn losses(out: &Path) -> Vec<(u64, f64)> {
+    metrics(out)
+        .iter()
+        .map(|m| (m["step"].as_u64().unwrap(), m["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+/// The checkpoint folder of `step` in `out`'s default checkpoint root.
+pub fn step_dir(out: &Path, step: usize) -> PathBuf {
+    out.join(format!("checkpoints/step-{step:08}"))
 }
 
 /// Parameters of a saved model, by name.
@@ -122,4 +200,62 @@ pub fn alive(pid: u32) -> bool {
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// `kill -9 pid`, whatever became of it (for clean-up).
+pub fn kill_9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+/// `kill -<name> pid` (`STOP`, `TERM`, `9`, …), which must succeed.
+pub fn signal(pid: u32, name: &str) {
+    let s = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(s.success(), "kill -{name} {pid}");
+}
+
+/// What a job started with a piped stderr wrote there (read to its end).
+pub fn read_stderr(child: &mut Child) -> String {
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    err
+}
+
+/// Waits until rank 0 of `job` has written `lines` steps into `out`'s metrics (the run
+/// is under way); fails if the job ends first (with its stderr, when piped) or has not
+/// got there within 240 s.
+pub fn wait_for_steps(job: &mut Child, out: &Path, lines: usize) {
+    let started = Instant::now();
+    let metrics = out.join("metrics.jsonl");
+    while std::fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < lines) {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "training did not reach step {lines}"
+        );
+        if let Some(s) = job.try_wait().unwrap() {
+            let err = job.stderr.is_some().then(|| read_stderr(job));
+            panic!(
+                "the job ended ({s}) before step {lines}:\n{}",
+                err.unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `job` to end, at most `limit` after `since`; past it, kills the job and
+/// fails, saying it was still running that long after `what`.
+pub fn wait_at_most(job: &mut Child, since: Instant, limit: Duration, what: &str) -> ExitStatus {
+    loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            return s;
+        }
+        if since.elapsed() > limit {
+            let _ = job.kill();
+            panic!("the job was still running {limit:?} after {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

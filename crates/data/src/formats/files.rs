@@ -16,7 +16,7 @@ use flate2::read::MultiGzDecoder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 
-use crate::error::DataError;
+use super::error::DataError;
 
 /// How records are laid out in a file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! (JSON Lines, gzipped JSON Lines, JSON arrays, Parquet; see [`files`]).
 
 mod columns;
+pub mod error;
 pub mod files;
 mod hh;
 mod paired;
@@ -14,7 +15,6 @@ mod unpaired;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
 pub use columns::ColumnMap;
 pub use hh::{split_dialogues as split_hh_dialogues, ASSISTANT_TURN};
@@ -22,64 +22,10 @@ pub use paths::expand_paths;
 pub use tldr::tldr_prompt;
 
 use crate::chat_template::ChatTemplate;
+pub use crate::dataset::DataFormat;
 use crate::dataset::{Dataset, Examples, MalformedLine, OnMalformed};
-use crate::truncation::PromptKeep;
 use read_records::read_records;
 use record::{FieldResult, Parsed, Record};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataFormat {
-    /// `{prompt, chosen, rejected}`
-    Paired,
-    /// `{prompt, completion, label}`
-    Unpaired,
-    /// Raw Anthropic HH `{chosen, rejected}` dialogues.
-    Hh,
-    /// OpenAI summarize-from-feedback comparisons.
-    Tldr,
-}
-
-impl DataFormat {
-    pub const ALL: [DataFormat; 4] = [Self::Paired, Self::Unpaired, Self::Hh, Self::Tldr];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Paired => "paired",
-            Self::Unpaired => "unpaired",
-            Self::Hh => "hh",
-            Self::Tldr => "tldr",
-        }
-    }
-
-    /// Which end of an over-long prompt to keep: the latest turns of a dialogue (HALOs'
-    /// default `keep_end`), but the start of a TL;DR post, where subreddit and title are.
-    pub fn default_prompt_keep(self) -> PromptKeep {
-        match self {
-            Self::Tldr => PromptKeep::KeepStart,
-            Self::Paired | Self::Unpaired | Self::Hh => PromptKeep::KeepEnd,
-        }
-    }
-}
-
-impl std::str::FromStr for DataFormat {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                anyhow::anyhow!("unknown data format {s:?} (expected paired, unpaired, hh or tldr)")
-            })
-    }
-}
-
-impl std::fmt::Display for DataFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// How a file is read: what to do with malformed records, where fields live, and the
 /// chat template that renders conversational records (without one they are kept as

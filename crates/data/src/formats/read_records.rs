@@ -10,11 +10,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::columns::ColumnMap;
+use super::error::DataError;
 use super::files::{for_each_record, FileKind, RawRecord};
 use super::record::{FieldResult, Parsed, Record};
 use crate::conversational::ConversationalExample;
 use crate::dataset::{MalformedLine, OnMalformed};
-use crate::error::DataError;
 
 pub(crate) struct ReadRecords<T> {
     pub plain: Vec<T>,

@@ -8,15 +8,19 @@
 //! - `command`: an external program reads JSONL on stdin, writes one score a line;
 //! - `http`: the OpenAI-compatible pairwise judge against a reference field
 //!   (win 1, tie ½, loss 0).
+//!
+//! [`ScorerSpec`] names one of them with its settings and builds it.
 
 mod command;
 mod http;
 mod matching;
+mod spec;
 mod synthetic;
 
 pub use command::CommandScorer;
 pub use http::HttpScorer;
 pub use matching::{MatchMode, MatchScorer};
+pub use spec::ScorerSpec;
 pub use synthetic::SyntheticScorer;
 
 use anyhow::Result;

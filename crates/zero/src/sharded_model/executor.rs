@@ -21,7 +21,7 @@ use rpo_losses::{targets_logps_chunked, ScoredTargets};
 use rpo_model::{RowLayout, UnitId};
 use tch::{Kind, Tensor};
 
-use crate::sharded_model::ShardedModel;
+use super::ShardedModel;
 
 /// Token ids, shifted labels and the response mask of a batch of sequences, `[B, T]`,
 /// right-padded; `packed`, when given, is the same sequences in the layout the model

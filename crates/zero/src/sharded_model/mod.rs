@@ -2,7 +2,19 @@
 //! weights for the owned slices, and gradient buffers, on a communicator of its own
 //! (so the bytes it moves are counted apart from the contrast's).
 //!
-//! The forward and backward are in `executor.rs`, the optimizer step in `update.rs`.
+//! One type, one module; each file is one thing a [`ShardedModel`] does:
+//! - here: building it (a policy, a frozen reference, a copy), gathering and releasing
+//!   units, and what its state costs;
+//! - [`executor`]: the layer-wise forward and backward;
+//! - `step.rs`: the optimizer step on the owned slices;
+//! - `save_hf.rs`: Hugging Face folders written one gathered unit at a time;
+//! - `checkpoint.rs`: training checkpoints written and loaded
+//!   ([`crate::checkpoint`] is their format).
+
+mod checkpoint;
+pub mod executor;
+mod save_hf;
+mod step;
 
 use anyhow::{Context, Result};
 use rpo_comm::{Collective, Traffic};

@@ -9,7 +9,7 @@ use rpo_comm::host::to_host_f64;
 use rpo_optim::{clip_coefficient, grad_sq_norm_tensor, scale_grads, Optimizer};
 use tch::Tensor;
 
-use crate::sharded_model::ShardedModel;
+use super::ShardedModel;
 use crate::stage::ZeroStage;
 
 /// The first half of a step: the gradients summed over ranks, shaped like the master

@@ -4,13 +4,12 @@
 //! one unit, never the model.
 
 use anyhow::{Context, Result};
-use rpo_model::safetensors_io::SafetensorsFile;
 use rpo_model::{HfWriter, LlamaConfig};
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::Kind;
 
+use super::ShardedModel;
 use crate::layout::ModelLayout;
-use crate::sharded_model::ShardedModel;
 
 /// Every parameter's Hugging Face name and shape, for laying out a folder up front.
 pub fn tensor_specs(layout: &ModelLayout) -> Vec<(String, Vec<i64>)> {
@@ -82,58 +81,7 @@ impl ShardedModel {
         writer.map(HfWriter::finish).transpose()?;
         Ok(())
     }
-}
 
-impl crate::checkpoint::Checkpoint {
-    /// Unit `i`'s unpadded fp32 master elements, read from the memory-mapped shard files
-    /// that hold them (only those bytes are touched).
-    pub fn master_unit(&self, i: usize, files: &[SafetensorsFile]) -> Result<Tensor> {
-        let unit = &self.manifest.units[i];
-        let out = Tensor::zeros([unit.numel], (Kind::Float, Device::Cpu));
-        for (shard, file) in self.manifest.shards.iter().zip(files) {
-            let (start, len) = shard.ranges[i];
-            let len = len.min(unit.numel - start);
-            if len > 0 {
-                let part =
-                    file.read_range(&format!("master.{i}"), 0, len, Kind::Float, Device::Cpu)?;
-                tch::no_grad(|| out.narrow(0, start, len).copy_(&part));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Writes the checkpoint's fp32 masters as a Hugging Face folder in `kind`, one unit
-    /// in memory at a time (what `rpo-shard convert` does).
-    pub fn save_hf(&self, dir: &Path, kind: Kind, max_shard_bytes: u64) -> Result<()> {
-        let config: LlamaConfig = serde_json::from_value(self.manifest.model_config.clone())
-            .with_context(|| format!("the model config in {}", self.dir.display()))?;
-        let specs: Vec<(String, Vec<i64>)> = self
-            .manifest
-            .units
-            .iter()
-            .flat_map(|u| u.params.iter().map(|p| (p.name.clone(), p.shape.clone())))
-            .collect();
-        let files = self
-            .manifest
-            .shards
-            .iter()
-            .map(|s| SafetensorsFile::open(&self.dir.join(&s.file)))
-            .collect::<Result<Vec<_>>>()?;
-        let mut writer = HfWriter::create(dir, &specs, &config, kind, max_shard_bytes)?;
-        for (i, unit) in self.manifest.units.iter().enumerate() {
-            let flat = self.master_unit(i, &files)?;
-            for p in &unit.params {
-                writer.write(
-                    &p.name,
-                    &flat.narrow(0, p.offset, p.numel).view(p.shape.as_slice()),
-                )?;
-            }
-        }
-        writer.finish()
-    }
-}
-
-impl ShardedModel {
     /// Writes the compute weights (for a frozen reference, its only weights) as a Hugging
     /// Face folder in their own dtype, one gathered unit at a time. Every rank must call
     /// this; the rank given `Some(dir)` writes.

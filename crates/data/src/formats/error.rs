@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::formats::files::FileKind;
+use super::files::FileKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
