@@ -181,6 +181,8 @@ fn sample_round_data(
     let (model, _, _) = load_hf(policy, world.device())?;
     let mut records: Vec<serde_json::Map<String, Value>> = Vec::new();
     let mut scored: Vec<ScoredSample> = Vec::new();
+    // Rank 0's rows and statistics from every sample drawn so far.
+    let mut built = (Vec::new(), rpo_judge::PreferenceStats::default());
     let mut draw = 0usize;
     loop {
         let prompts: Vec<PromptRecord> = (0..per_draw)
@@ -206,7 +208,8 @@ fn sample_round_data(
                 }
                 records.extend(new);
                 scored.extend(new_scored);
-                Ok(round_rows(o, sft, &scored).1.rows)
+                built = round_rows(o, sft, &scored);
+                Ok(built.1.rows)
             })(),
             None => Ok(0),
         };
@@ -218,7 +221,7 @@ fn sample_round_data(
         }
         if draw * per_draw >= all_prompts.len() {
             let what = if world.rank() == 0 {
-                let stats = round_rows(o, sft, &scored).1;
+                let stats = &built.1;
                 format!(
                     "{} prompts: {} had only desirable and {} only undesirable samples",
                     stats.prompts, stats.prompts_all_desirable, stats.prompts_all_undesirable
@@ -240,7 +243,7 @@ fn sample_round_data(
     drop(model);
     let written: Result<()> = if world.rank() == 0 {
         (|| {
-            let (rows, stats) = round_rows(o, sft, &scored);
+            let (rows, stats) = built;
             write_atomic(&dir.join("samples.jsonl"), &to_jsonl(&records)?)?;
             write_atomic(&dir.join("data.jsonl"), &to_jsonl(&rows)?)?;
             write_atomic(

@@ -69,7 +69,7 @@ impl Decoder for ShardedDecoder<'_> {
             .to_kind(Kind::Float)
             .to_device(comm.device());
         comm.all_reduce(&mut flag)?;
-        Ok(flag.double_value(&[0]) > 0.0)
+        Ok(rpo_comm::host::to_host_f64(&flag)? > 0.0)
     }
 
     /// The gathers of [`forward_cached`](Self::forward_cached), in its order, without the
