@@ -80,7 +80,10 @@ mod tests {
         std::fs::write(&csv, "a,b\n").unwrap();
         let err = for_each_record(&csv, |_| Ok::<(), DataError>(())).unwrap_err();
         assert!(matches!(err, DataError::UnknownKind { .. }), "{err}");
-        assert!(err.to_string().contains("unknown dataset file type"), "{err}");
+        assert!(
+            err.to_string().contains("unknown dataset file type"),
+            "{err}"
+        );
 
         let array = dir.path().join("rows.json");
         std::fs::write(&array, "[{\"prompt\": 1},").unwrap();
