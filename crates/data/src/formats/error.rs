@@ -95,7 +95,7 @@ mod tests {
         );
 
         let pattern = format!("{}/*.parquet", dir.path().display());
-        let err = expand_paths(&[pattern.clone()]).unwrap_err();
+        let err = expand_paths(std::slice::from_ref(&pattern)).unwrap_err();
         assert!(matches!(err, DataError::NoMatch { .. }), "{err}");
         assert_eq!(err.to_string(), format!("{pattern:?} matches no file"));
     }
