@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::{Map, Value};
 
+use crate::formats::error::DataError;
 use crate::formats::files::{for_each_record, FileKind};
 
 /// A prompt and the other fields of its record (reference answers, ids, families, …).
@@ -44,7 +45,14 @@ pub fn read_prompts(path: &Path) -> Result<Vec<PromptRecord>> {
     for_each_record(path, |raw| {
         match raw.value.and_then(prompt_record) {
             Ok(record) => out.push(record),
-            Err(reason) => bail!("{}: {reason}", kind.locate(path, raw.position)),
+            Err(reason) => {
+                return Err(DataError::Malformed {
+                    path: path.to_path_buf(),
+                    kind,
+                    line: raw.position,
+                    reason,
+                })
+            }
         }
         Ok(())
     })?;

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::formats::error::DataError;
 use crate::formats::files::{for_each_record, FileKind};
 
 fn strings(value: Value, out: &mut Vec<String>) {
@@ -35,7 +36,12 @@ pub fn corpus_texts(paths: &[impl AsRef<Path>]) -> Result<Vec<String>> {
                 strings(value, &mut out);
                 Ok(())
             }
-            Err(reason) => bail!("{}: {reason}", kind.locate(path, raw.position)),
+            Err(reason) => Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                kind,
+                line: raw.position,
+                reason,
+            }),
         })?;
     }
     Ok(out)

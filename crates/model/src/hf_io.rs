@@ -304,7 +304,7 @@ impl HfCheckpoint {
         let files = paths
             .iter()
             .map(|path| SafetensorsFile::open(path))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tensors = BTreeMap::new();
         for (i, file) in files.iter().enumerate() {
             for name in file.names() {
@@ -358,7 +358,7 @@ impl HfCheckpoint {
 
     /// Tensor `name`, converted to `kind` on `device`.
     pub fn read(&self, name: &str, kind: Kind, device: Device) -> Result<Tensor> {
-        self.locate(name)?.read(name, kind, device)
+        Ok(self.locate(name)?.read(name, kind, device)?)
     }
 
     /// Elements `[start, start + len)` of tensor `name` in row-major order, as a 1-D
@@ -371,8 +371,9 @@ impl HfCheckpoint {
         kind: Kind,
         device: Device,
     ) -> Result<Tensor> {
-        self.locate(name)?
-            .read_range(name, start, len, kind, device)
+        Ok(self
+            .locate(name)?
+            .read_range(name, start, len, kind, device)?)
     }
 
     fn locate(&self, name: &str) -> Result<&SafetensorsFile> {

@@ -8,12 +8,58 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensorError, View};
 use safetensors::SafeTensors;
 use serde::Deserialize;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
+
+/// Why a safetensors file, or a tensor in it, could not be read: the file is missing or
+/// not a safetensors file, or the tensor is not in it.
+#[derive(Debug, thiserror::Error)]
+pub enum SafetensorsError {
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot memory-map {}", path.display())]
+    Map {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The header does not describe the file (`detail`: the `safetensors` crate's error).
+    #[error("{} is not a usable safetensors file: {explanation} ({detail})", path.display())]
+    Invalid {
+        path: PathBuf,
+        explanation: &'static str,
+        detail: String,
+    },
+    #[error("tensor {name} is missing from {}", path.display())]
+    MissingTensor { name: String, path: PathBuf },
+    #[error("elements [{start}, {start} + {len}) are outside tensor {name} ({numel} elements) of {}", path.display())]
+    OutOfRange {
+        name: String,
+        path: PathBuf,
+        start: i64,
+        len: i64,
+        numel: i64,
+    },
+    /// The bytes could not become a tensor (a dtype libtorch lacks, say).
+    #[error("cannot read tensor {name} of {}", path.display())]
+    Read {
+        name: String,
+        path: PathBuf,
+        source: TchError,
+    },
+    #[error("tensor {name} of {}", path.display())]
+    Shape {
+        name: String,
+        path: PathBuf,
+        source: TchError,
+    },
+}
 
 /// Writes `tensors` to `path` with `{"format": "pt"}` metadata, each in its own dtype.
 /// Each tensor is copied to the CPU only while it is written.
@@ -52,11 +98,14 @@ fn write_views(path: &Path, tensors: &[(String, Tensor)], kind: Option<Kind>) ->
 pub use rpo_storage::atomic::write_atomically;
 
 /// Reads every tensor of a safetensors file (onto the CPU).
-pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, SafetensorsError> {
     let file = SafetensorsFile::open(path)?;
     file.names()
         .map(|name| {
-            let kind = file.info(name)?.kind()?;
+            let kind = file
+                .info(name)?
+                .kind()
+                .map_err(|source| file.read_error(name, source))?;
             Ok((name.to_string(), file.read(name, kind, Device::Cpu)?))
         })
         .collect()
@@ -71,8 +120,8 @@ pub struct TensorInfo {
 
 impl TensorInfo {
     /// The tch kind of this tensor's dtype.
-    pub fn kind(&self) -> Result<Kind> {
-        Kind::try_from(self.dtype).map_err(|e| anyhow::anyhow!("{e}"))
+    pub fn kind(&self) -> Result<Kind, TchError> {
+        Kind::try_from(self.dtype)
     }
 
     pub fn numel(&self) -> i64 {
@@ -82,7 +131,7 @@ impl TensorInfo {
 
 /// The tensor table of a safetensors file, read from its header (the file's size is
 /// checked against it).
-pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>> {
+pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, SafetensorsError> {
     let file = SafetensorsFile::open(path)?;
     Ok(file
         .tensors
@@ -125,21 +174,27 @@ impl SafetensorsFile {
     /// Maps `path` and validates its header with the `safetensors` crate's own reader
     /// (`SafeTensors::read_metadata`): every tensor's byte span matches its dtype and
     /// shape, the spans tile the data section, and the file is exactly that long.
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    pub fn open(path: &Path) -> Result<Self, SafetensorsError> {
+        let file = File::open(path).map_err(|source| SafetensorsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         // SAFETY: read-only. Files this project writes are only replaced by rename
         // (write_atomically), which leaves this map intact. A file rewritten in place by
         // another program changes the bytes under us, and one truncated under the map
         // kills the process with SIGBUS: no error can be returned for those.
-        let map = unsafe { rpo_storage::framed::map_readonly(&file) }
-            .with_context(|| format!("cannot memory-map {}", path.display()))?;
-        let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a usable safetensors file: {} ({e:?})",
-                path.display(),
-                explain(&e)
-            )
+        let map = unsafe { rpo_storage::framed::map_readonly(&file) }.map_err(|source| {
+            SafetensorsError::Map {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&map).map_err(|e| SafetensorsError::Invalid {
+                path: path.to_path_buf(),
+                explanation: explain(&e),
+                detail: format!("{e:?}"),
+            })?;
         let data_start = 8 + header_len;
         let tensors = metadata
             .tensors()
@@ -171,16 +226,20 @@ impl SafetensorsFile {
         self.tensors.keys().map(String::as_str)
     }
 
-    pub fn info(&self, name: &str) -> Result<&TensorInfo> {
+    pub fn info(&self, name: &str) -> Result<&TensorInfo, SafetensorsError> {
         Ok(&self.entry(name)?.info)
     }
 
     /// The whole tensor `name`, converted to `kind` on `device`.
-    pub fn read(&self, name: &str, kind: Kind, device: Device) -> Result<Tensor> {
+    pub fn read(&self, name: &str, kind: Kind, device: Device) -> Result<Tensor, SafetensorsError> {
         let entry = self.entry(name)?;
         self.read_flat(name, entry, 0, entry.info.numel(), kind, device)?
             .f_reshape(&entry.info.shape)
-            .with_context(|| format!("tensor {name} of {}", self.path.display()))
+            .map_err(|source| SafetensorsError::Shape {
+                name: name.to_string(),
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Elements `[start, start + len)` of tensor `name` in row-major order, as a 1-D
@@ -192,21 +251,36 @@ impl SafetensorsFile {
         len: i64,
         kind: Kind,
         device: Device,
-    ) -> Result<Tensor> {
+    ) -> Result<Tensor, SafetensorsError> {
         let entry = self.entry(name)?;
         let numel = entry.info.numel();
-        ensure!(
-            start >= 0 && len >= 0 && start.checked_add(len).is_some_and(|end| end <= numel),
-            "elements [{start}, {start} + {len}) are outside tensor {name} ({numel} elements) of {}",
-            self.path.display()
-        );
+        if !(start >= 0 && len >= 0 && start.checked_add(len).is_some_and(|end| end <= numel)) {
+            return Err(SafetensorsError::OutOfRange {
+                name: name.to_string(),
+                path: self.path.clone(),
+                start,
+                len,
+                numel,
+            });
+        }
         self.read_flat(name, entry, start, len, kind, device)
     }
 
-    fn entry(&self, name: &str) -> Result<&Entry> {
+    fn entry(&self, name: &str) -> Result<&Entry, SafetensorsError> {
         self.tensors
             .get(name)
-            .with_context(|| format!("tensor {name} is missing from {}", self.path.display()))
+            .ok_or_else(|| SafetensorsError::MissingTensor {
+                name: name.to_string(),
+                path: self.path.clone(),
+            })
+    }
+
+    fn read_error(&self, name: &str, source: TchError) -> SafetensorsError {
+        SafetensorsError::Read {
+            name: name.to_string(),
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn read_flat(
@@ -217,13 +291,16 @@ impl SafetensorsFile {
         len: i64,
         kind: Kind,
         device: Device,
-    ) -> Result<Tensor> {
-        let context = || format!("cannot read tensor {name} of {}", self.path.display());
-        let stored = entry.info.kind().with_context(context)?;
+    ) -> Result<Tensor, SafetensorsError> {
+        let stored = entry
+            .info
+            .kind()
+            .map_err(|source| self.read_error(name, source))?;
         let size = entry.info.dtype.size();
         let from = entry.offset + start as usize * size;
         let bytes = &self.map[from..from + len as usize * size];
-        let tensor = Tensor::f_from_data_size(bytes, &[len], stored).with_context(context)?;
+        let tensor = Tensor::f_from_data_size(bytes, &[len], stored)
+            .map_err(|source| self.read_error(name, source))?;
         Ok(to_kind_on(&tensor, kind, device))
     }
 }
@@ -278,5 +355,44 @@ impl View for CpuView {
 
     fn data_len(&self) -> usize {
         self.tensor.numel() * self.kind.elt_size_in_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_failures_are_typed_and_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.safetensors");
+        let err = SafetensorsFile::open(&path).err().unwrap();
+        assert!(matches!(err, SafetensorsError::Open { .. }), "{err}");
+
+        write_pt_safetensors(
+            &path,
+            &[("w".into(), Tensor::ones([4], (Kind::Float, Device::Cpu)))],
+        )
+        .unwrap();
+        let file = SafetensorsFile::open(&path).unwrap();
+        let err = file.read("v", Kind::Float, Device::Cpu).unwrap_err();
+        assert!(
+            matches!(err, SafetensorsError::MissingTensor { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("tensor v is missing from {}", path.display())
+        );
+        let err = file
+            .read_range("w", 3, 2, Kind::Float, Device::Cpu)
+            .unwrap_err();
+        assert!(matches!(err, SafetensorsError::OutOfRange { .. }), "{err}");
+        drop(file);
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let err = SafetensorsFile::open(&path).err().unwrap();
+        assert!(matches!(err, SafetensorsError::Invalid { .. }), "{err}");
     }
 }

@@ -105,8 +105,9 @@ impl Reference {
         chunk: i64,
     ) -> Result<Self> {
         let saved = SafetensorsFile::open(file)?;
-        let read =
-            |name: &str, start, len| saved.read_range(name, start, len, Kind::Float, Device::Cpu);
+        let read = |name: &str, start, len| {
+            Ok(saved.read_range(name, start, len, Kind::Float, Device::Cpu)?)
+        };
         match placement(mode)? {
             Some(p) => Self::placed(config, p, world, kind, chunk, read),
             None => {

@@ -280,7 +280,7 @@ impl Checkpoint {
             .shards
             .iter()
             .map(|s| SafetensorsFile::open(&self.dir.join(&s.file)))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut writer = HfWriter::create(dir, &specs, &config, kind, max_shard_bytes)?;
         for (i, unit) in self.manifest.units.iter().enumerate() {
             let flat = self.master_unit(i, &files)?;

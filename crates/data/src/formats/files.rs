@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
@@ -30,7 +29,7 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    pub fn of(path: &Path) -> Result<Self> {
+    pub fn of(path: &Path) -> Result<Self, DataError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
@@ -45,10 +44,9 @@ impl FileKind {
             } else if name.ends_with(".parquet") {
                 Self::Parquet
             } else {
-                bail!(
-                    "{}: unknown dataset file type (expected .jsonl, .jsonl.gz, .json or .parquet)",
-                    path.display()
-                )
+                return Err(DataError::UnknownKind {
+                    path: path.to_path_buf(),
+                });
             },
         )
     }
@@ -69,11 +67,12 @@ pub struct RawRecord {
     pub value: std::result::Result<Value, String>,
 }
 
-/// Calls `each` with every record of the file, in file order.
-pub fn for_each_record(
+/// Calls `each` with every record of the file, in file order. A file that cannot be
+/// read is a [`DataError`]; `each`'s errors are passed on.
+pub fn for_each_record<E: From<DataError>>(
     path: &Path,
-    mut each: impl FnMut(RawRecord) -> Result<()>,
-) -> Result<FileKind> {
+    mut each: impl FnMut(RawRecord) -> Result<(), E>,
+) -> Result<FileKind, E> {
     let kind = FileKind::of(path)?;
     let file = File::open(path).map_err(|source| DataError::Open {
         path: path.to_path_buf(),
@@ -103,11 +102,11 @@ fn parse_json_line(bytes: &[u8]) -> Option<std::result::Result<Value, String>> {
     Some(serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")))
 }
 
-fn json_lines(
+fn json_lines<E: From<DataError>>(
     path: &Path,
     mut reader: impl BufRead,
-    each: &mut impl FnMut(RawRecord) -> Result<()>,
-) -> Result<()> {
+    each: &mut impl FnMut(RawRecord) -> Result<(), E>,
+) -> Result<(), E> {
     let mut buf = Vec::new();
     let mut line = 0usize;
     loop {
@@ -135,15 +134,16 @@ fn json_lines(
 }
 
 /// A `.json` file: an array of records when it starts with `[`, else JSON Lines.
-fn json(
+fn json<E: From<DataError>>(
     path: &Path,
     mut reader: impl BufRead,
-    each: &mut impl FnMut(RawRecord) -> Result<()>,
-) -> Result<()> {
+    each: &mut impl FnMut(RawRecord) -> Result<(), E>,
+) -> Result<(), E> {
     let starts_array = loop {
-        let buf = reader
-            .fill_buf()
-            .with_context(|| format!("reading {}", path.display()))?;
+        let buf = reader.fill_buf().map_err(|source| DataError::ReadStart {
+            path: path.to_path_buf(),
+            source,
+        })?;
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(i) => {
                 let is_array = buf[i] == b'[';
@@ -162,9 +162,14 @@ fn json(
     let mut text = String::new();
     reader
         .read_to_string(&mut text)
-        .with_context(|| format!("{}: not valid UTF-8", path.display()))?;
-    let rows: Vec<Value> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: invalid JSON array", path.display()))?;
+        .map_err(|source| DataError::NotUtf8 {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let rows: Vec<Value> = serde_json::from_str(&text).map_err(|source| DataError::JsonArray {
+        path: path.to_path_buf(),
+        source,
+    })?;
     for (i, value) in rows.into_iter().enumerate() {
         each(RawRecord {
             position: i + 1,
@@ -176,18 +181,25 @@ fn json(
 
 /// Parquet rows through the crate's row API: strings, numbers, booleans, lists and
 /// structs become the JSON values `datasets` would show (message lists included).
-fn parquet_rows(
+fn parquet_rows<E: From<DataError>>(
     path: &Path,
     file: File,
-    each: &mut impl FnMut(RawRecord) -> Result<()>,
-) -> Result<()> {
+    each: &mut impl FnMut(RawRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    let unreadable = |what: String| {
+        move |source| DataError::Parquet {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
     let reader = SerializedFileReader::new(file)
-        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+        .map_err(unreadable("not a readable Parquet file".into()))?;
     let rows = reader
         .get_row_iter(None)
-        .with_context(|| format!("{}: cannot read Parquet rows", path.display()))?;
+        .map_err(unreadable("cannot read Parquet rows".into()))?;
     for (i, row) in rows.enumerate() {
-        let row = row.with_context(|| format!("{}: row {}", path.display(), i + 1))?;
+        let row = row.map_err(unreadable(format!("row {}", i + 1)))?;
         each(RawRecord {
             position: i + 1,
             value: Ok(row.to_json_value()),

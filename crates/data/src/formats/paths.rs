@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use super::error::DataError;
 
 /// The files named, in order; a pattern adds its matches sorted by name and must match
 /// at least one file. A plain path is kept as given (a missing file is an error when read).
-pub fn expand_paths(patterns: &[String]) -> Result<Vec<PathBuf>> {
+pub fn expand_paths(patterns: &[String]) -> Result<Vec<PathBuf>, DataError> {
     let mut out = Vec::new();
     for pattern in patterns {
         if !pattern.contains(['*', '?', '[']) {
@@ -15,11 +15,19 @@ pub fn expand_paths(patterns: &[String]) -> Result<Vec<PathBuf>> {
             continue;
         }
         let mut matches = glob::glob(pattern)
-            .with_context(|| format!("invalid glob pattern {pattern:?}"))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .with_context(|| format!("reading the matches of {pattern:?}"))?;
+            .map_err(|source| DataError::Pattern {
+                pattern: pattern.clone(),
+                source,
+            })?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| DataError::Matches {
+                pattern: pattern.clone(),
+                source,
+            })?;
         if matches.is_empty() {
-            bail!("{pattern:?} matches no file");
+            return Err(DataError::NoMatch {
+                pattern: pattern.clone(),
+            });
         }
         matches.sort();
         out.extend(matches);

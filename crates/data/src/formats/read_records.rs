@@ -72,8 +72,7 @@ pub(crate) fn read_records<T>(
                         kind,
                         line: position,
                         reason,
-                    }
-                    .into())
+                    })
                 }
                 OnMalformed::Skip => out.skipped.push(MalformedLine {
                     line: position,

@@ -22,7 +22,7 @@ pub enum ScorerSpec {
     },
     /// An OpenAI-compatible chat endpoint against a reference field; made by
     /// [`ScorerSpec::http`], which reads the judge's settings.
-    Http(HttpScorer),
+    Http(Box<HttpScorer>),
 }
 
 impl ScorerSpec {
@@ -41,11 +41,11 @@ impl ScorerSpec {
             None => JudgeConfig::default(),
         };
         let settings = file.resolve(|k| std::env::var(k).ok())?;
-        Ok(ScorerSpec::Http(HttpScorer {
+        Ok(ScorerSpec::Http(Box::new(HttpScorer {
             judge: HttpJudge::new(settings, seed, cache)?,
             reference_field,
             threshold,
-        }))
+        })))
     }
 
     pub fn build(self) -> Box<dyn Scorer> {
@@ -61,7 +61,7 @@ impl ScorerSpec {
                 threshold,
                 timeout,
             }),
-            ScorerSpec::Http(scorer) => Box::new(scorer),
+            ScorerSpec::Http(scorer) => scorer,
         }
     }
 }
