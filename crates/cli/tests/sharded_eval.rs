@@ -1,7 +1,8 @@
-//! Evaluation under ZeRO-3 on several ranks: the policy (and a sharded reference) are
-//! gathered to rank 0 unit by unit, never onto every rank, and rank 0 evaluates. Its
-//! results must be those of the whole model: the same answers as one process with the
-//! same weights, the same reward accuracy as `rpo-shard eval` on the saved folders.
+//! Evaluation under ZeRO-3 on several ranks: the policy (and a sharded reference) are never
+//! gathered whole; every rank decodes its share of the judged questions and computes its
+//! share of the held-out pairs' rewards, one unit gathered at a time. The results must be
+//! those of the whole model: the same answers as one process with the same weights, the
+//! same reward accuracy as `rpo-shard eval` (one process) on the saved folders.
 
 mod common;
 
@@ -23,8 +24,10 @@ fn sets(out: &Path, base: &Path, micro: usize, extra: &[&str]) -> Vec<String> {
         "optim.lr=1e-3".into(),
         "optim.warmup_steps=0".into(),
         "data.synthetic_train=64".into(),
-        "data.synthetic_eval=16".into(),
-        "eval.max_examples=16".into(),
+        // 20 held-out pairs in batches of 4: 5 batches, so on 2 ranks one rank runs a
+        // batch again whose figures it must drop.
+        "data.synthetic_eval=20".into(),
+        "eval.max_examples=20".into(),
         "eval.max_new_tokens=8".into(),
     ]
     .into_iter()
@@ -88,7 +91,7 @@ fn evaluation_under_stage_3_on_2_ranks_sees_the_whole_model() {
     let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "1 process, stage 0: {}", stderr(&o));
     let init = answers(&sharded.join("eval_init.jsonl"));
-    assert_eq!(init.len(), 16);
+    assert_eq!(init.len(), 20);
     assert_eq!(init, answers(&whole.join("eval_init.jsonl")));
     assert_eq!(
         at(&evals(&sharded), "init")["judge_accuracy"],
@@ -107,7 +110,7 @@ fn evaluation_under_stage_3_on_2_ranks_sees_the_whole_model() {
         "--out",
         generated.to_str().unwrap(),
         "--max-prompts",
-        "16",
+        "20",
     ]);
     assert!(o.status.success(), "generate: {}", stderr(&o));
     assert_eq!(

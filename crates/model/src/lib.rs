@@ -22,6 +22,7 @@ mod rope;
 mod row_layout;
 pub mod safetensors_io;
 mod units;
+mod upload;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
@@ -35,3 +36,4 @@ pub use rms_norm::RmsNorm;
 pub use rope::{Rope, RotaryAngles};
 pub use row_layout::{AttentionInputs, RowLayout};
 pub use units::UnitId;
+pub use upload::upload;

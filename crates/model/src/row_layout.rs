@@ -30,8 +30,8 @@ impl RowLayout {
 
     pub fn to_device(&self, device: Device) -> Self {
         Self {
-            positions: self.positions.to_device(device),
-            allowed: self.allowed.to_device(device),
+            positions: crate::upload(&self.positions, device),
+            allowed: crate::upload(&self.allowed, device),
         }
     }
 }

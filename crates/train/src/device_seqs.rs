@@ -5,7 +5,7 @@ use anyhow::Result;
 use rpo_data::batch::{PairedBatch, SeqBatch};
 use rpo_losses as losses;
 use rpo_losses::ScoredTargets;
-use rpo_model::Llama;
+use rpo_model::{upload, Llama};
 use rpo_zero::{PackedRows, Sequences};
 use tch::{Device, Tensor};
 
@@ -43,9 +43,9 @@ impl DeviceSeqs {
             )),
         };
         Ok(Self {
-            ids: ids.to_device(device),
-            labels: labels.to_device(device),
-            mask: mask.to_device(device),
+            ids: upload(&ids, device),
+            labels: upload(&labels, device),
+            mask: upload(&mask, device),
             packed: packed.map(|p| p.to_device(device)),
             targets,
             host: [ids, labels, mask],
@@ -132,9 +132,9 @@ fn host(seqs: &SeqBatch) -> [Tensor; 3] {
 
 fn to_device(t: &ScoredTargets, device: Device) -> ScoredTargets {
     ScoredTargets {
-        index: t.index.to_device(device),
-        ids: t.ids.to_device(device),
-        seq: t.seq.to_device(device),
+        index: upload(&t.index, device),
+        ids: upload(&t.ids, device),
+        seq: upload(&t.seq, device),
         count: t.count,
     }
 }

@@ -15,6 +15,7 @@ use tch::Tensor;
 use crate::metrics::MetricsWriter;
 use crate::micro_batch::{self, DeviceStats, Models, RewardStats};
 use crate::objective::Objective;
+use crate::reward_stats::from_step_vector;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -160,6 +161,41 @@ pub fn reward_accuracy(
         Ok(())
     })?;
     stats.read()
+}
+
+/// [`reward_accuracy`] data-parallel over `world`, for a model sharded in stage 3 (never
+/// gathered whole): rank r takes batches r, r + W, … A rank with no batch left in a round
+/// runs the first batch again and drops its figures, so every rank runs the same number of
+/// forwards (a stage-3 forward gathers each unit with every rank). The batches are those of
+/// one process, so the per-pair rewards are the same numbers; only the order of the final
+/// sums differs. One all-reduce and one device read; every rank gets the result. Every
+/// rank must call this.
+pub fn reward_accuracy_data_parallel(
+    world: &dyn Collective,
+    models: &Models,
+    tokenizer: &PreferenceTokenizer,
+    pairs: &[PairedExample],
+    batch: usize,
+) -> Result<RewardStats> {
+    let (w, rank) = (world.world_size(), world.rank());
+    let batches: Vec<&[PairedExample]> = pairs.chunks(batch.max(1)).collect();
+    let mut stats = DeviceStats::default();
+    tch::no_grad(|| -> Result<()> {
+        for round in 0..batches.len().div_ceil(w) {
+            let index = round * w + rank;
+            let chunk = batches.get(index).copied().unwrap_or(batches[0]);
+            let refs: Vec<&PairedExample> = chunk.iter().collect();
+            let b = PairedBatch::from_examples(&refs, tokenizer)?;
+            let figures = micro_batch::paired(&Objective::Dpo, models, &b, None)?.stats;
+            if true {
+                stats.merge(&figures);
+            }
+        }
+        Ok(())
+    })?;
+    let mut v = stats.step_vector(1, 0.0, world.device());
+    world.all_reduce(&mut v)?;
+    Ok(from_step_vector(&rpo_comm::host::to_host_f64s(&v)?, w).1)
 }
 
 /// Reward accuracy and margin of a saved policy against a saved reference (both Hugging

@@ -176,7 +176,7 @@ impl Reference {
     }
 
     /// Summed response log-probs `[B]`, without gradient. Every rank must call this
-    /// together when the reference is sharded (outside [`gather_all`](Self::gather_all)).
+    /// together when the reference is sharded.
     pub fn logps(&self, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
         match self {
             Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
@@ -186,31 +186,6 @@ impl Reference {
             Reference::Precomputed(cache) => Ok(cache
                 .logps(&seqs.host_sequences())?
                 .to_device(seqs.sequences().ids.device())),
-        }
-    }
-
-    /// The whole model present until [`release_all`](Self::release_all) (for an
-    /// evaluation on one rank). Every rank must call both.
-    pub fn gather_all(&self) -> Result<()> {
-        match self {
-            Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
-            Reference::Placed(model) => model.gather_all(),
-        }
-    }
-
-    /// The whole model present on rank `root` only (one unit at a time elsewhere, see
-    /// [`ShardedModel::gather_all_to`]) until [`release_all`](Self::release_all). Every
-    /// rank must call both.
-    pub fn gather_all_to(&self, root: usize) -> Result<()> {
-        match self {
-            Reference::Live(..) | Reference::Precomputed(_) => Ok(()),
-            Reference::Placed(model) => model.gather_all_to(root),
-        }
-    }
-
-    pub fn release_all(&self) {
-        if let Reference::Placed(model) = self {
-            model.release_all();
         }
     }
 

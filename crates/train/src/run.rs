@@ -14,11 +14,12 @@ use crate::config::TrainConfig;
 use crate::data_source::{reward_pairs, RunData};
 use crate::device::parse_device;
 use crate::evaluate::{
-    greedy_answers, greedy_answers_sharded, judge_answers, reward_accuracy, EvalReport,
+    greedy_answers, greedy_answers_sharded, judge_answers, reward_accuracy_data_parallel,
+    EvalReport,
 };
 use crate::memory_plan;
 use crate::metrics::{show, MetricsWriter, StepMetrics};
-use crate::micro_batch::Models;
+use crate::micro_batch::{Models, RewardStats};
 use crate::objective::Objective;
 use crate::out_dir;
 use crate::parallel::DataParallel;
@@ -157,11 +158,11 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let mut last_step = None;
     let final_failure = RefCell::new(None);
 
-    // Rank 0 evaluates while the others wait. Stage 3 on several ranks: the judged
-    // answers are decoded data-parallel, one unit gathered at a time on every rank
-    // (`greedy_answers_sharded`); reward accuracy, when it runs, has the whole model
-    // gathered to rank 0 unit by unit (the other ranks hold one unit at a time, and only
-    // during its gather). Nothing is gathered when an evaluation reads no model.
+    // Rank 0 evaluates while the others wait, but what reads the model runs on every
+    // rank, data-parallel, so that under stage 3 nothing is ever gathered whole: the judged
+    // answers are decoded one unit gathered at a time (`greedy_answers_sharded`), and reward
+    // accuracy sums each rank's share of the held-out batches
+    // (`reward_accuracy_data_parallel`). Nothing runs when an evaluation reads no model.
     let eval = |at: &str, models: &Models, rewards: bool| -> Result<Option<EvalReport>> {
         let sharded = models.policy.options().stage.shards_parameters() && world.world_size() > 1;
         let answers = match judged_questions(cfg, &data) {
@@ -174,24 +175,21 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
             )?,
             _ => None,
         };
-        let whole = rewards_read_models(cfg, &data, models, rewards)
-            || (!sharded && judged_questions(cfg, &data).is_some());
-        if whole {
-            models.policy.gather_all_to(0)?;
-            if let Some(r) = models.reference {
-                r.gather_all_to(0)?;
-            }
-        }
+        let reward_stats = rewards_read_models(cfg, &data, models, rewards)
+            .then(|| {
+                reward_accuracy_data_parallel(
+                    world,
+                    models,
+                    &data.tokenizer,
+                    reward_pairs(cfg, &data),
+                    cfg.train.micro_batch_size,
+                )
+            })
+            .transpose()?;
         let report = main
-            .then(|| evaluate(cfg, &data, at, models, rewards, answers))
+            .then(|| evaluate(cfg, &data, at, models, answers, reward_stats))
             .transpose()?;
         parallel.barrier()?;
-        if whole {
-            models.policy.release_all();
-            if let Some(r) = models.reference {
-                r.release_all();
-            }
-        }
         Ok(report)
     };
     // Refuse a preference phase that cannot draw batches before spending the warm-up.
@@ -393,14 +391,15 @@ fn rewards_read_models(cfg: &TrainConfig, data: &RunData, models: &Models, rewar
 }
 
 /// Rank 0's evaluation; `answers`: the judged questions' answers when decoded already
-/// (sharded, [`greedy_answers_sharded`]).
+/// (sharded, [`greedy_answers_sharded`]); `reward_stats`: the held-out pairs' figures, when
+/// this evaluation reads them ([`reward_accuracy_data_parallel`], on every rank).
 fn evaluate(
     cfg: &TrainConfig,
     data: &RunData,
     at: &str,
     models: &Models,
-    rewards: bool,
     answers: Option<Vec<Vec<i64>>>,
+    reward_stats: Option<RewardStats>,
 ) -> Result<EvalReport> {
     let mut report = EvalReport {
         at: at.to_string(),
@@ -422,9 +421,7 @@ fn evaluate(
         report.judge_by_family = by_family;
         report.judged = questions.len();
     }
-    let pairs = reward_pairs(cfg, data);
-    if rewards && models.reference.is_some() && !pairs.is_empty() {
-        let stats = reward_accuracy(models, &data.tokenizer, pairs, cfg.train.micro_batch_size)?;
+    if let Some(stats) = reward_stats {
         report.reward_accuracy = stats.accuracy();
         report.reward_margin = stats
             .mean_chosen()

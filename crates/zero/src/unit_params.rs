@@ -92,24 +92,6 @@ impl UnitParams {
         Ok(())
     }
 
-    /// [`gather`](Self::gather) where `keep`; elsewhere the unit stays absent: a stage-3
-    /// unit still takes part in the all-gather (a collective every rank joins) and drops
-    /// the result at once, an offloaded one is not copied at all.
-    pub fn gather_if(
-        &mut self,
-        comm: &dyn Collective,
-        layout: &UnitLayout,
-        keep: bool,
-    ) -> Result<()> {
-        if keep {
-            return self.gather(comm, layout);
-        }
-        if let (None, Some(shard)) = (&self.full, &self.shard) {
-            drop(comm.all_gather(shard)?);
-        }
-        Ok(())
-    }
-
     /// Whether [`gather`](Self::gather) is only a copy that can start ahead of use.
     pub fn prefetchable(&self) -> bool {
         self.host.is_some()

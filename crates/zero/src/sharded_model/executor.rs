@@ -48,12 +48,12 @@ pub struct PackedRows {
 impl PackedRows {
     pub fn to_device(&self, device: tch::Device) -> Self {
         Self {
-            ids: self.ids.to_device(device),
+            ids: rpo_model::upload(&self.ids, device),
             layout: self.layout.to_device(device),
             targets: ScoredTargets {
-                index: self.targets.index.to_device(device),
-                ids: self.targets.ids.to_device(device),
-                seq: self.targets.seq.to_device(device),
+                index: rpo_model::upload(&self.targets.index, device),
+                ids: rpo_model::upload(&self.targets.ids, device),
+                seq: rpo_model::upload(&self.targets.seq, device),
                 count: self.targets.count,
             },
         }

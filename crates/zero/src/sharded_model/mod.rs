@@ -374,20 +374,6 @@ impl ShardedModel {
         Ok(())
     }
 
-    /// Every unit present on rank `root` only, until [`release_all`](Self::release_all):
-    /// for an evaluation or generation that runs on that rank alone. The units are
-    /// gathered one at a time; the other ranks take part in each all-gather and drop the
-    /// unit at once, so their extra memory is one unit, never the model. Every rank must
-    /// call both.
-    pub fn gather_all_to(&self, root: usize) -> Result<()> {
-        let keep = self.comm.rank() == root;
-        for (i, unit) in self.layout.units.iter().enumerate() {
-            self.params.borrow_mut()[i].gather_if(self.comm.as_ref(), unit, keep)?;
-        }
-        self.pinned.set(keep);
-        Ok(())
-    }
-
     pub fn release_all(&self) {
         self.pinned.set(false);
         for i in 0..self.layout.units.len() {
