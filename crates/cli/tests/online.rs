@@ -318,3 +318,48 @@ fn a_round_that_cannot_fill_one_batch_says_why() {
     );
     assert!(!out.join("round_000/train").exists());
 }
+
+/// Under ZeRO stage 3 on several ranks the rounds never load the model whole: every rank
+/// samples (and decodes the held-out questions) through its slices, gathering one unit at
+/// a time. What they sample and answer must be what one process with the whole model
+/// does. 43 prompts × 3 samples = 129 items: 65 on rank 0 (two chunks of decoding) and 64
+/// on rank 1 (one), so rank 1 must keep rank 0's second chunk company.
+#[test]
+fn a_round_under_stage_3_samples_and_answers_as_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("start");
+    init_model(&model, &["--preset", "tiny"]);
+    let loss = [
+        "loss.name=dpo",
+        "online.rule=best-worst",
+        "online.rounds=1",
+        "online.prompts_per_round=43",
+        "online.samples_per_prompt=3",
+        "train.micro_batch_size=2",
+    ];
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    run_ok(&online_args(&model, &one, &loss));
+    let mut a = online_args(&model, &two, &loss);
+    a.extend(["--set".into(), "zero.stage=3".into()]);
+    let o = mpirun(2, &a[..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in [
+        "round_000/samples.jsonl",
+        "round_000/data.jsonl",
+        "eval_start.jsonl",
+    ] {
+        let (x, y) = (
+            std::fs::read_to_string(one.join(file)).unwrap(),
+            std::fs::read_to_string(two.join(file)).unwrap(),
+        );
+        assert!(!x.is_empty(), "{file} is empty");
+        assert_eq!(x, y, "{file}: stage 3 on 2 ranks vs one process");
+    }
+    assert_eq!(
+        std::fs::read_to_string(one.join("round_000/samples.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        129
+    );
+}

@@ -16,7 +16,8 @@ use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSam
 use rpo_model::load_hf;
 use rpo_train::config::{DataFormatName, LossName, TrainConfig};
 use rpo_train::data_source::RunData;
-use rpo_train::evaluate::judge_generations;
+use rpo_train::decoding_model::DecodingModel;
+use rpo_train::evaluate::{greedy_answers_sharded, judge_answers, judge_generations};
 use rpo_train::online_config::{OnlineConfig, OnlineJudge, OnlineMatchMode, OnlineRule};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -178,7 +179,12 @@ fn sample_round_data(
         .unwrap_or(all_prompts.len())
         .clamp(1, all_prompts.len().max(1));
     let needed = cfg.train.global_batch_size;
-    let (model, _, _) = load_hf(policy, world.device())?;
+    let model = DecodingModel::load(
+        policy,
+        world,
+        decodes_sharded(cfg, world),
+        kind(cfg, world)?,
+    )?;
     let mut records: Vec<serde_json::Map<String, Value>> = Vec::new();
     let mut scored: Vec<ScoredSample> = Vec::new();
     // Rank 0's rows and statistics from every sample drawn so far.
@@ -271,7 +277,18 @@ fn one_draw() -> usize {
     1
 }
 
-/// Held-out accuracy of the model in `model_dir` (rank 0 generates; every rank gets it).
+/// Whether the rounds decode (sample, evaluate) with the model sharded as it trains:
+/// ZeRO stage 3 on several ranks, so no rank ever loads it whole.
+fn decodes_sharded(cfg: &TrainConfig, world: &dyn Collective) -> bool {
+    cfg.zero.stage.shards_parameters() && world.world_size() > 1
+}
+
+fn kind(cfg: &TrainConfig, world: &dyn Collective) -> Result<Kind> {
+    rpo_train::setup::compute_kind(cfg, world.device())
+}
+
+/// Held-out accuracy of the model in `model_dir` (rank 0 generates, or under stage 3 on
+/// several ranks every rank decodes its share; every rank gets it).
 fn heldout(
     world: &dyn Collective,
     cfg: &TrainConfig,
@@ -283,14 +300,27 @@ fn heldout(
     if n == 0 {
         return Ok((None, BTreeMap::new()));
     }
+    let questions = &data.judged[..n];
     let mut result = Ok((0.0, BTreeMap::new()));
-    if world.rank() == 0 {
+    if decodes_sharded(cfg, world) {
+        // Every rank decodes its share through its slices; rank 0 judges. Rank 0 may
+        // have just written the folder: every rank reads it only once it is complete.
+        world.barrier()?;
+        let model = DecodingModel::load(model_dir, world, true, kind(cfg, world)?)?;
+        let sharded = model.sharded().context("a sharded model")?;
+        let max_new = cfg.eval.max_new_tokens;
+        if let Some(answers) =
+            greedy_answers_sharded(world, sharded, &data.tokenizer, questions, max_new)?
+        {
+            result = judge_answers(&data.tokenizer, questions, answers, Some(out));
+        }
+    } else if world.rank() == 0 {
         result = (|| {
             let (model, _, _) = load_hf(model_dir, world.device())?;
             judge_generations(
                 &model,
                 &data.tokenizer,
-                &data.judged[..n],
+                questions,
                 cfg.eval.max_new_tokens,
                 Some(out),
             )

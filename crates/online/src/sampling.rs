@@ -6,7 +6,7 @@ use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rpo_comm::{all_gather_varlen, Collective};
 use rpo_data::PreferenceTokenizer;
-use rpo_model::{generate, Decoding, Llama};
+use rpo_model::{generate, Decoder, Decoding};
 use serde_json::{Map, Value};
 use std::path::Path;
 use std::time::Instant;
@@ -28,10 +28,12 @@ pub struct SamplingParams {
 
 /// Every rank samples its contiguous share of the (prompt, sample) items; rank 0 gets
 /// all lines `{prompt, response, prompt_index, sample, tokens, …the record's fields}` in
-/// prompt-major order, the other ranks `None`.
+/// prompt-major order, the other ranks `None`. `model` is a whole model on each rank, or
+/// a sharded one whose forwards every rank takes part in (`rpo_zero::ShardedDecoder`):
+/// every rank runs the same number of chunks, a rank past its share with none to decode.
 pub fn sample(
     world: &dyn Collective,
-    model: &Llama,
+    model: &dyn Decoder,
     tokenizer: &PreferenceTokenizer,
     prompts: &[PromptRecord],
     p: SamplingParams,
@@ -69,7 +71,11 @@ pub fn sample(
     let mut encoded: std::collections::HashMap<usize, Vec<i64>> = Default::default();
     let mut lines = String::new();
     // Chunks keep the progress bar moving; prompts of equal length batch within a chunk.
-    for chunk in mine.chunks(64) {
+    // Every rank runs per_rank / CHUNK of them (the last ones may be empty), so that a
+    // sharded model's ranks call `generate` alike.
+    const CHUNK: usize = 64;
+    for c in 0..per_rank.div_ceil(CHUNK) {
+        let chunk = &mine[(c * CHUNK).min(mine.len())..((c + 1) * CHUNK).min(mine.len())];
         let mut batch = Vec::with_capacity(chunk.len());
         for &(i, _) in chunk {
             if !encoded.contains_key(&i) {

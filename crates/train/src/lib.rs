@@ -8,6 +8,7 @@ pub mod checkpointing;
 pub mod choices;
 pub mod config;
 pub mod data_source;
+pub mod decoding_model;
 pub mod device;
 pub mod device_seqs;
 pub mod evaluate;

@@ -23,6 +23,23 @@ pub fn compute_kind(cfg: &TrainConfig, device: Device) -> Result<Kind> {
     parse_dtype(&cfg.model.dtype, device)
 }
 
+/// A Hugging Face folder under ZeRO stage 3 (`options`): each rank reads only its own
+/// slices (memory-mapped), never the whole model.
+pub fn sharded_from_hf(
+    path: &std::path::Path,
+    world: &dyn Collective,
+    options: ZeroOptions,
+) -> Result<(ShardedModel, LlamaConfig)> {
+    let config = LlamaConfig::from_file(&path.join("config.json"))?;
+    let checkpoint = HfCheckpoint::open(path)?;
+    let (model, vs) = Llama::deferred(&config)?;
+    let mut source = source_from_params(|name: &str, start, len| {
+        checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
+    });
+    let policy = ShardedModel::from_source(model, vs, world, options, &mut source)?;
+    Ok((policy, config))
+}
+
 /// The policy: a preset with random init from the seed, or a Hugging Face folder, under
 /// ZeRO (fp32 master weights, compute parameters in `kind`), from rank 0's values.
 pub fn build_policy(
@@ -40,16 +57,9 @@ pub fn build_policy(
         reduce_kind: cfg.zero.reduce_kind(),
     };
     if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
-        // Stage 3 from a checkpoint: each rank reads only its own slices (memory-mapped).
         let config = LlamaConfig::from_file(&path.join("config.json"))?;
         check_vocab(data, &config)?;
-        let checkpoint = HfCheckpoint::open(path)?;
-        let (model, vs) = Llama::deferred(&config)?;
-        let mut source = source_from_params(|name: &str, start, len| {
-            checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
-        });
-        let policy = ShardedModel::from_source(model, vs, world, options, &mut source)?;
-        return Ok((policy, config));
+        return sharded_from_hf(path, world, options);
     }
     let (model, vs, config) = if let Some(path) = &cfg.model.path {
         load_hf(path, device)?
