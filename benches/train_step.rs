@@ -156,6 +156,7 @@ fn main() -> Result<()> {
         checkpoint_activations: checkpointing,
         logits_chunk_tokens: 4096,
         reduce_kind: Kind::Float,
+        overlap: false, // one process: nothing to overlap
     };
     let policy = ShardedModel::new(policy, policy_vs, &world, options)?;
 

@@ -100,6 +100,7 @@ fn main() -> Result<()> {
         checkpoint_activations: arg("--checkpointing", stage == ZeroStage::Zero3),
         logits_chunk_tokens: 4096,
         reduce_kind: Kind::Float,
+        overlap: arg("--overlap", true),
     };
 
     let (before, _) = resident();

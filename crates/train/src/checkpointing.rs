@@ -373,12 +373,14 @@ impl Resume {
                 saved.bytes,
                 saved.crc32
             );
-            return Reference::load_hf(&folder, mode, world, kind, chunk).map(Some);
+            return Reference::load_hf(&folder, mode, world, kind, chunk)
+                .map(|r| Some(r.with_overlap(cfg.zero.overlap)));
         }
         if !self.state.reference_saved {
             return Ok(None);
         }
         let file = self.checkpoint.dir.join(REFERENCE_FILE);
-        Reference::load_saved(&file, config, mode, world, kind, chunk).map(Some)
+        Reference::load_saved(&file, config, mode, world, kind, chunk)
+            .map(|r| Some(r.with_overlap(cfg.zero.overlap)))
     }
 }

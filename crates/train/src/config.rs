@@ -112,6 +112,12 @@ pub struct ZeroConfig {
     /// "bf16": in bf16 (half the gradient memory and traffic, coarser sums).
     #[serde(default)]
     pub reduce_dtype: ReduceDtype,
+    /// true (default): stages 2–3 start each unit's gradient reduce-scatter when its
+    /// backward ends and wait for it later, and stage 3 starts the next unit's all-gather
+    /// before the current unit runs (one unit ahead: one more unit gathered at a time);
+    /// false: every ZeRO collective blocks where it is issued. The results are the same.
+    #[serde(default = "default_true")]
+    pub overlap: bool,
 }
 
 impl Default for ZeroConfig {
@@ -122,6 +128,7 @@ impl Default for ZeroConfig {
             logits_chunk_tokens: default_logits_chunk(),
             memory_budget: None,
             reduce_dtype: ReduceDtype::default(),
+            overlap: true,
         }
     }
 }
@@ -463,6 +470,9 @@ impl Default for EvalConfig {
 
 fn default_reference_mode() -> ReferenceMode {
     ReferenceMode::Live
+}
+fn default_true() -> bool {
+    true
 }
 fn default_keep() -> usize {
     2

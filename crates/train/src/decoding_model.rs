@@ -30,6 +30,8 @@ impl DecodingModel {
                 checkpoint_activations: false,
                 logits_chunk_tokens: 4096,
                 reduce_kind: Kind::Float,
+                // Decoding gathers through `ShardedDecoder`, one unit per forward.
+                overlap: false,
             };
             return Ok(Self::Sharded(sharded_from_hf(dir, world, options)?.0));
         }

@@ -234,6 +234,7 @@ pub fn held_out_rewards(
         checkpoint_activations: false,
         logits_chunk_tokens: chunk,
         reduce_kind: tch::Kind::Float,
+        overlap: true,
     };
     let policy = ShardedModel::new(model, vs, &world, options)?;
     let reference = Reference::load_hf(

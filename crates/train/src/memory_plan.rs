@@ -74,6 +74,7 @@ pub fn plan_inputs(
         accumulation: cfg.accumulation_steps(world).max(1) as i64,
         logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
         checkpointing: cfg.zero.activation_checkpointing,
+        overlap: cfg.zero.overlap,
     })
 }
 

@@ -32,6 +32,11 @@ pub struct StepMetrics {
     /// Bytes rank 0's ZeRO collectives (parameter gathers, gradient reductions) moved this
     /// step, counted DeepSpeed's way (the full buffer of each collective).
     pub zero_bytes: u64,
+    /// Seconds rank 0's policy forwards and backwards spent in ZeRO collective calls
+    /// this step (starting, testing and waiting for parameter gathers and gradient
+    /// reduce-scatters; not the optimizer step's): with `[zero] overlap`, what overlap
+    /// left unhidden.
+    pub zero_wait_s: f64,
     /// Device-to-host reads this step made (`rpo_comm::host`): one, for these metrics
     /// and the gradient norm, never one per micro-batch.
     pub host_reads: u64,

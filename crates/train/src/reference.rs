@@ -48,6 +48,15 @@ fn placement(mode: ReferenceMode) -> Result<Option<FrozenPlacement>> {
 }
 
 impl Reference {
+    /// A placed reference's stage-3 gathers start one unit ahead (`[zero] overlap`) or
+    /// block where they are needed; the others have nothing to gather.
+    pub fn with_overlap(self, overlap: bool) -> Self {
+        match self {
+            Reference::Placed(model) => Reference::Placed(model.with_overlap(overlap)),
+            other => other,
+        }
+    }
+
     /// A copy of the policy's current compute weights. Every rank must call this.
     pub fn copy_of(policy: &ShardedModel, mode: ReferenceMode) -> Result<Self> {
         Ok(match placement(mode)? {

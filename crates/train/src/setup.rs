@@ -55,6 +55,7 @@ pub fn build_policy(
         checkpoint_activations: cfg.zero.checkpoint_activations(),
         logits_chunk_tokens: cfg.zero.logits_chunk_tokens as i64,
         reduce_kind: cfg.zero.reduce_kind(),
+        overlap: cfg.zero.overlap,
     };
     if let (Some(path), true) = (&cfg.model.path, cfg.zero.stage.shards_parameters()) {
         let config = LlamaConfig::from_file(&path.join("config.json"))?;
@@ -112,7 +113,7 @@ pub fn load_reference(
     let chunk = cfg.zero.logits_chunk_tokens as i64;
     Reference::load_hf(path, mode, world, kind, chunk)
         .with_context(|| format!("loading reference.path {}", path.display()))
-        .map(Some)
+        .map(|r| Some(r.with_overlap(cfg.zero.overlap)))
 }
 
 /// The optimizer `[optim]` names, with its hyperparameters.

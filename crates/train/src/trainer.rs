@@ -80,6 +80,7 @@ pub fn run_phase(
         let started = Instant::now();
         let lr = schedule.lr(step as u64);
         let traffic = policy.traffic();
+        let waited = policy.comm_wait_s();
         let reads = host::reads();
         // The micro-batches queue their work and leave their figures on the device.
         let mut sums = DeviceStats::default();
@@ -143,6 +144,7 @@ pub fn run_phase(
             tokens_computed: stats.tokens_computed,
             step_time_s: started.elapsed().as_secs_f64(),
             zero_bytes: policy.traffic().since(&traffic).total(),
+            zero_wait_s: policy.comm_wait_s() - waited,
             host_reads: host::reads_since(reads),
         };
         metrics.write(&m)?;

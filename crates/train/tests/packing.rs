@@ -120,6 +120,7 @@ fn sharded(tied: bool, window: Option<i64>, stage: ZeroStage, checkpoint: bool) 
         checkpoint_activations: checkpoint,
         logits_chunk_tokens: 7,
         reduce_kind: Kind::Float,
+        overlap: true,
     };
     ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap()
 }

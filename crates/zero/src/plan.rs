@@ -16,7 +16,9 @@
 //!   `logits_chunk_tokens` tokens);
 //! - working buffers: the largest unit gathered in stage 3 (plus the tied embedding,
 //!   which stays gathered from the embedding to the head), and in stages 2–3 one unit's
-//!   full gradient during its backward.
+//!   full gradient during its backward; with `[zero] overlap` one more of each (the next
+//!   unit's all-gather started one unit ahead, one reduce-scatter in flight), counted as
+//!   the largest unit.
 //!
 //! Saving adds one fp32 unit on every rank (units are gathered one at a time).
 
@@ -83,6 +85,9 @@ pub struct PlanInputs {
     pub logits_chunk_tokens: i64,
     /// `None`: each stage's default (on in stage 3 only).
     pub checkpointing: Option<bool>,
+    /// `[zero] overlap`: stage 3 gathers one unit ahead (one more gathered unit) and
+    /// stages 2–3 keep one reduce-scatter in flight (one more full unit gradient).
+    pub overlap: bool,
 }
 
 /// One stage's per-rank bytes.
@@ -178,8 +183,11 @@ impl MemoryPlan {
                 } else {
                     activations_kept
                 };
+                // With overlap, one more unit: the next one's gather, or a gradient
+                // whose reduce-scatter is in flight.
+                let copies = if inputs.overlap { 2 } else { 1 };
                 let gathered = if stage.shards_parameters() {
-                    largest * c
+                    copies * largest * c
                         + if cfg.tie_word_embeddings {
                             padded[0] * c
                         } else {
@@ -189,7 +197,7 @@ impl MemoryPlan {
                     0
                 };
                 let unit_grad = if stage.shards_gradients() {
-                    largest * g
+                    copies * largest * g
                 } else {
                     0
                 };
@@ -331,6 +339,7 @@ mod tests {
             accumulation: 1,
             logits_chunk_tokens: 4096,
             checkpointing: None,
+            overlap: false,
         }
     }
 

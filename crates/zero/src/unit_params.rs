@@ -4,9 +4,11 @@
 //! at views of a flat buffer: the persistent full buffer in stages 0–2; in stage 3 a
 //! buffer all-gathered from every rank's slice just before the unit runs and dropped
 //! right after, when the tensors are emptied (as DeepSpeed does with `param.data`).
+//! With `[zero] overlap` a stage-3 unit's all-gather can be started ahead of use
+//! ([`start_gather`](UnitParams::start_gather)) and is awaited by `gather`.
 
 use anyhow::Result;
-use rpo_comm::Collective;
+use rpo_comm::{Collective, Pending};
 use tch::Tensor;
 
 use crate::layout::UnitLayout;
@@ -20,6 +22,9 @@ pub struct UnitParams {
     shard: Option<Tensor>,
     /// Offloaded: the whole unit in host memory, and the device it runs on.
     host: Option<(Tensor, tch::Device)>,
+    /// Stage 3 with overlap: the all-gather of `shard` started ahead of use, not yet
+    /// awaited (its result becomes `full` in [`gather`](Self::gather)).
+    gathering: Option<Pending>,
 }
 
 impl UnitParams {
@@ -30,6 +35,7 @@ impl UnitParams {
             full: Some(full),
             shard: None,
             host: None,
+            gathering: None,
         };
         p.point(layout);
         p
@@ -42,6 +48,7 @@ impl UnitParams {
             full: None,
             shard: None,
             host: Some((host, device)),
+            gathering: None,
         };
         p.release();
         p
@@ -54,6 +61,7 @@ impl UnitParams {
             full: None,
             shard: Some(shard),
             host: None,
+            gathering: None,
         };
         p.release();
         p
@@ -80,14 +88,36 @@ impl UnitParams {
 
     /// Makes the unit's parameters present (stage 3: one all-gather; offloaded: a copy
     /// to the device, asynchronous from pinned memory; resident: nothing).
+    /// A gather started by [`start_gather`](Self::start_gather) is awaited here.
     pub fn gather(&mut self, comm: &dyn Collective, layout: &UnitLayout) -> Result<()> {
         if self.full.is_none() {
             self.full = Some(match (&self.shard, &self.host) {
+                (Some(_), _) if self.gathering.is_some() => {
+                    self.gathering.take().expect("started").wait()?
+                }
                 (Some(shard), _) => comm.all_gather(shard)?,
                 (None, Some((host, device))) => host.to_device_(*device, host.kind(), true, false),
                 (None, None) => unreachable!("a resident unit is always present"),
             });
             self.point(layout);
+        }
+        Ok(())
+    }
+
+    /// Stage 3: starts the all-gather of this unit's slices without waiting for it
+    /// ([`gather`](Self::gather) does). Nothing when the unit is present, already being
+    /// gathered, or not sharded. Every rank must start the same gathers in the same order.
+    pub fn start_gather(&mut self, comm: &dyn Collective) -> Result<()> {
+        if let (None, None, Some(shard)) = (&self.full, &self.gathering, &self.shard) {
+            self.gathering = Some(comm.start_all_gather(shard)?);
+        }
+        Ok(())
+    }
+
+    /// Drives a started gather (Open MPI progresses a collective only inside MPI calls).
+    pub fn progress(&mut self) -> Result<()> {
+        if let Some(started) = &mut self.gathering {
+            started.test()?;
         }
         Ok(())
     }
@@ -103,6 +133,8 @@ impl UnitParams {
             return;
         }
         self.full = None;
+        // A gather still in flight is waited for as it is dropped (MPI writes its buffer).
+        self.gathering = None;
         // Empty, but on the device and in the kind the unit runs in (a deferred model's
         // tensors start on the CPU in fp32).
         let (kind, device) = match (&self.shard, &self.host) {

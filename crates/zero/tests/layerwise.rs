@@ -80,7 +80,14 @@ fn close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
     );
 }
 
+/// Both ways: with `overlap` (collectives started ahead and awaited later) and without.
 fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
+    for overlap in [false, true] {
+        check_one(stage, tied, checkpoint, chunk, overlap);
+    }
+}
+
+fn check_one(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64, overlap: bool) {
     let b = batch();
     let (logps, grads, after) = plain(tied, &b);
     let (model, vs) = Llama::init(&config(tied), Device::Cpu, Kind::Float, 3).unwrap();
@@ -90,6 +97,7 @@ fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
         checkpoint_activations: checkpoint,
         logits_chunk_tokens: chunk,
         reduce_kind: Kind::Float,
+        overlap,
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let seqs = Sequences {
@@ -99,7 +107,9 @@ fn check(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64) {
         packed: None,
         targets: None,
     };
-    let what = format!("stage {stage}, tied {tied}, checkpointing {checkpoint}, chunk {chunk}");
+    let what = format!(
+        "stage {stage}, tied {tied}, checkpointing {checkpoint}, chunk {chunk}, overlap {overlap}"
+    );
     close(
         &format!("{what}: no-grad log-probs"),
         &sm.logps(&seqs).unwrap(),

@@ -52,6 +52,7 @@ fn trained(stage: ZeroStage, kind: Kind) -> (ShardedModel, RmsProp) {
         checkpoint_activations: true,
         logits_chunk_tokens: 64,
         reduce_kind: Kind::Float,
+        overlap: true,
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let ids = (Tensor::arange(22, (Kind::Int64, Device::Cpu)) * 37 + 11)

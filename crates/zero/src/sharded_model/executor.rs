@@ -14,7 +14,16 @@
 //! saved input (or reuse the graph kept in the forward), push the upstream gradient
 //! through with `autograd.grad((y · g).sum(), [input, params…])`, which also hands back
 //! the input's gradient — the next unit's upstream gradient — then file the parameters'
-//! gradients (stages 2–3 reduce-scatter them at once) and release.
+//! gradients (stages 2–3 reduce-scatter them) and release.
+//!
+//! Overlap (`[zero] overlap`, default on): in stage 3 the next unit's all-gather (in the
+//! pass's order) is started before the current unit runs and awaited when that unit is
+//! gathered — one unit ahead, so at most two units are gathered at once (three with a tied
+//! embedding, which stays gathered across the head); in stages 2–3 a unit's reduce-
+//! scatter is started when its backward ends and awaited when the next one starts or the
+//! backward ends (`grads.rs`). Between units, and between chunks of the head, the
+//! collectives in flight are tested, which is where Open MPI (no progress thread) moves
+//! them on. Off, every collective blocks where it is issued; the results are the same.
 
 use anyhow::Result;
 use rpo_losses::{targets_logps_chunked, ScoredTargets};
@@ -137,10 +146,12 @@ impl ShardedModel {
         let mut outputs = Vec::new();
 
         self.gather(embed)?;
+        self.prefetch(embed + 1)?;
         let mut x = tch::no_grad(|| self.model.embed(&ids));
         if !self.tied() {
             self.release(embed);
         }
+        self.progress()?;
         for (i, layer) in self.model.layers().iter().enumerate() {
             let unit = self.unit(UnitId::Layer(i));
             self.gather(unit)?;
@@ -159,9 +170,14 @@ impl ShardedModel {
                 x = y;
             }
             self.release(unit);
+            self.progress()?;
         }
         self.gather(head)?;
-        let head_fn = |h: &Tensor| self.model.head(h);
+        // The head runs chunk by chunk: a chance to move the collectives in flight on.
+        let head_fn = |h: &Tensor| {
+            let _ = self.progress();
+            self.model.head(h)
+        };
         let logps = tch::no_grad(|| {
             targets_logps_chunked(&x, &head_fn, &targets, self.options.logits_chunk_tokens)
         })?;
@@ -196,15 +212,15 @@ impl ShardedModel {
 
     fn backward_from(&self, mut tape: Tape, grad_logps: &Tensor) -> Result<()> {
         let (embed, head) = (self.unit(UnitId::Embed), self.unit(UnitId::Head));
-        let comm = self.comm.as_ref();
         if self.tied() {
             self.gather(embed)?;
         }
         self.gather(head)?;
+        self.prefetch(head - 1)?;
         let head_input = tape.inputs.pop().expect("the head's input");
         let mut g = self.head_backward(&head_input, &tape, grad_logps)?;
         self.release(head);
-        self.grads.borrow_mut().finish(head, comm)?;
+        self.finish(head)?;
 
         let attention = self
             .model
@@ -212,6 +228,7 @@ impl ShardedModel {
         for (i, layer) in self.model.layers().iter().enumerate().rev() {
             let unit = self.unit(UnitId::Layer(i));
             self.gather(unit)?;
+            self.prefetch(unit - 1)?;
             let input = tape.inputs.pop().expect("a layer's input");
             let (leaf, y) = match tape.outputs.pop() {
                 Some(y) => (input, y),
@@ -227,7 +244,7 @@ impl ShardedModel {
             g = grads.remove(0);
             self.file_grads(unit, &grads);
             self.release(unit);
-            self.grads.borrow_mut().finish(unit, comm)?;
+            self.finish(unit)?;
         }
 
         self.gather(embed)?;
@@ -236,7 +253,16 @@ impl ShardedModel {
             Tensor::run_backward(&[(&y * &g).sum(y.kind())], &self.vars(embed), false, false);
         self.file_grads(embed, &grads);
         self.release(embed);
-        self.grads.borrow_mut().finish(embed, comm)
+        self.finish(embed)?;
+        // The own slices are complete when the backward returns.
+        self.timed(|| self.grads.borrow_mut().drain())
+    }
+
+    /// Unit `unit`'s backward is done: its gradient is reduce-scattered (stages 2–3;
+    /// started only, with overlap), then the collectives in flight are moved on.
+    fn finish(&self, unit: usize) -> Result<()> {
+        self.timed(|| self.grads.borrow_mut().finish(unit, self.comm.as_ref()))?;
+        self.progress()
     }
 
     /// The head's backward, recomputed a chunk of scored positions at a time (as its
@@ -266,6 +292,7 @@ impl ShardedModel {
             let mut wrt = vec![xc];
             wrt.extend(wrt_params.iter().map(Tensor::shallow_clone));
             let mut grads = Tensor::run_backward(&[root], &wrt, false, false);
+            self.progress()?;
             let index = targets.index.narrow(0, start, n);
             tch::no_grad(|| {
                 let _ = dx_flat.index_add_(0, &index, &grads.remove(0));

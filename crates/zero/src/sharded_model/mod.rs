@@ -22,6 +22,7 @@ use rpo_model::{Llama, LlamaConfig, UnitId};
 use rpo_optim::Optimizer;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
@@ -45,6 +46,10 @@ pub struct ZeroOptions {
     /// (`[zero] reduce_dtype`): fp32 by default, so bf16 compute loses no gradient bits to
     /// the sums.
     pub reduce_kind: Kind,
+    /// `[zero] overlap`: stage 2–3 reduce-scatters start when a unit's backward ends and
+    /// are awaited later; stage 3 starts the next unit's all-gather before the current
+    /// unit runs (one unit ahead). Off: every collective blocks where it is issued.
+    pub overlap: bool,
 }
 
 pub struct ShardedModel {
@@ -62,6 +67,9 @@ pub struct ShardedModel {
     pub(crate) grads: RefCell<GradBuffers>,
     /// While set (evaluation, saving), gathered units stay gathered.
     pinned: Cell<bool>,
+    /// Time the executor spent in its ZeRO collectives' calls (starting them and waiting
+    /// for them) since the model was built.
+    comm_wait: Cell<Duration>,
 }
 
 /// A unit's elements `[start, start + len)` of its padded flat buffer (padding is 0), in
@@ -195,7 +203,8 @@ impl ShardedModel {
                 }
             }
         }
-        let grads = GradBuffers::new(&layout, stage, options.reduce_kind, comm.device());
+        let grads = GradBuffers::new(&layout, stage, options.reduce_kind, comm.device())
+            .with_overlap(options.overlap);
         Ok(Self {
             model,
             store: vs,
@@ -207,6 +216,7 @@ impl ShardedModel {
             master_aliased: aliased,
             grads: RefCell::new(grads),
             pinned: Cell::new(false),
+            comm_wait: Cell::new(Duration::ZERO),
         })
     }
 
@@ -257,6 +267,7 @@ impl ShardedModel {
             checkpoint_activations: true,
             logits_chunk_tokens,
             reduce_kind: kind,
+            overlap: true,
         };
         Ok(Self {
             model,
@@ -277,7 +288,15 @@ impl ShardedModel {
             master: RefCell::new(Vec::new()),
             master_aliased: false,
             pinned: Cell::new(false),
+            comm_wait: Cell::new(Duration::ZERO),
         })
+    }
+
+    /// A frozen model whose stage-3 gathers start one unit ahead (`true`, the default of
+    /// [`frozen`](Self::frozen)) or block where they are needed (`false`).
+    pub fn with_overlap(mut self, overlap: bool) -> Self {
+        self.options.overlap = overlap;
+        self
     }
 
     /// A frozen copy of this model's current compute weights, placed as `placement` says
@@ -295,7 +314,7 @@ impl ShardedModel {
             self.release(i);
             Ok(part)
         };
-        Self::frozen(
+        Ok(Self::frozen(
             model,
             vs,
             self.comm.as_ref(),
@@ -303,7 +322,8 @@ impl ShardedModel {
             self.options.logits_chunk_tokens,
             placement,
             &mut source,
-        )
+        )?
+        .with_overlap(self.options.overlap))
     }
 
     /// The model; under stage 3 its parameters are present only between
@@ -339,12 +359,14 @@ impl ShardedModel {
         self.layout.index(unit)
     }
 
-    /// Makes unit `i`'s parameters present (an all-gather in stage 3).
+    /// Makes unit `i`'s parameters present (an all-gather in stage 3, or the wait for
+    /// one [`prefetch`](Self::prefetch) started).
     pub(crate) fn gather(&self, i: usize) -> Result<()> {
-        self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i])
+        self.timed(|| self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i]))
     }
 
-    /// Starts making unit `i` present ahead of use when that is a copy (offloaded units).
+    /// Starts making unit `i` present ahead of use: the copy of an offloaded unit, or with
+    /// `overlap` a stage-3 unit's all-gather. Nothing when there is no unit `i`.
     pub(crate) fn prefetch(&self, i: usize) -> Result<()> {
         let prefetchable = self
             .params
@@ -353,8 +375,39 @@ impl ShardedModel {
             .is_some_and(UnitParams::prefetchable);
         if prefetchable {
             self.gather(i)?;
+        } else if self.options.overlap && i < self.layout.units.len() {
+            self.timed(|| self.params.borrow_mut()[i].start_gather(self.comm.as_ref()))?;
         }
         Ok(())
+    }
+
+    /// Drives the collectives in flight (Open MPI progresses them only inside MPI calls):
+    /// called between units and between chunks of the head.
+    pub(crate) fn progress(&self) -> Result<()> {
+        if !self.options.overlap {
+            return Ok(());
+        }
+        self.timed(|| {
+            for p in self.params.borrow_mut().iter_mut() {
+                p.progress()?;
+            }
+            self.grads.borrow_mut().progress()
+        })
+    }
+
+    /// Runs `f` (a collective's start, wait, or both) and counts its time as waiting.
+    pub(crate) fn timed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let out = f();
+        self.comm_wait.set(self.comm_wait.get() + started.elapsed());
+        out
+    }
+
+    /// Seconds this model's forwards and backwards have spent in ZeRO collective calls
+    /// (parameter gathers and gradient reduce-scatters: starting them, testing them and
+    /// waiting for them) since it was built; with overlap, what was left unhidden.
+    pub fn comm_wait_s(&self) -> f64 {
+        self.comm_wait.get().as_secs_f64()
     }
 
     /// Frees unit `i`'s gathered parameters (stage 3), unless pinned.
