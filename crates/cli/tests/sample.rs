@@ -56,8 +56,18 @@ fn two_ranks_sample_what_one_process_samples_and_the_judge_scores_them() {
     a.extend(["--judge", "synthetic"]);
     let o = mpirun(2, &a);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (one, two) = (lines(&one), lines(&two));
+    // --sharded: each rank holds half the weights and both decode every token together.
+    let sharded = dir.path().join("sharded.jsonl");
+    let mut a = sample_args(&model, sharded.to_str().unwrap());
+    a.extend(["--judge", "synthetic", "--sharded"]);
+    let o = mpirun(2, &a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (one, two, sharded) = (lines(&one), lines(&two), lines(&sharded));
     assert_eq!(one, two, "2 ranks wrote other samples than 1 process");
+    assert_eq!(
+        one, sharded,
+        "2 sharded ranks wrote other samples than 1 process"
+    );
     assert_eq!(one.len(), 18);
     // Prompt-major order, k samples each, with the record's fields carried along.
     for (n, l) in one.iter().enumerate() {
@@ -162,4 +172,51 @@ fn prefs_turns_scored_samples_into_data_that_trains() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&run).len(), 1);
+}
+
+/// `generate --sharded` on 2 ranks (each holding half the weights, decoding together)
+/// answers as one process with the whole model, greedy and sampled; 7 prompts give the
+/// ranks 4 and 3, so one rank idles through the other's last forwards.
+#[test]
+fn sharded_generate_on_two_ranks_answers_as_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    init_model(&model, &["--preset", "tiny"]);
+    let model = model.to_str().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/default.toml");
+    for temperature in ["0", "1.0"] {
+        let (one, two) = (dir.path().join("one.jsonl"), dir.path().join("two.jsonl"));
+        let args = |out: &Path| -> Vec<String> {
+            [
+                "generate",
+                "--config",
+                config,
+                "--model",
+                model,
+                "--max-prompts",
+                "7",
+                "--max-new-tokens",
+                "6",
+                "--temperature",
+                temperature,
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let a = args(&one);
+        let o = rpo(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut a = args(&two);
+        a.push("--sharded".into());
+        let o = mpirun(2, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (one, two) = (lines(&one), lines(&two));
+        assert_eq!(one.len(), 7);
+        assert_eq!(
+            one, two,
+            "temperature {temperature}: sharded on 2 ranks vs 1 process"
+        );
+    }
 }

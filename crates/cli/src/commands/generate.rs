@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
     let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
     let device = world.device();
-    let (model, tokenizer) = args.model.load(device)?;
+    let (model, tokenizer) = args.model.decoding_model(world)?;
     if cfg.tokenizer.path.is_none() {
         // The model's own tokenizer; never another one by default.
         anyhow::ensure!(

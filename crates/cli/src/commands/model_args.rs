@@ -2,7 +2,9 @@
 //! training checkpoint, with the tokenizer that belongs to it.
 
 use anyhow::{bail, Context, Result};
+use rpo_comm::Collective;
 use rpo_model::{load_hf, Llama, LlamaConfig};
+use rpo_train::decoding_model::DecodingModel;
 use rpo_zero::Checkpoint;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
@@ -16,6 +18,12 @@ pub struct ModelArgs {
     /// ...or a training checkpoint (folder, or folder of checkpoints).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Under mpirun: each rank reads and holds only its ZeRO-3 slices of the --model
+    /// folder, and every rank takes part in every forward, one layer gathered at a time
+    /// (for a model that does not fit one device; every layer crosses the network once
+    /// per generated token). Without it every rank loads the whole model.
+    #[arg(long)]
+    sharded: bool,
 }
 
 impl ModelArgs {
@@ -26,6 +34,22 @@ impl ModelArgs {
             (None, Some(path)) => from_checkpoint(path, device)?,
             _ => bail!("give --model DIR or --checkpoint DIR"),
         })
+    }
+}
+
+impl ModelArgs {
+    /// The model to decode with on `world` (sharded over its ranks with --sharded), and
+    /// where its tokenizer.json is.
+    pub fn decoding_model(&self, world: &dyn Collective) -> Result<(DecodingModel, PathBuf)> {
+        if !self.sharded {
+            let (model, tokenizer) = self.load(world.device())?;
+            return Ok((DecodingModel::Whole(model), tokenizer));
+        }
+        let Some(dir) = &self.model else {
+            bail!("--sharded reads a Hugging Face folder (--model DIR); turn a checkpoint into one with `rpo-shard convert`");
+        };
+        let model = DecodingModel::load(dir, world, true, tch::Kind::Float)?;
+        Ok((model, dir.join("tokenizer.json")))
     }
 }
 

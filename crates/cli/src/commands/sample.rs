@@ -63,8 +63,7 @@ pub fn run(args: Args) -> Result<()> {
     let seed = args.seed.unwrap_or(cfg.seed);
     let runtime = Runtime::init(false, Backend::Auto, cfg.distributed.watchdog())?;
     let world = runtime.world();
-    let device = world.device();
-    let (model, tokenizer) = args.model.load(device)?;
+    let (model, tokenizer) = args.model.decoding_model(world)?;
     if cfg.tokenizer.path.is_none() && tokenizer.exists() {
         cfg.tokenizer.path = Some(tokenizer.display().to_string());
     }
