@@ -10,6 +10,7 @@
 
 mod attention;
 pub mod config;
+mod error;
 mod generate;
 pub mod hf_io;
 mod hf_writer;
@@ -25,6 +26,7 @@ mod units;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
+pub use error::{ModelError, Result};
 pub use generate::{generate, generate_greedy, Decoder, Decoding};
 pub use hf_io::{load_hf, save_hf, save_hf_sharded, save_hf_tensors, HfCheckpoint};
 pub use hf_writer::HfWriter;

@@ -1,9 +1,8 @@
 //! Named model shapes: small ones to run here, and the shapes of real checkpoints
 //! (for memory and throughput accounting; their weights come from `load_hf`).
 
-use anyhow::{bail, Result};
-
 use crate::config::{LlamaConfig, TokenIds};
+use crate::error::{ModelError, Result};
 
 /// Preset names accepted by [`preset`].
 pub const PRESET_NAMES: [&str; 6] = [
@@ -62,10 +61,11 @@ pub fn preset(name: &str) -> Result<LlamaConfig> {
             torch_dtype: Some("bfloat16".into()),
             ..llama(151936, 896, 4864, 24, 14, 2)
         },
-        other => bail!(
-            "unknown model preset {other:?} (valid presets: {})",
-            PRESET_NAMES.join(", ")
-        ),
+        other => {
+            return Err(ModelError::UnknownPreset {
+                name: other.to_string(),
+            })
+        }
     };
     config.validate()?;
     Ok(config)

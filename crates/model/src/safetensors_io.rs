@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensorError, View};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 use tch::{Device, Kind, TchError, Tensor};
+
+use crate::error::ModelError;
 
 /// Why a safetensors file, or a tensor in it, could not be read: the file is missing or
 /// not a safetensors file, or the tensor is not in it.
@@ -63,7 +64,7 @@ pub enum SafetensorsError {
 
 /// Writes `tensors` to `path` with `{"format": "pt"}` metadata, each in its own dtype.
 /// Each tensor is copied to the CPU only while it is written.
-pub fn write_pt_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+pub fn write_pt_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError> {
     write_views(path, tensors, None)
 }
 
@@ -72,25 +73,36 @@ pub fn write_pt_safetensors_as(
     path: &Path,
     tensors: &[(String, Tensor)],
     kind: Kind,
-) -> Result<()> {
+) -> Result<(), ModelError> {
     write_views(path, tensors, Some(kind))
 }
 
-fn write_views(path: &Path, tensors: &[(String, Tensor)], kind: Option<Kind>) -> Result<()> {
+fn write_views(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    kind: Option<Kind>,
+) -> Result<(), ModelError> {
     let views = tensors
         .iter()
         .map(|(name, tensor)| {
             let kind = kind.unwrap_or(tensor.kind());
             Ok((
                 name.as_str(),
-                CpuView::new(tensor, kind).with_context(|| format!("tensor {name}"))?,
+                CpuView::new(tensor, kind).map_err(|source| ModelError::WriteTensor {
+                    name: name.clone(),
+                    source,
+                })?,
             ))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, ModelError>>()?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_atomically(path, |tmp| {
-        safetensors::tensor::serialize_to_file(views, &Some(metadata), tmp)
-            .with_context(|| format!("cannot write {}", path.display()))
+        safetensors::tensor::serialize_to_file(views, &Some(metadata), tmp).map_err(|source| {
+            ModelError::Serialize {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     })
 }
 
@@ -325,8 +337,8 @@ struct CpuView {
 }
 
 impl CpuView {
-    fn new(tensor: &Tensor, kind: Kind) -> Result<Self> {
-        let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+    fn new(tensor: &Tensor, kind: Kind) -> Result<Self, TchError> {
+        let dtype = Dtype::try_from(kind)?;
         let shape = tensor.size().iter().map(|&d| d as usize).collect();
         Ok(CpuView {
             tensor: tensor.detach(),
