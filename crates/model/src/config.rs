@@ -72,8 +72,6 @@ pub struct LlamaConfig {
     pub sliding_window: Option<i64>,
 }
 
-pub(crate) const SUPPORTED_MODEL_TYPES: [&str; 3] = ["llama", "mistral", "qwen2"];
-
 impl LlamaConfig {
     /// Reads and validates a `config.json`: [`ModelError::MissingFile`] if there is
     /// none, [`ModelError::Json`] if it does not parse, [`ModelError::Config`] if it
@@ -191,7 +189,7 @@ impl LlamaConfig {
         check(
             "rms_norm_eps",
             self.rms_norm_eps > 0.0 && self.rope_theta > 0.0,
-            || format!("rms_norm_eps and rope_theta must be positive"),
+            || "rms_norm_eps and rope_theta must be positive".to_string(),
         )?;
         if let Some(window) = self.sliding_window {
             check("sliding_window", self.model_type == "mistral", || {
@@ -207,7 +205,8 @@ impl LlamaConfig {
         }
         if self.attention_bias || self.mlp_bias {
             check("attention_bias", self.model_type == "llama", || {
-                format!("attention_bias / mlp_bias are only honoured by model_type \"llama\" in transformers")
+                "attention_bias / mlp_bias are only honoured by model_type \"llama\" in transformers"
+                    .to_string()
             })?;
         }
         Ok(())

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, TchError};
 
-use crate::config::SUPPORTED_MODEL_TYPES;
-use crate::hf_io::{EMBED_TOKENS, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
-use crate::presets::PRESET_NAMES;
-use crate::safetensors_io::SafetensorsError;
+use crate::names::{
+    EMBED_TOKENS, PRESET_NAMES, SUPPORTED_MODEL_TYPES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+};
 
 /// The ways reading or writing a model can fail. Every message is the one the
 /// `anyhow` contexts gave before; the cause (an `io::Error`, a JSON error) is its
@@ -141,6 +140,52 @@ pub enum ModelError {
     /// JSON that cannot be serialised (not expected for the types written here).
     #[error(transparent)]
     ToJson(#[from] serde_json::Error),
+}
+
+/// Why a safetensors file, or a tensor in it, could not be read: the file is missing or
+/// not a safetensors file, or the tensor is not in it.
+#[derive(Debug, thiserror::Error)]
+pub enum SafetensorsError {
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot memory-map {}", path.display())]
+    Map {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The header does not describe the file (`detail`: the `safetensors` crate's error).
+    #[error("{} is not a usable safetensors file: {explanation} ({detail})", path.display())]
+    Invalid {
+        path: PathBuf,
+        explanation: &'static str,
+        detail: String,
+    },
+    #[error("tensor {name} is missing from {}", path.display())]
+    MissingTensor { name: String, path: PathBuf },
+    #[error("elements [{start}, {start} + {len}) are outside tensor {name} ({numel} elements) of {}", path.display())]
+    OutOfRange {
+        name: String,
+        path: PathBuf,
+        start: i64,
+        len: i64,
+        numel: i64,
+    },
+    /// The bytes could not become a tensor (a dtype libtorch lacks, say).
+    #[error("cannot read tensor {name} of {}", path.display())]
+    Read {
+        name: String,
+        path: PathBuf,
+        source: TchError,
+    },
+    #[error("tensor {name} of {}", path.display())]
+    Shape {
+        name: String,
+        path: PathBuf,
+        source: TchError,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;

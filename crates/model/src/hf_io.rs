@@ -13,17 +13,14 @@ use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
 use crate::init::ParamInit;
 use crate::llama::Llama;
+pub(crate) use crate::names::EMBED_TOKENS;
+pub use crate::names::{CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
 use crate::safetensors_io::{
     write_atomically, write_pt_safetensors_as, SafetensorsError, SafetensorsFile,
 };
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 /// transformers' default `max_shard_size` ("5GB").
 pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
-
-pub(crate) const EMBED_TOKENS: &str = "model.embed_tokens.weight";
 
 /// Hugging Face's name for a parameter dtype (`config.json`'s `torch_dtype`).
 /// The parameter dtype of a written checkpoint, from its command-line name.

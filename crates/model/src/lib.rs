@@ -17,6 +17,7 @@ mod hf_writer;
 mod init;
 mod kv_cache;
 mod llama;
+mod names;
 pub mod presets;
 mod rms_norm;
 mod rope;

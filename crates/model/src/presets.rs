@@ -4,15 +4,7 @@
 use crate::config::{LlamaConfig, TokenIds};
 use crate::error::{ModelError, Result};
 
-/// Preset names accepted by [`preset`].
-pub const PRESET_NAMES: [&str; 6] = [
-    "tiny",
-    "small",
-    "llama-2-7b",
-    "llama-2-13b",
-    "mistral-7b",
-    "qwen2.5-0.5b",
-];
+pub use crate::names::PRESET_NAMES;
 
 /// The configuration called `name`. "tiny" and "small" have a placeholder
 /// `vocab_size` of 256: callers set it from their tokenizer.

@@ -16,51 +16,7 @@ use tch::{Device, Kind, TchError, Tensor};
 
 use crate::error::ModelError;
 
-/// Why a safetensors file, or a tensor in it, could not be read: the file is missing or
-/// not a safetensors file, or the tensor is not in it.
-#[derive(Debug, thiserror::Error)]
-pub enum SafetensorsError {
-    #[error("cannot open {}", path.display())]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot memory-map {}", path.display())]
-    Map {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The header does not describe the file (`detail`: the `safetensors` crate's error).
-    #[error("{} is not a usable safetensors file: {explanation} ({detail})", path.display())]
-    Invalid {
-        path: PathBuf,
-        explanation: &'static str,
-        detail: String,
-    },
-    #[error("tensor {name} is missing from {}", path.display())]
-    MissingTensor { name: String, path: PathBuf },
-    #[error("elements [{start}, {start} + {len}) are outside tensor {name} ({numel} elements) of {}", path.display())]
-    OutOfRange {
-        name: String,
-        path: PathBuf,
-        start: i64,
-        len: i64,
-        numel: i64,
-    },
-    /// The bytes could not become a tensor (a dtype libtorch lacks, say).
-    #[error("cannot read tensor {name} of {}", path.display())]
-    Read {
-        name: String,
-        path: PathBuf,
-        source: TchError,
-    },
-    #[error("tensor {name} of {}", path.display())]
-    Shape {
-        name: String,
-        path: PathBuf,
-        source: TchError,
-    },
-}
+pub use crate::error::SafetensorsError;
 
 /// Writes `tensors` to `path` with `{"format": "pt"}` metadata, each in its own dtype.
 /// Each tensor is copied to the CPU only while it is written.
