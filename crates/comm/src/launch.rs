@@ -5,7 +5,6 @@
 //!   initialised; CPU runs use [`MpiCollective`], CUDA runs use [`NcclCollective`]
 //!   bootstrapped over MPI, each rank on GPU `local_rank` of its node.
 
-#[cfg(feature = "mpi")]
 use crate::error::{CommError, Result};
 use tch::Device;
 

@@ -10,9 +10,9 @@
 //!
 //! All reductions are sums. Gathers and scatters work along dimension 0 in rank order.
 
-#[cfg(feature = "mpi")]
 #[macro_use]
 mod error;
+#[cfg(feature = "mpi")]
 mod bytes;
 pub mod host;
 mod launch;
