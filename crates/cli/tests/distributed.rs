@@ -19,20 +19,8 @@ use std::time::{Duration, Instant};
 /// between two exact computations (measured: 1 process × 8 vs 2 ranks × 4; 1e-6 at eps
 /// 1e-5, 1e-7 at 1e-3). The losses and gradient norms agree to ~1e-8 either way.
 fn run_args(out: &Path, micro: usize, global: usize, extra: &[&str]) -> Vec<String> {
-    let sets = [
-        format!("out_dir={}", out.display()),
-        format!("train.micro_batch_size={micro}"),
-        format!("train.global_batch_size={global}"),
-        "train.steps=3".into(),
-        "train.sft_warmup_steps=0".into(),
-        "data.synthetic_train=64".into(),
-        "data.synthetic_eval=8".into(),
-        "eval.max_examples=0".into(),
-        "optim.lr=1e-3".into(),
-        "optim.warmup_steps=0".into(),
-        "optim.max_grad_norm=1.0".into(),
-        "optim.eps=1e-3".into(),
-    ];
+    let mut sets = three_step_sets(out, micro, global);
+    sets.extend(["optim.max_grad_norm=1.0".into(), "optim.eps=1e-3".into()]);
     train_args(sets, extra)
 }
 

@@ -14,29 +14,14 @@ use common::*;
 /// `train` with 4 micro-batches per optimizer step (2 examples each, global batch 8).
 fn host_reads(ranks: usize, extra: &[&str]) -> Vec<u64> {
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = vec!["train".into()];
     let micro = 2;
     let accumulation = 4 / ranks;
-    for kv in [
-        format!("out_dir={}", dir.path().display()),
-        format!("train.micro_batch_size={micro}"),
-        format!("train.global_batch_size={}", micro * ranks * accumulation),
-        "train.steps=3".into(),
-        "train.sft_warmup_steps=0".into(),
-        "data.synthetic_train=64".into(),
-        "data.synthetic_eval=8".into(),
-        "eval.max_examples=0".into(),
-        "optim.lr=1e-3".into(),
-        "optim.warmup_steps=0".into(),
+    let mut sets = three_step_sets(dir.path(), micro, micro * ranks * accumulation);
+    sets.extend([
         "optim.max_grad_norm=0.5".into(), // clipping on
         "checkpoint.every=1".into(),      // checkpoints outside the window
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|s| s.to_string()))
-    {
-        args.push("--set".into());
-        args.push(kv);
-    }
+    ]);
+    let args = train_args(sets, extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = if ranks == 1 {
         rpo(&args)

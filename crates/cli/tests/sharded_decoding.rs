@@ -7,8 +7,7 @@ use common::*;
 use std::path::Path;
 
 fn args(out: &Path, stage: &str) -> Vec<String> {
-    let mut a: Vec<String> = vec!["train".into()];
-    for s in [
+    let sets = [
         "model.preset=tiny".to_string(),
         format!("out_dir={}", out.display()),
         "loss.name=sft".into(),
@@ -22,17 +21,8 @@ fn args(out: &Path, stage: &str) -> Vec<String> {
         "eval.max_new_tokens=8".into(),
         "embedding.model=bag-of-words".into(),
         "checkpoint.at_end=false".into(),
-    ] {
-        a.push("--set".into());
-        a.push(s);
-    }
-    a
-}
-
-fn evals(out: &Path) -> Vec<serde_json::Value> {
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    s["evals"].as_array().unwrap().clone()
+    ];
+    train_args(sets, &[])
 }
 
 #[test]
@@ -55,7 +45,7 @@ fn stage_3_evaluation_on_two_ranks_answers_as_one_process() {
         // could flip a greedy tie; on this model and data they do not).
         assert_eq!(x, y, "eval_{at}.jsonl");
     }
-    let (e1, e2) = (evals(&one), evals(&two));
+    let (e1, e2) = (summary_evals(&one), summary_evals(&two));
     assert_eq!(e1.len(), e2.len());
     for (x, y) in e1.iter().zip(&e2) {
         assert_eq!(x["judge_accuracy"], y["judge_accuracy"]);

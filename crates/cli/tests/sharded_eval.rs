@@ -43,12 +43,6 @@ fn with_set(command: &str, sets: &[String]) -> Vec<String> {
     args
 }
 
-fn evals(out: &Path) -> Vec<Value> {
-    let s: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    s["evals"].as_array().unwrap().clone()
-}
-
 fn at<'a>(evals: &'a [Value], at: &str) -> &'a Value {
     evals.iter().find(|e| e["at"] == at).unwrap()
 }
@@ -94,8 +88,8 @@ fn evaluation_under_stage_3_on_2_ranks_sees_the_whole_model() {
     assert_eq!(init.len(), 20);
     assert_eq!(init, answers(&whole.join("eval_init.jsonl")));
     assert_eq!(
-        at(&evals(&sharded), "init")["judge_accuracy"],
-        at(&evals(&whole), "init")["judge_accuracy"]
+        at(&summary_evals(&sharded), "init")["judge_accuracy"],
+        at(&summary_evals(&whole), "init")["judge_accuracy"]
     );
 
     // After training: the answers of the saved policy (one process, whole model) and its
@@ -130,7 +124,7 @@ fn evaluation_under_stage_3_on_2_ranks_sees_the_whole_model() {
     let o = rpo(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "eval: {}", stderr(&o));
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let evals = evals(&sharded);
+    let evals = summary_evals(&sharded);
     let last = at(&evals, "final");
     for key in ["reward_accuracy", "reward_margin"] {
         let (trained, measured) = (last[key].as_f64().unwrap(), report[key].as_f64().unwrap());

@@ -1,6 +1,6 @@
 //! Host tensors seen as the plain slices MPI reads and writes.
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::{Device, Kind, Tensor};
 
 /// A contiguous CPU copy of `t` (a no-op view when it already is one).
@@ -39,6 +39,6 @@ pub(crate) fn reduction_kind(kind: Kind) -> Result<Kind> {
         Kind::Float | Kind::Double => Ok(kind),
         Kind::BFloat16 | Kind::Half => Ok(Kind::Float),
         Kind::Int64 => Ok(Kind::Int64),
-        other => anyhow::bail!("sum over ranks of {other:?} tensors is not supported"),
+        other => invalid!("sum over ranks of {other:?} tensors is not supported"),
     }
 }

@@ -15,7 +15,7 @@
 //! Host-to-device uploads (index and mask tensors built on the host, embeddings, host
 //! counts) are not reads and are not counted.
 
-use anyhow::{ensure, Context, Result};
+use crate::error::{CommError, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tch::{Device, Kind, Tensor};
 
@@ -47,17 +47,17 @@ fn host(t: &Tensor, kind: Kind) -> Tensor {
 
 /// Every element of `t` (any shape, any real kind), flattened, as f64: one read.
 pub fn to_host_f64s(t: &Tensor) -> Result<Vec<f64>> {
-    Vec::<f64>::try_from(host(t, Kind::Double)).context("reading a tensor to the host")
+    Vec::<f64>::try_from(host(t, Kind::Double)).map_err(|source| CommError::Host { source })
 }
 
 /// Every element of `t` (any shape, any integer or real kind), flattened, as i64: one read.
 pub fn to_host_i64s(t: &Tensor) -> Result<Vec<i64>> {
-    Vec::<i64>::try_from(host(t, Kind::Int64)).context("reading a tensor to the host")
+    Vec::<i64>::try_from(host(t, Kind::Int64)).map_err(|source| CommError::Host { source })
 }
 
 /// Every element of `t` (any shape), flattened, as f32: one read.
 pub fn to_host_f32s(t: &Tensor) -> Result<Vec<f32>> {
-    Vec::<f32>::try_from(host(t, Kind::Float)).context("reading a tensor to the host")
+    Vec::<f32>::try_from(host(t, Kind::Float)).map_err(|source| CommError::Host { source })
 }
 
 /// The one value of a one-element tensor, as f64: one read.

@@ -5,9 +5,7 @@
 //!   initialised; CPU runs use [`MpiCollective`], CUDA runs use [`NcclCollective`]
 //!   bootstrapped over MPI, each rank on GPU `local_rank` of its node.
 
-#[cfg(feature = "mpi")]
-use anyhow::Context;
-use anyhow::{bail, Result};
+use crate::error::{CommError, Result};
 use tch::Device;
 
 use crate::nccl::NcclCollective;
@@ -59,10 +57,10 @@ impl Runtime {
         }
         #[cfg(not(feature = "mpi"))]
         if launched > 1 {
-            bail!(
+            return Err(CommError::Unavailable(format!(
                 "started as one of {launched} processes, but this rpo-shard was built without MPI \
                  (cargo feature `mpi`); rebuild with default features"
-            );
+            )));
         }
         let device = if cuda { cuda_device(0)? } else { Device::Cpu };
         let world: Box<dyn Collective> = match (cuda, backend) {
@@ -71,7 +69,11 @@ impl Runtime {
                 device,
                 watchdog,
             )?),
-            (false, Backend::Nccl) => bail!("the NCCL backend needs a CUDA device"),
+            (false, Backend::Nccl) => {
+                return Err(CommError::Unavailable(
+                    "the NCCL backend needs a CUDA device".into(),
+                ))
+            }
             _ => Box::new(SingleProcess::new(device)),
         };
         Ok(Self {
@@ -88,8 +90,10 @@ impl Runtime {
         use mpi::topology::Communicator;
         use std::rc::Rc;
         // Funneled: only the main thread calls MPI (libtorch's intra-op threads never do).
-        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
-            .context("MPI could not be initialised (was it already?)")?;
+        let (universe, _) =
+            mpi::initialize_with_threading(mpi::Threading::Funneled).ok_or_else(|| {
+                CommError::Unavailable("MPI could not be initialised (was it already?)".into())
+            })?;
         let watch = Rc::new(crate::roll_call::MpiWatch::new(&universe.world(), watchdog));
         let mpi_world =
             crate::MpiCollective::new(universe.world(), "mpi-world".into(), watch.clone());
@@ -183,11 +187,11 @@ pub fn launched_rank() -> usize {
 fn cuda_device(local_rank: usize) -> Result<Device> {
     let count = tch::Cuda::device_count();
     if count <= 0 {
-        bail!(
+        return Err(CommError::Unavailable(format!(
             "a CUDA device was asked for, but libtorch sees none (cuda available: {}); \
              check the driver, CUDA_VISIBLE_DEVICES, and that the binary links libtorch_cuda",
             tch::Cuda::is_available()
-        );
+        )));
     }
     Ok(Device::Cuda(local_rank % count as usize))
 }

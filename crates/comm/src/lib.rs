@@ -10,6 +10,8 @@
 //!
 //! All reductions are sums. Gathers and scatters work along dimension 0 in rank order.
 
+#[macro_use]
+mod error;
 #[cfg(feature = "mpi")]
 mod bytes;
 pub mod host;
@@ -27,6 +29,7 @@ mod traffic;
 mod varlen;
 pub mod watchdog;
 
+pub use error::{CommError, Result};
 pub use launch::{launched_rank, launched_world_size, Backend, Runtime};
 #[cfg(feature = "mpi")]
 pub use mpi_backend::MpiCollective;
@@ -39,7 +42,6 @@ pub use varlen::{
 };
 pub use watchdog::{Watchdog, WATCHDOG_EXIT_CODE};
 
-use anyhow::Result;
 use tch::{Device, Tensor};
 
 /// A communicator: a fixed, ordered group of ranks that take part in every call together.
@@ -93,7 +95,7 @@ pub trait Collective {
 
 /// Checks shared by the backends: a tensor a collective can read as one buffer.
 pub(crate) fn check_tensor(c: &dyn Collective, t: &Tensor, what: &str) -> Result<()> {
-    anyhow::ensure!(
+    ensure!(
         t.device() == c.device(),
         "{what}: tensor on {:?}, but the {} communicator works on {:?}",
         t.device(),
@@ -108,8 +110,8 @@ pub(crate) fn block_rows(t: &Tensor, world: usize, what: &str) -> Result<i64> {
     let rows = *t
         .size()
         .first()
-        .ok_or_else(|| anyhow::anyhow!("{what}: a scalar has no rows to scatter"))?;
-    anyhow::ensure!(
+        .ok_or_else(|| CommError::Invalid(format!("{what}: a scalar has no rows to scatter")))?;
+    ensure!(
         rows % world as i64 == 0,
         "{what}: {rows} rows do not split evenly over {world} ranks"
     );

@@ -14,7 +14,7 @@ use std::ffi::c_void;
 use std::rc::Rc;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use crate::error::{CommError, Result};
 use mpi::collective::SystemOperation;
 use mpi::ffi;
 use mpi::raw::AsRaw;
@@ -124,7 +124,12 @@ impl MpiCollective {
         let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
         let rc = start(self.comm.as_raw(), &mut request);
         // MPI's default error handler aborts first; this is for handlers that return.
-        ensure!(rc == 0, "MPI {} failed to start (error {rc})", info.op);
+        if rc != 0 {
+            return Err(CommError::Mpi {
+                what: format!("MPI {} failed to start", info.op),
+                code: rc,
+            });
+        }
         Ok(MpiRequest {
             request,
             info,
@@ -147,7 +152,7 @@ impl MpiCollective {
             Kind::Float => f32::equivalent_datatype().as_raw(),
             Kind::Double => f64::equivalent_datatype().as_raw(),
             Kind::Int64 => i64::equivalent_datatype().as_raw(),
-            other => anyhow::bail!("internal: MPI sum of {other:?}"),
+            other => invalid!("internal: MPI sum of {other:?}"),
         };
         let sum = SystemOperation::sum().as_raw();
         let count = mpi_count(recv.numel(), info.op)?;
@@ -194,7 +199,12 @@ impl MpiRequest {
         let mut flag = 0;
         // SAFETY: a request returned by an MPI_I* call on this rank.
         let rc = unsafe { ffi::MPI_Test(&mut self.request, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
-        ensure!(rc == 0, "MPI_Test of {} failed (error {rc})", self.info);
+        if rc != 0 {
+            return Err(CommError::Mpi {
+                what: format!("MPI_Test of {} failed", self.info),
+                code: rc,
+            });
+        }
         Ok(flag != 0)
     }
 
@@ -236,9 +246,9 @@ impl Drop for MpiRequest {
 
 fn mpi_count(n: usize, what: &str) -> Result<i32> {
     i32::try_from(n).map_err(|_| {
-        anyhow::anyhow!(
+        CommError::Invalid(format!(
             "{what}: {n} elements exceed MPI's count limit (2^31 - 1); split the buffer"
-        )
+        ))
     })
 }
 
@@ -374,7 +384,9 @@ impl Collective for MpiCollective {
         let sub = self
             .comm
             .split_by_color(Color::with_value(color as i32))
-            .ok_or_else(|| anyhow::anyhow!("MPI split by color {color} gave no communicator"))?;
+            .ok_or_else(|| {
+                CommError::Invalid(format!("MPI split by color {color} gave no communicator"))
+            })?;
         Ok(Box::new(MpiCollective::new(
             sub,
             format!("{}/split-{color}", self.name),

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use crate::error::{CommError, Result};
 use cudarc::driver::CudaContext;
 use cudarc::nccl::result::{self as nccl, NcclError, NcclStatus};
 use cudarc::nccl::sys;
@@ -49,7 +49,7 @@ pub fn nccl_available() -> Result<()> {
     static PROBE: OnceLock<std::result::Result<i32, String>> = OnceLock::new();
     match PROBE.get_or_init(probe) {
         Ok(_) => Ok(()),
-        Err(e) => Err(anyhow!("{e}")),
+        Err(e) => Err(CommError::Unavailable(e.clone())),
     }
 }
 
@@ -181,7 +181,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
             .cloned()
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        anyhow!("{what}: cudarc could not load it: {msg}")
+        CommError::Unavailable(format!("{what}: cudarc could not load it: {msg}"))
     })
 }
 
@@ -205,7 +205,11 @@ fn nccl_check(r: std::result::Result<NcclStatus, NcclError>, what: &str) -> Resu
                     .to_string_lossy()
                     .into_owned()
             };
-            bail!("NCCL {what} failed: {}: {last}", nccl_error_text(&e))
+            Err(CommError::Nccl {
+                call: what.to_string(),
+                error: nccl_error_text(&e),
+                last,
+            })
         }
     }
 }
@@ -222,7 +226,7 @@ fn nccl_type(kind: Kind, what: &str) -> Result<sys::ncclDataType_t> {
         Kind::Int => T::ncclInt32,
         Kind::Uint8 => T::ncclUint8,
         Kind::Int8 => T::ncclInt8,
-        other => bail!("{what}: NCCL has no element type for {other:?} tensors"),
+        other => invalid!("{what}: NCCL has no element type for {other:?} tensors"),
     })
 }
 
@@ -287,7 +291,7 @@ impl NcclCollective {
         // A copy of the bootstrap this communicator owns, for later splits.
         let own = bootstrap
             .split(0)
-            .context("copying the bootstrap communicator for NCCL")?;
+            .map_err(|e| e.during("copying the bootstrap communicator for NCCL"))?;
         Self::from_bootstrap(own, device, watchdog)
     }
 
@@ -311,19 +315,23 @@ impl NcclCollective {
         let mut id_t = Tensor::from_slice(&id_bytes).to_device(bootstrap.device());
         bootstrap
             .broadcast(&mut id_t, 0)
-            .context("broadcasting the NCCL unique id over the bootstrap")?;
+            .map_err(|e| e.during("broadcasting the NCCL unique id over the bootstrap"))?;
         let mut failed =
             Tensor::from_slice(&[i64::from(local.is_err())]).to_device(bootstrap.device());
         bootstrap
             .all_reduce(&mut failed)
-            .context("agreeing on NCCL set-up over the bootstrap")?;
+            .map_err(|e| e.during("agreeing on NCCL set-up over the bootstrap"))?;
         let failed = failed.int64_value(&[0]);
 
-        let (ctx, _) = local.with_context(|| format!("rank {rank}: NCCL set-up on {device:?}"))?;
-        ensure!(
-            failed == 0,
-            "{failed} of {world} ranks could not set up NCCL (their logs say why); rank {rank} could"
-        );
+        let (ctx, _) =
+            local.map_err(|e| e.during(format!("rank {rank}: NCCL set-up on {device:?}")))?;
+        if failed != 0 {
+            return Err(CommError::PeersFailed {
+                failed,
+                world,
+                rank,
+            });
+        }
 
         let id_bytes = Vec::<u8>::try_from(&id_t.to_device(Device::Cpu))?;
         ensure!(
@@ -339,14 +347,14 @@ impl NcclCollective {
         }
 
         ctx.bind_to_thread()
-            .map_err(|e| anyhow!("binding CUDA device {device:?}: {e}"))?;
+            .map_err(|e| CommError::Cuda(format!("binding CUDA device {device:?}: {e}")))?;
         let mut comm: sys::ncclComm_t = std::ptr::null_mut();
         // SAFETY: `comm` is a valid out-pointer; the id is the one rank 0 created.
         nccl_check(
             unsafe { nccl::comm_init_rank(&mut comm, world as i32, id, rank as i32) },
             "ncclCommInitRank",
         )
-        .with_context(|| format!("rank {rank} of {world} joining on {device:?}"))?;
+        .map_err(|e| e.during(format!("rank {rank} of {world} joining on {device:?}")))?;
         tracing::debug!(rank, world, ?device, "NCCL communicator ready");
         let watch = StreamWatch::start(rank, CommHealth(comm), Box::new(exit_process));
         Ok(Self {
@@ -384,10 +392,10 @@ impl NcclCollective {
         let event = self
             .ctx
             .new_event(None)
-            .map_err(|e| anyhow!("creating a CUDA event: {e}"))?;
+            .map_err(|e| CommError::Cuda(format!("creating a CUDA event: {e}")))?;
         event
             .record(&self.ctx.default_stream())
-            .map_err(|e| anyhow!("recording a CUDA event: {e}"))?;
+            .map_err(|e| CommError::Cuda(format!("recording a CUDA event: {e}")))?;
         Ok(event)
     }
 
@@ -415,9 +423,12 @@ impl NcclCollective {
             sys::cudaStream_t,
         ) -> std::result::Result<NcclStatus, NcclError>,
     ) -> Result<()> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| anyhow!("{what}: binding CUDA device {:?}: {e}", self.device))?;
+        self.ctx.bind_to_thread().map_err(|e| {
+            CommError::Cuda(format!(
+                "{what}: binding CUDA device {:?}: {e}",
+                self.device
+            ))
+        })?;
         nccl_check(call(self.comm, null_stream()), what)
     }
 
@@ -434,15 +445,18 @@ impl NcclCollective {
 /// Checks and binds the device; rank 0 also creates the unique id.
 fn prepare(device: Device, make_id: bool) -> Result<(Arc<CudaContext>, Option<sys::ncclUniqueId>)> {
     let Device::Cuda(ordinal) = device else {
-        bail!("the NCCL backend needs a CUDA device, got {device:?}");
+        return Err(CommError::Unavailable(format!(
+            "the NCCL backend needs a CUDA device, got {device:?}"
+        )));
     };
     nccl_available()?;
     // The primary context: the one libtorch's runtime API uses for this device.
     let ctx = guarded("cuDevicePrimaryCtxRetain", || CudaContext::new(ordinal))?
-        .map_err(|e| anyhow!("cannot use CUDA device {ordinal}: {e}"))?;
+        .map_err(|e| CommError::Unavailable(format!("cannot use CUDA device {ordinal}: {e}")))?;
     let id = if make_id {
-        let id = guarded("ncclGetUniqueId", nccl::get_uniqueid)?
-            .map_err(|e| anyhow!("ncclGetUniqueId failed: {}", nccl_error_text(&e)))?;
+        let id = guarded("ncclGetUniqueId", nccl::get_uniqueid)?.map_err(|e| {
+            CommError::Unavailable(format!("ncclGetUniqueId failed: {}", nccl_error_text(&e)))
+        })?;
         Some(id)
     } else {
         None
@@ -630,7 +644,7 @@ impl Collective for NcclCollective {
         let waited = watchdog::wait(started, self.watchdog.deadline(started), || {
             event
                 .try_is_complete()
-                .map_err(|e| anyhow!("barrier: {:?}: {e}", self.device))
+                .map_err(|e| CommError::Cuda(format!("barrier: {:?}: {e}", self.device)))
         })?;
         if matches!(waited, Waited::Expired { .. }) {
             CommHealth(self.comm).abort();
@@ -648,7 +662,7 @@ impl Collective for NcclCollective {
         let sub = self
             .bootstrap
             .split(color)
-            .with_context(|| format!("splitting the bootstrap by color {color}"))?;
+            .map_err(|e| e.during(format!("splitting the bootstrap by color {color}")))?;
         Ok(Box::new(NcclCollective::from_bootstrap(
             sub,
             self.device,

@@ -6,7 +6,7 @@
 //! collective only progresses inside MPI calls, so a long computation should call
 //! [`Pending::test`] now and then.
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 /// One backend's in-flight collective.

@@ -2,7 +2,7 @@
 //! (like nccl-tests' correctness mode): run under `mpirun` it proves the wiring of a
 //! cluster before a long job; in CI it proves the backends.
 
-use anyhow::{ensure, Result};
+use crate::error::{CommError, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::{all_gather_varlen, reduce_scatter_varlen, Collective};
@@ -161,14 +161,15 @@ pub fn check_collectives(c: &dyn Collective, kinds: &[Kind]) -> Result<Vec<Check
         &Tensor::from_slice(&[want]),
         0.0,
     ));
-    ensure!(
-        sub.world_size() == (first + 2).min(w) - first && sub.rank() == r - first,
-        "split: rank {} of {} in the pair, expected {} of {}",
-        sub.rank(),
-        sub.world_size(),
-        r - first,
-        (first + 2).min(w) - first
-    );
+    if sub.world_size() != (first + 2).min(w) - first || sub.rank() != r - first {
+        return Err(CommError::SelfTest(format!(
+            "split: rank {} of {} in the pair, expected {} of {}",
+            sub.rank(),
+            sub.world_size(),
+            r - first,
+            (first + 2).min(w) - first
+        )));
+    }
     c.barrier()?;
     Ok(checks)
 }

@@ -1,6 +1,6 @@
 //! World size 1: every collective is the identity. Runs without any launcher.
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::{Device, Tensor};
 
 use crate::traffic::{tensor_bytes, Traffic, TrafficCounter};
@@ -58,7 +58,7 @@ impl Collective for SingleProcess {
     }
 
     fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()> {
-        anyhow::ensure!(root == 0, "broadcast from rank {root} in a world of 1");
+        ensure!(root == 0, "broadcast from rank {root} in a world of 1");
         check_tensor(self, t, "broadcast")?;
         self.traffic.broadcast(tensor_bytes(t));
         Ok(())

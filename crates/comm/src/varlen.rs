@@ -2,7 +2,7 @@
 //! with 3 wins and 5 losses), built on the fixed-size ones by padding each block to the
 //! longest: every backend offers them, NCCL included, at the cost of the padding.
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::Collective;

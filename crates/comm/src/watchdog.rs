@@ -121,8 +121,8 @@ pub enum Waited {
 pub fn wait(
     started: Instant,
     deadline: Option<Instant>,
-    mut done: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<Waited> {
+    mut done: impl FnMut() -> crate::error::Result<bool>,
+) -> crate::error::Result<Waited> {
     let mut backoff = Backoff::new(started);
     let mut not_running = Duration::ZERO;
     let mut last = Instant::now();
@@ -187,7 +187,13 @@ mod tests {
         });
         assert_eq!(r.unwrap(), Waited::Done);
         assert_eq!(polls, 1000);
-        let e = wait(start, None, || anyhow::bail!("MPI_Test failed")).unwrap_err();
+        let e = wait(start, None, || {
+            Err(crate::CommError::Mpi {
+                what: "MPI_Test failed".into(),
+                code: 1,
+            })
+        })
+        .unwrap_err();
         assert!(e.to_string().contains("MPI_Test"));
     }
 

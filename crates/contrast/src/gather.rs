@@ -37,8 +37,9 @@ pub fn gather_embeddings(
     own: Option<&Tensor>,
     counts: &[i64],
 ) -> Result<Option<Tensor>> {
-    own.map(|e| all_gather_known(scope, &e.detach(), counts))
-        .transpose()
+    Ok(own
+        .map(|e| all_gather_known(scope, &e.detach(), counts))
+        .transpose()?)
 }
 
 /// `t` detached, as a leaf whose gradient autograd will report.

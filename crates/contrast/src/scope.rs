@@ -40,7 +40,7 @@ impl ContrastScope {
         if size == 1 {
             return Ok(Box::new(SingleProcess::new(world.device())));
         }
-        world.split(world.rank() / size)
+        Ok(world.split(world.rank() / size)?)
     }
 }
 

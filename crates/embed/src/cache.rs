@@ -71,19 +71,12 @@ impl std::fmt::Display for CacheDtype {
     }
 }
 
-/// What the rows were computed from, and how they are stored.
+/// What the rows were computed from, and how they are stored. In the file the
+/// [`CacheModel`] fields come first, at the top level of the JSON (flattened).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheHeader {
-    /// The embedder's name ("minilm", "bag-of-words").
-    pub model: String,
-    /// Where the model was loaded from, for people; the fingerprint is what is checked.
-    pub model_path: Option<String>,
-    /// Content fingerprint of the model (see [`crate::fingerprint`]).
-    pub model_fingerprint: String,
-    /// Which text stands for an example ("prompt", "prompt+response").
-    pub text_mode: String,
-    pub dim: usize,
-    pub dtype: CacheDtype,
+    #[serde(flatten)]
+    pub embedder: CacheModel,
     pub count: usize,
     /// [`texts_fingerprint`] of the texts, in row order.
     pub texts_fingerprint: String,
@@ -92,11 +85,15 @@ pub struct CacheHeader {
 }
 
 /// The header's description of the model and layout; the text fields are derived from the texts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheModel {
+    /// The embedder's name ("minilm", "bag-of-words").
     pub model: String,
+    /// Where the model was loaded from, for people; the fingerprint is what is checked.
     pub model_path: Option<String>,
+    /// Content fingerprint of the model (see [`crate::fingerprint`]).
     pub model_fingerprint: String,
+    /// Which text stands for an example ("prompt", "prompt+response").
     pub text_mode: String,
     pub dim: usize,
     pub dtype: CacheDtype,
@@ -117,12 +114,7 @@ impl CacheHeader {
             }
         }
         Ok(CacheHeader {
-            model: model.model,
-            model_path: model.model_path,
-            model_fingerprint: model.model_fingerprint,
-            text_mode: model.text_mode,
-            dim: model.dim,
-            dtype: model.dtype,
+            embedder: model,
             count: texts.len(),
             texts_fingerprint: texts_fingerprint(texts),
             text_fingerprints: texts
@@ -133,7 +125,7 @@ impl CacheHeader {
     }
 
     fn row_bytes(&self) -> usize {
-        self.dim * self.dtype.bytes()
+        self.embedder.dim * self.embedder.dtype.bytes()
     }
 }
 
@@ -171,9 +163,9 @@ impl CacheWriter {
     pub fn append(&mut self, rows: &Tensor) -> Result<()> {
         let size = rows.size();
         ensure!(
-            size.len() == 2 && size[1] as usize == self.header.dim,
+            size.len() == 2 && size[1] as usize == self.header.embedder.dim,
             "rows of shape {size:?} for an embedding cache of dim {}",
-            self.header.dim
+            self.header.embedder.dim
         );
         let n = size[0] as usize;
         ensure!(
@@ -188,8 +180,8 @@ impl CacheWriter {
                 .contiguous()
                 .view([-1]),
         )?;
-        let mut bytes = Vec::with_capacity(values.len() * self.header.dtype.bytes());
-        match self.header.dtype {
+        let mut bytes = Vec::with_capacity(values.len() * self.header.embedder.dtype.bytes());
+        match self.header.embedder.dtype {
             CacheDtype::F32 => values
                 .iter()
                 .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
@@ -243,7 +235,7 @@ impl std::fmt::Debug for EmbeddingCache {
         f.debug_struct("EmbeddingCache")
             .field("path", &self.path)
             .field("count", &self.header.count)
-            .field("dim", &self.header.dim)
+            .field("dim", &self.header.embedder.dim)
             .finish()
     }
 }
@@ -258,10 +250,10 @@ impl EmbeddingCache {
             path: path.to_path_buf(),
             reason,
         };
-        if header.dim == 0 || header.text_fingerprints.len() != header.count {
+        if header.embedder.dim == 0 || header.text_fingerprints.len() != header.count {
             return Err(corrupt(format!(
                 "its header is inconsistent: dim {}, count {}, {} text fingerprints",
-                header.dim,
+                header.embedder.dim,
                 header.count,
                 header.text_fingerprints.len()
             )));
@@ -272,7 +264,7 @@ impl EmbeddingCache {
             return Err(corrupt(format!(
                 "its body is {len} bytes long but its header ({} rows × {} {} values) needs {expected} \
                  (truncated or corrupt)",
-                header.count, header.dim, header.dtype
+                header.count, header.embedder.dim, header.embedder.dtype
             )));
         }
         let mut rows = HashMap::with_capacity(header.count);
@@ -307,7 +299,7 @@ impl EmbeddingCache {
 
     /// Rows `indices` as an fp32 CPU tensor `[indices.len(), dim]`.
     pub fn rows(&self, indices: &[usize]) -> Result<Tensor> {
-        let (dim, width) = (self.header.dim, self.header.row_bytes());
+        let (dim, width) = (self.header.embedder.dim, self.header.row_bytes());
         let mut values = Vec::with_capacity(indices.len() * dim);
         for &i in indices {
             ensure!(
@@ -317,7 +309,7 @@ impl EmbeddingCache {
                 self.path.display()
             );
             let row = &self.file.body()[i * width..(i + 1) * width];
-            match self.header.dtype {
+            match self.header.embedder.dtype {
                 CacheDtype::F32 => values.extend(
                     row.chunks_exact(4)
                         .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),

@@ -11,9 +11,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::error::{ModelError, Result};
 
 /// A token id that Hugging Face allows to be one id or a list (Llama 3's `eos_token_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,22 +72,29 @@ pub struct LlamaConfig {
     pub sliding_window: Option<i64>,
 }
 
-const SUPPORTED_MODEL_TYPES: [&str; 3] = ["llama", "mistral", "qwen2"];
-
 impl LlamaConfig {
-    /// Reads and validates a `config.json`.
+    /// Reads and validates a `config.json`: [`ModelError::MissingFile`] if there is
+    /// none, [`ModelError::Json`] if it does not parse, [`ModelError::Config`] if it
+    /// describes a model this crate does not compute.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {}", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("invalid model config {}", path.display()))
+            .map_err(|e| ModelError::io("cannot read model config", path, e))?;
+        let raw: RawConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            what: "model config ",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        LlamaConfig::try_from(raw).map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Writes the config as pretty JSON.
     pub fn to_file(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write model config {}", path.display()))
+            .map_err(|e| ModelError::io("cannot write model config", path, e))
     }
 
     /// Width of one attention head.
@@ -127,10 +135,9 @@ impl LlamaConfig {
             "llama" => Ok("LlamaForCausalLM"),
             "mistral" => Ok("MistralForCausalLM"),
             "qwen2" => Ok("Qwen2ForCausalLM"),
-            other => bail!(
-                "unsupported model_type {other:?} (supported: {})",
-                SUPPORTED_MODEL_TYPES.join(", ")
-            ),
+            other => Err(ModelError::UnsupportedArchitecture {
+                model_type: other.to_string(),
+            }),
         }
     }
 
@@ -146,48 +153,61 @@ impl LlamaConfig {
             ("num_attention_heads", self.num_attention_heads),
             ("num_key_value_heads", self.num_key_value_heads),
         ] {
-            ensure!(value > 0, "{name} must be positive, got {value}");
+            check(name, value > 0, || {
+                format!("{name} must be positive, got {value}")
+            })?;
         }
-        ensure!(
+        check(
+            "num_key_value_heads",
             self.num_attention_heads % self.num_key_value_heads == 0,
-            "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
-            self.num_attention_heads,
-            self.num_key_value_heads
-        );
-        ensure!(
+            || {
+                format!(
+                    "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                    self.num_attention_heads, self.num_key_value_heads
+                )
+            },
+        )?;
+        check(
+            "head_dim",
             self.head_dim.is_some() || self.hidden_size % self.num_attention_heads == 0,
-            "hidden_size ({}) is not a multiple of num_attention_heads ({}) and head_dim is unset",
+            || {
+                format!("hidden_size ({}) is not a multiple of num_attention_heads ({}) and head_dim is unset",
             self.hidden_size,
-            self.num_attention_heads
-        );
+            self.num_attention_heads)
+            },
+        )?;
         let head_dim = self.head_dim();
-        ensure!(
-            head_dim > 0 && head_dim % 2 == 0,
-            "head_dim must be positive and even for rotary embeddings, got {head_dim}"
-        );
-        ensure!(
-            self.hidden_act == "silu",
-            "hidden_act {:?} is not supported (only \"silu\")",
-            self.hidden_act
-        );
-        ensure!(
+        check("head_dim", head_dim > 0 && head_dim % 2 == 0, || {
+            format!("head_dim must be positive and even for rotary embeddings, got {head_dim}")
+        })?;
+        check("hidden_act", self.hidden_act == "silu", || {
+            format!(
+                "hidden_act {:?} is not supported (only \"silu\")",
+                self.hidden_act
+            )
+        })?;
+        check(
+            "rms_norm_eps",
             self.rms_norm_eps > 0.0 && self.rope_theta > 0.0,
-            "rms_norm_eps and rope_theta must be positive"
-        );
+            || "rms_norm_eps and rope_theta must be positive".to_string(),
+        )?;
         if let Some(window) = self.sliding_window {
-            ensure!(
-                self.model_type == "mistral",
-                "sliding_window is only honoured by model_type \"mistral\" in transformers, \
+            check("sliding_window", self.model_type == "mistral", || {
+                format!(
+                    "sliding_window is only honoured by model_type \"mistral\" in transformers, \
                  not by {:?}",
-                self.model_type
-            );
-            ensure!(window > 0, "sliding_window must be positive, got {window}");
+                    self.model_type
+                )
+            })?;
+            check("sliding_window", window > 0, || {
+                format!("sliding_window must be positive, got {window}")
+            })?;
         }
         if self.attention_bias || self.mlp_bias {
-            ensure!(
-                self.model_type == "llama",
+            check("attention_bias", self.model_type == "llama", || {
                 "attention_bias / mlp_bias are only honoured by model_type \"llama\" in transformers"
-            );
+                    .to_string()
+            })?;
         }
         Ok(())
     }
@@ -272,10 +292,9 @@ fn rope_theta(raw: &RawConfig) -> Result<f64> {
             .or_else(|| params.get("type"))
             .and_then(Value::as_str)
             .unwrap_or("default");
-        ensure!(
-            kind == "default",
-            "{field} with rope_type {kind:?} is not supported (only default RoPE)"
-        );
+        check(field, kind == "default", || {
+            format!("{field} with rope_type {kind:?} is not supported (only default RoPE)")
+        })?;
     }
     let nested = raw
         .rope_parameters
@@ -286,13 +305,16 @@ fn rope_theta(raw: &RawConfig) -> Result<f64> {
 }
 
 impl TryFrom<RawConfig> for LlamaConfig {
-    type Error = anyhow::Error;
+    type Error = ModelError;
 
     fn try_from(raw: RawConfig) -> Result<Self> {
         let rope_theta = rope_theta(&raw)?;
         let sliding_window = match raw.model_type.as_str() {
             "qwen2" if raw.use_sliding_window => {
-                bail!("Qwen2 with use_sliding_window is not supported")
+                return Err(ModelError::field(
+                    "use_sliding_window",
+                    "Qwen2 with use_sliding_window is not supported".into(),
+                ))
             }
             // transformers drops Qwen2's window unless use_sliding_window is set.
             "qwen2" => None,
@@ -329,5 +351,14 @@ impl TryFrom<RawConfig> for LlamaConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// `Ok` if `ok`, else [`ModelError::ConfigField`] for `field` with `reason()`.
+fn check(field: &'static str, ok: bool, reason: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::field(field, reason()))
     }
 }

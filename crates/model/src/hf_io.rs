@@ -6,22 +6,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
 use crate::init::ParamInit;
 use crate::llama::Llama;
-use crate::safetensors_io::{write_atomically, write_pt_safetensors_as, SafetensorsFile};
+pub(crate) use crate::names::EMBED_TOKENS;
+pub use crate::names::{CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE};
+use crate::safetensors_io::{
+    write_atomically, write_pt_safetensors_as, SafetensorsError, SafetensorsFile,
+};
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
 /// transformers' default `max_shard_size` ("5GB").
 pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
-
-pub(crate) const EMBED_TOKENS: &str = "model.embed_tokens.weight";
 
 /// Hugging Face's name for a parameter dtype (`config.json`'s `torch_dtype`).
 /// The parameter dtype of a written checkpoint, from its command-line name.
@@ -30,7 +29,11 @@ pub fn parse_weight_dtype(name: &str) -> Result<Kind> {
         "fp32" => Kind::Float,
         "bf16" => Kind::BFloat16,
         "fp16" => Kind::Half,
-        other => bail!("dtype {other:?}: expected fp32, bf16 or fp16"),
+        other => {
+            return Err(ModelError::UnknownDtype {
+                name: other.to_string(),
+            })
+        }
     })
 }
 
@@ -40,7 +43,7 @@ pub fn dtype_name(kind: Kind) -> Result<&'static str> {
         Kind::BFloat16 => "bfloat16",
         Kind::Half => "float16",
         Kind::Double => "float64",
-        other => bail!("{other:?} is not a parameter dtype Hugging Face checkpoints use"),
+        other => return Err(ModelError::UnsupportedDtype { kind: other }),
     })
 }
 
@@ -109,7 +112,10 @@ pub fn save_hf_sharded(
 pub(crate) fn sort_by_name<T>(items: &mut [(String, T)]) -> Result<()> {
     items.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(pair) = items.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        bail!("tensor {} is given twice", pair[0].0);
+        return Err(ModelError::Invalid(format!(
+            "tensor {} is given twice",
+            pair[0].0
+        )));
     }
     Ok(())
 }
@@ -119,7 +125,7 @@ pub(crate) fn write_folder_config(dir: &Path, config: &LlamaConfig, kind: Kind) 
     let mut config = config.clone();
     config.torch_dtype = Some(dtype_name(kind)?.to_string());
     config.validate()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io("cannot create", dir, e))?;
     write_atomically(&dir.join(CONFIG_FILE), |tmp| config.to_file(tmp))
 }
 
@@ -159,7 +165,7 @@ pub(crate) fn write_index<K: serde::Serialize + Ord, V: serde::Serialize>(
     let index_path = dir.join(WEIGHTS_INDEX_FILE);
     write_atomically(&index_path, |tmp| {
         std::fs::write(tmp, serde_json::to_string_pretty(&index)? + "\n")
-            .with_context(|| format!("cannot write {}", index_path.display()))
+            .map_err(|e| ModelError::io("cannot write", &index_path, e))
     })
 }
 
@@ -174,20 +180,19 @@ fn embed_kind(tensors: &[(String, Tensor)]) -> Result<Kind> {
         .iter()
         .find(|(name, _)| name == EMBED_TOKENS)
         .map(|(_, tensor)| tensor.kind())
-        .with_context(|| format!("no tensor named {EMBED_TOKENS}: not a Llama model"))
+        .ok_or(ModelError::NotLlama)
 }
 
 /// Removes the weight files in `dir` other than `keep`, left by an earlier save in
 /// another layout: a loader would otherwise prefer a stale `model.safetensors`.
 pub(crate) fn remove_stale_weights(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+    let list_error = |e| ModelError::io("cannot list", dir, e);
+    for entry in std::fs::read_dir(dir).map_err(list_error)? {
+        let entry = entry.map_err(list_error)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if is_weights_file(&name) && !keep.contains(&name) {
             std::fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove stale {}", entry.path().display()))?;
+                .map_err(|e| ModelError::io("cannot remove stale", &entry.path(), e))?;
         }
     }
     Ok(())
@@ -225,12 +230,13 @@ pub fn load_hf(dir: &Path, device: Device) -> Result<(Llama, VarStore, LlamaConf
     for (name, var) in &vars {
         let shape = checkpoint.shape(name)?;
         if shape != var.size() {
-            bail!(
-                "tensor {name} in {} has shape {shape:?}, but {} needs {:?}",
-                checkpoint.file(name)?.display(),
-                config_path.display(),
-                var.size()
-            );
+            return Err(ModelError::Shape {
+                name: name.clone(),
+                file: checkpoint.file(name)?.to_path_buf(),
+                config: config_path.clone(),
+                got: shape,
+                expected: var.size(),
+            });
         }
     }
     let wanted: BTreeSet<&str> = vars.iter().map(|(name, _)| name.as_str()).collect();
@@ -238,19 +244,22 @@ pub fn load_hf(dir: &Path, device: Device) -> Result<(Llama, VarStore, LlamaConf
         let ignorable = (name == "lm_head.weight" && config.tie_word_embeddings)
             || name.ends_with(".rotary_emb.inv_freq");
         if !wanted.contains(name) && !ignorable {
-            bail!(
-                "{} holds tensor {name}, which the model described by {} does not have",
-                checkpoint.file(name)?.display(),
-                config_path.display()
-            );
+            return Err(ModelError::UnexpectedTensor {
+                name: name.to_string(),
+                file: checkpoint.file(name)?.to_path_buf(),
+                config: config_path.clone(),
+            });
         }
     }
     tch::no_grad(|| -> Result<()> {
         for (name, var) in &mut vars {
             let tensor = checkpoint.read(name, var.kind(), device)?;
             let file = checkpoint.file(name)?;
-            var.f_copy_(&tensor)
-                .with_context(|| format!("cannot load {name} from {}", file.display()))?;
+            var.f_copy_(&tensor).map_err(|source| ModelError::Load {
+                name: name.clone(),
+                file: file.to_path_buf(),
+                source,
+            })?;
         }
         Ok(())
     })?;
@@ -284,9 +293,13 @@ impl HfCheckpoint {
             (single.display().to_string(), vec![single], None)
         } else if index_path.exists() {
             let text = std::fs::read_to_string(&index_path)
-                .with_context(|| format!("cannot read {}", index_path.display()))?;
-            let index: WeightIndex = serde_json::from_str(&text)
-                .with_context(|| format!("invalid {}", index_path.display()))?;
+                .map_err(|e| ModelError::io("cannot read", &index_path, e))?;
+            let index: WeightIndex =
+                serde_json::from_str(&text).map_err(|source| ModelError::Json {
+                    what: "",
+                    path: index_path.clone(),
+                    source,
+                })?;
             let files: BTreeSet<&String> = index.weight_map.values().collect();
             let paths = files.into_iter().map(|f| dir.join(f)).collect();
             (
@@ -295,36 +308,36 @@ impl HfCheckpoint {
                 Some(index),
             )
         } else {
-            bail!(
-                "{} has neither {WEIGHTS_FILE} nor {WEIGHTS_INDEX_FILE}",
-                dir.display()
-            );
+            return Err(ModelError::NoWeights {
+                dir: dir.to_path_buf(),
+            });
         };
 
         let files = paths
             .iter()
-            .map(|path| SafetensorsFile::open(path))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|path| SafetensorsFile::open(path).map_err(missing_file))
+            .collect::<Result<Vec<_>>>()?;
         let mut tensors = BTreeMap::new();
         for (i, file) in files.iter().enumerate() {
             for name in file.names() {
                 if let Some(other) = tensors.insert(name.to_string(), i) {
-                    bail!(
+                    return Err(ModelError::Invalid(format!(
                         "tensor {name} appears in both {} and {}",
                         files[other].path().display(),
                         file.path().display()
-                    );
+                    )));
                 }
             }
         }
         if let Some(index) = index {
             for (name, file) in &index.weight_map {
                 let expected = dir.join(file);
-                ensure!(
-                    tensors.get(name).map(|&i| files[i].path()) == Some(expected.as_path()),
-                    "{} maps {name} to {file}, which does not hold it",
-                    index_path.display()
-                );
+                if tensors.get(name).map(|&i| files[i].path()) != Some(expected.as_path()) {
+                    return Err(ModelError::Invalid(format!(
+                        "{} maps {name} to {file}, which does not hold it",
+                        index_path.display()
+                    )));
+                }
             }
         }
         Ok(HfCheckpoint {
@@ -348,7 +361,11 @@ impl HfCheckpoint {
         let file = self.locate(name)?;
         file.info(name)?
             .kind()
-            .with_context(|| format!("tensor {name} of {}", file.path().display()))
+            .map_err(|source| ModelError::TensorKind {
+                name: name.to_string(),
+                file: file.path().to_path_buf(),
+                source,
+            })
     }
 
     /// The file holding tensor `name`.
@@ -380,6 +397,26 @@ impl HfCheckpoint {
         self.tensors
             .get(name)
             .map(|&i| &self.files[i])
-            .with_context(|| format!("tensor {name} is missing from {}", self.source))
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: name.to_string(),
+                place: self.source.clone(),
+            })
+    }
+}
+
+/// A weight file that cannot be opened because it is not there is
+/// [`ModelError::MissingFile`] (same message); other failures stay [`SafetensorsError`]s.
+fn missing_file(e: SafetensorsError) -> ModelError {
+    match e {
+        SafetensorsError::Open { path, source }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            ModelError::MissingFile {
+                action: "cannot open",
+                path,
+                source,
+            }
+        }
+        other => other.into(),
     }
 }

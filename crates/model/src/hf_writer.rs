@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
 use rpo_storage::AtomicFile;
 use safetensors::tensor::{Dtype, TensorInfo};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
 use crate::hf_io::{
     pack_greedily, remove_stale_weights, shard_file_name, sort_by_name, write_folder_config,
     write_index, EMBED_TOKENS, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
@@ -59,13 +59,12 @@ impl HfWriter {
     ) -> Result<Self> {
         let mut specs = specs.to_vec();
         sort_by_name(&mut specs)?;
-        ensure!(
-            specs.iter().any(|(name, _)| name == EMBED_TOKENS),
-            "no tensor named {EMBED_TOKENS}: not a Llama model"
-        );
+        if !specs.iter().any(|(name, _)| name == EMBED_TOKENS) {
+            return Err(ModelError::NotLlama);
+        }
         write_folder_config(dir, config, kind)?;
 
-        let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dtype = Dtype::try_from(kind)?;
         let elt = kind.elt_size_in_bytes() as u64;
         let bytes = |shape: &[i64]| shape.iter().product::<i64>() as u64 * elt;
         // Greedy packing in name order, as save_hf_sharded does.
@@ -104,7 +103,7 @@ impl HfWriter {
             let mut file = AtomicFile::create(&path)?;
             file.write_all(&(header.len() as u64).to_le_bytes())
                 .and_then(|()| file.write_all(&header))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(|e| ModelError::io("cannot write", &path, e))?;
             file.set_len(start + offset as u64)?;
             for ((tensor, shape), (_, info)) in group.into_iter().zip(&entries) {
                 let slot = Slot {
@@ -123,17 +122,21 @@ impl HfWriter {
 
     /// Writes tensor `name` (any dtype and device; converted to the folder's dtype).
     pub fn write(&mut self, name: &str, tensor: &Tensor) -> Result<()> {
-        let slot = self
-            .slots
-            .get_mut(name)
-            .with_context(|| format!("tensor {name} is not part of this folder"))?;
-        ensure!(!slot.written, "tensor {name} is written twice");
-        ensure!(
-            tensor.size() == slot.shape,
-            "tensor {name} has shape {:?}, the folder expects {:?}",
-            tensor.size(),
-            slot.shape
-        );
+        let slot = self.slots.get_mut(name).ok_or_else(|| {
+            ModelError::Invalid(format!("tensor {name} is not part of this folder"))
+        })?;
+        if slot.written {
+            return Err(ModelError::Invalid(format!(
+                "tensor {name} is written twice"
+            )));
+        }
+        if tensor.size() != slot.shape {
+            return Err(ModelError::WriteShape {
+                name: name.to_string(),
+                got: tensor.size(),
+                expected: slot.shape.clone(),
+            });
+        }
         let cpu = to_kind_on(&tensor.detach(), self.kind, Device::Cpu).contiguous();
         let mut bytes = vec![0u8; cpu.numel() * self.kind.elt_size_in_bytes()];
         cpu.copy_data_u8(&mut bytes, cpu.numel());
@@ -145,14 +148,16 @@ impl HfWriter {
     /// Syncs the weight files and renames them into place, writes the index (several
     /// shards), and removes weight files of an earlier save the new one does not use.
     pub fn finish(self) -> Result<()> {
-        let mut missing: Vec<&str> = self
+        let mut missing: Vec<String> = self
             .slots
             .iter()
             .filter(|(_, s)| !s.written)
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| n.clone())
             .collect();
         missing.sort();
-        ensure!(missing.is_empty(), "tensors never written: {missing:?}");
+        if !missing.is_empty() {
+            return Err(ModelError::Unwritten { names: missing });
+        }
         for file in self.files {
             file.commit("")?;
         }

@@ -10,12 +10,14 @@
 
 mod attention;
 pub mod config;
+mod error;
 mod generate;
 pub mod hf_io;
 mod hf_writer;
 mod init;
 mod kv_cache;
 mod llama;
+mod names;
 pub mod presets;
 mod rms_norm;
 mod rope;
@@ -26,6 +28,7 @@ mod upload;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
+pub use error::{ModelError, Result};
 pub use generate::{generate, generate_greedy, Decoder, Decoding};
 pub use hf_io::{load_hf, save_hf, save_hf_sharded, save_hf_tensors, HfCheckpoint};
 pub use hf_writer::HfWriter;

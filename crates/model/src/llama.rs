@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 use crate::attention::Attention;

@@ -1,19 +1,10 @@
 //! Named model shapes: small ones to run here, and the shapes of real checkpoints
 //! (for memory and throughput accounting; their weights come from `load_hf`).
 
-use anyhow::{bail, Result};
-
 use crate::config::{LlamaConfig, TokenIds};
+use crate::error::{ModelError, Result};
 
-/// Preset names accepted by [`preset`].
-pub const PRESET_NAMES: [&str; 6] = [
-    "tiny",
-    "small",
-    "llama-2-7b",
-    "llama-2-13b",
-    "mistral-7b",
-    "qwen2.5-0.5b",
-];
+pub use crate::names::PRESET_NAMES;
 
 /// The configuration called `name`. "tiny" and "small" have a placeholder
 /// `vocab_size` of 256: callers set it from their tokenizer.
@@ -62,10 +53,11 @@ pub fn preset(name: &str) -> Result<LlamaConfig> {
             torch_dtype: Some("bfloat16".into()),
             ..llama(151936, 896, 4864, 24, 14, 2)
         },
-        other => bail!(
-            "unknown model preset {other:?} (valid presets: {})",
-            PRESET_NAMES.join(", ")
-        ),
+        other => {
+            return Err(ModelError::UnknownPreset {
+                name: other.to_string(),
+            })
+        }
     };
     config.validate()?;
     Ok(config)

@@ -8,62 +8,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensorError, View};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 use tch::{Device, Kind, TchError, Tensor};
 
-/// Why a safetensors file, or a tensor in it, could not be read: the file is missing or
-/// not a safetensors file, or the tensor is not in it.
-#[derive(Debug, thiserror::Error)]
-pub enum SafetensorsError {
-    #[error("cannot open {}", path.display())]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot memory-map {}", path.display())]
-    Map {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The header does not describe the file (`detail`: the `safetensors` crate's error).
-    #[error("{} is not a usable safetensors file: {explanation} ({detail})", path.display())]
-    Invalid {
-        path: PathBuf,
-        explanation: &'static str,
-        detail: String,
-    },
-    #[error("tensor {name} is missing from {}", path.display())]
-    MissingTensor { name: String, path: PathBuf },
-    #[error("elements [{start}, {start} + {len}) are outside tensor {name} ({numel} elements) of {}", path.display())]
-    OutOfRange {
-        name: String,
-        path: PathBuf,
-        start: i64,
-        len: i64,
-        numel: i64,
-    },
-    /// The bytes could not become a tensor (a dtype libtorch lacks, say).
-    #[error("cannot read tensor {name} of {}", path.display())]
-    Read {
-        name: String,
-        path: PathBuf,
-        source: TchError,
-    },
-    #[error("tensor {name} of {}", path.display())]
-    Shape {
-        name: String,
-        path: PathBuf,
-        source: TchError,
-    },
-}
+use crate::error::ModelError;
+
+pub use crate::error::SafetensorsError;
 
 /// Writes `tensors` to `path` with `{"format": "pt"}` metadata, each in its own dtype.
 /// Each tensor is copied to the CPU only while it is written.
-pub fn write_pt_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+pub fn write_pt_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError> {
     write_views(path, tensors, None)
 }
 
@@ -72,25 +29,36 @@ pub fn write_pt_safetensors_as(
     path: &Path,
     tensors: &[(String, Tensor)],
     kind: Kind,
-) -> Result<()> {
+) -> Result<(), ModelError> {
     write_views(path, tensors, Some(kind))
 }
 
-fn write_views(path: &Path, tensors: &[(String, Tensor)], kind: Option<Kind>) -> Result<()> {
+fn write_views(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    kind: Option<Kind>,
+) -> Result<(), ModelError> {
     let views = tensors
         .iter()
         .map(|(name, tensor)| {
             let kind = kind.unwrap_or(tensor.kind());
             Ok((
                 name.as_str(),
-                CpuView::new(tensor, kind).with_context(|| format!("tensor {name}"))?,
+                CpuView::new(tensor, kind).map_err(|source| ModelError::WriteTensor {
+                    name: name.clone(),
+                    source,
+                })?,
             ))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, ModelError>>()?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     write_atomically(path, |tmp| {
-        safetensors::tensor::serialize_to_file(views, &Some(metadata), tmp)
-            .with_context(|| format!("cannot write {}", path.display()))
+        safetensors::tensor::serialize_to_file(views, &Some(metadata), tmp).map_err(|source| {
+            ModelError::Serialize {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     })
 }
 
@@ -325,8 +293,8 @@ struct CpuView {
 }
 
 impl CpuView {
-    fn new(tensor: &Tensor, kind: Kind) -> Result<Self> {
-        let dtype = Dtype::try_from(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+    fn new(tensor: &Tensor, kind: Kind) -> Result<Self, TchError> {
+        let dtype = Dtype::try_from(kind)?;
         let shape = tensor.size().iter().map(|&d| d as usize).collect();
         Ok(CpuView {
             tensor: tensor.detach(),

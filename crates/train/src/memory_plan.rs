@@ -15,7 +15,7 @@ use crate::setup::{build_optimizer, preset_config};
 /// (its vocabulary `vocab`, the tokenizer's, when given).
 pub fn model_shape(cfg: &TrainConfig, vocab: Option<i64>) -> Result<LlamaConfig> {
     if let Some(path) = &cfg.model.path {
-        return LlamaConfig::from_file(&path.join("config.json"));
+        return Ok(LlamaConfig::from_file(&path.join("config.json"))?);
     }
     let mut config = preset_config(cfg)?;
     if let Some(v) = vocab {

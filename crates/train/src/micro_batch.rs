@@ -85,7 +85,7 @@ fn local(loss: Tensor, parallel: &DataParallel) -> (Tensor, f64, Tensor) {
 /// `counts` known, one all-gather; without, a second one asks for them.
 fn gather_rows(world: &dyn Collective, t: &Tensor, counts: Option<Vec<i64>>) -> Result<Tensor> {
     match counts {
-        Some(counts) => all_gather_known(world, t, &counts),
+        Some(counts) => Ok(all_gather_known(world, t, &counts)?),
         None => Ok(all_gather_varlen(world, t)?.0),
     }
 }

@@ -96,6 +96,6 @@ impl<'a> DataParallel<'a> {
     }
 
     pub fn barrier(&self) -> Result<()> {
-        self.world.barrier()
+        Ok(self.world.barrier()?)
     }
 }

@@ -402,12 +402,12 @@ impl Cached {
         let fingerprint = texts_fingerprint(&texts);
         let h = cache.header();
         let mut stale = Vec::new();
-        if h.model_fingerprint != model.fingerprint {
+        if h.embedder.model_fingerprint != model.fingerprint {
             stale.push(format!(
                 "model fingerprint {} ({} {}) but this run's model is {} ({} {})",
-                h.model_fingerprint,
-                h.model,
-                h.model_path.as_deref().unwrap_or("built in"),
+                h.embedder.model_fingerprint,
+                h.embedder.model,
+                h.embedder.model_path.as_deref().unwrap_or("built in"),
                 model.fingerprint,
                 model.name,
                 model
@@ -416,10 +416,10 @@ impl Cached {
                     .map_or("built in".into(), |p| p.display().to_string()),
             ));
         }
-        if h.text_mode != mode.name() {
+        if h.embedder.text_mode != mode.name() {
             stale.push(format!(
                 "text mode {:?} but this run has embedding.text = {:?}",
-                h.text_mode,
+                h.embedder.text_mode,
                 mode.name()
             ));
         }
@@ -438,7 +438,7 @@ impl Cached {
                 stale.join("; it has ")
             );
         }
-        tracing::info!(cache = %path.display(), texts = h.count, dim = h.dim, dtype = %h.dtype, text = mode.name(), "embeddings from the cache");
+        tracing::info!(cache = %path.display(), texts = h.count, dim = h.embedder.dim, dtype = %h.embedder.dtype, text = mode.name(), "embeddings from the cache");
         Ok(Cached { cache })
     }
 }

@@ -95,8 +95,8 @@ impl Reference {
             Some(p) => {
                 let checkpoint = HfCheckpoint::open(dir)?;
                 let config = LlamaConfig::from_file(&dir.join("config.json"))?;
-                let read = |name: &str, start, len| {
-                    checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
+                let read = |name: &str, start, len| -> Result<Tensor> {
+                    Ok(checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)?)
                 };
                 Self::placed(&config, p, world, kind, chunk, read)
             }
@@ -203,7 +203,7 @@ impl Reference {
     /// Every rank must call this; the rank given `Some(dir)` writes.
     pub fn save_hf(&self, dir: Option<&Path>, config: &LlamaConfig) -> Result<()> {
         match self {
-            Reference::Live(_, vs) => dir.map_or(Ok(()), |d| save_hf(d, vs, config)),
+            Reference::Live(_, vs) => dir.map_or(Ok(()), |d| Ok(save_hf(d, vs, config)?)),
             Reference::Placed(model) => model.save_compute_hf(dir, config),
             Reference::Precomputed(cache) => bail!(
                 "a precomputed reference ({}) has no weights to save",

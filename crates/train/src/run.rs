@@ -264,13 +264,8 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         (None, None) => None,
     };
     let models = Models {
-        policy: &policy,
         reference: reference.as_ref(),
-        embedder: embedder.as_ref(),
-        beta: cfg.loss.beta,
-        parallel: &parallel,
-        packing: cfg.packing(),
-        pad: data.tokenizer.special().pad,
+        ..no_ref
     };
     if objective.needs_reference() && !in_preference {
         let at = if cfg.train.sft_warmup_steps > 0 {

@@ -34,7 +34,7 @@ pub fn sharded_from_hf(
     let checkpoint = HfCheckpoint::open(path)?;
     let (model, vs) = Llama::deferred(&config)?;
     let mut source = source_from_params(|name: &str, start, len| {
-        checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)
+        Ok(checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)?)
     });
     let policy = ShardedModel::from_source(model, vs, world, options, &mut source)?;
     Ok((policy, config))
@@ -86,7 +86,7 @@ pub fn preset_config(cfg: &TrainConfig) -> Result<LlamaConfig> {
         .preset
         .as_deref()
         .context("model.preset or model.path")?;
-    preset(name)
+    Ok(preset(name)?)
 }
 
 fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {

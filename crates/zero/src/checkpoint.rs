@@ -291,7 +291,7 @@ impl Checkpoint {
                 )?;
             }
         }
-        writer.finish()
+        Ok(writer.finish()?)
     }
 }
 

@@ -171,7 +171,7 @@ impl GradBuffers {
             ZeroStage::Zero1 => self
                 .accumulated
                 .iter()
-                .map(|g| comm.reduce_scatter(g))
+                .map(|g| Ok(comm.reduce_scatter(g)?))
                 .collect(),
             ZeroStage::Zero2 | ZeroStage::Zero3 => {
                 Ok(self.accumulated.iter().map(Tensor::shallow_clone).collect())

@@ -6,8 +6,7 @@
 //! started ahead. The multi-rank runs (MPI immediate collectives really in flight) are in
 //! crates/cli/tests/overlap.rs.
 
-use anyhow::Result;
-use rpo_comm::{Collective, Pending, SingleProcess, Traffic};
+use rpo_comm::{Collective, Pending, Result as CommResult, SingleProcess, Traffic};
 use rpo_model::{preset, Llama};
 use rpo_optim::{RmsProp, RmsPropConfig};
 use rpo_zero::{Sequences, ShardedModel, ZeroOptions, ZeroStage};
@@ -45,32 +44,32 @@ impl Collective for Recording {
     fn backend(&self) -> &'static str {
         "recording"
     }
-    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+    fn all_gather(&self, t: &Tensor) -> CommResult<Tensor> {
         self.note("all_gather", t);
         self.inner.all_gather(t)
     }
-    fn reduce_scatter(&self, t: &Tensor) -> Result<Tensor> {
+    fn reduce_scatter(&self, t: &Tensor) -> CommResult<Tensor> {
         self.note("reduce_scatter", t);
         self.inner.reduce_scatter(t)
     }
-    fn all_reduce(&self, t: &mut Tensor) -> Result<()> {
+    fn all_reduce(&self, t: &mut Tensor) -> CommResult<()> {
         self.inner.all_reduce(t)
     }
-    fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()> {
+    fn broadcast(&self, t: &mut Tensor, root: usize) -> CommResult<()> {
         self.inner.broadcast(t, root)
     }
-    fn barrier(&self) -> Result<()> {
+    fn barrier(&self) -> CommResult<()> {
         Ok(())
     }
-    fn start_all_gather(&self, t: &Tensor) -> Result<Pending> {
+    fn start_all_gather(&self, t: &Tensor) -> CommResult<Pending> {
         self.note("start_all_gather", t);
         Ok(Pending::ready(self.inner.all_gather(t)?))
     }
-    fn start_reduce_scatter(&self, t: &Tensor) -> Result<Pending> {
+    fn start_reduce_scatter(&self, t: &Tensor) -> CommResult<Pending> {
         self.note("start_reduce_scatter", t);
         Ok(Pending::ready(self.inner.reduce_scatter(t)?))
     }
-    fn split(&self, _color: usize) -> Result<Box<dyn Collective>> {
+    fn split(&self, _color: usize) -> CommResult<Box<dyn Collective>> {
         Ok(Box::new(Recording {
             inner: SingleProcess::new(Device::Cpu),
             log: self.log.clone(),

@@ -79,6 +79,31 @@ pub fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// Three steps of `micro` examples per rank and `global` per optimizer step, writing to
+/// `out`: no warm-up, no evaluation, lr 1e-3 without a warm-up (the settings the
+/// multi-rank comparisons share; each adds its own clipping and the like).
+pub fn three_step_sets(out: &Path, micro: usize, global: usize) -> Vec<String> {
+    vec![
+        format!("out_dir={}", out.display()),
+        format!("train.micro_batch_size={micro}"),
+        format!("train.global_batch_size={global}"),
+        "train.steps=3".into(),
+        "train.sft_warmup_steps=0".into(),
+        "data.synthetic_train=64".into(),
+        "data.synthetic_eval=8".into(),
+        "eval.max_examples=0".into(),
+        "optim.lr=1e-3".into(),
+        "optim.warmup_steps=0".into(),
+    ]
+}
+
+/// The `evals` of a run's `summary.json`.
+pub fn summary_evals(out: &Path) -> Vec<serde_json::Value> {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    s["evals"].as_array().unwrap().clone()
+}
+
 /// A tiny, fast run of `steps` steps writing to `out`: bag-of-words embeddings, no
 /// warm-up, no evaluation, no final checkpoint (the fault tests' run).
 pub fn fast_run_sets(out: &Path, steps: usize) -> Vec<String> {

@@ -76,7 +76,7 @@ impl ShardedModel {
             }
         }
         if let Some(e) = failed {
-            return Err(e);
+            return Err(e.into());
         }
         writer.map(HfWriter::finish).transpose()?;
         Ok(())
@@ -107,7 +107,7 @@ impl ShardedModel {
             self.release(i);
         }
         if let Some(e) = failed {
-            return Err(e);
+            return Err(e.into());
         }
         writer.map(HfWriter::finish).transpose()?;
         Ok(())
