@@ -403,6 +403,24 @@ fn precomputed_reference_trains_like_live_under_zero3_on_2_ranks() {
     }
 }
 
+/// Without reference.path the reference is the initial policy, identified by its weights'
+/// hashes. Under stage 3 they are hashed one gathered unit at a time (never the whole
+/// model on a rank), and must identify the same weights as one process holding them all.
+#[test]
+fn the_initial_policys_fingerprint_is_the_same_on_any_ranks_and_stage() {
+    let fingerprint = |ranks: usize, stage: &str| -> String {
+        let o = precompute(ranks, 4, 8, &[stage, "train.steps=2"], &[], None);
+        report(&o)["reference_fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let one = fingerprint(1, "zero.stage=0");
+    assert_eq!(one.len(), 16, "{one}");
+    assert_eq!(one, fingerprint(2, "zero.stage=3"));
+    assert_eq!(one, fingerprint(2, "zero.stage=2"));
+}
+
 #[test]
 fn a_reference_cache_for_other_data_or_another_reference_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -134,7 +134,7 @@ pub fn row_keys(seqs: &Sequences) -> Result<Vec<u64>> {
 /// Identifies the reference's values: the compute dtype and either the files of
 /// `reference.path` (config and weights, by content) or, without a path, the policy's
 /// initial weights (by name, shape and bytes) and its architecture. Every rank must call
-/// this (without a path it gathers the policy).
+/// this (without a path it gathers the policy one unit at a time).
 pub fn reference_fingerprint(
     cfg: &TrainConfig,
     policy: Option<&ShardedModel>,
@@ -157,15 +157,14 @@ pub fn reference_fingerprint(
         }
         (None, Some(policy)) => {
             parts.push(hash_bytes(&serde_json::to_vec(policy.config())?));
-            policy.gather_all()?;
-            let mut vars: Vec<(String, Tensor)> = policy.store().variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            let hashed = vars
-                .iter()
-                .map(|(name, t)| tensor_hash(name, t))
-                .collect::<Result<Vec<u64>>>();
-            policy.release_all();
-            parts.extend(hashed?);
+            // One gathered unit at a time (never the whole model); hashed in name order.
+            let mut hashed: Vec<(String, u64)> = Vec::new();
+            policy.for_each_compute_tensor(|name, t| {
+                hashed.push((name.to_string(), tensor_hash(name, t)?));
+                Ok(())
+            })?;
+            hashed.sort_by(|a, b| a.0.cmp(&b.0));
+            parts.extend(hashed.into_iter().map(|(_, h)| h));
         }
         (None, None) => bail!("internal: the reference is the policy, but no policy was given"),
     }

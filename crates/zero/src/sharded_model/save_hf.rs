@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use rpo_model::{HfWriter, LlamaConfig};
 use std::path::Path;
-use tch::Kind;
+use tch::{Kind, Tensor};
 
 use super::ShardedModel;
 use crate::layout::ModelLayout;
@@ -111,5 +111,32 @@ impl ShardedModel {
         }
         writer.map(HfWriter::finish).transpose()?;
         Ok(())
+    }
+
+    /// Calls `f` with every compute tensor (Hugging Face name, the unit's view), one
+    /// gathered unit at a time: never the whole model on any rank. Every rank must call
+    /// this; after `f` fails, the remaining units are still gathered (so no rank is left
+    /// waiting) and the first error is returned.
+    pub fn for_each_compute_tensor(
+        &self,
+        mut f: impl FnMut(&str, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let mut failed = None;
+        for i in 0..self.layout.units.len() {
+            self.gather(i)?;
+            if failed.is_none() {
+                let params = self.params.borrow();
+                let full = params[i].full().expect("gathered");
+                let unit = &self.layout.units[i];
+                for (slot, view) in unit.params.iter().zip(unit.views(full)) {
+                    if let Err(e) = f(&slot.name, &view) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            self.release(i);
+        }
+        failed.map_or(Ok(()), Err)
     }
 }
