@@ -187,7 +187,7 @@ pub fn reward_accuracy_data_parallel(
             let refs: Vec<&PairedExample> = chunk.iter().collect();
             let b = PairedBatch::from_examples(&refs, tokenizer)?;
             let figures = micro_batch::paired(&Objective::Dpo, models, &b, None)?.stats;
-            if true {
+            if index < batches.len() {
                 stats.merge(&figures);
             }
         }
