@@ -38,7 +38,7 @@ impl Reference {
 
     fn logps(&self, seqs: &Sequences) -> Result<Tensor> {
         match self {
-            Reference::Live(model, _) => tch::no_grad(|| {
+            Reference::Live(model, _) => Ok(tch::no_grad(|| {
                 rpo_losses::sequence_logps_chunked(
                     &model.hidden_states(seqs.ids),
                     &|h| model.head(h),
@@ -46,7 +46,7 @@ impl Reference {
                     seqs.mask,
                     4096,
                 )
-            }),
+            })?),
             Reference::Placed(m) => m.logps(seqs),
         }
     }

@@ -1,6 +1,6 @@
 //! The scope-wide columns every form needs, gathered from the ranks' own blocks.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::{all_gather_known, all_gather_varlen, Collective};
 use tch::Tensor;
 

@@ -11,15 +11,16 @@
 //!   against all columns; the column gradients come back with one reduce-scatter.
 //! - [`ContrastForm::Replicated`] (the oracle): every rank computes the whole matrix.
 
+mod error;
 mod gather;
 mod replicated;
 mod row_partitioned;
 mod scope;
 pub mod selftest;
 
+pub use error::{ContrastError, Result};
 pub use scope::{ContrastForm, ContrastScope};
 
-use anyhow::Result;
 use rpo_comm::Collective;
 use rpo_losses::Weighting;
 use tch::Tensor;
@@ -66,24 +67,27 @@ pub fn contrast(
     beta: f64,
     form: ContrastForm,
 ) -> Result<ContrastGrads> {
-    anyhow::ensure!(
-        inputs.win_emb.is_some() == weighting.uses_embeddings()
-            && inputs.lose_emb.is_some() == weighting.uses_embeddings(),
-        "{weighting:?} {} prompt embeddings",
-        if weighting.uses_embeddings() {
-            "needs"
-        } else {
-            "does not read"
-        }
-    );
+    if !(inputs.win_emb.is_some() == weighting.uses_embeddings()
+        && inputs.lose_emb.is_some() == weighting.uses_embeddings())
+    {
+        return Err(ContrastError::Invalid(format!(
+            "{weighting:?} {} prompt embeddings",
+            if weighting.uses_embeddings() {
+                "needs"
+            } else {
+                "does not read"
+            }
+        )));
+    }
     if let Some(counts) = inputs.counts {
         let here = [inputs.chosen.size()[0], inputs.rejected.size()[0]];
-        anyhow::ensure!(
-            counts.len() == scope.world_size() && counts[scope.rank()] == here,
-            "contrast: known counts {counts:?} do not match {here:?} on scope rank {} of {}",
-            scope.rank(),
-            scope.world_size()
-        );
+        if !(counts.len() == scope.world_size() && counts[scope.rank()] == here) {
+            return Err(ContrastError::Invalid(format!(
+                "contrast: known counts {counts:?} do not match {here:?} on scope rank {} of {}",
+                scope.rank(),
+                scope.world_size()
+            )));
+        }
     }
     match form {
         ContrastForm::RowPartitioned => row_partitioned::contrast(scope, inputs, weighting, beta),

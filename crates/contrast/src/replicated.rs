@@ -2,7 +2,7 @@
 //! the single-process loss, then keeps the gradient of its own entries. Simple and
 //! obviously right; O(M·N) per rank.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::Collective;
 use rpo_losses::{rpo_loss, Weighting};
 use tch::{Kind, Tensor};

@@ -9,7 +9,7 @@
 //! the column gradients) moving O(N·(1+d)) values, and a third for the block sizes
 //! unless the caller knows them ([`ContrastInputs::counts`]).
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::{all_gather_counts, all_gather_known, reduce_scatter_varlen, Collective};
 use rpo_losses::{rpo_row_losses, Weighting};
 use tch::{Kind, Tensor};

@@ -1,6 +1,6 @@
 //! Which ranks share one contrast matrix, and how it is computed.
 
-use anyhow::{bail, ensure, Result};
+use crate::error::{ContrastError, Result};
 use rpo_comm::{Collective, SingleProcess};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -25,10 +25,11 @@ impl ContrastScope {
             ContrastScope::Local => 1,
             ContrastScope::Global => world,
             ContrastScope::Group(k) => {
-                ensure!(
-                    k >= 1 && world % k == 0,
-                    "contrast scope group:{k} needs a world size divisible by {k}, got {world} ranks"
-                );
+                if !(k >= 1 && world % k == 0) {
+                    return Err(ContrastError::Scope(format!(
+                        "contrast scope group:{k} needs a world size divisible by {k}, got {world} ranks"
+                    )));
+                }
                 k
             }
         })
@@ -45,16 +46,18 @@ impl ContrastScope {
 }
 
 impl FromStr for ContrastScope {
-    type Err = anyhow::Error;
+    type Err = ContrastError;
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
             "local" => ContrastScope::Local,
             "global" => ContrastScope::Global,
             _ => match s.strip_prefix("group:").map(str::parse::<usize>) {
                 Some(Ok(k)) if k >= 1 => ContrastScope::Group(k),
-                _ => bail!(
-                    "unknown contrast scope {s:?}: expected \"local\", \"global\" or \"group:K\" with K ≥ 1"
-                ),
+                _ => {
+                    return Err(ContrastError::Scope(format!(
+                        "unknown contrast scope {s:?}: expected \"local\", \"global\" or \"group:K\" with K ≥ 1"
+                    )))
+                }
             },
         })
     }
@@ -71,7 +74,7 @@ impl fmt::Display for ContrastScope {
 }
 
 impl TryFrom<String> for ContrastScope {
-    type Error = anyhow::Error;
+    type Error = ContrastError;
     fn try_from(s: String) -> Result<Self> {
         s.parse()
     }

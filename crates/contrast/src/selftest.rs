@@ -4,7 +4,7 @@
 //! the scope's whole concatenated batch). Run by `rpo-shard selftest` and by CI under
 //! `mpirun -n 2` and `-n 4`.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::selftest::{compare, Check};
 use rpo_comm::Collective;
 use rpo_losses::{rpo_loss, Weighting};

@@ -1,6 +1,6 @@
 //! Shape checks with messages that name the offending argument.
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::Tensor;
 
 /// Length of a 1-D tensor; errors if `t` is not 1-D.
@@ -8,6 +8,7 @@ pub(crate) fn vector_len(t: &Tensor, what: &str) -> Result<i64> {
     let size = t.size();
     ensure!(
         size.len() == 1,
+        Shape,
         "{what} must be a 1-D tensor, got shape {size:?}"
     );
     Ok(size[0])
@@ -18,6 +19,7 @@ pub(crate) fn pair_len(a: &Tensor, a_name: &str, b: &Tensor, b_name: &str) -> Re
     let (n, m) = (vector_len(a, a_name)?, vector_len(b, b_name)?);
     ensure!(
         n == m,
+        Shape,
         "{a_name} ({n}) and {b_name} ({m}) must pair up one to one"
     );
     Ok(n)

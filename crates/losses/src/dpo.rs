@@ -1,6 +1,6 @@
 //! Direct Preference Optimization (paper Eq. 3; TRL/HALOs `sigmoid` loss).
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::checks::logratio_pairs_len;

@@ -1,6 +1,6 @@
 //! Identity Preference Optimization (paper Eq. 5; TRL/HALOs `ipo` loss on summed log-probs).
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::checks::logratio_pairs_len;
@@ -13,7 +13,7 @@ pub fn ipo_losses(
     rejected_logratios: &Tensor,
     beta: f64,
 ) -> Result<Tensor> {
-    ensure!(beta > 0.0, "IPO's β must be positive, got {beta}");
+    ensure!(beta > 0.0, Invalid, "IPO's β must be positive, got {beta}");
     logratio_pairs_len(chosen_logratios, rejected_logratios)?;
     let h = at_least_f32(chosen_logratios) - at_least_f32(rejected_logratios);
     Ok((h - 1.0 / (2.0 * beta)).square())

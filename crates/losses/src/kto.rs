@@ -1,6 +1,6 @@
 //! Kahneman-Tversky Optimization (paper Eq. 6–8, as HALOs' `KTOTrainer` computes it).
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::checks::{pair_len, vector_len};
@@ -15,6 +15,7 @@ pub fn kto_kl_estimate(kl_logratios: &Tensor) -> Result<Tensor> {
     let n = vector_len(kl_logratios, "KL log-ratios")?;
     ensure!(
         n > 0,
+        Shape,
         "the KTO KL estimate needs at least one mismatched pair"
     );
     Ok(at_least_f32(kl_logratios)
@@ -36,6 +37,7 @@ pub fn kto_losses(
     pair_len(logratios, "KTO log-ratios", desirable, "desirable flags")?;
     ensure!(
         kl.numel() == 1,
+        Shape,
         "the KTO reference point must be a single value, got shape {:?}",
         kl.size()
     );

@@ -7,6 +7,8 @@
 //! Per-example (or per-row) forms are exposed next to the batch means so that a
 //! distributed caller can sum contributions and divide by a global count itself.
 
+#[macro_use]
+mod error;
 mod checks;
 pub mod dpo;
 pub mod ipo;
@@ -20,6 +22,7 @@ pub mod targets;
 pub mod weighting;
 
 pub use dpo::{dpo_loss, dpo_losses};
+pub use error::{LossError, Result};
 pub use ipo::{ipo_loss, ipo_losses};
 pub use kto::{kto_kl_estimate, kto_loss, kto_losses};
 pub use logprobs::{position_chunks, sequence_logps, sequence_logps_chunked};

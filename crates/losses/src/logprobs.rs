@@ -1,6 +1,6 @@
 //! Sequence log-probabilities: Σ_t log π(y_t | x, y_<t) over the response tokens.
 
-use anyhow::{ensure, Result};
+use crate::error::{LossError, Result};
 use tch::{Kind, Tensor};
 
 use crate::precision::at_least_f32;
@@ -17,16 +17,19 @@ pub fn sequence_logps(logits: &Tensor, labels: &Tensor, loss_mask: &Tensor) -> R
     let size = logits.size();
     ensure!(
         size.len() == 3,
+        Shape,
         "sequence_logps: logits must be [B, T, V], got {size:?}"
     );
     let batch_time = &size[..2];
     ensure!(
         labels.size() == batch_time,
+        Shape,
         "sequence_logps: labels {:?} must be [B, T] = {batch_time:?}",
         labels.size()
     );
     ensure!(
         loss_mask.size() == batch_time,
+        Shape,
         "sequence_logps: loss_mask {:?} must be [B, T] = {batch_time:?}",
         loss_mask.size()
     );
@@ -77,5 +80,5 @@ pub fn sequence_logps_chunked(
             None => part,
         });
     }
-    total.ok_or_else(|| anyhow::anyhow!("sequence_logps_chunked: empty sequences"))
+    total.ok_or_else(|| LossError::Shape("sequence_logps_chunked: empty sequences".into()))
 }

@@ -1,6 +1,6 @@
 //! Detached reward metrics for logging: implicit rewards `β · log-ratio`.
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::checks::logratio_pairs_len;

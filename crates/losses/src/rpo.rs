@@ -5,7 +5,7 @@
 //! The loss is the mean over rows of a per-row loss, so a row-partitioned caller can
 //! compute its own rows against every column and divide the sum by the global row count.
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::{Kind, Tensor};
 
 use crate::checks::vector_len;
@@ -33,11 +33,12 @@ pub fn rpo_loss(
     let n = vector_len(rejected_logratios, "rejected log-ratios")?;
     ensure!(
         m > 0 && n > 0,
+        Shape,
         "RPO needs at least one win and one lose response, got {m} and {n}"
     );
     if weighting.is_diagonal() {
         ensure!(
-            m == n,
+            m == n, Shape,
             "{weighting:?} needs paired data (a square contrast matrix), got {m} wins and {n} losses"
         );
     }
@@ -78,6 +79,7 @@ pub fn rpo_row_losses(
     };
     ensure!(
         block.cols > 0,
+        Shape,
         "RPO needs at least one lose response per contrast row"
     );
     let a = at_least_f32(chosen_logratios);
@@ -101,7 +103,7 @@ fn diagonal_emphasis_rows(
     kind: Kind,
 ) -> Result<Tensor> {
     ensure!(
-        block.cols >= 2,
+        block.cols >= 2, Shape,
         "DiagonalCode weighting averages the off-diagonal entries, which needs at least 2 pairs (got {})",
         block.cols
     );

@@ -1,6 +1,6 @@
 //! Supervised fine-tuning on the preferred responses.
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::checks::vector_len;

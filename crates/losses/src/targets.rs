@@ -6,7 +6,7 @@
 //! One position may appear twice (a shared prompt's last position predicts the first
 //! token of both the chosen and the rejected response).
 
-use anyhow::{ensure, Result};
+use crate::error::Result;
 use tch::{Kind, Tensor};
 
 use crate::precision::at_least_f32;
@@ -30,6 +30,7 @@ impl ScoredTargets {
     pub fn from_mask(labels: &Tensor, loss_mask: &Tensor) -> Result<Self> {
         ensure!(
             labels.size() == loss_mask.size() && labels.dim() == 2,
+            Shape,
             "labels {:?} and loss_mask {:?} must both be [B, T]",
             labels.size(),
             loss_mask.size()
@@ -105,7 +106,7 @@ pub fn targets_logps_chunked(
     targets: &ScoredTargets,
     chunk_tokens: i64,
 ) -> Result<Tensor> {
-    ensure!(hidden.dim() == 3, "hidden states must be [R, T, H]");
+    ensure!(hidden.dim() == 3, Shape, "hidden states must be [R, T, H]");
     let kind = if hidden.kind() == Kind::Double {
         Kind::Double
     } else {

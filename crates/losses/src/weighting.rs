@@ -3,7 +3,7 @@
 //! The paper text and the reference code differ in two places; both forms are
 //! supported and named after their source (see docs/reference-facts.md).
 
-use anyhow::{bail, ensure, Result};
+use crate::error::{LossError, Result};
 use tch::{Device, Kind, Tensor};
 
 /// How entry `(i, j)` of the contrast matrix (win `i` against lose `j`) is weighted.
@@ -73,7 +73,7 @@ pub fn contrast_weights(
     let shape = [block.rows, block.cols];
     if weighting.is_diagonal() {
         ensure!(
-            block.first_row >= 0 && block.first_row + block.rows <= block.cols,
+            block.first_row >= 0 && block.first_row + block.rows <= block.cols, Shape,
             "{weighting:?} needs a square paired contrast matrix, but rows {}..{} exceed its {} columns",
             block.first_row,
             block.first_row + block.rows,
@@ -84,11 +84,16 @@ pub fn contrast_weights(
         Weighting::Embedding { tau } => {
             let (win, lose) = match (win_emb, lose_emb) {
                 (Some(w), Some(l)) => (w, l),
-                _ => bail!("{weighting:?} needs both win and lose prompt embeddings"),
+                _ => {
+                    return Err(LossError::Invalid(format!(
+                        "{weighting:?} needs both win and lose prompt embeddings"
+                    )))
+                }
             };
             let w = embedding_weights(win, lose, tau, options.0)?.to_device(options.1);
             ensure!(
                 w.size() == shape,
+                Shape,
                 "embedding weights {:?} do not match the contrast block {shape:?} \
                  (one win embedding per row, one lose embedding per column)",
                 w.size()
@@ -120,11 +125,13 @@ pub fn embedding_weights(
 ) -> Result<Tensor> {
     ensure!(
         tau > 0.0,
+        Invalid,
         "embedding temperature τ must be positive, got {tau}"
     );
     let (ws, ls) = (win_emb.size(), lose_emb.size());
     ensure!(
         ws.len() == 2 && ls.len() == 2 && ws[1] == ls[1],
+        Shape,
         "prompt embeddings must be [M, d] and [N, d] with one d, got {ws:?} and {ls:?}"
     );
     let win = unit_rows(&win_emb.to_kind(kind));

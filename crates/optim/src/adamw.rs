@@ -1,6 +1,6 @@
 //! AdamW exactly as `torch.optim.AdamW` (decoupled weight decay, bias correction).
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::optimizer::Optimizer;

@@ -1,6 +1,6 @@
 //! The interface the trainer drives every optimizer through.
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 /// An optimizer over a fixed list of parameter tensors (whole parameters or flat shards).

@@ -1,6 +1,6 @@
 //! RMSprop exactly as `torch.optim.RMSprop` (the optimizer the RPO paper trains with).
 
-use anyhow::Result;
+use crate::error::Result;
 use tch::Tensor;
 
 use crate::optimizer::Optimizer;

@@ -1,7 +1,7 @@
 //! Per-parameter state buffers shared by the optimizers: named slots (torch's names,
 //! e.g. `exp_avg`), created as zeros like the parameter on the first step.
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{OptimError, Result};
 use tch::{Kind, Tensor};
 
 pub(crate) struct Slots {
@@ -30,6 +30,7 @@ impl Slots {
     fn prepare(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<()> {
         ensure!(
             params.len() == grads.len(),
+            Shape,
             "optimizer step got {} parameters but {} gradients",
             params.len(),
             grads.len()
@@ -37,6 +38,7 @@ impl Slots {
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
             ensure!(
                 p.size() == g.size(),
+                Shape,
                 "gradient {i} has shape {:?} but its parameter {:?}",
                 g.size(),
                 p.size()
@@ -51,6 +53,7 @@ impl Slots {
         }
         ensure!(
             self.buffers.len() == params.len(),
+            Shape,
             "optimizer state holds {} parameters but the step passed {}",
             self.buffers.len(),
             params.len()
@@ -59,6 +62,7 @@ impl Slots {
             for (name, buf) in self.names.iter().zip(bufs.iter_mut()) {
                 ensure!(
                     buf.size() == p.size(),
+                    Shape,
                     "optimizer state {name}.{i} has shape {:?} but its parameter {:?}",
                     buf.size(),
                     p.size()
@@ -111,7 +115,8 @@ impl Slots {
 
     pub(crate) fn load(&mut self, named: &[(String, Tensor)]) -> Result<()> {
         let find = |key: &str| named.iter().find(|(k, _)| k == key).map(|(_, t)| t);
-        let step = find("step").context("optimizer state has no `step`")?;
+        let step = find("step")
+            .ok_or_else(|| OptimError::State("optimizer state has no `step`".into()))?;
         let params = named
             .iter()
             .filter(|(k, _)| k.starts_with(&format!("{}.", self.names[0])))
@@ -122,13 +127,18 @@ impl Slots {
             for name in &self.names {
                 match find(&format!("{name}.{i}")) {
                     Some(t) => bufs.push(t.copy()),
-                    None => bail!("optimizer state has no `{name}.{i}`"),
+                    None => {
+                        return Err(OptimError::State(format!(
+                            "optimizer state has no `{name}.{i}`"
+                        )))
+                    }
                 }
             }
             buffers.push(bufs);
         }
         ensure!(
             named.len() == 1 + params * self.names.len(),
+            State,
             "optimizer state has entries beyond slots {:?} for {params} parameters",
             self.names
         );

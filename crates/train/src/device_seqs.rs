@@ -145,6 +145,11 @@ pub fn frozen_logps(model: &Llama, seqs: &DeviceSeqs, chunk_tokens: i64) -> Resu
     tch::no_grad(|| {
         let (ids, layout, targets) = seqs.sequences().rows()?;
         let hidden = model.hidden_states_in(&ids, layout.as_ref());
-        losses::targets_logps_chunked(&hidden, &|h| model.head(h), &targets, chunk_tokens)
+        Ok(losses::targets_logps_chunked(
+            &hidden,
+            &|h| model.head(h),
+            &targets,
+            chunk_tokens,
+        )?)
     })
 }
