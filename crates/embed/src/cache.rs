@@ -16,11 +16,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, ensure, Context, Result};
 use rpo_storage::framed::{CacheError, FileKind, FramedFile, FramedWriter};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::error::{EmbedError, Result};
 use crate::fingerprint::{text_hash, texts_fingerprint};
 
 pub const KIND: FileKind = FileKind {
@@ -55,12 +55,12 @@ impl CacheDtype {
 }
 
 impl FromStr for CacheDtype {
-    type Err = anyhow::Error;
+    type Err = EmbedError;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "f32" => Ok(CacheDtype::F32),
             "bf16" => Ok(CacheDtype::Bf16),
-            other => bail!("dtype {other:?}: expected \"f32\" or \"bf16\""),
+            other => bail!(Invalid, "dtype {other:?}: expected \"f32\" or \"bf16\""),
         }
     }
 }
@@ -102,11 +102,12 @@ pub struct CacheModel {
 impl CacheHeader {
     /// The header for rows of `texts`, in this order; the texts must be distinct.
     pub fn new<S: AsRef<str>>(model: CacheModel, texts: &[S]) -> Result<Self> {
-        ensure!(model.dim > 0, "an embedding cache needs dim > 0");
+        ensure!(model.dim > 0, Cache, "an embedding cache needs dim > 0");
         let mut seen = HashMap::with_capacity(texts.len());
         for (i, t) in texts.iter().enumerate() {
             if let Some(j) = seen.insert(text_hash(t.as_ref()), i) {
                 bail!(
+                    Cache,
                     "texts {j} and {i} of the embedding cache have the same fingerprint \
                      (duplicates must be removed before writing): {:?}",
                     t.as_ref()
@@ -150,7 +151,7 @@ pub struct CacheWriter {
 impl CacheWriter {
     pub fn create(path: &Path, header: CacheHeader) -> Result<Self> {
         let out = FramedWriter::create(path, &KIND, &header)
-            .with_context(|| format!("cannot write the embedding cache {}", path.display()))?;
+            .map_err(|e| EmbedError::io("cannot write the embedding cache", path, e))?;
         Ok(CacheWriter {
             path: path.to_path_buf(),
             header,
@@ -164,12 +165,14 @@ impl CacheWriter {
         let size = rows.size();
         ensure!(
             size.len() == 2 && size[1] as usize == self.header.embedder.dim,
+            Cache,
             "rows of shape {size:?} for an embedding cache of dim {}",
             self.header.embedder.dim
         );
         let n = size[0] as usize;
         ensure!(
             self.written + n <= self.header.count,
+            Cache,
             "{} rows for an embedding cache of {} texts",
             self.written + n,
             self.header.count
@@ -198,6 +201,7 @@ impl CacheWriter {
     pub fn finish(self) -> Result<PathBuf> {
         ensure!(
             self.written == self.header.count,
+            Cache,
             "only {} of {} rows were written to the embedding cache {}",
             self.written,
             self.header.count,
@@ -205,7 +209,7 @@ impl CacheWriter {
         );
         self.out
             .finish("")
-            .with_context(|| format!("cannot write the embedding cache {}", self.path.display()))?;
+            .map_err(|e| EmbedError::io("cannot write the embedding cache", &self.path, e))?;
         Ok(self.path)
     }
 }
@@ -244,7 +248,7 @@ impl EmbeddingCache {
     /// Opens and checks `path`: magic, version, header, CRC, and that the file holds
     /// exactly `count × dim` rows. Every error names the file; its kind (missing,
     /// corrupt, old format) is the [`CacheError`].
-    pub fn open(path: &Path) -> Result<Self, CacheError> {
+    pub fn open(path: &Path) -> std::result::Result<Self, CacheError> {
         let (file, header) = FramedFile::open::<CacheHeader>(path, &KIND)?;
         let corrupt = |reason: String| CacheError::Corrupt {
             path: path.to_path_buf(),
@@ -304,6 +308,7 @@ impl EmbeddingCache {
         for &i in indices {
             ensure!(
                 i < self.header.count,
+                Cache,
                 "row {i} of {} in {}",
                 self.header.count,
                 self.path.display()
@@ -330,12 +335,12 @@ impl EmbeddingCache {
         let indices = texts
             .iter()
             .map(|t| {
-                self.row_of(t.as_ref()).with_context(|| {
-                    format!(
+                self.row_of(t.as_ref()).ok_or_else(|| {
+                    EmbedError::Cache(format!(
                         "the embedding cache {} has no row for the text {:?}",
                         self.path.display(),
                         preview(t.as_ref())
-                    )
+                    ))
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -7,8 +7,9 @@
 
 use std::path::Path;
 
-use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
+
+use crate::error::{EmbedError, Result};
 
 /// Configuration of a BERT encoder.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -62,12 +63,12 @@ impl BertConfig {
     /// Reads and validates a `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {}", path.display()))?;
-        let config: BertConfig = serde_json::from_str(&text)
-            .with_context(|| format!("invalid BERT config {}", path.display()))?;
-        config
-            .validate()
-            .with_context(|| format!("unsupported model config {}", path.display()))?;
+            .map_err(|e| EmbedError::io("cannot read model config", path, e))?;
+        let config: BertConfig =
+            serde_json::from_str(&text).map_err(|e| EmbedError::json("BERT config ", path, e))?;
+        config.validate().map_err(|e| {
+            EmbedError::Config(format!("unsupported model config {}: {e}", path.display()))
+        })?;
         Ok(config)
     }
 
@@ -81,6 +82,7 @@ impl BertConfig {
     pub fn validate(&self) -> Result<()> {
         ensure!(
             self.model_type == "bert",
+            Config,
             "model_type {:?} is not supported (only \"bert\")",
             self.model_type
         );
@@ -93,10 +95,11 @@ impl BertConfig {
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
         ] {
-            ensure!(value > 0, "{name} must be positive, got {value}");
+            ensure!(value > 0, Config, "{name} must be positive, got {value}");
         }
         ensure!(
             self.hidden_size % self.num_attention_heads == 0,
+            Config,
             "hidden_size ({}) is not a multiple of num_attention_heads ({})",
             self.hidden_size,
             self.num_attention_heads
@@ -104,19 +107,26 @@ impl BertConfig {
         // transformers' "gelu" is the exact (erf) form; the tanh approximations differ.
         ensure!(
             self.hidden_act == "gelu",
+            Config,
             "hidden_act {:?} is not supported (only \"gelu\", the erf form)",
             self.hidden_act
         );
         ensure!(
             self.position_embedding_type == "absolute",
+            Config,
             "position_embedding_type {:?} is not supported (only \"absolute\")",
             self.position_embedding_type
         );
         ensure!(
             !self.is_decoder && !self.add_cross_attention,
+            Config,
             "decoder / cross-attention BERT configurations are not supported"
         );
-        ensure!(self.layer_norm_eps > 0.0, "layer_norm_eps must be positive");
+        ensure!(
+            self.layer_norm_eps > 0.0,
+            Config,
+            "layer_norm_eps must be positive"
+        );
         Ok(())
     }
 }
@@ -125,7 +135,7 @@ impl BertConfig {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<BertConfig> {
+    fn parse(json: &str) -> anyhow::Result<BertConfig> {
         let config: BertConfig = serde_json::from_str(json)?;
         config.validate()?;
         Ok(config)

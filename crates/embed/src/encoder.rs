@@ -10,7 +10,6 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, ensure, Context, Result};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence};
 use tokenizers::{
@@ -19,6 +18,7 @@ use tokenizers::{
 
 use crate::bert::Bert;
 use crate::config::BertConfig;
+use crate::error::{EmbedError, Result};
 use crate::fingerprint::fingerprint;
 use crate::folder::ModelFolder;
 use crate::locate::locate_default;
@@ -72,11 +72,16 @@ impl SentenceEncoder {
             .min(config.max_position_embeddings as usize);
         ensure!(
             max_seq_length >= 2,
+            Config,
             "max_seq_length {max_seq_length} leaves no room for [CLS] and [SEP]"
         );
         let tokenizer_path = folder.tokenizer_path();
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| anyhow!("cannot load tokenizer {}: {e}", tokenizer_path.display()))?;
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+            EmbedError::Tokenizer(format!(
+                "cannot load tokenizer {}: {e}",
+                tokenizer_path.display()
+            ))
+        })?;
         let pad_id = tokenizer
             .get_padding()
             .map(|p| p.pad_id as i64)
@@ -90,7 +95,12 @@ impl SentenceEncoder {
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
             }))
-            .map_err(|e| anyhow!("cannot set truncation on {}: {e}", tokenizer_path.display()))?;
+            .map_err(|e| {
+                EmbedError::Tokenizer(format!(
+                    "cannot set truncation on {}: {e}",
+                    tokenizer_path.display()
+                ))
+            })?;
         if folder.do_lower_case {
             add_lowercase(&mut tokenizer);
         }
@@ -115,8 +125,12 @@ impl SentenceEncoder {
     /// Loads the default model, all-MiniLM-L6-v2, found by [`crate::locate`].
     pub fn load_default(device: Device) -> Result<Self> {
         let dir = locate_default()?;
-        Self::load(&dir, device)
-            .with_context(|| format!("cannot load the default sentence encoder {}", dir.display()))
+        Self::load(&dir, device).map_err(|e| {
+            EmbedError::Folder(format!(
+                "cannot load the default sentence encoder {}: {e}",
+                dir.display()
+            ))
+        })
     }
 
     /// Width of the embeddings.
@@ -149,7 +163,7 @@ impl SentenceEncoder {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| anyhow!("tokenization failed: {e}"))?;
+            .map_err(|e| EmbedError::Tokenizer(format!("tokenization failed: {e}")))?;
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
@@ -159,7 +173,7 @@ impl SentenceEncoder {
     /// Embeddings `[texts.len(), dim]` (fp32, CPU) of `texts`, `batch_size` texts per
     /// forward pass.
     pub fn encode(&self, texts: &[&str], batch_size: usize) -> Result<Tensor> {
-        ensure!(batch_size > 0, "batch_size must be positive");
+        ensure!(batch_size > 0, Invalid, "batch_size must be positive");
         if texts.is_empty() {
             return Ok(Tensor::zeros([0, self.dim], (Kind::Float, Device::Cpu)));
         }

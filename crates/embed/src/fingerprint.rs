@@ -9,8 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
+use crate::error::{EmbedError, Result};
 use crate::folder::ModelFolder;
 
 pub use rpo_storage::hash::hash_bytes;
@@ -26,8 +25,7 @@ pub fn fingerprint(files: &[PathBuf], weights_hash: u64) -> Result<String> {
     let hashes = files
         .iter()
         .map(|file| {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = std::fs::read(file).map_err(|e| EmbedError::io("cannot read", file, e))?;
             Ok(hash_bytes(&bytes))
         })
         .collect::<Result<Vec<u64>>>()?;
@@ -39,8 +37,7 @@ pub fn fingerprint(files: &[PathBuf], weights_hash: u64) -> Result<String> {
 pub fn folder_fingerprint(dir: &Path) -> Result<String> {
     let folder = ModelFolder::open(dir)?;
     let weights = folder.weights_path();
-    let bytes =
-        std::fs::read(&weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let bytes = std::fs::read(&weights).map_err(|e| EmbedError::io("cannot read", &weights, e))?;
     fingerprint(&folder.defining_files, hash_bytes(&bytes))
 }
 

@@ -12,9 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::error::{EmbedError, Result};
 use crate::pooling::Pooling;
 
 pub const MODULES_FILE: &str = "modules.json";
@@ -85,6 +85,7 @@ impl ModelFolder {
     pub fn open(root: &Path) -> Result<Self> {
         if !root.is_dir() {
             bail!(
+                Folder,
                 "sentence encoder folder {} does not exist; {HOW_TO_GET_MINILM}",
                 root.display()
             );
@@ -96,15 +97,16 @@ impl ModelFolder {
                 &[MODULES_FILE, CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE],
             );
             bail!(
+                Folder,
                 "{} is not a sentence-transformers model folder: it has no {}; {HOW_TO_GET_MINILM}",
                 root.display(),
                 missing.join(", ")
             );
         }
         let text = std::fs::read_to_string(&modules_path)
-            .with_context(|| format!("cannot read {}", modules_path.display()))?;
-        let modules: Vec<ModuleEntry> = serde_json::from_str(&text)
-            .with_context(|| format!("invalid {}", modules_path.display()))?;
+            .map_err(|e| EmbedError::io("cannot read", &modules_path, e))?;
+        let modules: Vec<ModuleEntry> =
+            serde_json::from_str(&text).map_err(|e| EmbedError::json("", &modules_path, e))?;
 
         let kinds: Vec<&str> = modules
             .iter()
@@ -114,6 +116,7 @@ impl ModelFolder {
             ["Transformer", "Pooling"] => false,
             ["Transformer", "Pooling", "Normalize"] => true,
             _ => bail!(
+                Folder,
                 "{} describes the pipeline {:?}; only Transformer → Pooling (→ Normalize) is \
                  supported",
                 modules_path.display(),
@@ -138,6 +141,7 @@ impl ModelFolder {
                 ""
             };
             bail!(
+                Folder,
                 "sentence-transformers folder {} is incomplete: missing {}{hint}; {HOW_TO_GET_MINILM}",
                 root.display(),
                 missing.join(", ")
@@ -190,7 +194,6 @@ fn read_optional_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Re
     if !path.is_file() {
         return Ok(T::default());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|e| EmbedError::io("cannot read", path, e))?;
+    serde_json::from_str(&text).map_err(|e| EmbedError::json("", path, e))
 }

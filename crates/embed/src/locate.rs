@@ -16,8 +16,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Result};
-
+use crate::error::Result;
 use crate::folder::{HOW_TO_GET_MINILM, MODULES_FILE, WEIGHTS_FILE};
 
 /// Environment variable naming the sentence encoder folder.
@@ -74,6 +73,7 @@ impl Search {
                 return Ok(dir);
             }
             bail!(
+                Folder,
                 "{ENV_VAR}={} is not a sentence-transformers model folder (no {MODULES_FILE} \
                  and {WEIGHTS_FILE}); {HOW_TO_GET_MINILM}",
                 dir.display()
@@ -109,6 +109,7 @@ impl Search {
             }
         }
         bail!(
+            Folder,
             "the all-MiniLM-L6-v2 sentence encoder was not found ({ENV_VAR} is unset; looked in: \
              {}); {HOW_TO_GET_MINILM}",
             if looked.is_empty() {

@@ -9,9 +9,10 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use tch::{Kind, Tensor};
+
+use crate::error::{EmbedError, Result};
 
 /// One pooling strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,7 @@ impl PoolingMode {
             "mean" => PoolingMode::Mean,
             "mean_sqrt_len_tokens" => PoolingMode::MeanSqrtLen,
             other => bail!(
+                Config,
                 "pooling mode {other:?} is not supported (cls, max, mean, mean_sqrt_len_tokens)"
             ),
         })
@@ -64,10 +66,11 @@ impl Pooling {
     /// Reads a Pooling module's `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read pooling config {}", path.display()))?;
+            .map_err(|e| EmbedError::io("cannot read pooling config", path, e))?;
         let value: Value = serde_json::from_str(&text)
-            .with_context(|| format!("invalid pooling config {}", path.display()))?;
-        Self::from_json(&value).with_context(|| format!("pooling config {}", path.display()))
+            .map_err(|e| EmbedError::json("pooling config ", path, e))?;
+        Self::from_json(&value)
+            .map_err(|e| EmbedError::Config(format!("pooling config {}: {e}", path.display())))
     }
 
     /// Parses either form of the Pooling config.
@@ -78,17 +81,20 @@ impl Pooling {
                 .iter()
                 .map(|n| match n.as_str() {
                     Some(name) => PoolingMode::from_name(name),
-                    None => bail!("pooling_mode entries must be strings, got {n}"),
+                    None => bail!(Config, "pooling_mode entries must be strings, got {n}"),
                 })
                 .collect::<Result<_>>()?,
-            Some(other) => bail!("pooling_mode must be a string or a list, got {other}"),
+            Some(other) => bail!(
+                Config,
+                "pooling_mode must be a string or a list, got {other}"
+            ),
             None => {
                 let mut modes = Vec::new();
                 for (key, mode) in LEGACY_KEYS {
                     if config.get(key).and_then(Value::as_bool).unwrap_or(false) {
                         match mode {
                             Some(mode) => modes.push(mode),
-                            None => bail!("{key} is not supported"),
+                            None => bail!(Config, "{key} is not supported"),
                         }
                     }
                 }
@@ -99,7 +105,7 @@ impl Pooling {
             }
         };
         if modes.is_empty() {
-            bail!("pooling_mode lists no mode");
+            bail!(Config, "pooling_mode lists no mode");
         }
         Ok(Pooling { modes })
     }

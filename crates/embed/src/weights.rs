@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
 use safetensors::SafeTensors;
 use tch::{nn::VarStore, Kind, Tensor};
+
+use crate::error::{EmbedError, Result};
 
 const PREFIX: &str = "bert.";
 
@@ -22,14 +23,18 @@ fn ignorable(name: &str) -> bool {
 /// Copies every parameter of `vs` from the safetensors file `path` (converting to the
 /// parameters' dtype and device). Returns the content hash of the file.
 pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<u64> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::File::open(path).map_err(|e| EmbedError::io("cannot open", path, e))?;
     // SAFETY: read-only; a weights file rewritten or truncated while it loads would give
     // wrong values or kill the process (SIGBUS), as for any memory-mapped reader.
     let bytes = unsafe { rpo_storage::framed::map_readonly(&f) }
-        .with_context(|| format!("cannot memory-map {}", path.display()))?;
+        .map_err(|e| EmbedError::io("cannot memory-map", path, e))?;
     let hash = crate::fingerprint::hash_bytes(&bytes);
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| anyhow!("{} is not a safetensors file: {e:?}", path.display()))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
+        EmbedError::Weights(format!(
+            "{} is not a safetensors file: {e:?}",
+            path.display()
+        ))
+    })?;
 
     // Checkpoint name → (our name), with the optional prefix removed.
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
@@ -37,6 +42,7 @@ pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<u64> {
         let ours = name.strip_prefix(PREFIX).unwrap_or(name).to_string();
         if let Some(other) = by_name.insert(ours.clone(), name.clone()) {
             bail!(
+                Weights,
                 "{} holds both {other} and {name}, which are the same parameter",
                 path.display()
             );
@@ -47,6 +53,7 @@ pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<u64> {
     for (ours, theirs) in &by_name {
         if !vars.contains_key(ours) && !ignorable(ours) {
             bail!(
+                Weights,
                 "{} holds tensor {theirs}, which the BERT encoder described by its config.json \
                  does not have",
                 path.display()
@@ -58,26 +65,33 @@ pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<u64> {
     tch::no_grad(|| -> Result<()> {
         for name in names {
             let var = vars.get_mut(&name).expect("name from the same map");
-            let theirs = by_name
-                .get(&name)
-                .with_context(|| format!("tensor {name} is missing from {}", path.display()))?;
-            let view = file
-                .tensor(theirs)
-                .map_err(|e| anyhow!("cannot read {theirs} from {}: {e:?}", path.display()))?;
+            let theirs = by_name.get(&name).ok_or_else(|| {
+                EmbedError::Weights(format!("tensor {name} is missing from {}", path.display()))
+            })?;
+            let view = file.tensor(theirs).map_err(|e| {
+                EmbedError::Weights(format!(
+                    "cannot read {theirs} from {}: {e:?}",
+                    path.display()
+                ))
+            })?;
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             if shape != var.size() {
                 bail!(
+                    Weights,
                     "tensor {theirs} in {} has shape {shape:?}, but the config needs {:?}",
                     path.display(),
                     var.size()
                 );
             }
-            let kind = Kind::try_from(view.dtype())
-                .map_err(|e| anyhow!("tensor {theirs} in {}: {e}", path.display()))?;
-            let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)
-                .with_context(|| format!("cannot load {theirs} from {}", path.display()))?;
-            var.f_copy_(&tensor)
-                .with_context(|| format!("cannot load {theirs} from {}", path.display()))?;
+            let kind = Kind::try_from(view.dtype()).map_err(|e| {
+                EmbedError::Weights(format!("tensor {theirs} in {}: {e}", path.display()))
+            })?;
+            let cannot_load = |e: tch::TchError| {
+                EmbedError::Weights(format!("cannot load {theirs} from {}: {e}", path.display()))
+            };
+            let tensor =
+                Tensor::f_from_data_size(view.data(), &shape, kind).map_err(cannot_load)?;
+            var.f_copy_(&tensor).map_err(cannot_load)?;
         }
         Ok(())
     })?;

@@ -189,7 +189,7 @@ fn bag_of_words_identity(dim: usize) -> ModelIdentity {
 fn minilm_dir(cfg: &EmbeddingConfig) -> Result<PathBuf> {
     match &cfg.path {
         Some(dir) => Ok(dir.clone()),
-        None => locate_default(),
+        None => Ok(locate_default()?),
     }
 }
 
@@ -445,7 +445,7 @@ impl Cached {
 
 impl PromptEmbedder for Cached {
     fn embed(&self, texts: &[String]) -> Result<Tensor> {
-        self.cache.lookup(texts)
+        Ok(self.cache.lookup(texts)?)
     }
 }
 
