@@ -16,15 +16,9 @@ cargo build -q --release -p rpo-shard
 BIN="$ROOT/target/release/rpo-shard"
 OUT="$ROOT/target/bench-save-budget"; rm -rf "$OUT"; mkdir -p "$OUT"
 export MALLOC_MMAP_THRESHOLD_=1048576 RPO_LOG=warn
-cat > "$OUT/config.json" <<'JSON'
-{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
- "num_hidden_layers":16,"num_attention_heads":16,"num_key_value_heads":16,"vocab_size":32000,
- "max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":false,
- "hidden_act":"silu","initializer_range":0.02,"torch_dtype":"float32","bos_token_id":1,"eos_token_id":2}
-JSON
-"$BIN" init-model --config "$OUT/config.json" --out "$OUT/start" > /dev/null 2>&1
-# Ψ = 271,090,688; W = 4; state 12Ψ/W; largest units: embed and head, 32000 × 1024 each.
-PSI=271090688; W=4
+. benches/lib/model_271m.sh
+# W = 4; state 12Ψ/W; the two largest units (embed and head) in fp32.
+W=4
 STATE=$((12 * PSI / W)); UNITS=$((2 * 32000 * 1024 * 4))
 train() { # limit, out
   mpirun -n $W --oversubscribe -x MALLOC_MMAP_THRESHOLD_ -x RPO_LOG -x MEMORY_CGROUP_REPORT \
