@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A judge that needs no trained model: a response is desirable when its length in
 /// characters is even (random tiny models give both kinds on most prompts).
@@ -216,22 +216,35 @@ fn online_config_errors_name_the_key() {
     }
 }
 
-#[test]
-fn a_round_on_two_ranks_builds_the_data_one_process_builds() {
+/// The same one-round run from a fresh tiny model, once in one process (`one`) and once on
+/// 2 ranks with `two_ranks_sets` added (`two`); both must succeed.
+fn one_process_and_two_ranks(
+    loss: &[&str],
+    two_ranks_sets: &[&str],
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("start");
     init_model(&model, &["--preset", "tiny"]);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    run_ok(&online_args(&model, &one, loss));
+    let mut a = online_args(&model, &two, loss);
+    for kv in two_ranks_sets {
+        a.extend(["--set".into(), kv.to_string()]);
+    }
+    let o = mpirun(2, &a[..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, one, two)
+}
+
+#[test]
+fn a_round_on_two_ranks_builds_the_data_one_process_builds() {
     let loss = [
         "loss.name=dpo",
         "online.rule=best-worst",
         "online.rounds=1",
         "train.micro_batch_size=2",
     ];
-    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    run_ok(&online_args(&model, &one, &loss));
-    let a = online_args(&model, &two, &loss);
-    let o = mpirun(2, &a[..].iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_dir, one, two) = one_process_and_two_ranks(&loss, &[]);
     assert_eq!(
         std::fs::read(one.join("round_000/data.jsonl")).unwrap(),
         std::fs::read(two.join("round_000/data.jsonl")).unwrap()
@@ -326,9 +339,6 @@ fn a_round_that_cannot_fill_one_batch_says_why() {
 /// on rank 1 (one), so rank 1 must keep rank 0's second chunk company.
 #[test]
 fn a_round_under_stage_3_samples_and_answers_as_one_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("start");
-    init_model(&model, &["--preset", "tiny"]);
     let loss = [
         "loss.name=dpo",
         "online.rule=best-worst",
@@ -337,12 +347,7 @@ fn a_round_under_stage_3_samples_and_answers_as_one_process() {
         "online.samples_per_prompt=3",
         "train.micro_batch_size=2",
     ];
-    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    run_ok(&online_args(&model, &one, &loss));
-    let mut a = online_args(&model, &two, &loss);
-    a.extend(["--set".into(), "zero.stage=3".into()]);
-    let o = mpirun(2, &a[..].iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_dir, one, two) = one_process_and_two_ranks(&loss, &["zero.stage=3"]);
     for file in [
         "round_000/samples.jsonl",
         "round_000/data.jsonl",
