@@ -14,7 +14,9 @@ global contrast differ from per-GPU (local) contrast?
      and global, at per-rank batch sizes --batches.
    Round 0 of every arm of a seed sees the same samples (same start model, same seed).
 3. Held-out judge accuracy (greedy, 256 questions) after each round; mean, std and
-   per-seed values over seeds; a plot.
+   per-seed values over seeds; a plot. The held-out questions are drawn with the run's
+   seed, so each seed has its own 256 (out of the suite's held-out pool) and its own
+   start accuracy: every "vs start" is a per-seed difference against that seed's start.
 
 Finished rounds are reused, so an interrupted sweep continues where it stopped.
     python launcher/online_sweep.py [--seeds 0 1 2] [--rounds 3] [--out docs/online-sweep]
@@ -105,6 +107,7 @@ def main():
     model, start_acc = start_model(Path(a.start) if a.start else runs / "start", a.sft_steps)
     print(f"start model: held-out judge accuracy {start_acc:.3f}", file=sys.stderr)
     results = {}
+    starts = {}  # seed -> the start model's accuracy on that seed's held-out questions
     started = time.time()
     ran = reused = 0
     for name, arm_sets, b in arms(a.batches, a.tau_paired, a.tau_unpaired):
@@ -133,7 +136,16 @@ def main():
                 reused += 1
             rounds = [json.loads(l) for l in (out / "online.jsonl").read_text().splitlines()]
             results.setdefault(name, {})[seed] = rounds
-    write_report(a, start_acc, results, time.time() - started, ran, reused)
+            seed_start = heldout_start(out)
+            if starts.setdefault(seed, seed_start) != seed_start:
+                sys.exit(f"{out}: start accuracy {seed_start} differs from seed {seed}'s other arms ({starts[seed]})")
+    write_report(a, start_acc, starts, results, time.time() - started, ran, reused)
+
+
+def heldout_start(run):
+    """The start model's accuracy on this run's held-out questions (eval_start.jsonl)."""
+    correct = [json.loads(l)["correct"] for l in (run / "eval_start.jsonl").read_text().splitlines()]
+    return sum(correct) / len(correct)
 
 
 def fmt(xs):
@@ -146,14 +158,18 @@ def last_accs(by_seed, r):
     return [by_seed[s][r]["heldout_accuracy"] for s in sorted(by_seed) if len(by_seed[s]) > r]
 
 
-def write_report(a, start_acc, results, seconds, ran, reused):
+def write_report(a, start_acc, starts, results, seconds, ran, reused):
     out = ROOT / a.out
     out.parent.mkdir(parents=True, exist_ok=True)
     (out.with_suffix(".json")).write_text(json.dumps({
-        "start_accuracy": start_acc, "args": vars(a), "seconds": seconds, "runs_done": ran,
-        "runs_reused": reused, "results": results}, indent=1))
+        "start_accuracy": start_acc, "start_accuracy_by_seed": starts, "args": vars(a),
+        "seconds": seconds, "runs_done": ran, "runs_reused": reused, "results": results}, indent=1))
+    seeds = sorted(starts)
     lines = [
-        f"Start model: {a.sft_steps} SFT steps, held-out judge accuracy {start_acc:.3f}. "
+        f"Start model: {a.sft_steps} SFT steps, held-out judge accuracy {start_acc:.3f} on the "
+        f"start run's own 256 questions; on each seed's held-out questions "
+        + ", ".join(f"{s}: {starts[s]:.3f}" for s in seeds)
+        + f" (mean {fmt([starts[s] for s in seeds])}). "
         f"W = {a.ranks}, {a.rounds} rounds × {a.steps} steps, {a.prompts} prompts × k = {a.k} "
         f"samples per round at temperature {a.temperature}, lr {a.lr}, β {a.beta}, RPO τ {a.tau_paired} "
         f"(paired) / {a.tau_unpaired} (unpaired), extra {a.extra}, seeds {a.seeds}. Mean ± std over seeds.",
@@ -177,7 +193,8 @@ def write_report(a, start_acc, results, seconds, ran, reused):
         acc = last_accs(by_seed, last)
         if not acc:
             continue
-        diffs = [f"vs start {fmt([x - start_acc for x in acc])}"]
+        ran_seeds = [s for s in sorted(by_seed) if len(by_seed[s]) > last]
+        diffs = [f"vs start {fmt([by_seed[s][last]['heldout_accuracy'] - starts[s] for s in ran_seeds])}"]
         if base and name != "rsft":
             common = [s for s in sorted(by_seed) if s in base and len(base[s]) > last and len(by_seed[s]) > last]
             diffs.append("vs rsft " + fmt([by_seed[s][last]["heldout_accuracy"] - base[s][last]["heldout_accuracy"] for s in common]))
@@ -200,7 +217,7 @@ def write_report(a, start_acc, results, seconds, ran, reused):
     colors = plt.get_cmap("tab20").colors
     for i, (name, by_seed) in enumerate(results.items()):
         xs = list(range(a.rounds + 1))
-        means = [start_acc] + [statistics.mean(last_accs(by_seed, r)) for r in range(a.rounds)]
+        means = [statistics.mean(starts[s] for s in by_seed)] + [statistics.mean(last_accs(by_seed, r)) for r in range(a.rounds)]
         style = "--" if "unpaired" in name else "-"
         ax.plot(xs, means, style, marker="o", color=colors[i % 20], label=name,
                 lw=2.5 if not name.startswith("rpo") else 1)
@@ -216,7 +233,7 @@ def write_report(a, start_acc, results, seconds, ran, reused):
         bx.errorbar([statistics.mean(acc)], [i], xerr=[statistics.stdev(acc) if len(acc) > 1 else 0],
                     fmt="o", color=colors[i % 20], capsize=3)
         bx.scatter(acc, [i] * len(acc), s=8, color="gray", zorder=3)
-    bx.axvline(start_acc, color="black", lw=1, ls=":", label="start")
+    bx.axvline(statistics.mean(starts.values()), color="black", lw=1, ls=":", label="start (mean over seeds)")
     bx.set_yticks(range(len(names)), names, fontsize=7)
     bx.invert_yaxis()
     bx.set_xlabel(f"held-out judge accuracy after round {a.rounds} (mean ± std, dots: seeds)")
