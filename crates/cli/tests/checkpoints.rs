@@ -58,6 +58,25 @@ fn resume_at_the_same_world_size_continues_bitwise() {
     }
 }
 
+/// `loss.name = "sft"` names its one phase like the warm-up: its checkpoints resume, also
+/// into a longer run (how launcher/online_sweep.py extends its start model step by step).
+#[test]
+fn an_sft_run_resumes_and_extends_bitwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let sft = ["loss.name=sft", "train.sft_warmup_steps=0"];
+    let full = dir.path().join("full");
+    train(1, &full, 8, &sft, None);
+    let all = losses(&full);
+    assert_eq!(all.len(), 4);
+    let short = dir.path().join("short");
+    train(1, &short, 8, &[&sft[..], &["train.steps=2"]].concat(), None);
+    assert_eq!(losses(&short), all[..2].to_vec());
+    let extended = dir.path().join("extended");
+    train(1, &extended, 8, &sft, Some(&step_dir(&short, 2)));
+    assert_eq!(losses(&extended), all[2..].to_vec());
+    assert_same_weights(&weights(&full), &weights(&extended), 0.0);
+}
+
 #[test]
 fn resume_on_other_world_sizes_and_stages_repartitions() {
     let dir = tempfile::tempdir().unwrap();

@@ -269,7 +269,9 @@ impl Resume {
                 other => other.to_string(),
             })
         };
-        if phase == "sft" {
+        // An SFT run (loss.name = "sft") has one phase, named like the warm-up it cannot
+        // have (the config refuses both): its checkpoints are the preference phase's case.
+        if phase == "sft" && cfg.loss.name != crate::config::LossName::Sft {
             ensure!(
                 warmup > 0,
                 "{dir} was written in the SFT warm-up (step {} of it), but this run has no warm-up \
