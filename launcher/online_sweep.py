@@ -3,8 +3,9 @@
 samples raise held-out judge accuracy, against a rejection-sampling SFT control, and does
 global contrast differ from per-GPU (local) contrast?
 
-1. One start model: the tiny Llama, SFT on the built-in suite for --sft-steps (deliberately
-   under-trained, so that its own mistakes are plentiful).
+1. One start model: the tiny Llama, SFT on the built-in suite until its held-out judge
+   accuracy reaches --start-accuracy (0.5), or for --sft-steps: deliberately under-trained,
+   so that its own mistakes are plentiful.
 2. Arms, each for every seed and --rounds rounds of `[online]` training at W = --ranks:
    every round samples k responses for --prompts prompts from the current policy, the
    suite's judge labels them, and the arm trains --steps steps on data built from them:
@@ -56,16 +57,43 @@ def sets(pairs):
     return out
 
 
-def start_model(out, sft_steps):
-    if not (out / "summary.json").exists():
-        rpo(1, ["train"] + sets([
-            "loss.name=sft", f"train.steps={sft_steps}", "train.sft_warmup_steps=0",
-            "optim.lr=1e-3", "embedding.model=bag-of-words", "checkpoint.at_end=false",
-            "eval.max_examples=256", f"out_dir={out}",
-        ]), f"start model ({sft_steps} SFT steps)")
-    summary = json.loads((out / "summary.json").read_text())
-    acc = [e for e in summary["evals"] if e["at"] == "final"][-1]["judge_accuracy"]
-    return out / "model", acc
+def start_model(out, sft_steps, target, first=500, chunk=50, most=3000):
+    """The start model's folder, held-out judge accuracy and SFT steps: `sft_steps` SFT
+    steps, or (sft_steps None) SFT from `first` steps on, extended `chunk` steps at a time
+    until the accuracy reaches `target`. The step count that gives a model of about 0.5
+    moves with any change to the numerics (900 steps gave 0.49 on the code of the
+    6-seed sweep and 0.66 later), so the sweep finds it rather than fixing it. An extended
+    run resumes its own checkpoint, which continues it bit for bit
+    (crates/cli/tests/checkpoints.rs), so the model is the one a straight run of that many
+    steps gives."""
+    base = ["loss.name=sft", "train.sft_warmup_steps=0", "optim.lr=1e-3",
+            "embedding.model=bag-of-words", "eval.max_examples=256", "checkpoint.keep=1",
+            f"out_dir={out}"]
+
+    def done():
+        if not (out / "summary.json").exists():
+            return None, 0
+        summary = json.loads((out / "summary.json").read_text())
+        return [e for e in summary["evals"] if e["at"] == "final"][-1]["judge_accuracy"], summary["steps"]
+
+    acc, steps = done()
+    if sft_steps is not None:
+        if acc is None:
+            rpo(1, ["train"] + sets(base + [f"train.steps={sft_steps}"]), f"start model ({sft_steps} SFT steps)")
+            acc, steps = done()
+        elif steps != sft_steps:
+            sys.exit(f"{out} holds a start model of {steps} SFT steps, not --sft-steps {sft_steps}: "
+                     "remove it, or pass another --start")
+        return out / "model", acc, steps
+    while acc is None or acc < target:
+        more = first if acc is None else steps + chunk
+        if more > most:
+            sys.exit(f"{out}: {steps} SFT steps reach only {acc:.3f} < --start-accuracy {target}")
+        resume = [] if acc is None else ["--resume", str(out / "checkpoints")]
+        rpo(1, ["train"] + sets(base + [f"train.steps={more}"]) + resume, f"start model ({more} SFT steps)")
+        acc, steps = done()
+        print(f"  start model: {steps} SFT steps, held-out judge accuracy {acc:.3f}", file=sys.stderr)
+    return out / "model", acc, steps
 
 
 def arms(batches, tau_paired, tau_unpaired):
@@ -87,7 +115,10 @@ def main():
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per round")
     p.add_argument("--prompts", type=int, default=128, help="prompts sampled per round")
     p.add_argument("-k", type=int, default=4, help="samples per prompt")
-    p.add_argument("--sft-steps", type=int, default=900, help="900 gives held-out judge accuracy 0.49")
+    p.add_argument("--sft-steps", type=int, help="SFT steps of the start model (default: found, see --start-accuracy)")
+    p.add_argument("--start-accuracy", type=float, default=0.5,
+                   help="without --sft-steps: the start model is SFT extended 50 steps at a time until its "
+                        "held-out judge accuracy reaches this")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ranks", type=int, default=4)
     p.add_argument("--batches", type=int, nargs="+", default=[2, 8], help="RPO per-rank batch sizes")
@@ -104,8 +135,9 @@ def main():
     a = p.parse_args()
     runs = ROOT / a.runs
     runs.mkdir(parents=True, exist_ok=True)
-    model, start_acc = start_model(Path(a.start) if a.start else runs / "start", a.sft_steps)
-    print(f"start model: held-out judge accuracy {start_acc:.3f}", file=sys.stderr)
+    model, start_acc, start_steps = start_model(Path(a.start) if a.start else runs / "start",
+                                                a.sft_steps, a.start_accuracy)
+    print(f"start model: {start_steps} SFT steps, held-out judge accuracy {start_acc:.3f}", file=sys.stderr)
     results = {}
     starts = {}  # seed -> the start model's accuracy on that seed's held-out questions
     started = time.time()
@@ -139,7 +171,7 @@ def main():
             seed_start = heldout_start(out)
             if starts.setdefault(seed, seed_start) != seed_start:
                 sys.exit(f"{out}: start accuracy {seed_start} differs from seed {seed}'s other arms ({starts[seed]})")
-    write_report(a, start_acc, starts, results, time.time() - started, ran, reused)
+    write_report(a, start_acc, start_steps, starts, results, time.time() - started, ran, reused)
 
 
 def heldout_start(run):
@@ -158,15 +190,15 @@ def last_accs(by_seed, r):
     return [by_seed[s][r]["heldout_accuracy"] for s in sorted(by_seed) if len(by_seed[s]) > r]
 
 
-def write_report(a, start_acc, starts, results, seconds, ran, reused):
+def write_report(a, start_acc, start_steps, starts, results, seconds, ran, reused):
     out = ROOT / a.out
     out.parent.mkdir(parents=True, exist_ok=True)
     (out.with_suffix(".json")).write_text(json.dumps({
-        "start_accuracy": start_acc, "start_accuracy_by_seed": starts, "args": vars(a),
+        "start_accuracy": start_acc, "start_sft_steps": start_steps, "start_accuracy_by_seed": starts, "args": vars(a),
         "seconds": seconds, "runs_done": ran, "runs_reused": reused, "results": results}, indent=1))
     seeds = sorted(starts)
     lines = [
-        f"Start model: {a.sft_steps} SFT steps, held-out judge accuracy {start_acc:.3f} on the "
+        f"Start model: {start_steps} SFT steps, held-out judge accuracy {start_acc:.3f} on the "
         f"start run's own 256 questions; on each seed's held-out questions "
         + ", ".join(f"{s}: {starts[s]:.3f}" for s in seeds)
         + f" (mean {fmt([starts[s] for s in seeds])}). "

@@ -15,7 +15,7 @@ RUNS=target/online-sweep
 mkdir -p "$RUNS"
 cp target/release/rpo-shard "$RUNS/rpo-shard"
 export RPO_SHARD_BIN="$ROOT/$RUNS/rpo-shard"
-COMMON=(--start "$RUNS/start" --sft-steps 900 --lr 3e-5 --prompts 512)
+COMMON=(--start "$RUNS/start" --lr 3e-5 --prompts 512)
 start=$(date +%s)
 python launcher/online_sweep.py "${COMMON[@]}" --beta 2 --tau-paired 0.1 --tau-unpaired 0.1 \
   --runs "$RUNS/tuned" --out docs/online-sweep-tuned "$@"
