@@ -15,7 +15,7 @@ pub fn rank_slice<T>(global: &[T], rank: usize, world: usize) -> Result<&[T]> {
             "rank {rank} out of range for world size {world}"
         )));
     }
-    if global.len() % world != 0 {
+    if !global.len().is_multiple_of(world) {
         return Err(DataError::Invalid(format!(
             "global batch of {} does not split evenly over {world} ranks",
             global.len()

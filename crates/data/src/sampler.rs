@@ -130,7 +130,7 @@ pub struct BalancedSampler {
 impl BalancedSampler {
     /// `desirable[i]` is example i's label.
     pub fn new(desirable: &[bool], batch_size: usize, seed: u64) -> Result<Self> {
-        if !(batch_size > 0 && batch_size % 2 == 0) {
+        if !(batch_size > 0 && batch_size.is_multiple_of(2)) {
             return Err(DataError::Invalid(format!(
                 "a balanced batch needs a positive even size, got {batch_size}"
             )));
