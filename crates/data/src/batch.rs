@@ -5,7 +5,7 @@
 //! target is a response token (EOS included). Masked labels hold the pad id rather than
 //! -100, so they are always valid indices for a `gather` over the vocabulary.
 
-use anyhow::{ensure, Result};
+use crate::error::{DataError, Result};
 use tch::{Kind, Tensor};
 
 use crate::example::{PairedExample, UnpairedExample};
@@ -33,7 +33,9 @@ impl SeqBatch {
     /// Pads to the longest sequence, or to `min_width` if that is longer
     /// (so that two batches can share one width and be concatenated).
     pub fn collate(seqs: &[&TokenizedSequence], pad_id: i64, min_width: usize) -> Result<Self> {
-        ensure!(!seqs.is_empty(), "cannot collate an empty batch");
+        if seqs.is_empty() {
+            return Err(DataError::Invalid("cannot collate an empty batch".into()));
+        }
         let batch = seqs.len();
         let width = seqs
             .iter()
@@ -45,12 +47,13 @@ impl SeqBatch {
         let mut labels = vec![pad_id; batch * width];
         let mut loss_mask = vec![0f32; batch * width];
         for (b, seq) in seqs.iter().enumerate() {
-            ensure!(
-                seq.prompt_len >= 1 && seq.prompt_len < seq.len(),
-                "sequence {b} has prompt_len {} of {} tokens; a response needs a preceding token to be predicted from",
-                seq.prompt_len,
-                seq.len()
-            );
+            if !(seq.prompt_len >= 1 && seq.prompt_len < seq.len()) {
+                return Err(DataError::Invalid(format!(
+                    "sequence {b} has prompt_len {} of {} tokens; a response needs a preceding token to be predicted from",
+                    seq.prompt_len,
+                    seq.len()
+                )));
+            }
             let row = b * width;
             input_ids[row..row + seq.len()].copy_from_slice(&seq.input_ids);
             labels[row..row + seq.len() - 1].copy_from_slice(&seq.input_ids[1..]);
@@ -160,12 +163,13 @@ impl UnpairedBatch {
         kl_completions: &[&str],
         tokenizer: &PreferenceTokenizer,
     ) -> Result<Self> {
-        ensure!(
-            kl_completions.len() == examples.len(),
-            "{} KL completions for {} examples",
-            kl_completions.len(),
-            examples.len()
-        );
+        if kl_completions.len() != examples.len() {
+            return Err(DataError::Invalid(format!(
+                "{} KL completions for {} examples",
+                kl_completions.len(),
+                examples.len()
+            )));
+        }
         let seqs = examples
             .iter()
             .map(|ex| tokenizer.tokenize_unpaired(ex))

@@ -5,7 +5,7 @@
 //! methods (`.strip()`, `.startswith()`, `.items()`, ... through minijinja-contrib's
 //! pycompat), and the special tokens as variables (`bos_token`, `eos_token`, ...).
 
-use anyhow::{anyhow, Result};
+use crate::error::{DataError, Result};
 use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
-            .map_err(|e| anyhow!("the chat template does not compile: {e:#}"))?;
+            .map_err(|e| DataError::TemplateSyntax(format!("{e:#}")))?;
         Ok(Self {
             env,
             special_tokens,
@@ -184,6 +184,6 @@ impl ChatTemplate {
         let ctx: std::collections::BTreeMap<&str, Value> = ctx.into_iter().collect();
         template
             .render(ctx)
-            .map_err(|e| anyhow!("rendering the chat template failed: {e:#}"))
+            .map_err(|e| DataError::TemplateRender(format!("{e:#}")))
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::conversational::ConversationalExample;
+use crate::error::{DataError, Result};
 use crate::example::{pairs_to_unpaired, PairedExample, UnpairedExample};
 use crate::truncation::PromptKeep;
 
@@ -45,14 +46,16 @@ impl DataFormat {
 }
 
 impl std::str::FromStr for DataFormat {
-    type Err = anyhow::Error;
+    type Err = DataError;
 
-    fn from_str(s: &str) -> anyhow::Result<Self> {
+    fn from_str(s: &str) -> Result<Self> {
         Self::ALL
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                anyhow::anyhow!("unknown data format {s:?} (expected paired, unpaired, hh or tldr)")
+                DataError::Invalid(format!(
+                    "unknown data format {s:?} (expected paired, unpaired, hh or tldr)"
+                ))
             })
     }
 }
@@ -113,12 +116,17 @@ impl Examples {
     }
 
     /// Appends the examples of another file, which must be of the same kind.
-    pub fn append(&mut self, other: Examples) -> anyhow::Result<()> {
+    pub fn append(&mut self, other: Examples) -> Result<()> {
         match (self, other) {
             (Examples::Paired(a), Examples::Paired(b)) => a.extend(b),
             (Examples::Unpaired(a), Examples::Unpaired(b)) => a.extend(b),
             (Examples::Conversational(a), Examples::Conversational(b)) => a.extend(b),
-            (a, b) => anyhow::bail!("cannot mix {} and {} records", a.kind(), b.kind()),
+            (a, b) => {
+                return Err(DataError::MixedRecords {
+                    first: a.kind(),
+                    second: b.kind(),
+                })
+            }
         }
         Ok(())
     }
@@ -161,14 +169,11 @@ impl Dataset {
 
     /// Labelled examples for unpaired losses; pairs are split into a desirable and an
     /// undesirable example. Conversational records need rendering first.
-    pub fn into_unpaired(self) -> anyhow::Result<Vec<UnpairedExample>> {
+    pub fn into_unpaired(self) -> Result<Vec<UnpairedExample>> {
         match self.examples {
             Examples::Paired(pairs) => Ok(pairs_to_unpaired(pairs)),
             Examples::Unpaired(examples) => Ok(examples),
-            Examples::Conversational(_) => anyhow::bail!(
-                "{}: conversational records must be rendered with a chat template first",
-                self.path.display()
-            ),
+            Examples::Conversational(_) => Err(DataError::NeedsChatTemplate { path: self.path }),
         }
     }
 }

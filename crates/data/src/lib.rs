@@ -6,6 +6,7 @@ pub mod chat_template;
 pub mod conversation;
 pub mod conversational;
 pub mod dataset;
+pub mod error;
 pub mod example;
 pub mod formats;
 pub mod held_out;
@@ -28,9 +29,8 @@ pub use chat_template::ChatTemplate;
 pub use conversation::{Message, Turns};
 pub use conversational::ConversationalExample;
 pub use dataset::{Dataset, Examples, MalformedLine, OnMalformed};
+pub use error::{DataError, FileKind, Result};
 pub use example::{pairs_to_unpaired, PairedExample, UnpairedExample};
-/// The readers' errors (`formats/error.rs`).
-pub use formats::error;
 pub use formats::{
     expand_paths, read_dataset, read_dataset_with, ColumnMap, DataFormat, ReadOptions,
 };

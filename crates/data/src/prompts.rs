@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::Result;
 use serde_json::{Map, Value};
 
-use crate::formats::error::DataError;
-use crate::formats::files::{for_each_record, FileKind};
+use crate::error::{DataError, FileKind, Result};
+use crate::formats::files::for_each_record;
 
 /// A prompt and the other fields of its record (reference answers, ids, families, …).
 #[derive(Debug, Clone, PartialEq)]

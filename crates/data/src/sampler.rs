@@ -4,7 +4,7 @@
 //! found again from a saved [`SamplerPosition`] without replaying earlier epochs. Batches are
 //! always full: the examples left over at the end of an epoch wait for a later epoch.
 
-use anyhow::{ensure, Result};
+use crate::error::{DataError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::stable_rng::{domain, permutation};
@@ -82,11 +82,14 @@ pub struct PairedSampler {
 
 impl PairedSampler {
     pub fn new(len: usize, batch_size: usize, seed: u64) -> Result<Self> {
-        ensure!(batch_size > 0, "batch size must be positive");
-        ensure!(
-            len >= batch_size,
-            "{len} examples do not fill one batch of {batch_size}"
-        );
+        if batch_size == 0 {
+            return Err(DataError::Invalid("batch size must be positive".into()));
+        }
+        if len < batch_size {
+            return Err(DataError::Invalid(format!(
+                "{len} examples do not fill one batch of {batch_size}"
+            )));
+        }
         Ok(Self {
             len,
             batch_size,
@@ -127,19 +130,21 @@ pub struct BalancedSampler {
 impl BalancedSampler {
     /// `desirable[i]` is example i's label.
     pub fn new(desirable: &[bool], batch_size: usize, seed: u64) -> Result<Self> {
-        ensure!(
-            batch_size > 0 && batch_size % 2 == 0,
-            "a balanced batch needs a positive even size, got {batch_size}"
-        );
+        if !(batch_size > 0 && batch_size.is_multiple_of(2)) {
+            return Err(DataError::Invalid(format!(
+                "a balanced batch needs a positive even size, got {batch_size}"
+            )));
+        }
         let (good, bad): (Vec<usize>, Vec<usize>) =
             (0..desirable.len()).partition(|&i| desirable[i]);
         let half = batch_size / 2;
-        ensure!(
-            good.len() >= half && bad.len() >= half,
-            "{} desirable and {} undesirable examples do not fill one batch of {half} + {half}",
-            good.len(),
-            bad.len()
-        );
+        if !(good.len() >= half && bad.len() >= half) {
+            return Err(DataError::Invalid(format!(
+                "{} desirable and {} undesirable examples do not fill one batch of {half} + {half}",
+                good.len(),
+                bad.len()
+            )));
+        }
         Ok(Self {
             desirable: good,
             undesirable: bad,

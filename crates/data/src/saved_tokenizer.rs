@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Map, Value};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::Tokenizer;
 
-use crate::special_tokens::{SpecialTokens, TokenOverrides};
+use crate::error::{DataError, Result};
+use crate::special_tokens::{probe_failed, SpecialTokens, TokenOverrides};
 use crate::tokenizer_files::{
     TokenizerFiles, CHAT_TEMPLATE_FILE, GENERATION_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE,
     TOKENIZER_CONFIG_FILE,
@@ -37,20 +37,18 @@ fn token_name(tokenizer: &Tokenizer, id: i64) -> Result<String> {
     u32::try_from(id)
         .ok()
         .and_then(|id| tokenizer.id_to_token(id))
-        .ok_or_else(|| anyhow!("token id {id} is not in the tokenizer"))
+        .ok_or_else(|| DataError::Tokenizer(format!("token id {id} is not in the tokenizer")))
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, text).map_err(|e| DataError::file("cannot write", path, e))
 }
 
 /// Whether `tokenizer(text)` starts with BOS.
 fn post_processor_adds_bos(tokenizer: &Tokenizer, bos: Option<i64>) -> Result<bool> {
     let Some(bos) = bos else { return Ok(false) };
-    let with = tokenizer
-        .encode("a", true)
-        .map_err(|e| anyhow!("cannot tokenize a probe text: {e}"))?;
+    let with = tokenizer.encode("a", true).map_err(probe_failed)?;
     Ok(with.get_ids().first().map(|&id| i64::from(id)) == Some(bos))
 }
 
@@ -75,14 +73,14 @@ pub fn write_trained_tokenizer_folder(mut tokenizer: Tokenizer, dir: &Path) -> R
     let bos = SPECIAL_TOKENS[1];
     let bos_id = tokenizer
         .token_to_id(bos)
-        .ok_or_else(|| anyhow!("the tokenizer has no {bos}"))?;
+        .ok_or_else(|| DataError::Tokenizer(format!("the tokenizer has no {bos}")))?;
     let post = TemplateProcessing::builder()
         .try_single(format!("{bos} $A"))
         .and_then(|b| b.try_pair(format!("{bos} $A {bos} $B")))
-        .map_err(|e| anyhow!("{e}"))?
+        .map_err(|e| DataError::Tokenizer(e.to_string()))?
         .special_tokens(vec![(bos.to_string(), bos_id)])
         .build()
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| DataError::Tokenizer(e.to_string()))?;
     tokenizer.with_post_processor(Some(post));
     let mut config = Map::new();
     config.insert("clean_up_tokenization_spaces".into(), Value::from(false));
@@ -91,7 +89,7 @@ pub fn write_trained_tokenizer_folder(mut tokenizer: Tokenizer, dir: &Path) -> R
         ..trained_tokenizer_files()
     };
     let special = SpecialTokens::resolve(&tokenizer, &files, &TokenOverrides::default())?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| DataError::file("cannot create", dir, e))?;
     write_tokenizer_files(dir, &tokenizer_json(&tokenizer)?, &files, &special)
 }
 
@@ -108,27 +106,27 @@ pub fn write_tokenizer_files(
 ) -> Result<()> {
     let mut tokenizer: Tokenizer = tokenizer_json
         .parse()
-        .map_err(|e| anyhow!("the tokenizer does not load: {e}"))?;
+        .map_err(|e| DataError::Tokenizer(format!("the tokenizer does not load: {e}")))?;
     let tokenizer_path = dir.join(TOKENIZER_FILE);
     if post_processor_adds_bos(&tokenizer, special.bos)? == special.add_bos {
         std::fs::write(&tokenizer_path, tokenizer_json)
-            .with_context(|| format!("cannot write {}", tokenizer_path.display()))?;
+            .map_err(|e| DataError::file("cannot write", &tokenizer_path, e))?;
     } else {
         let processor = match (special.add_bos, special.bos) {
             (true, Some(bos)) => bos_post_processor(&token_name(&tokenizer, bos)?, bos as u32)?,
             _ => TemplateProcessing::builder()
                 .try_single("$A")
                 .and_then(|b| b.try_pair("$A $B:1"))
-                .map_err(|e| anyhow!("template: {e}"))?
+                .map_err(|e| DataError::Tokenizer(format!("template: {e}")))?
                 .build()
-                .map_err(|e| anyhow!("template: {e}"))?,
+                .map_err(|e| DataError::Tokenizer(format!("template: {e}")))?,
         };
         tokenizer.with_post_processor(Some(processor));
         let text = tokenizer
             .to_string(true)
-            .map_err(|e| anyhow!("cannot serialise the tokenizer: {e}"))?;
+            .map_err(|e| DataError::Tokenizer(format!("cannot serialise the tokenizer: {e}")))?;
         std::fs::write(&tokenizer_path, text + "\n")
-            .with_context(|| format!("cannot write {}", tokenizer_path.display()))?;
+            .map_err(|e| DataError::file("cannot write", &tokenizer_path, e))?;
     }
 
     let eos = token_name(&tokenizer, special.eos)?;

@@ -13,9 +13,9 @@
 //! - `[tokenizer] bos`, `eos`, `add_bos` override all of this.
 //! - Generation stops at EOS and at every `eos_token_id` of `generation_config.json`.
 
-use anyhow::{anyhow, bail, Result};
 use tokenizers::Tokenizer;
 
+use crate::error::{DataError, Result};
 use crate::tokenizer_files::TokenizerFiles;
 
 /// Ids used when building sequences and batches.
@@ -61,21 +61,22 @@ fn first_known(tokenizer: &Tokenizer, names: &[&str]) -> Option<i64> {
 
 /// The id of a token named by `source` (a file or config key), or an error naming it.
 fn id_of(tokenizer: &Tokenizer, token: &str, source: &str) -> Result<i64> {
-    tokenizer
-        .token_to_id(token)
-        .map(i64::from)
-        .ok_or_else(|| anyhow!("{source} names {token:?}, which is not a token of this tokenizer"))
+    tokenizer.token_to_id(token).map(i64::from).ok_or_else(|| {
+        DataError::SpecialTokens(format!(
+            "{source} names {token:?}, which is not a token of this tokenizer"
+        ))
+    })
+}
+
+pub(crate) fn probe_failed(e: tokenizers::Error) -> DataError {
+    DataError::Tokenizer(format!("cannot tokenize a probe text: {e}"))
 }
 
 /// The ids the post-processor puts before a text (`tokenizer(text)` minus the text).
 fn post_processor_prefix(tokenizer: &Tokenizer) -> Result<Vec<i64>> {
     const PROBE: &str = "a";
-    let plain = tokenizer
-        .encode(PROBE, false)
-        .map_err(|e| anyhow!("cannot tokenize a probe text: {e}"))?;
-    let with = tokenizer
-        .encode(PROBE, true)
-        .map_err(|e| anyhow!("cannot tokenize a probe text: {e}"))?;
+    let plain = tokenizer.encode(PROBE, false).map_err(probe_failed)?;
+    let with = tokenizer.encode(PROBE, true).map_err(probe_failed)?;
     let (plain, with) = (plain.get_ids(), with.get_ids());
     let start = (0..=with.len().saturating_sub(plain.len()))
         .find(|&i| with[i..].starts_with(plain))
@@ -107,15 +108,18 @@ impl SpecialTokens {
             (Some(t), _) => id_of(tokenizer, t, "[tokenizer] eos")?,
             (None, Some(t)) => id_of(tokenizer, t, "tokenizer_config.json's eos_token")?,
             (None, None) if bare => first_known(tokenizer, EOS_NAMES).ok_or_else(|| {
-                anyhow!(
+                DataError::SpecialTokens(format!(
                     "the tokenizer names no EOS (no tokenizer_config.json) and has none of \
                      {EOS_NAMES:?}; set [tokenizer] eos = \"<token>\""
-                )
+                ))
             })?,
-            (None, None) => bail!(
-                "tokenizer_config.json / special_tokens_map.json name no eos_token; \
-                 set [tokenizer] eos = \"<token>\""
-            ),
+            (None, None) => {
+                return Err(DataError::SpecialTokens(
+                    "tokenizer_config.json / special_tokens_map.json name no eos_token; \
+                     set [tokenizer] eos = \"<token>\""
+                        .into(),
+                ))
+            }
         };
         let bos = match (&overrides.bos, &files.bos) {
             (Some(t), _) => Some(id_of(tokenizer, t, "[tokenizer] bos")?),
@@ -137,7 +141,10 @@ impl SpecialTokens {
             None => bare && bos.is_some(),
         };
         if add_bos && bos.is_none() {
-            bail!("[tokenizer] add_bos = true, but the tokenizer has no BOS; set [tokenizer] bos");
+            return Err(DataError::SpecialTokens(
+                "[tokenizer] add_bos = true, but the tokenizer has no BOS; set [tokenizer] bos"
+                    .into(),
+            ));
         }
         if let (Some(file_says), false) = (files.add_bos_token, overrides.add_bos.is_some()) {
             if file_says != add_bos {

@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
 use tokenizers::Tokenizer;
 
 use crate::chat_template::ChatTemplate;
+use crate::error::{DataError, Result};
 use crate::example::{PairedExample, UnpairedExample};
 use crate::sequence::TokenizedSequence;
 use crate::special_tokens::{SpecialTokens, TokenOverrides};
@@ -41,9 +41,9 @@ impl PreferenceTokenizer {
     ) -> Result<Self> {
         truncation.validate(special.max_prefix_len())?;
         // A tokenizer.json may carry its own truncation or padding; ours replaces both.
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| anyhow!("cannot disable the tokenizer's truncation: {e}"))?;
+        tokenizer.with_truncation(None).map_err(|e| {
+            DataError::Tokenizer(format!("cannot disable the tokenizer's truncation: {e}"))
+        })?;
         tokenizer.with_padding(None);
         Ok(Self {
             tokenizer,
@@ -88,12 +88,18 @@ impl PreferenceTokenizer {
         truncation: Truncation,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| DataError::LoadTokenizer {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let files = TokenizerFiles::read(dir)?;
-        Self::from_folder_files(tokenizer, &files, overrides, truncation)
-            .with_context(|| format!("in tokenizer {}", path.display()))
+        Self::from_folder_files(tokenizer, &files, overrides, truncation).map_err(|e| {
+            DataError::InTokenizer {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            }
+        })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -114,27 +120,31 @@ impl PreferenceTokenizer {
 
     /// Token ids of a text, with no special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
-        let encoding = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| anyhow!("cannot tokenize {:?}: {e}", preview(text)))?;
+        let encoding = self.tokenizer.encode(text, false).map_err(|e| {
+            DataError::Tokenizer(format!("cannot tokenize {:?}: {e}", preview(text)))
+        })?;
         Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
     }
 
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
         let ids = ids
             .iter()
-            .map(|&id| u32::try_from(id).map_err(|_| anyhow!("token id {id} out of range")))
+            .map(|&id| {
+                u32::try_from(id)
+                    .map_err(|_| DataError::Invalid(format!("token id {id} out of range")))
+            })
             .collect::<Result<Vec<u32>>>()?;
-        self.tokenizer
-            .decode(&ids, false)
-            .map_err(|e| anyhow!("cannot decode {} token ids: {e}", ids.len()))
+        self.tokenizer.decode(&ids, false).map_err(|e| {
+            DataError::Tokenizer(format!("cannot decode {} token ids: {e}", ids.len()))
+        })
     }
 
     fn encode_prompt_tokens(&self, prompt: &str) -> Result<Vec<i64>> {
         let ids = self.encode(prompt)?;
         if ids.is_empty() {
-            bail!("prompt {:?} has no tokens", preview(prompt));
+            return Err(DataError::EmptyPrompt {
+                prompt: preview(prompt),
+            });
         }
         Ok(ids)
     }

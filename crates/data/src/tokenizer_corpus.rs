@@ -4,11 +4,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::formats::error::DataError;
-use crate::formats::files::{for_each_record, FileKind};
+use crate::error::{DataError, FileKind, Result};
+use crate::formats::files::for_each_record;
 
 fn strings(value: Value, out: &mut Vec<String>) {
     match value {
@@ -26,7 +25,7 @@ pub fn corpus_texts(paths: &[impl AsRef<Path>]) -> Result<Vec<String>> {
         let path = path.as_ref();
         if path.extension().is_some_and(|e| e == "txt") {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+                .map_err(|e| DataError::file("cannot read", path, e))?;
             out.extend(text.lines().map(str::to_string));
             continue;
         }

@@ -14,8 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
+
+use crate::error::{DataError, Result};
 
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const SPECIAL_TOKENS_MAP_FILE: &str = "special_tokens_map.json";
@@ -48,12 +49,23 @@ fn read_object(path: &Path) -> Result<Option<Map<String, Value>>> {
         return Ok(None);
     }
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    match serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?
-    {
+        std::fs::read_to_string(path).map_err(|e| DataError::file("cannot read", path, e))?;
+    match serde_json::from_str(&text).map_err(|source| DataError::TokenizerJson {
+        path: path.to_path_buf(),
+        source,
+    })? {
         Value::Object(map) => Ok(Some(map)),
-        _ => bail!("{} must hold a JSON object", path.display()),
+        _ => Err(DataError::TokenizerNotObject {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// A key of `file` with a value of the wrong type; `reason` names the key.
+fn field_error(file: &Path, reason: String) -> DataError {
+    DataError::TokenizerField {
+        path: file.to_path_buf(),
+        reason,
     }
 }
 
@@ -64,12 +76,19 @@ fn token_text(value: &Value, key: &str, file: &Path) -> Result<Option<String>> {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => match o.get("content") {
             Some(Value::String(s)) => Some(s.clone()),
-            _ => bail!(
-                "{}: `{key}` is an object without a string `content`",
-                file.display()
-            ),
+            _ => {
+                return Err(field_error(
+                    file,
+                    format!("`{key}` is an object without a string `content`"),
+                ))
+            }
         },
-        _ => bail!("{}: `{key}` must be a string or an object", file.display()),
+        _ => {
+            return Err(field_error(
+                file,
+                format!("`{key}` must be a string or an object"),
+            ))
+        }
     })
 }
 
@@ -84,10 +103,12 @@ fn template_text(value: &Value, file: &Path) -> Result<Option<String>> {
             .and_then(|t| t.get("template"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        _ => bail!(
-            "{}: `chat_template` must be a string or a list",
-            file.display()
-        ),
+        _ => {
+            return Err(field_error(
+                file,
+                "`chat_template` must be a string or a list".into(),
+            ))
+        }
     })
 }
 
@@ -95,7 +116,7 @@ fn bool_field(map: &Map<String, Value>, key: &str, file: &Path) -> Result<Option
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => bail!("{}: `{key}` must be true or false", file.display()),
+        Some(_) => Err(field_error(file, format!("`{key}` must be true or false"))),
     }
 }
 
@@ -105,11 +126,11 @@ pub fn token_ids(value: Option<&Value>, file: &Path) -> Result<Vec<i64>> {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_i64().context("not an integer"))
-            .collect::<Result<_>>()
-            .with_context(|| format!("{}: `eos_token_id`", file.display())),
-        Some(v) => Ok(vec![v.as_i64().with_context(|| {
-            format!("{}: `eos_token_id` must be an id or a list", file.display())
+            .map(|v| v.as_i64())
+            .collect::<Option<_>>()
+            .ok_or_else(|| field_error(file, "`eos_token_id`: not an integer".into())),
+        Some(v) => Ok(vec![v.as_i64().ok_or_else(|| {
+            field_error(file, "`eos_token_id` must be an id or a list".into())
         })?]),
     }
 }
@@ -159,7 +180,7 @@ impl TokenizerFiles {
         if template_path.exists() {
             files.chat_template = Some(
                 std::fs::read_to_string(&template_path)
-                    .with_context(|| format!("cannot read {}", template_path.display()))?,
+                    .map_err(|e| DataError::file("cannot read", &template_path, e))?,
             );
         }
         let generation_path = dir.join(GENERATION_CONFIG_FILE);

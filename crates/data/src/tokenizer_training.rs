@@ -5,7 +5,6 @@
 //! alphabet makes any text encodable. Training is deterministic: the BPE trainer breaks
 //! ties by pair id and the JSON lists the vocabulary in id order.
 
-use anyhow::{anyhow, ensure, Result};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::models::TrainerWrapper;
@@ -15,6 +14,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
+use crate::error::{DataError, Result};
 use crate::tokenizer_files::TokenizerFiles;
 
 /// Ids 0, 1, 2.
@@ -29,10 +29,11 @@ where
     I::IntoIter: Send,
     S: AsRef<str> + Send,
 {
-    ensure!(
-        vocab_size >= MIN_VOCAB_SIZE,
-        "vocab size {vocab_size} is below the {MIN_VOCAB_SIZE} byte and special tokens"
-    );
+    if vocab_size < MIN_VOCAB_SIZE {
+        return Err(DataError::Invalid(format!(
+            "vocab size {vocab_size} is below the {MIN_VOCAB_SIZE} byte and special tokens"
+        )));
+    }
     let mut tokenizer = Tokenizer::new(BPE::default());
     tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
         Digits::new(true).into(),
@@ -54,27 +55,28 @@ where
         .into();
     tokenizer
         .train(&mut trainer, texts.into_iter())
-        .map_err(|e| anyhow!("tokenizer training failed: {e}"))?;
+        .map_err(|e| DataError::Tokenizer(format!("tokenizer training failed: {e}")))?;
     // Prompts start with BOS in training; the post-processor makes transformers'
     // `tokenizer(text)` add it too.
     let bos = SPECIAL_TOKENS[1];
     let bos_id = tokenizer
         .token_to_id(bos)
-        .ok_or_else(|| anyhow!("the trained tokenizer lacks {bos}"))?;
+        .ok_or_else(|| DataError::Tokenizer(format!("the trained tokenizer lacks {bos}")))?;
     tokenizer.with_post_processor(Some(bos_post_processor(bos, bos_id)?));
     Ok(tokenizer)
 }
 
 /// `tokenizer(text)` = `BOS text` (and `BOS a BOS b` for pairs), as Llama's tokenizers do.
 pub fn bos_post_processor(bos: &str, bos_id: u32) -> Result<TemplateProcessing> {
+    let failed = |e: &dyn std::fmt::Display| DataError::Tokenizer(format!("BOS template: {e}"));
     TemplateProcessing::builder()
         .try_single(format!("{bos} $A"))
-        .map_err(|e| anyhow!("BOS template: {e}"))?
+        .map_err(|e| failed(&e))?
         .try_pair(format!("{bos} $A {bos}:1 $B:1"))
-        .map_err(|e| anyhow!("BOS template: {e}"))?
+        .map_err(|e| failed(&e))?
         .special_tokens(vec![(bos, bos_id)])
         .build()
-        .map_err(|e| anyhow!("BOS template: {e}"))
+        .map_err(|e| failed(&e))
 }
 
 /// The files a tokenizer trained here comes with: `<s>`, `</s>`, `<pad>` as BOS, EOS
@@ -93,6 +95,6 @@ pub fn trained_tokenizer_files() -> TokenizerFiles {
 pub fn tokenizer_json(tokenizer: &Tokenizer) -> Result<String> {
     let json = tokenizer
         .to_string(true)
-        .map_err(|e| anyhow!("cannot serialise tokenizer: {e}"))?;
+        .map_err(|e| DataError::Tokenizer(format!("cannot serialise tokenizer: {e}")))?;
     Ok(json + "\n")
 }

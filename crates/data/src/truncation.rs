@@ -6,7 +6,7 @@
 //! For a pair the prompt decision is taken once, from the longer response, so the
 //! chosen and rejected sequences always share the same prompt tokens.
 
-use anyhow::{ensure, Result};
+use crate::error::{DataError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::sequence::TokenizedSequence;
@@ -50,17 +50,19 @@ impl Truncation {
 
     /// There must be room for at least one prompt token (after any BOS) and the EOS.
     pub fn validate(&self, prefix_len: usize) -> Result<()> {
-        ensure!(
-            self.max_prompt_length > prefix_len,
-            "max_prompt_length ({}) leaves no room for prompt tokens",
-            self.max_prompt_length
-        );
-        ensure!(
-            self.max_prompt_length < self.max_length,
-            "max_prompt_length ({}) must be < max_length ({}) to leave room for the response's EOS",
-            self.max_prompt_length,
-            self.max_length
-        );
+        if self.max_prompt_length <= prefix_len {
+            return Err(DataError::Invalid(format!(
+                "max_prompt_length ({}) leaves no room for prompt tokens",
+                self.max_prompt_length
+            )));
+        }
+        if self.max_prompt_length >= self.max_length {
+            return Err(DataError::Invalid(format!(
+                "max_prompt_length ({}) must be < max_length ({}) to leave room for the response's EOS",
+                self.max_prompt_length,
+                self.max_length
+            )));
+        }
         Ok(())
     }
 

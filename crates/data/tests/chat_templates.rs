@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rpo_data::conversation::{paired_example, unpaired_example, Turns};
 use rpo_data::tokenizer_training::{bos_post_processor, train_tokenizer};
-use rpo_data::{PreferenceTokenizer, Truncation};
+use rpo_data::{DataError, PreferenceTokenizer, Truncation};
 use serde_json::{json, Value};
 use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, Tokenizer};
@@ -491,7 +491,17 @@ fn config_overrides_replace_what_the_folder_says() {
     )
     .err()
     .expect("an unknown EOS is refused");
-    assert!(format!("{e:#}").contains("[tokenizer] eos"), "{e:#}");
+    // Named with the tokenizer it was loading, the kind a caller acts on underneath.
+    match &e {
+        DataError::InTokenizer { path, source } => {
+            assert!(path.ends_with("tokenizer.json"), "{path:?}");
+            assert!(
+                matches!(&**source, DataError::SpecialTokens(m) if m.contains("[tokenizer] eos")),
+                "{source}"
+            );
+        }
+        other => panic!("expected DataError::InTokenizer, got {other:?}"),
+    }
 }
 
 #[test]

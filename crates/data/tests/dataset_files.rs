@@ -6,9 +6,20 @@ use std::path::Path;
 
 use rpo_data::{
     expand_paths, read_dataset, read_dataset_with, split_held_out, ColumnMap,
-    ConversationalExample, DataFormat, Examples, OnMalformed, ReadOptions,
+    ConversationalExample, DataError, DataFormat, Examples, OnMalformed, ReadOptions,
 };
 use serde_json::{json, Value};
+
+/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out += &format!(": {s}");
+        source = s.source();
+    }
+    out
+}
 
 fn write_jsonl(path: &Path, records: &[Value]) {
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();
@@ -67,7 +78,8 @@ fn parquet_gzip_and_json_array_read_as_their_jsonl_twin() {
     )
     .map(|_| ())
     .unwrap_err();
-    let err = format!("{err:#}");
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+    let err = chain(&err);
     assert!(
         err.contains("zstd.parquet") && err.contains("compile time: zstd"),
         "{err}"

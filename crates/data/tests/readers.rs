@@ -285,8 +285,8 @@ fn errors_are_typed_by_kind_with_file_and_line() {
         OnMalformed::Error,
     )
     .unwrap_err();
-    match err.downcast_ref::<DataError>() {
-        Some(DataError::Malformed { path, line, .. }) => {
+    match &err {
+        DataError::Malformed { path, line, .. } => {
             assert!(path.ends_with("paired_malformed.jsonl"), "{path:?}");
             // Line 2 of the fixture is not JSON (as the message test above reads it).
             assert_eq!(*line, 2);
@@ -299,11 +299,5 @@ fn errors_are_typed_by_kind_with_file_and_line() {
         OnMalformed::Error,
     )
     .unwrap_err();
-    assert!(
-        matches!(
-            err.downcast_ref::<DataError>(),
-            Some(DataError::Open { .. })
-        ),
-        "{err:#}"
-    );
+    assert!(matches!(err, DataError::Open { .. }), "{err:#}");
 }

@@ -5,7 +5,6 @@
 //! answer at temperature 0: the model, the exact message sent (template, prompt and both
 //! responses in their order), the candidate's position, and the two responses.
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -13,6 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use crate::error::{JudgeError, Result};
 
 /// One cached answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,18 +53,17 @@ impl ReplyCache {
     /// of an interrupted write, say — is skipped with a warning: it only costs a request.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| JudgeError::file("cannot create", dir, e))?;
         }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
-            .with_context(|| format!("cannot open judge cache {}", path.display()))?;
+            .map_err(|e| JudgeError::cache("cannot open", path, e))?;
         let mut text = String::new();
         file.read_to_string(&mut text)
-            .with_context(|| format!("cannot read judge cache {}", path.display()))?;
+            .map_err(|e| JudgeError::cache("cannot read", path, e))?;
         let mut entries = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -116,7 +116,7 @@ impl ReplyCache {
             let mut file = self.file.lock().unwrap();
             file.write_all(line.as_bytes())
                 .and_then(|()| file.flush())
-                .with_context(|| format!("cannot write judge cache {}", self.path.display()))?;
+                .map_err(|e| JudgeError::cache("cannot write", &self.path, e))?;
         }
         self.entries
             .lock()

@@ -1,10 +1,10 @@
 //! Settings of the HTTP judge: a TOML file (every key known), command-line values on top,
 //! and the environment for what neither gives.
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use crate::error::{JudgeError, Result};
 use crate::prompts::Task;
 
 /// The judge config file, e.g.
@@ -55,13 +55,18 @@ pub struct HttpSettings {
     pub max_tokens: Option<u32>,
 }
 
+fn invalid(message: String) -> JudgeError {
+    JudgeError::Settings(message)
+}
+
 impl JudgeConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read judge config {}", path.display()))?;
-        toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("in judge config {}", path.display()))
+            .map_err(|e| JudgeError::file("cannot read judge config", path, e))?;
+        toml::from_str(&text).map_err(|source| JudgeError::ConfigFile {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// `self`'s values where set, `over`'s where set on top.
@@ -87,13 +92,19 @@ impl JudgeConfig {
         let base_url = self
             .base_url
             .or_else(|| env("RPO_JUDGE_BASE_URL"))
-            .context(
-            "the HTTP judge needs an endpoint: set RPO_JUDGE_BASE_URL (or base_url in the judge \
-             config), e.g. https://api.openai.com/v1",
-        )?;
-        let model = self.model.or_else(|| env("RPO_JUDGE_MODEL")).context(
-            "the HTTP judge needs a model: set RPO_JUDGE_MODEL (or model in the judge config or --judge-model)",
-        )?;
+            .ok_or_else(|| {
+                invalid(
+                    "the HTTP judge needs an endpoint: set RPO_JUDGE_BASE_URL (or base_url in the \
+                     judge config), e.g. https://api.openai.com/v1"
+                        .into(),
+                )
+            })?;
+        let model = self.model.or_else(|| env("RPO_JUDGE_MODEL")).ok_or_else(|| {
+            invalid(
+                "the HTTP judge needs a model: set RPO_JUDGE_MODEL (or model in the judge config or --judge-model)"
+                    .into(),
+            )
+        })?;
         let api_key = self
             .api_key
             .or_else(|| env("RPO_JUDGE_API_KEY"))
@@ -111,23 +122,25 @@ impl JudgeConfig {
             max_tokens: self.max_tokens,
         };
         if !(s.base_url.starts_with("http://") || s.base_url.starts_with("https://")) {
-            bail!(
+            return Err(invalid(format!(
                 "judge base_url {:?} must start with http:// or https://",
                 s.base_url
-            );
+            )));
         }
         if s.timeout_s.is_nan() || s.timeout_s <= 0.0 {
-            bail!("judge timeout_s must be positive, not {}", s.timeout_s);
+            return Err(invalid(format!(
+                "judge timeout_s must be positive, not {}",
+                s.timeout_s
+            )));
         }
         if !(s.backoff_initial_s >= 0.0 && s.backoff_max_s >= s.backoff_initial_s) {
-            bail!(
+            return Err(invalid(format!(
                 "judge backoff must satisfy 0 <= backoff_initial_s ({}) <= backoff_max_s ({})",
-                s.backoff_initial_s,
-                s.backoff_max_s
-            );
+                s.backoff_initial_s, s.backoff_max_s
+            )));
         }
         if s.concurrency == 0 {
-            bail!("judge concurrency must be at least 1");
+            return Err(invalid("judge concurrency must be at least 1".into()));
         }
         if s.api_key.is_none() {
             tracing::warn!(

@@ -1,6 +1,5 @@
 //! Running a judge over a generations file: `comparisons.jsonl` and `summary.json`.
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -10,6 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::error::{JudgeError, Result};
 use crate::generations::Generation;
 use crate::outcome::{Judgement, Tally};
 use crate::Judge;
@@ -64,14 +64,13 @@ pub fn evaluate(
     source: &Path,
     out_dir: &Path,
 ) -> Result<Summary> {
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| JudgeError::file("cannot create", out_dir, e))?;
     let n = generations.len();
     let results: Mutex<Vec<Option<Judgement>>> = Mutex::new(vec![None; n]);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let first_error: Mutex<Option<JudgeError>> = Mutex::new(None);
     let workers = judge.concurrency().clamp(1, n.max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -81,10 +80,11 @@ pub fn evaluate(
                     break;
                 }
                 let g = &generations[i];
-                match judge
-                    .compare(i, g)
-                    .with_context(|| format!("judging {}:{}", source.display(), g.line))
-                {
+                match judge.compare(i, g).map_err(|e| JudgeError::Judging {
+                    path: source.to_path_buf(),
+                    line: g.line,
+                    source: Box::new(e),
+                }) {
                     Ok(j) => {
                         results.lock().unwrap()[i] = Some(j);
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -112,7 +112,7 @@ pub fn evaluate(
         .collect();
 
     let path = out_dir.join("comparisons.jsonl");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = File::create(&path).map_err(|e| JudgeError::file("cannot create", &path, e))?;
     let mut w = BufWriter::new(file);
     for (i, (g, j)) in generations.iter().zip(&judgements).enumerate() {
         let record = Comparison {
@@ -128,12 +128,12 @@ pub fn evaluate(
         w.write_all(b"\n")?;
     }
     w.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(|e| JudgeError::file("writing", &path, e))?;
 
     let summary = summarise(judge, generations, &judgements, source);
     let path = out_dir.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .map_err(|e| JudgeError::file("cannot write", &path, e))?;
     Ok(summary)
 }
 

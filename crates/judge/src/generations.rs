@@ -1,8 +1,9 @@
 //! Reading a generations file: one JSON object a line, as `rpo-shard generate` writes it.
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
+
+use crate::error::{JudgeError, Result};
 
 /// One generated response and the dataset's preferred response to the same prompt.
 /// Other fields on the line (ranks, token counts, …) are ignored.
@@ -24,24 +25,25 @@ pub struct Generation {
 /// Every non-blank line of `path`; a malformed one is an error naming the file and line.
 pub fn read_generations(path: &Path) -> Result<Vec<Generation>> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read generations {}", path.display()))?;
+        .map_err(|e| JudgeError::file("cannot read generations", path, e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let mut g: Generation = serde_json::from_str(line).with_context(|| {
-            format!(
-                "{}:{}: not a generation (a JSON object with string fields prompt, response, reference)",
-                path.display(),
-                i + 1
-            )
-        })?;
+        let mut g: Generation =
+            serde_json::from_str(line).map_err(|source| JudgeError::Generation {
+                path: path.to_path_buf(),
+                line: i + 1,
+                source,
+            })?;
         g.line = i + 1;
         out.push(g);
     }
     if out.is_empty() {
-        bail!("{}: no generations in the file", path.display());
+        return Err(JudgeError::NoGenerations {
+            path: path.to_path_buf(),
+        });
     }
     Ok(out)
 }

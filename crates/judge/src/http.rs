@@ -1,6 +1,5 @@
 //! A judge behind any OpenAI-compatible chat-completions endpoint (the paper used GPT-4).
 
-use anyhow::{anyhow, bail, Context, Result};
 use rand_chacha::rand_core::RngCore;
 use rpo_data::stable_rng::stable_rng;
 use serde_json::{json, Value};
@@ -9,6 +8,7 @@ use std::time::Duration;
 
 use crate::cache::{cache_key, CachedReply, ReplyCache};
 use crate::config::HttpSettings;
+use crate::error::{JudgeError, Result};
 use crate::generations::Generation;
 use crate::outcome::{Judgement, Outcome};
 use crate::prompts::{parse_verdict, Verdict};
@@ -106,9 +106,16 @@ impl HttpJudge {
                 Ok(response) => {
                     let text = response
                         .into_string()
-                        .with_context(|| format!("reading the answer of {}", self.url))?;
-                    return parse_completion(&text, attempt + 1)
-                        .with_context(|| format!("the answer of {}", self.url));
+                        .map_err(|source| JudgeError::ReadAnswer {
+                            url: self.url.clone(),
+                            source,
+                        })?;
+                    return parse_completion(&text, attempt + 1).map_err(|reason| {
+                        JudgeError::BadAnswer {
+                            url: self.url.clone(),
+                            reason,
+                        }
+                    });
                 }
                 Err(ureq::Error::Status(code, response)) => {
                     let retry_after = response
@@ -122,10 +129,12 @@ impl HttpJudge {
                         } else {
                             ""
                         };
-                        bail!(
-                            "judge endpoint {} answered HTTP {code}{hint}: {text}",
-                            self.url
-                        );
+                        return Err(JudgeError::Status {
+                            url: self.url.clone(),
+                            code,
+                            hint,
+                            text,
+                        });
                     }
                     last_error = format!("HTTP {code}: {text}");
                     retry_after
@@ -136,7 +145,10 @@ impl HttpJudge {
                         t.kind(),
                         InvalidUrl | UnknownScheme | InsecureRequestHttpsOnly | InvalidProxyUrl
                     ) {
-                        bail!("judge endpoint {}: {t}", self.url);
+                        return Err(JudgeError::Transport {
+                            url: self.url.clone(),
+                            reason: t.to_string(),
+                        });
                     }
                     last_error = t.to_string();
                     None
@@ -153,22 +165,23 @@ impl HttpJudge {
                 std::thread::sleep(wait);
             }
         }
-        bail!(
-            "judge endpoint {}: gave up after {attempts} attempts; last: {last_error} \
-             (answers so far are cached: run again to resume)",
-            self.url
-        )
+        Err(JudgeError::GaveUp {
+            url: self.url.clone(),
+            attempts,
+            last: last_error,
+        })
     }
 }
 
 /// `choices[0].message.content` of a chat completion; a null content (a refusal, a
-/// content filter) is an empty reply, which reads as unparsable.
-fn parse_completion(text: &str, requests: u32) -> Result<Answer> {
+/// content filter) is an empty reply, which reads as unparsable. An error says why the
+/// text is not a completion, quoting its start.
+fn parse_completion(text: &str, requests: u32) -> Result<Answer, String> {
     let v: Value =
-        serde_json::from_str(text).map_err(|e| anyhow!("not JSON ({e}): {}", snippet(text)))?;
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e}): {}", snippet(text)))?;
     let message = v
         .pointer("/choices/0/message")
-        .ok_or_else(|| anyhow!("no choices[0].message in {}", snippet(text)))?;
+        .ok_or_else(|| format!("no choices[0].message in {}", snippet(text)))?;
     let reply = message
         .get("content")
         .and_then(Value::as_str)

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod config;
+mod error;
 mod evaluate;
 pub mod generations;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod scoring;
 pub mod synthetic;
 
 pub use config::{HttpSettings, JudgeConfig};
+pub use error::{JudgeError, Result};
 pub use evaluate::{evaluate, Summary};
 pub use generations::{read_generations, Generation};
 pub use http::HttpJudge;
@@ -30,8 +32,6 @@ pub use preferences::{
 pub use prompts::Task;
 pub use scoring::{Sample, Score, Scorer};
 pub use synthetic::SyntheticJudge;
-
-use anyhow::Result;
 
 /// Compares candidate responses with reference responses.
 pub trait Judge: Sync {

@@ -5,9 +5,10 @@
 //! layout is garbled in our copy by the PDF extraction, so it is laid out line for line
 //! as the dialogue prompt, with the same tags.
 
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+
+use crate::error::JudgeError;
 
 /// Which appendix-H prompt the HTTP judge sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,12 +65,14 @@ impl Task {
 }
 
 impl FromStr for Task {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
+    type Err = JudgeError;
+    fn from_str(s: &str) -> Result<Self, JudgeError> {
         match s {
             "dialogue" => Ok(Task::Dialogue),
             "summarization" | "summarisation" => Ok(Task::Summarization),
-            _ => bail!("task {s:?} is not one of \"dialogue\", \"summarization\""),
+            _ => Err(JudgeError::Settings(format!(
+                "task {s:?} is not one of \"dialogue\", \"summarization\""
+            ))),
         }
     }
 }

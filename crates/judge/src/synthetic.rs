@@ -1,8 +1,8 @@
 //! The built-in synthetic suite's programmatic judge, as a pairwise judge.
 
-use anyhow::Result;
 use rpo_data::synthetic::judge as is_correct;
 
+use crate::error::Result;
 use crate::generations::Generation;
 use crate::outcome::{Judgement, Outcome};
 use crate::Judge;

@@ -2,8 +2,9 @@
 //! stand-in endpoint (rpo_peer::judge_server), never the internet.
 
 use rpo_data::synthetic::chat_prompt;
+use rpo_data::DataError;
 use rpo_judge::{
-    evaluate, read_generations, HttpJudge, HttpSettings, Summary, SyntheticJudge, Task,
+    evaluate, read_generations, HttpJudge, HttpSettings, JudgeError, Summary, SyntheticJudge, Task,
 };
 use rpo_peer::judge_server::FakeJudgeServer;
 use serde_json::{json, Value};
@@ -47,9 +48,32 @@ fn run_http(
     task: Task,
     gens: &Path,
     out: &Path,
-) -> anyhow::Result<Summary> {
+) -> rpo_judge::Result<Summary> {
     let judge = HttpJudge::new(settings(server, task), 7, &out.join("judge_cache.jsonl"))?;
     evaluate(&judge, &read_generations(gens)?, gens, out)
+}
+
+/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out += &format!(": {s}");
+        source = s.source();
+    }
+    out
+}
+
+/// What stopped the comparison of line `want_line` of a generations file.
+fn judging(e: &JudgeError, want_line: usize) -> &JudgeError {
+    match e {
+        JudgeError::Judging { path, line, source } => {
+            assert!(path.ends_with("generations.jsonl"), "{path:?}");
+            assert_eq!(*line, want_line, "{}", chain(e));
+            source
+        }
+        other => panic!("expected JudgeError::Judging, got {other:?}"),
+    }
 }
 
 fn line(prompt: &str, response: &str, reference: &str) -> Value {
@@ -120,7 +144,14 @@ fn synthetic_judge_win_rate_on_a_hand_made_file() {
         &out,
     )
     .unwrap_err();
-    let e = format!("{e:#}");
+    assert!(
+        matches!(
+            judging(&e, 2),
+            JudgeError::Data(DataError::NotSynthetic { .. })
+        ),
+        "{e:?}"
+    );
+    let e = chain(&e);
     assert!(
         e.contains("generations.jsonl:2") && e.contains("not a synthetic-suite prompt"),
         "{e}"
@@ -136,10 +167,14 @@ fn malformed_generations_name_file_and_line() {
         "{\"prompt\":\"p\",\"response\":\"r\",\"reference\":\"x\"}\n\n{\"prompt\":\"p\"}\n",
     )
     .unwrap();
-    let e = format!("{:#}", read_generations(&path).unwrap_err());
+    let e = read_generations(&path).unwrap_err();
+    assert!(matches!(e, JudgeError::Generation { line: 3, .. }), "{e:?}");
+    let e = chain(&e);
     assert!(e.contains("g.jsonl:3") && e.contains("reference"), "{e}");
     std::fs::write(&path, "\n").unwrap();
-    assert!(format!("{:#}", read_generations(&path).unwrap_err()).contains("no generations"));
+    let e = read_generations(&path).unwrap_err();
+    assert!(matches!(e, JudgeError::NoGenerations { .. }), "{e:?}");
+    assert!(e.to_string().contains("no generations"), "{e}");
 }
 
 /// The comparisons of the HTTP tests: what the stand-in answers is in its module docs.
@@ -248,7 +283,11 @@ fn a_second_run_with_the_same_cache_makes_no_requests() {
     other.model = "judge-other".into();
     let judge = HttpJudge::new(other, 7, &cache).unwrap();
     let e = evaluate(&judge, &read_generations(&gens).unwrap(), &gens, &out).unwrap_err();
-    assert!(format!("{e:#}").contains("HTTP 400"), "{e:#}");
+    assert!(
+        matches!(judging(&e, 1), JudgeError::Status { code: 400, .. }),
+        "{e:?}"
+    );
+    assert!(chain(&e).contains("HTTP 400"), "{}", chain(&e));
     assert!(server.requests() > asked);
 }
 
@@ -285,10 +324,12 @@ fn client_errors_stop_at_once_and_server_errors_give_up_after_the_retries() {
         dir.path(),
         &[line("Human: hi\n\nAssistant:", "GOOD a", "b")],
     );
-    let e = format!(
-        "{:#}",
-        run_http(&server, Task::Dialogue, &gens, &dir.path().join("a")).unwrap_err()
+    let e = run_http(&server, Task::Dialogue, &gens, &dir.path().join("a")).unwrap_err();
+    assert!(
+        matches!(judging(&e, 1), JudgeError::Status { code: 401, .. }),
+        "{e:?}"
     );
+    let e = chain(&e);
     assert!(
         e.contains("HTTP 401") && e.contains("API_KEY") && e.contains("generations.jsonl:1"),
         "{e}"
@@ -300,10 +341,12 @@ fn client_errors_stop_at_once_and_server_errors_give_up_after_the_retries() {
         dir.path(),
         &[line("Human: hi [503]\n\nAssistant:", "GOOD a", "b")],
     );
-    let e = format!(
-        "{:#}",
-        run_http(&server, Task::Dialogue, &gens, &dir.path().join("b")).unwrap_err()
+    let e = run_http(&server, Task::Dialogue, &gens, &dir.path().join("b")).unwrap_err();
+    assert!(
+        matches!(judging(&e, 1), JudgeError::GaveUp { attempts: 4, last, .. } if last.contains("HTTP 503")),
+        "{e:?}"
     );
+    let e = chain(&e);
     assert!(
         e.contains("gave up after 4 attempts") && e.contains("HTTP 503"),
         "{e}"
@@ -327,7 +370,12 @@ fn client_errors_stop_at_once_and_server_errors_give_up_after_the_retries() {
     )
     .unwrap_err();
     assert!(
-        format!("{e:#}").contains("gave up after 4 attempts"),
-        "{e:#}"
+        matches!(judging(&e, 1), JudgeError::GaveUp { attempts: 4, .. }),
+        "{e:?}"
+    );
+    assert!(
+        chain(&e).contains("gave up after 4 attempts"),
+        "{}",
+        chain(&e)
     );
 }

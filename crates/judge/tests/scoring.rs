@@ -1,8 +1,11 @@
 //! Scorers and preference data (issue 18), on hand-made samples whose right answers are
 //! written out here.
 
+use rpo_data::DataError;
 use rpo_judge::scoring::{CommandScorer, MatchMode, MatchScorer, SyntheticScorer};
-use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer};
+use rpo_judge::{
+    build_preferences, JudgeError, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer,
+};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -15,6 +18,17 @@ fn sample(prompt: &str, response: &str, fields: Value) -> Sample {
         response: response.into(),
         fields,
     }
+}
+
+/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out += &format!(": {s}");
+        source = s.source();
+    }
+    out
 }
 
 fn labels(scores: &[rpo_judge::Score]) -> Vec<bool> {
@@ -62,7 +76,14 @@ fn match_scorer_names_a_missing_field_and_a_bad_regex() {
     }
     .score(&s)
     .unwrap_err();
-    assert!(format!("{e:#}").contains("no field `answer`"), "{e:#}");
+    match &e {
+        JudgeError::Sample { context, source } => {
+            assert!(context.starts_with("sample 0 (prompt \"q\")"), "{context}");
+            assert!(matches!(**source, JudgeError::Field(_)), "{source:?}");
+        }
+        other => panic!("expected JudgeError::Sample, got {other:?}"),
+    }
+    assert!(chain(&e).contains("no field `answer`"), "{}", chain(&e));
     let s = vec![sample("q", "a", json!({"answer": "("}))];
     let e = MatchScorer {
         field: "answer".into(),
@@ -70,7 +91,8 @@ fn match_scorer_names_a_missing_field_and_a_bad_regex() {
     }
     .score(&s)
     .unwrap_err();
-    assert!(format!("{e:#}").contains("not a valid regex"), "{e:#}");
+    assert!(matches!(e, JudgeError::Regex { index: 0, .. }), "{e:?}");
+    assert!(e.to_string().contains("not a valid regex"), "{e}");
 }
 
 #[test]
@@ -87,9 +109,17 @@ fn synthetic_scorer_checks_the_suite_and_refuses_other_prompts() {
     let e = SyntheticScorer
         .score(&[sample("what is love?", "baby", json!({}))])
         .unwrap_err();
+    match &e {
+        JudgeError::Sample { source, .. } => assert!(
+            matches!(**source, JudgeError::Data(DataError::NotSynthetic { .. })),
+            "{source:?}"
+        ),
+        other => panic!("expected JudgeError::Sample, got {other:?}"),
+    }
     assert!(
-        format!("{e:#}").contains("--judge match|command|http"),
-        "{e:#}"
+        chain(&e).contains("--judge match|command|http"),
+        "{}",
+        chain(&e)
     );
 }
 
@@ -129,24 +159,53 @@ fn command_scorer_reads_one_score_per_line_and_sees_the_record_fields() {
 #[test]
 fn command_scorer_failures_are_clear_errors() {
     let samples = vec![sample("q1", "a", json!({})), sample("q2", "b", json!({}))];
-    let msg = |cmd: &str, timeout: u64| {
+    let err = |cmd: &str, timeout: u64| {
         let mut c = command(cmd);
         c.timeout = Duration::from_secs(timeout);
-        format!("{:#}", c.score(&samples).unwrap_err())
+        c.score(&samples).unwrap_err()
     };
-    let m = msg("cat >/dev/null; echo 'model not loaded' >&2; exit 3", 20);
+    let e = err("cat >/dev/null; echo 'model not loaded' >&2; exit 3", 20);
+    assert!(
+        matches!(&e, JudgeError::CommandFailed { status, .. } if status.code() == Some(3)),
+        "{e:?}"
+    );
+    let m = chain(&e);
     assert!(
         m.contains("failed") && m.contains("model not loaded"),
         "{m}"
     );
-    let m = msg("cat >/dev/null; echo 0.5; echo banana", 20);
+    let e = err("cat >/dev/null; echo 0.5; echo banana", 20);
+    assert!(
+        matches!(&e, JudgeError::CommandOutput { line: 2, text, .. } if text == "banana"),
+        "{e:?}"
+    );
+    let m = chain(&e);
     assert!(m.contains("output line 2") && m.contains("banana"), "{m}");
-    let m = msg("cat >/dev/null; echo 0.5", 20);
-    assert!(m.contains("wrote 1 score lines for 2 samples"), "{m}");
-    let m = msg("sleep 30", 1);
-    assert!(m.contains("timeout"), "{m}");
-    let m = msg("cat >/dev/null; echo 0.5; echo NaN", 20);
-    assert!(m.contains("output line 2"), "{m}");
+    let e = err("cat >/dev/null; echo 0.5", 20);
+    assert!(
+        matches!(
+            e,
+            JudgeError::CommandLineCount {
+                lines: 1,
+                samples: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        chain(&e).contains("wrote 1 score lines for 2 samples"),
+        "{e}"
+    );
+    let e = err("sleep 30", 1);
+    assert!(matches!(e, JudgeError::CommandTimeout { .. }), "{e:?}");
+    assert!(chain(&e).contains("timeout"), "{e}");
+    let e = err("cat >/dev/null; echo 0.5; echo NaN", 20);
+    assert!(
+        matches!(e, JudgeError::CommandOutput { line: 2, .. }),
+        "{e:?}"
+    );
+    assert!(chain(&e).contains("output line 2"), "{e}");
 }
 
 fn scored(prompt: &str, response: &str, score: f64) -> ScoredSample {

@@ -134,7 +134,7 @@ impl<'a> MicroBatches<'a> {
                 let seqs = indices
                     .iter()
                     .map(|&i| tok.tokenize(examples[i].0, examples[i].1))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<rpo_data::Result<Vec<_>>>()?;
                 let refs: Vec<_> = seqs.iter().collect();
                 MicroBatch::Sft(SeqBatch::collate(&refs, tok.special().pad, 0)?)
             }

@@ -62,7 +62,7 @@ pub fn greedy_answers(
     let prompts = questions
         .iter()
         .map(|q| tokenizer.encode_prompt_for_generation(&q.prompt))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<rpo_data::Result<Vec<_>>>()?;
     generate_greedy(policy, &prompts, max_new_tokens, &tokenizer.special().stop)
 }
 

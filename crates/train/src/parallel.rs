@@ -70,7 +70,7 @@ impl<'a> DataParallel<'a> {
 
     /// This rank's part of a global micro-batch: the `rank`-th of W equal slices.
     pub fn own<'b, T>(&self, global: &'b [T]) -> Result<&'b [T]> {
-        rpo_data::rank_slice(global, self.rank(), self.world_size())
+        Ok(rpo_data::rank_slice(global, self.rank(), self.world_size())?)
     }
 
     /// The ranks of this rank's contrast scope, out of every rank's `all` (in rank order).

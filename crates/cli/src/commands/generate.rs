@@ -134,7 +134,7 @@ pub fn run(args: Args) -> Result<()> {
     let prompts = items[mine.clone()]
         .iter()
         .map(|(p, _)| tokenizer.encode_prompt_for_generation(p))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<rpo_data::Result<Vec<_>>>()?;
     let ids: Vec<u64> = mine.clone().map(|i| i as u64).collect();
     let decoding = if args.temperature == 0.0 {
         Decoding::Greedy

@@ -1,71 +1,8 @@
-//! Why a data file could not be read: the caller acts on the kind (a malformed line is
-//! the data's fault and names its file and line; an unreadable file is the system's; a
-//! name or pattern that finds no file is the command line's).
+//! The readers' errors: [`DataError`] is the crate's one error type (`crate::error`),
+//! re-exported here where the readers first defined it, so `formats::error::DataError`
+//! keeps working.
 
-use std::path::PathBuf;
-
-use super::files::FileKind;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("cannot open {}", path.display())]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("reading {} after line {line}", path.display())]
-    Read {
-        path: PathBuf,
-        line: usize,
-        source: std::io::Error,
-    },
-    /// Reading the start of a `.json` file (array or JSON Lines?).
-    #[error("reading {}", path.display())]
-    ReadStart {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: not valid UTF-8", path.display())]
-    NotUtf8 {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: invalid JSON array", path.display())]
-    JsonArray {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    /// `what`: "not a readable Parquet file", "cannot read Parquet rows" or "row N".
-    #[error("{}: {what}", path.display())]
-    Parquet {
-        path: PathBuf,
-        what: String,
-        source: parquet::errors::ParquetError,
-    },
-    #[error("{}: unknown dataset file type (expected .jsonl, .jsonl.gz, .json or .parquet)", path.display())]
-    UnknownKind { path: PathBuf },
-    #[error("invalid glob pattern {pattern:?}")]
-    Pattern {
-        pattern: String,
-        source: glob::PatternError,
-    },
-    #[error("reading the matches of {pattern:?}")]
-    Matches {
-        pattern: String,
-        source: glob::GlobError,
-    },
-    #[error("{pattern:?} matches no file")]
-    NoMatch { pattern: String },
-    /// A record that is not valid UTF-8, JSON or a record of the format: `line` is the
-    /// 1-based line of a JSON Lines file, or the row of a JSON array or Parquet file.
-    #[error("{}: {reason}", kind.locate(path, *line))]
-    Malformed {
-        path: PathBuf,
-        kind: FileKind,
-        line: usize,
-        reason: String,
-    },
-}
+pub use crate::error::DataError;
 
 #[cfg(test)]
 mod tests {

@@ -15,50 +15,8 @@ use flate2::read::MultiGzDecoder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 
-use super::error::DataError;
-
-/// How records are laid out in a file, from its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    JsonLines {
-        gzip: bool,
-    },
-    /// `.json`: an array of records, or JSON Lines.
-    Json,
-    Parquet,
-}
-
-impl FileKind {
-    pub fn of(path: &Path) -> Result<Self, DataError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        Ok(
-            if name.ends_with(".jsonl.gz") || name.ends_with(".json.gz") {
-                Self::JsonLines { gzip: true }
-            } else if name.ends_with(".jsonl") {
-                Self::JsonLines { gzip: false }
-            } else if name.ends_with(".json") {
-                Self::Json
-            } else if name.ends_with(".parquet") {
-                Self::Parquet
-            } else {
-                return Err(DataError::UnknownKind {
-                    path: path.to_path_buf(),
-                });
-            },
-        )
-    }
-
-    /// Where a record is, for messages: `file:7` for a line, `file: row 7` for a row.
-    pub fn locate(self, path: &Path, position: usize) -> String {
-        match self {
-            Self::JsonLines { .. } => format!("{}:{position}", path.display()),
-            Self::Json | Self::Parquet => format!("{}: row {position}", path.display()),
-        }
-    }
-}
+use crate::error::DataError;
+pub use crate::error::FileKind;
 
 /// One record as read: its JSON value, or why that line could not be parsed.
 pub struct RawRecord {

@@ -14,7 +14,7 @@ mod unpaired;
 
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 
 pub use columns::ColumnMap;
 pub use hh::{split_dialogues as split_hh_dialogues, ASSISTANT_TURN};

@@ -7,14 +7,12 @@
 
 use std::path::Path;
 
-use anyhow::Result;
-
 use super::columns::ColumnMap;
-use super::error::DataError;
-use super::files::{for_each_record, FileKind, RawRecord};
+use super::files::{for_each_record, RawRecord};
 use super::record::{FieldResult, Parsed, Record};
 use crate::conversational::ConversationalExample;
 use crate::dataset::{MalformedLine, OnMalformed};
+use crate::error::{DataError, FileKind, Result};
 
 pub(crate) struct ReadRecords<T> {
     pub plain: Vec<T>,

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{DataError, Result};
 use serde::{Deserialize, Serialize};
 
 use super::chat::{chat_prompt, chat_response};
@@ -71,20 +71,19 @@ pub fn generate(split: Split, n: usize, seed: u64) -> Vec<SyntheticExample> {
 }
 
 fn write_split(path: &Path, examples: &[SyntheticExample]) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = File::create(path).map_err(|e| DataError::file("cannot create", path, e))?;
     let mut out = BufWriter::new(file);
     for example in examples {
         serde_json::to_writer(&mut out, example)?;
         out.write_all(b"\n")?;
     }
-    out.flush()
-        .with_context(|| format!("writing {}", path.display()))
+    out.flush().map_err(|e| DataError::file("writing", path, e))
 }
 
 /// Writes `train.jsonl` and `eval.jsonl` (paired format plus a `family` field) into `dir`.
 pub fn write_jsonl(dir: impl AsRef<Path>, n_train: usize, n_eval: usize, seed: u64) -> Result<()> {
     let dir = dir.as_ref();
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| DataError::file("cannot create", dir, e))?;
     write_split(
         &dir.join("train.jsonl"),
         &generate(Split::Train, n_train, seed),

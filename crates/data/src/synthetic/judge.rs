@@ -1,6 +1,6 @@
 //! The programmatic judge: recovers a prompt's correct answer from its text alone.
 
-use anyhow::{anyhow, Result};
+use crate::error::{DataError, Result};
 
 use super::chat::question_of;
 use super::family::Family;
@@ -21,7 +21,8 @@ pub fn reference_answer(prompt: &str) -> Option<(Family, String)> {
 /// Whether `response` answers `prompt` correctly: exact match after trimming whitespace.
 /// Errors if the prompt is not from the suite.
 pub fn judge(prompt: &str, response: &str) -> Result<bool> {
-    let (_, answer) = reference_answer(prompt)
-        .ok_or_else(|| anyhow!("not a synthetic-suite prompt: {prompt:?}"))?;
+    let (_, answer) = reference_answer(prompt).ok_or_else(|| DataError::NotSynthetic {
+        prompt: prompt.to_string(),
+    })?;
     Ok(response.trim() == answer)
 }

@@ -2,7 +2,7 @@
 //!
 //! Regenerate with `cargo run -p rpo-data --example train_synthetic_tokenizer`.
 
-use anyhow::{anyhow, Result};
+use crate::error::{DataError, Result};
 use tokenizers::Tokenizer;
 
 use super::chat::{chat_prompt, chat_response};
@@ -40,7 +40,9 @@ pub fn train_synthetic_tokenizer_json() -> Result<String> {
 
 /// The shipped tokenizer.
 pub fn synthetic_tokenizer() -> Result<Tokenizer> {
-    SYNTHETIC_TOKENIZER_JSON
-        .parse()
-        .map_err(|e| anyhow!("the built-in synthetic tokenizer does not load: {e}"))
+    SYNTHETIC_TOKENIZER_JSON.parse().map_err(|e| {
+        DataError::Tokenizer(format!(
+            "the built-in synthetic tokenizer does not load: {e}"
+        ))
+    })
 }

@@ -1,12 +1,12 @@
 //! Any external program as the judge: JSONL samples on its stdin, one score a line on
 //! its stdout.
 
-use anyhow::{bail, Context, Result};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Sample, Score, Scorer};
+use crate::error::{JudgeError, Result};
 
 /// Runs `sh -c COMMAND` once for all samples. It reads one JSON object a line
 /// (`{prompt, response, …the prompt record's fields}`) and must write exactly one line
@@ -58,7 +58,10 @@ impl Scorer for CommandScorer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot start the judge command `{}`", self.command))?;
+            .map_err(|source| JudgeError::CommandStart {
+                command: self.command.clone(),
+                source,
+            })?;
         // Feed stdin and drain stdout/stderr on threads, so a program that writes before
         // it has read everything cannot deadlock against us.
         let mut stdin = child.stdin.take().expect("piped");
@@ -85,11 +88,10 @@ impl Scorer for CommandScorer {
             if start.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!(
-                    "the judge command `{}` ran past its timeout of {:.0} s and was killed",
-                    self.command,
-                    self.timeout.as_secs_f64()
-                );
+                return Err(JudgeError::CommandTimeout {
+                    command: self.command.clone(),
+                    timeout: self.timeout,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -97,32 +99,29 @@ impl Scorer for CommandScorer {
         let out = reader.join().expect("reader thread")?;
         let err = err_reader.join().expect("stderr thread");
         if !status.success() {
-            bail!(
-                "the judge command `{}` failed ({status}); its stderr ends:\n{}",
-                self.command,
-                tail(&err)
-            );
+            return Err(JudgeError::CommandFailed {
+                command: self.command.clone(),
+                status,
+                stderr: tail(&err),
+            });
         }
         let text = String::from_utf8_lossy(&out);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         if lines.len() != samples.len() {
-            bail!(
-                "the judge command `{}` wrote {} score lines for {} samples (one line per sample, in order)",
-                self.command,
-                lines.len(),
-                samples.len()
-            );
+            return Err(JudgeError::CommandLineCount {
+                command: self.command.clone(),
+                lines: lines.len(),
+                samples: samples.len(),
+            });
         }
         lines
             .iter()
             .enumerate()
             .map(|(i, line)| {
-                parse_line(line, self.threshold).with_context(|| {
-                    format!(
-                        "the judge command `{}`, output line {}: {line:?} is neither a finite number nor {{\"score\": number}}",
-                        self.command,
-                        i + 1
-                    )
+                parse_line(line, self.threshold).ok_or_else(|| JudgeError::CommandOutput {
+                    command: self.command.clone(),
+                    line: i + 1,
+                    text: line.to_string(),
                 })
             })
             .collect()

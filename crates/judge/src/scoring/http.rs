@@ -1,9 +1,8 @@
 //! The OpenAI-compatible pairwise judge as a scorer: each sample against a reference
 //! response from its prompt's record.
 
-use anyhow::{bail, Context, Result};
-
 use super::{Sample, Score, Scorer};
+use crate::error::{JudgeError, Result};
 use crate::generations::Generation;
 use crate::outcome::Outcome;
 use crate::{HttpJudge, Judge};
@@ -38,15 +37,17 @@ impl Scorer for HttpScorer {
                 let j = self
                     .judge
                     .compare(i, &g)
-                    .with_context(|| format!("judging sample {i}"))?;
+                    .map_err(|e| e.in_sample(format!("judging sample {i}")))?;
                 let score = match j.outcome {
                     Outcome::Win => 1.0,
                     Outcome::Tie => 0.5,
                     Outcome::Loss => 0.0,
-                    Outcome::Unparsable => bail!(
-                        "sample {i}: the judge's answer has no verdict: {:?}",
-                        j.reply.unwrap_or_default()
-                    ),
+                    Outcome::Unparsable => {
+                        return Err(JudgeError::NoVerdict {
+                            index: i,
+                            reply: j.reply.unwrap_or_default(),
+                        })
+                    }
                 };
                 Ok(Score::thresholded(score, self.threshold))
             })

@@ -1,10 +1,10 @@
 //! Verifiable rewards: the response against a reference field of the prompt's record.
 
-use anyhow::{Context, Result};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Sample, Score, Scorer};
+use crate::error::{JudgeError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,14 +46,16 @@ impl Scorer for MatchScorer {
         for (i, s) in samples.iter().enumerate() {
             let reference = s
                 .field(&self.field)
-                .with_context(|| format!("sample {i} (prompt {:?})", s.prompt))?;
+                .map_err(|e| e.in_sample(format!("sample {i} (prompt {:?})", s.prompt)))?;
             let ok = match self.mode {
                 MatchMode::Exact => s.response.trim() == reference.trim(),
                 MatchMode::Normalized => normalise(&s.response) == normalise(reference),
                 MatchMode::Regex => {
                     if !compiled.contains_key(reference) {
-                        let re = Regex::new(reference).with_context(|| {
-                            format!("sample {i}: field `{}` is not a valid regex", self.field)
+                        let re = Regex::new(reference).map_err(|source| JudgeError::Regex {
+                            index: i,
+                            field: self.field.clone(),
+                            source,
                         })?;
                         compiled.insert(reference, re);
                     }

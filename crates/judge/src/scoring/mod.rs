@@ -23,9 +23,10 @@ pub use matching::{MatchMode, MatchScorer};
 pub use spec::ScorerSpec;
 pub use synthetic::SyntheticScorer;
 
-use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::{JudgeError, Result};
 
 /// One response to be scored, with the fields of its prompt's record (reference
 /// answers, families, ids, … carried through from the prompts file).
@@ -43,11 +44,13 @@ impl Sample {
     pub fn field(&self, name: &str) -> Result<&str> {
         match self.fields.get(name) {
             Some(Value::String(s)) => Ok(s),
-            Some(other) => anyhow::bail!("field `{name}` is {other}, not a string"),
-            None => anyhow::bail!(
+            Some(other) => Err(JudgeError::Field(format!(
+                "field `{name}` is {other}, not a string"
+            ))),
+            None => Err(JudgeError::Field(format!(
                 "the sample has no field `{name}` (fields: {})",
                 self.fields.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            ))),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Which scorer, with its settings: the one place a [`Scorer`] is made, whether a
 //! command line (`sample`/`prefs --judge`) or a config (`[online] judge`) names it.
 
-use anyhow::Result;
 use std::path::Path;
 use std::time::Duration;
 
 use super::{CommandScorer, HttpScorer, MatchMode, MatchScorer, Scorer, SyntheticScorer};
+use crate::error::Result;
 use crate::{HttpJudge, JudgeConfig};
 
 /// A scorer's kind and settings, checked: [`ScorerSpec::build`] cannot fail.

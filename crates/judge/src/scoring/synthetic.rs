@@ -1,9 +1,9 @@
 //! The built-in suite's checker as a scorer.
 
-use anyhow::{Context, Result};
 use rpo_data::synthetic::judge as is_correct;
 
 use super::{Sample, Score, Scorer};
+use crate::error::{JudgeError, Result};
 
 /// 1 when the response answers the suite's question exactly (after trimming), else 0;
 /// the same check as training's held-out evaluation. A prompt that is not from the suite
@@ -20,8 +20,12 @@ impl Scorer for SyntheticScorer {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let ok = is_correct(&s.prompt, &s.response)
-                    .with_context(|| format!("sample {i}: the synthetic judge only knows the built-in suite's prompts; use --judge match|command|http"))?;
+                let ok = is_correct(&s.prompt, &s.response).map_err(|e| {
+                    JudgeError::from(e).in_sample(format!(
+                        "sample {i}: the synthetic judge only knows the built-in suite's prompts; \
+                         use --judge match|command|http"
+                    ))
+                })?;
                 Ok(Score {
                     score: if ok { 1.0 } else { 0.0 },
                     label: ok,
