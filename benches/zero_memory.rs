@@ -47,7 +47,7 @@ impl Reference {
                     4096,
                 )
             })?),
-            Reference::Placed(m) => m.logps(seqs),
+            Reference::Placed(m) => Ok(m.logps(seqs)?),
         }
     }
 }

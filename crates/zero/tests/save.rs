@@ -8,7 +8,7 @@
 use rpo_comm::SingleProcess;
 use rpo_model::{preset, save_hf_sharded, save_hf_tensors, Llama, LlamaConfig};
 use rpo_optim::{RmsProp, RmsPropConfig};
-use rpo_zero::{Checkpoint, Sequences, ShardedModel, ZeroOptions, ZeroStage};
+use rpo_zero::{Checkpoint, Sequences, ShardedModel, ZeroError, ZeroOptions, ZeroStage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -103,7 +103,7 @@ fn unit_by_unit_saves_are_byte_identical_to_the_whole_model_path() {
                     1,
                     &optimizer,
                     serde_json::json!({}),
-                    &|_| Ok(()),
+                    &|_| Ok::<_, ZeroError>(()),
                     1,
                 )
                 .unwrap();

@@ -16,7 +16,6 @@ pub mod executor;
 mod save_hf;
 mod step;
 
-use anyhow::{Context, Result};
 use rpo_comm::{Collective, Traffic};
 use rpo_model::{Llama, LlamaConfig, UnitId};
 use rpo_optim::Optimizer;
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use crate::error::{Result, ZeroError};
 use crate::grads::GradBuffers;
 use crate::layout::{ModelLayout, UnitLayout};
 use crate::memory::StateBytes;
@@ -146,7 +146,10 @@ impl ShardedModel {
             let mut flat = unit.flatten(&vars, Kind::Float)?;
             world
                 .broadcast(&mut flat, 0)
-                .with_context(|| format!("broadcasting unit {}", unit.unit))?;
+                .map_err(|source| ZeroError::Collective {
+                    what: format!("broadcasting unit {}", unit.unit),
+                    source,
+                })?;
             Ok(flat.narrow(0, start, len).copy())
         };
         Self::from_source(model, vs, world, options, &mut source)
@@ -162,7 +165,10 @@ impl ShardedModel {
         options: ZeroOptions,
         source: &mut UnitSource,
     ) -> Result<Self> {
-        let comm = world.split(0).context("creating the ZeRO communicator")?;
+        let comm = world.split(0).map_err(|source| ZeroError::Collective {
+            what: "creating the ZeRO communicator".into(),
+            source,
+        })?;
         let (rank, stage, kind) = (world.rank(), options.stage, options.compute_kind);
         let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
         let aliased = kind == Kind::Float;
@@ -232,9 +238,10 @@ impl ShardedModel {
         placement: FrozenPlacement,
         source: &mut UnitSource,
     ) -> Result<Self> {
-        let comm = world
-            .split(0)
-            .context("creating the reference's communicator")?;
+        let comm = world.split(0).map_err(|source| ZeroError::Collective {
+            what: "creating the reference's communicator".into(),
+            source,
+        })?;
         let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
         let device = comm.device();
         let mut params = Vec::new();
@@ -361,13 +368,13 @@ impl ShardedModel {
 
     /// Makes unit `i`'s parameters present (an all-gather in stage 3, or the wait for
     /// one [`prefetch`](Self::prefetch) started).
-    pub(crate) fn gather(&self, i: usize) -> Result<()> {
+    pub(crate) fn gather(&self, i: usize) -> rpo_comm::Result<()> {
         self.timed(|| self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i]))
     }
 
     /// Starts making unit `i` present ahead of use: the copy of an offloaded unit, or with
     /// `overlap` a stage-3 unit's all-gather. Nothing when there is no unit `i`.
-    pub(crate) fn prefetch(&self, i: usize) -> Result<()> {
+    pub(crate) fn prefetch(&self, i: usize) -> rpo_comm::Result<()> {
         let prefetchable = self
             .params
             .borrow()
@@ -383,7 +390,7 @@ impl ShardedModel {
 
     /// Drives the collectives in flight (Open MPI progresses them only inside MPI calls):
     /// called between units and between chunks of the head.
-    pub(crate) fn progress(&self) -> Result<()> {
+    pub(crate) fn progress(&self) -> rpo_comm::Result<()> {
         if !self.options.overlap {
             return Ok(());
         }
@@ -396,7 +403,7 @@ impl ShardedModel {
     }
 
     /// Runs `f` (a collective's start, wait, or both) and counts its time as waiting.
-    pub(crate) fn timed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn timed<T>(&self, f: impl FnOnce() -> rpo_comm::Result<T>) -> rpo_comm::Result<T> {
         let started = Instant::now();
         let out = f();
         self.comm_wait.set(self.comm_wait.get() + started.elapsed());
