@@ -95,12 +95,9 @@ fn main() -> Result<()> {
         _ => Kind::Float,
     };
     let options = ZeroOptions {
-        stage,
-        compute_kind: kind,
         checkpoint_activations: arg("--checkpointing", stage == ZeroStage::Zero3),
-        logits_chunk_tokens: 4096,
-        reduce_kind: Kind::Float,
         overlap: arg("--overlap", true),
+        ..ZeroOptions::new(stage, kind)
     };
 
     let (before, _) = resident();

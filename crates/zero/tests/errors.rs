@@ -18,14 +18,7 @@ fn config(layers: i64) -> LlamaConfig {
 
 fn sharded(layers: i64) -> ShardedModel {
     let (model, vs) = Llama::init(&config(layers), Device::Cpu, Kind::Float, 3).unwrap();
-    let options = ZeroOptions {
-        stage: ZeroStage::Zero1,
-        compute_kind: Kind::Float,
-        checkpoint_activations: true,
-        logits_chunk_tokens: 64,
-        reduce_kind: Kind::Float,
-        overlap: true,
-    };
+    let options = ZeroOptions::new(ZeroStage::Zero1, Kind::Float);
     ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap()
 }
 

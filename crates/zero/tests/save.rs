@@ -47,12 +47,8 @@ fn assert_identical(what: &str, a: &Path, b: &Path) {
 fn trained(stage: ZeroStage, kind: Kind) -> (ShardedModel, RmsProp) {
     let (model, vs) = Llama::init(&config(), Device::Cpu, Kind::Float, 3).unwrap();
     let options = ZeroOptions {
-        stage,
-        compute_kind: kind,
-        checkpoint_activations: true,
         logits_chunk_tokens: 64,
-        reduce_kind: Kind::Float,
-        overlap: true,
+        ..ZeroOptions::new(stage, kind)
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let ids = (Tensor::arange(22, (Kind::Int64, Device::Cpu)) * 37 + 11)

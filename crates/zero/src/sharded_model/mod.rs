@@ -52,6 +52,23 @@ pub struct ZeroOptions {
     pub overlap: bool,
 }
 
+impl ZeroOptions {
+    /// `stage`, computing in `compute_kind`, with activation checkpointing on (as stage 3
+    /// requires), 4096-token logit chunks, fp32 gradient sums and overlap on: the
+    /// defaults of `[zero]` but checkpointing. Change a field with
+    /// `ZeroOptions { overlap: false, ..ZeroOptions::new(stage, kind) }`.
+    pub fn new(stage: ZeroStage, compute_kind: Kind) -> Self {
+        Self {
+            stage,
+            compute_kind,
+            checkpoint_activations: true,
+            logits_chunk_tokens: 4096,
+            reduce_kind: Kind::Float,
+            overlap: true,
+        }
+    }
+}
+
 pub struct ShardedModel {
     pub(crate) model: Llama,
     /// Owns the variables the model reads (re-pointed at the flat buffers).
@@ -269,12 +286,9 @@ impl ShardedModel {
             });
         }
         let options = ZeroOptions {
-            stage: ZeroStage::Zero3,
-            compute_kind: kind,
-            checkpoint_activations: true,
             logits_chunk_tokens,
             reduce_kind: kind,
-            overlap: true,
+            ..ZeroOptions::new(ZeroStage::Zero3, kind)
         };
         Ok(Self {
             model,
