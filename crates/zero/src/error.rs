@@ -42,7 +42,10 @@ pub enum ZeroError {
     },
     /// This rank's shard file of a checkpoint could not be written.
     #[error("cannot write {}", path.display())]
-    WriteShard { path: PathBuf, source: ModelError },
+    WriteShard {
+        path: PathBuf,
+        source: Box<ModelError>,
+    },
     /// Checkpoint `name`: this rank (`rank`) could not write its shard, for `source`.
     #[error("checkpoint {name}: rank {rank}'s shard")]
     Shard {
@@ -89,8 +92,9 @@ pub enum ZeroError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Comm(#[from] CommError),
+    /// Boxed: a `ModelError` is large, and every `ZeroError` would be as large.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     #[error(transparent)]
     Safetensors(#[from] SafetensorsError),
     #[error(transparent)]
@@ -108,6 +112,12 @@ pub enum ZeroError {
 }
 
 pub type Result<T> = std::result::Result<T, ZeroError>;
+
+impl From<ModelError> for ZeroError {
+    fn from(e: ModelError) -> Self {
+        ZeroError::Model(Box::new(e))
+    }
+}
 
 impl ZeroError {
     pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {

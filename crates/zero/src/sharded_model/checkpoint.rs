@@ -120,9 +120,9 @@ impl ShardedModel {
                 std::fs::create_dir_all(&tmp)
                     .map_err(|e| ZeroError::io("cannot create", &tmp, e))?;
                 let path = tmp.join(&file);
-                write_pt_safetensors(&path, &named).map_err(|source| ZeroError::WriteShard {
+                write_pt_safetensors(&path, &named).map_err(|e| ZeroError::WriteShard {
                     path: path.clone(),
-                    source,
+                    source: Box::new(e),
                 })?;
                 File::open(&path)?.sync_all()?;
                 crc32_of(&path)
