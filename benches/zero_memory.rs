@@ -47,7 +47,7 @@ impl Reference {
                     4096,
                 )
             })?),
-            Reference::Placed(m) => m.logps(seqs),
+            Reference::Placed(m) => Ok(m.logps(seqs)?),
         }
     }
 }
@@ -95,12 +95,9 @@ fn main() -> Result<()> {
         _ => Kind::Float,
     };
     let options = ZeroOptions {
-        stage,
-        compute_kind: kind,
         checkpoint_activations: arg("--checkpointing", stage == ZeroStage::Zero3),
-        logits_chunk_tokens: 4096,
-        reduce_kind: Kind::Float,
         overlap: arg("--overlap", true),
+        ..ZeroOptions::new(stage, kind)
     };
 
     let (before, _) = resident();

@@ -1,7 +1,8 @@
 //! Why a model config, a Hugging Face folder or a checkpoint could not be read or
 //! written. Safetensors files have their own [`SafetensorsError`], carried whole by
-//! [`ModelError::Safetensors`]; decoding ([`crate::generate`]) stays on `anyhow`, since
-//! its [`crate::Decoder`]s (rpo-zero's sharded one) fail in collectives.
+//! [`ModelError::Safetensors`]. Decoding ([`crate::generate`]) fails with a
+//! [`DecodeError`]: bad prompts or sampling settings, or the [`crate::Decoder`]'s own
+//! error (rpo-zero's sharded one fails in collectives, which this crate cannot name).
 
 use std::path::{Path, PathBuf};
 
@@ -189,6 +190,40 @@ pub enum SafetensorsError {
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// Why [`crate::generate`] could not decode: the prompts or settings it was given, or
+/// the [`crate::Decoder`] it decodes through. The messages are the `anyhow` ones they
+/// replace.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// `ids` and `prompts` of different lengths.
+    #[error("one id per prompt")]
+    IdCount { ids: usize, prompts: usize },
+    /// Sampling settings outside `temperature > 0`, `0 < top_p ≤ 1`.
+    #[error("sampling needs temperature > 0 and 0 < top_p ≤ 1 (temperature 0 is greedy)")]
+    Sampling { temperature: f64, top_p: f64 },
+    /// Prompt `prompt` (in the caller's order) has no tokens.
+    #[error("prompt {prompt} is empty: greedy generation needs at least one token")]
+    EmptyPrompt { prompt: usize },
+    /// Prompt `prompt` holds `token`, not an id of the model's vocabulary.
+    #[error("prompt {prompt} holds token id {token}, outside the vocabulary 0..{vocab}")]
+    TokenOutOfVocab {
+        prompt: usize,
+        token: i64,
+        vocab: i64,
+    },
+    /// The decoder's own failure (a collective of a sharded model), whole: its message
+    /// and causes are this error's.
+    #[error(transparent)]
+    Decoder(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DecodeError {
+    /// A [`crate::Decoder`] implementation's error.
+    pub fn decoder(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        DecodeError::Decoder(error.into())
+    }
+}
 
 impl ModelError {
     /// The reason behind [`Config`](Self::Config) (what in `config.json` is not

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{ensure, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::LlamaConfig;
+use crate::error::DecodeError;
 use crate::kv_cache::KvCache;
 use crate::llama::Llama;
 
@@ -18,19 +18,20 @@ use crate::llama::Llama;
 /// rank must run the same number of forwards, whatever its own prompts: before each of
 /// its forwards a rank asks [`any_rank`](Self::any_rank)`(true)`, and once its prompts are
 /// done it asks `any_rank(false)` and runs [`idle_forward`](Self::idle_forward) until no
-/// rank has a forward left. In one process both are trivial.
+/// rank has a forward left. In one process both are trivial. An implementation's own
+/// failures go into [`DecodeError::Decoder`].
 pub trait Decoder {
     fn config(&self) -> &LlamaConfig;
     fn device(&self) -> Device;
     /// Logits for `ids: [B, T]` continuing the sequences in `cache`, which grows by `T`.
-    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor>;
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor, DecodeError>;
     /// Whether any rank runs a forward now (`mine`: this rank does). Every rank calls it
     /// once per forward round.
-    fn any_rank(&self, mine: bool) -> Result<bool> {
+    fn any_rank(&self, mine: bool) -> Result<bool, DecodeError> {
         Ok(mine)
     }
     /// Takes part in a forward round without computing (a rank with nothing to decode).
-    fn idle_forward(&self) -> Result<()> {
+    fn idle_forward(&self) -> Result<(), DecodeError> {
         Ok(())
     }
 }
@@ -42,7 +43,7 @@ impl Decoder for Llama {
     fn device(&self) -> Device {
         Llama::device(self)
     }
-    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor, DecodeError> {
         Ok(Llama::forward_cached(self, ids, cache))
     }
 }
@@ -122,7 +123,7 @@ pub fn generate_greedy(
     prompts: &[Vec<i64>],
     max_new_tokens: usize,
     stop: &[i64],
-) -> Result<Vec<Vec<i64>>> {
+) -> Result<Vec<Vec<i64>>, DecodeError> {
     let ids: Vec<u64> = (0..prompts.len() as u64).collect();
     generate(model, prompts, &ids, max_new_tokens, stop, Decoding::Greedy)
 }
@@ -137,34 +138,41 @@ pub fn generate(
     max_new_tokens: usize,
     stop: &[i64],
     decoding: Decoding,
-) -> Result<Vec<Vec<i64>>> {
-    ensure!(ids.len() == prompts.len(), "one id per prompt");
+) -> Result<Vec<Vec<i64>>, DecodeError> {
+    if ids.len() != prompts.len() {
+        return Err(DecodeError::IdCount {
+            ids: ids.len(),
+            prompts: prompts.len(),
+        });
+    }
     if let Decoding::Sample {
         temperature, top_p, ..
     } = decoding
     {
-        ensure!(
-            temperature > 0.0 && top_p > 0.0 && top_p <= 1.0,
-            "sampling needs temperature > 0 and 0 < top_p ≤ 1 (temperature 0 is greedy)"
-        );
+        if !(temperature > 0.0 && top_p > 0.0 && top_p <= 1.0) {
+            return Err(DecodeError::Sampling { temperature, top_p });
+        }
     }
     let mut outputs = vec![Vec::new(); prompts.len()];
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, prompt) in prompts.iter().enumerate() {
-        ensure!(
-            !prompt.is_empty(),
-            "prompt {i} is empty: greedy generation needs at least one token"
-        );
+        if prompt.is_empty() {
+            return Err(DecodeError::EmptyPrompt { prompt: i });
+        }
         let vocab = model.config().vocab_size;
-        if let Some(bad) = prompt.iter().find(|&&id| !(0..vocab).contains(&id)) {
-            anyhow::bail!("prompt {i} holds token id {bad}, outside the vocabulary 0..{vocab}");
+        if let Some(&token) = prompt.iter().find(|&&id| !(0..vocab).contains(&id)) {
+            return Err(DecodeError::TokenOutOfVocab {
+                prompt: i,
+                token,
+                vocab,
+            });
         }
         groups.entry(prompt.len()).or_default().push(i);
     }
     if max_new_tokens == 0 {
         return Ok(outputs);
     }
-    tch::no_grad(|| -> Result<()> {
+    tch::no_grad(|| -> Result<(), DecodeError> {
         for members in groups.values() {
             let group: Vec<&[i64]> = members.iter().map(|&i| prompts[i].as_slice()).collect();
             let seed = match decoding {
@@ -202,7 +210,7 @@ fn generate_group(
     stop: &[i64],
     decoding: Decoding,
     rngs: &mut [ChaCha8Rng],
-) -> Result<Vec<Vec<i64>>> {
+) -> Result<Vec<Vec<i64>>, DecodeError> {
     let device = model.device();
     let flat: Vec<i64> = prompts.iter().flat_map(|p| p.iter().copied()).collect();
     let ids = Tensor::from_slice(&flat)

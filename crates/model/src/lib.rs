@@ -28,7 +28,7 @@ mod upload;
 
 pub use attention::Attention;
 pub use config::{LlamaConfig, TokenIds};
-pub use error::{ModelError, Result};
+pub use error::{DecodeError, ModelError, Result};
 pub use generate::{generate, generate_greedy, Decoder, Decoding};
 pub use hf_io::{load_hf, save_hf, save_hf_sharded, save_hf_tensors, HfCheckpoint};
 pub use hf_writer::HfWriter;

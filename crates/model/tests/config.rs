@@ -45,8 +45,8 @@ const QWEN2_5_0_5B: &str = r#"{
   "use_sliding_window": false, "vocab_size": 151936
 }"#;
 
-fn parse(text: &str) -> anyhow::Result<LlamaConfig> {
-    Ok(serde_json::from_str(text)?)
+fn parse(text: &str) -> serde_json::Result<LlamaConfig> {
+    serde_json::from_str(text)
 }
 
 fn error_of(text: &str) -> String {

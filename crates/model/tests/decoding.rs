@@ -7,7 +7,7 @@ use common::{
     greedy_without_cache, mid_sequence_eos, mistral_config, relative_error, tiny_config, token_ids,
     token_list, truncated_after,
 };
-use rpo_model::{generate_greedy, Llama, LlamaConfig};
+use rpo_model::{generate_greedy, DecodeError, Decoder, KvCache, Llama, LlamaConfig};
 use tch::{Device, Kind, Tensor};
 
 fn model(config: &LlamaConfig) -> Llama {
@@ -68,10 +68,69 @@ fn generation_edge_cases() {
         generate_greedy(&model, &prompts(), 0, &[]).unwrap(),
         vec![Vec::<i64>::new(); 5]
     );
-    assert!(generate_greedy(&model, &[vec![1], vec![]], 3, &[]).is_err());
+    let error = generate_greedy(&model, &[vec![1], vec![]], 3, &[]).unwrap_err();
+    assert!(
+        matches!(error, DecodeError::EmptyPrompt { prompt: 1 }),
+        "{error}"
+    );
     let error = generate_greedy(&model, &[vec![1, 97]], 3, &[]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DecodeError::TokenOutOfVocab {
+                prompt: 0,
+                token: 97,
+                vocab: 97
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("97"), "{error}");
+    let error = rpo_model::generate(&model, &[vec![1]], &[], 3, &[], rpo_model::Decoding::Greedy)
+        .unwrap_err();
+    assert!(
+        matches!(error, DecodeError::IdCount { ids: 0, prompts: 1 }),
+        "{error}"
+    );
     assert!(generate_greedy(&model, &[], 3, &[]).unwrap().is_empty());
+}
+
+/// A decoder whose forwards fail, as a sharded one's collectives can.
+struct Failing(Llama);
+
+#[derive(Debug, thiserror::Error)]
+#[error("all-gather of unit layers.0")]
+struct CollectiveFailed(#[source] std::io::Error);
+
+impl Decoder for Failing {
+    fn config(&self) -> &LlamaConfig {
+        self.0.config()
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn forward_cached(&self, _: &Tensor, _: &mut KvCache) -> Result<Tensor, DecodeError> {
+        Err(DecodeError::decoder(CollectiveFailed(
+            std::io::Error::other("connection reset"),
+        )))
+    }
+}
+
+#[test]
+fn a_decoders_own_error_comes_back_whole() {
+    let error = generate_greedy(&Failing(model(&tiny_config())), &[vec![1]], 3, &[]).unwrap_err();
+    let DecodeError::Decoder(inner) = &error else {
+        panic!("not the decoder's error: {error}");
+    };
+    assert!(inner.downcast_ref::<CollectiveFailed>().is_some());
+    // Its message and causes are the error's own (as `{:#}` prints them).
+    let mut chain = vec![error.to_string()];
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    assert_eq!(chain, ["all-gather of unit layers.0", "connection reset"]);
 }
 
 #[test]
@@ -173,7 +232,9 @@ fn sampling_is_reproducible_per_prompt_whatever_the_batch() {
     let nucleus =
         rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(1.0, 1e-9, 3)).unwrap();
     assert_eq!(nucleus, greedy);
-    assert!(rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(0.0, 1.0, 3)).is_err());
+    let error =
+        rpo_model::generate(&model, &prompts, &ids, 10, &[], sample(0.0, 1.0, 3)).unwrap_err();
+    assert!(matches!(error, DecodeError::Sampling { temperature, .. } if temperature == 0.0));
 }
 
 #[test]

@@ -199,14 +199,14 @@ impl Checkpointing<'_> {
             std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
             Ok(())
         };
-        policy.save_checkpoint(
+        Ok(policy.save_checkpoint(
             &self.cfg.checkpoint_root(),
             step,
             optimizer,
             serde_json::to_value(state)?,
             &files,
             self.cfg.checkpoint.keep,
-        )
+        )?)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use rpo_comm::Collective;
-use rpo_model::{load_hf, Decoder, KvCache, Llama, LlamaConfig};
+use rpo_model::{load_hf, DecodeError, Decoder, KvCache, Llama, LlamaConfig};
 use rpo_zero::{ShardedDecoder, ShardedModel, ZeroOptions, ZeroStage};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -62,19 +62,19 @@ impl Decoder for DecodingModel {
             Self::Sharded(model) => ShardedDecoder::new(model).device(),
         }
     }
-    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor, DecodeError> {
         match self {
             Self::Whole(model) => Decoder::forward_cached(model, ids, cache),
             Self::Sharded(model) => ShardedDecoder::new(model).forward_cached(ids, cache),
         }
     }
-    fn any_rank(&self, mine: bool) -> Result<bool> {
+    fn any_rank(&self, mine: bool) -> Result<bool, DecodeError> {
         match self {
             Self::Whole(model) => model.any_rank(mine),
             Self::Sharded(model) => ShardedDecoder::new(model).any_rank(mine),
         }
     }
-    fn idle_forward(&self) -> Result<()> {
+    fn idle_forward(&self) -> Result<(), DecodeError> {
         match self {
             Self::Whole(model) => model.idle_forward(),
             Self::Sharded(model) => ShardedDecoder::new(model).idle_forward(),

@@ -63,7 +63,12 @@ pub fn greedy_answers(
         .iter()
         .map(|q| tokenizer.encode_prompt_for_generation(&q.prompt))
         .collect::<rpo_data::Result<Vec<_>>>()?;
-    generate_greedy(policy, &prompts, max_new_tokens, &tokenizer.special().stop)
+    Ok(generate_greedy(
+        policy,
+        &prompts,
+        max_new_tokens,
+        &tokenizer.special().stop,
+    )?)
 }
 
 /// [`greedy_answers`] from a sharded policy, data-parallel: every rank decodes its

@@ -95,7 +95,7 @@ impl Reference {
             Some(p) => {
                 let checkpoint = HfCheckpoint::open(dir)?;
                 let config = LlamaConfig::from_file(&dir.join("config.json"))?;
-                let read = |name: &str, start, len| -> Result<Tensor> {
+                let read = |name: &str, start, len| -> rpo_zero::Result<Tensor> {
                     Ok(checkpoint.read_range(name, start, len, Kind::Float, Device::Cpu)?)
                 };
                 Self::placed(&config, p, world, kind, chunk, read)
@@ -169,7 +169,7 @@ impl Reference {
         world: &dyn Collective,
         kind: Kind,
         chunk: i64,
-        read: impl FnMut(&str, i64, i64) -> Result<Tensor>,
+        read: impl FnMut(&str, i64, i64) -> rpo_zero::Result<Tensor>,
     ) -> Result<Self> {
         let (model, vs) = Llama::deferred(config)?;
         let mut source = source_from_params(read);
@@ -189,7 +189,7 @@ impl Reference {
     pub fn logps(&self, seqs: &DeviceSeqs, chunk_tokens: i64) -> Result<Tensor> {
         match self {
             Reference::Live(model, _) => frozen_logps(model, seqs, chunk_tokens),
-            Reference::Placed(model) => model.logps(&seqs.sequences()),
+            Reference::Placed(model) => Ok(model.logps(&seqs.sequences())?),
             // Rows are hashed from the host copies (no read from the device); the values
             // are uploaded.
             Reference::Precomputed(cache) => Ok(cache
@@ -204,7 +204,7 @@ impl Reference {
     pub fn save_hf(&self, dir: Option<&Path>, config: &LlamaConfig) -> Result<()> {
         match self {
             Reference::Live(_, vs) => dir.map_or(Ok(()), |d| Ok(save_hf(d, vs, config)?)),
-            Reference::Placed(model) => model.save_compute_hf(dir, config),
+            Reference::Placed(model) => Ok(model.save_compute_hf(dir, config)?),
             Reference::Precomputed(cache) => bail!(
                 "a precomputed reference ({}) has no weights to save",
                 cache.path().display()

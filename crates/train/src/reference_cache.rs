@@ -159,7 +159,7 @@ pub fn reference_fingerprint(
             parts.push(hash_bytes(&serde_json::to_vec(policy.config())?));
             // One gathered unit at a time (never the whole model); hashed in name order.
             let mut hashed: Vec<(String, u64)> = Vec::new();
-            policy.for_each_compute_tensor(|name, t| {
+            policy.for_each_compute_tensor(|name, t| -> Result<()> {
                 hashed.push((name.to_string(), tensor_hash(name, t)?));
                 Ok(())
             })?;

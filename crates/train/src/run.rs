@@ -331,6 +331,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         let target = main.then_some(dir.as_path());
         let saved = policy
             .save_hf(target, &model_config, Kind::Float, u64::MAX)
+            .map_err(anyhow::Error::from)
             // The tokenizer travels with the model: loading the folder later picks it up.
             .and_then(|()| {
                 if main {

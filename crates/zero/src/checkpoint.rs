@@ -8,7 +8,6 @@
 //! folder is renamed into place and named in `<root>/latest`: a crash at any point leaves
 //! the previous checkpoint as the newest complete one.
 
-use anyhow::{Context, Result};
 use rpo_model::safetensors_io::SafetensorsFile;
 use rpo_model::{HfWriter, LlamaConfig};
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 pub use crate::checkpoint_error::CheckpointError;
+use crate::error::{Result, ZeroError};
 use crate::stage::ZeroStage;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -73,14 +73,14 @@ pub struct Manifest {
 }
 
 pub(crate) fn crc32_of(path: &Path) -> Result<(u64, u32)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| ZeroError::io("cannot read", path, e))?;
     Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
 }
 
 /// The `step-*` folders under `root`, oldest first.
 pub fn step_folders(root: &Path) -> Result<Vec<PathBuf>> {
     let mut steps: Vec<PathBuf> = std::fs::read_dir(root)
-        .with_context(|| format!("cannot list {}", root.display()))?
+        .map_err(|e| ZeroError::io("cannot list", root, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_dir()
@@ -103,7 +103,7 @@ pub(crate) fn prune(root: &Path, keep: usize, step: usize) -> Result<()> {
     if keep > 0 && steps.len() > keep {
         for old in &steps[..steps.len() - keep] {
             std::fs::remove_dir_all(old)
-                .with_context(|| format!("cannot remove the old checkpoint {}", old.display()))?;
+                .map_err(|e| ZeroError::io("cannot remove the old checkpoint", old, e))?;
         }
     }
     Ok(())
@@ -118,7 +118,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// `path` is a checkpoint folder, or a folder of checkpoints (then the one its
     /// `latest` names). Every file is checked against the manifest's size and checksum.
-    pub fn open(path: &Path) -> Result<Self, CheckpointError> {
+    pub fn open(path: &Path) -> std::result::Result<Self, CheckpointError> {
         let read = |p: PathBuf| {
             std::fs::read(&p).map_err(|source| CheckpointError::Unreadable { path: p, source })
         };
@@ -268,7 +268,10 @@ impl Checkpoint {
     /// in memory at a time (what `rpo-shard convert` does).
     pub fn save_hf(&self, dir: &Path, kind: Kind, max_shard_bytes: u64) -> Result<()> {
         let config: LlamaConfig = serde_json::from_value(self.manifest.model_config.clone())
-            .with_context(|| format!("the model config in {}", self.dir.display()))?;
+            .map_err(|source| ZeroError::CheckpointConfig {
+                dir: self.dir.clone(),
+                source,
+            })?;
         let specs: Vec<(String, Vec<i64>)> = self
             .manifest
             .units
@@ -280,7 +283,7 @@ impl Checkpoint {
             .shards
             .iter()
             .map(|s| SafetensorsFile::open(&self.dir.join(&s.file)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut writer = HfWriter::create(dir, &specs, &config, kind, max_shard_bytes)?;
         for (i, unit) in self.manifest.units.iter().enumerate() {
             let flat = self.master_unit(i, &files)?;

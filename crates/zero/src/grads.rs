@@ -14,8 +14,7 @@
 //! its micro-batches' sums in the same order, so the result is bit for bit the blocking
 //! one's.
 
-use anyhow::Result;
-use rpo_comm::{Collective, Pending};
+use rpo_comm::{Collective, Pending, Result};
 use std::collections::VecDeque;
 use tch::{Kind, Tensor};
 
@@ -171,7 +170,7 @@ impl GradBuffers {
             ZeroStage::Zero1 => self
                 .accumulated
                 .iter()
-                .map(|g| Ok(comm.reduce_scatter(g)?))
+                .map(|g| comm.reduce_scatter(g))
                 .collect(),
             ZeroStage::Zero2 | ZeroStage::Zero3 => {
                 Ok(self.accumulated.iter().map(Tensor::shallow_clone).collect())

@@ -1,10 +1,11 @@
 //! Flat, padded per-unit buffers: where each parameter of a unit sits in its unit's
 //! buffer, and which slice of that buffer each rank owns.
 
-use anyhow::{bail, ensure, Result};
 use rpo_model::UnitId;
 use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
+
+use crate::error::{Result, ZeroError};
 
 /// Shards stay multiples of this many elements (16 bytes of bf16), so every rank's slice
 /// starts aligned.
@@ -69,13 +70,14 @@ impl UnitLayout {
 
     /// The padded flat buffer holding `tensors` (in slot order), in `kind`.
     pub fn flatten(&self, tensors: &[Tensor], kind: Kind) -> Result<Tensor> {
-        ensure!(
-            tensors.len() == self.params.len(),
-            "unit {}: {} tensors for {} parameters",
-            self.unit,
-            tensors.len(),
-            self.params.len()
-        );
+        if tensors.len() != self.params.len() {
+            return Err(ZeroError::Layout(format!(
+                "unit {}: {} tensors for {} parameters",
+                self.unit,
+                tensors.len(),
+                self.params.len()
+            )));
+        }
         let device = tensors[0].device();
         let flat = Tensor::zeros([self.padded], (kind, device));
         tch::no_grad(|| {
@@ -109,7 +111,9 @@ impl ModelLayout {
         let mut by_unit: BTreeMap<UnitId, Vec<(String, Vec<i64>)>> = BTreeMap::new();
         for (name, shape) in named {
             let Some(unit) = UnitId::of(name) else {
-                bail!("parameter {name} belongs to no unit of a Llama-family model");
+                return Err(ZeroError::Layout(format!(
+                    "parameter {name} belongs to no unit of a Llama-family model"
+                )));
             };
             by_unit
                 .entry(unit)
@@ -120,12 +124,16 @@ impl ModelLayout {
             .into_iter()
             .map(|unit| {
                 let params = by_unit.remove(&unit).unwrap_or_default();
-                ensure!(!params.is_empty(), "unit {unit} has no parameters");
+                if params.is_empty() {
+                    return Err(ZeroError::Layout(format!("unit {unit} has no parameters")));
+                }
                 Ok(UnitLayout::new(unit, params, world))
             })
             .collect::<Result<Vec<_>>>()?;
         if let Some((unit, _)) = by_unit.into_iter().next() {
-            bail!("parameters of unit {unit}, which a {layers}-layer model does not have");
+            return Err(ZeroError::Layout(format!(
+                "parameters of unit {unit}, which a {layers}-layer model does not have"
+            )));
         }
         Ok(Self { units, world })
     }
@@ -200,13 +208,15 @@ mod tests {
     fn unknown_or_missing_units_are_refused() {
         let mut bad = named();
         bad.push(("vision.proj".into(), vec![2]));
-        assert!(ModelLayout::new(&bad, 1, 2)
-            .unwrap_err()
-            .to_string()
-            .contains("vision.proj"));
-        assert!(ModelLayout::new(&named(), 2, 2)
-            .unwrap_err()
-            .to_string()
-            .contains("layers.1"));
+        let e = ModelLayout::new(&bad, 1, 2).unwrap_err();
+        assert!(
+            matches!(&e, ZeroError::Layout(m) if m.contains("vision.proj")),
+            "{e}"
+        );
+        let e = ModelLayout::new(&named(), 2, 2).unwrap_err();
+        assert!(
+            matches!(&e, ZeroError::Layout(m) if m.contains("layers.1")),
+            "{e}"
+        );
     }
 }

@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod checkpoint_error;
 pub mod decoder;
+mod error;
 pub mod grads;
 pub mod layout;
 pub mod memory;
@@ -29,6 +30,7 @@ pub mod unit_params;
 
 pub use checkpoint::{Checkpoint, Manifest};
 pub use decoder::ShardedDecoder;
+pub use error::{Result, ZeroError};
 pub use executor::{PackedRows, PolicyLogps, Sequences};
 pub use layout::{ModelLayout, UnitLayout};
 pub use memory::StateBytes;

@@ -26,6 +26,7 @@ use rpo_model::LlamaConfig;
 use serde::Serialize;
 use std::fmt::Write as _;
 
+use crate::error::ZeroError;
 use crate::memory::StateBytes;
 use crate::stage::ZeroStage;
 
@@ -296,7 +297,7 @@ impl MemoryPlan {
 }
 
 /// `80GiB`, `40GB`, `512MiB`, `1073741824` (bytes).
-pub fn parse_bytes(text: &str) -> anyhow::Result<i64> {
+pub fn parse_bytes(text: &str) -> crate::Result<i64> {
     let t = text.trim();
     let split = t
         .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
@@ -304,7 +305,7 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<i64> {
     let (number, unit) = t.split_at(split);
     let number: f64 = number
         .parse()
-        .map_err(|_| anyhow::anyhow!("{text:?} is not a size like 80GiB"))?;
+        .map_err(|_| ZeroError::Size(format!("{text:?} is not a size like 80GiB")))?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" => 1e3,
@@ -315,9 +316,11 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<i64> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0f64.powi(4),
-        other => anyhow::bail!(
-            "{text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-        ),
+        other => {
+            return Err(ZeroError::Size(format!(
+                "{text:?}: unknown unit {other:?} (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            )))
+        }
     };
     Ok((number * scale) as i64)
 }
@@ -382,7 +385,7 @@ mod tests {
         assert_eq!(parse_bytes("80GiB").unwrap(), 80 << 30);
         assert_eq!(parse_bytes("40 GB").unwrap(), 40_000_000_000);
         assert_eq!(parse_bytes("1024").unwrap(), 1024);
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("3 furlongs").is_err());
+        assert!(matches!(parse_bytes("lots"), Err(ZeroError::Size(_))));
+        assert!(matches!(parse_bytes("3 furlongs"), Err(ZeroError::Size(_))));
     }
 }

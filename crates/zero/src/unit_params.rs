@@ -7,8 +7,7 @@
 //! With `[zero] overlap` a stage-3 unit's all-gather can be started ahead of use
 //! ([`start_gather`](UnitParams::start_gather)) and is awaited by `gather`.
 
-use anyhow::Result;
-use rpo_comm::{Collective, Pending};
+use rpo_comm::{Collective, Pending, Result};
 use tch::Tensor;
 
 use crate::layout::UnitLayout;

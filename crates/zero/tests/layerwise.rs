@@ -92,12 +92,10 @@ fn check_one(stage: ZeroStage, tied: bool, checkpoint: bool, chunk: i64, overlap
     let (logps, grads, after) = plain(tied, &b);
     let (model, vs) = Llama::init(&config(tied), Device::Cpu, Kind::Float, 3).unwrap();
     let options = ZeroOptions {
-        stage,
-        compute_kind: Kind::Float,
         checkpoint_activations: checkpoint,
         logits_chunk_tokens: chunk,
-        reduce_kind: Kind::Float,
         overlap,
+        ..ZeroOptions::new(stage, Kind::Float)
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let seqs = Sequences {

@@ -100,12 +100,9 @@ fn run(stage: ZeroStage, tied: bool, overlap: bool) -> Run {
         log: log.clone(),
     };
     let options = ZeroOptions {
-        stage,
-        compute_kind: Kind::Float,
-        checkpoint_activations: true,
         logits_chunk_tokens: 7,
-        reduce_kind: Kind::Float,
         overlap,
+        ..ZeroOptions::new(stage, Kind::Float)
     };
     let sm = ShardedModel::new(model, vs, &world, options).unwrap();
     log.borrow_mut().clear(); // the set-up's broadcasts

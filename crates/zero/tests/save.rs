@@ -8,7 +8,7 @@
 use rpo_comm::SingleProcess;
 use rpo_model::{preset, save_hf_sharded, save_hf_tensors, Llama, LlamaConfig};
 use rpo_optim::{RmsProp, RmsPropConfig};
-use rpo_zero::{Checkpoint, Sequences, ShardedModel, ZeroOptions, ZeroStage};
+use rpo_zero::{Checkpoint, Sequences, ShardedModel, ZeroError, ZeroOptions, ZeroStage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -47,12 +47,8 @@ fn assert_identical(what: &str, a: &Path, b: &Path) {
 fn trained(stage: ZeroStage, kind: Kind) -> (ShardedModel, RmsProp) {
     let (model, vs) = Llama::init(&config(), Device::Cpu, Kind::Float, 3).unwrap();
     let options = ZeroOptions {
-        stage,
-        compute_kind: kind,
-        checkpoint_activations: true,
         logits_chunk_tokens: 64,
-        reduce_kind: Kind::Float,
-        overlap: true,
+        ..ZeroOptions::new(stage, kind)
     };
     let sm = ShardedModel::new(model, vs, &SingleProcess::new(Device::Cpu), options).unwrap();
     let ids = (Tensor::arange(22, (Kind::Int64, Device::Cpu)) * 37 + 11)
@@ -103,7 +99,7 @@ fn unit_by_unit_saves_are_byte_identical_to_the_whole_model_path() {
                     1,
                     &optimizer,
                     serde_json::json!({}),
-                    &|_| Ok(()),
+                    &|_| Ok::<_, ZeroError>(()),
                     1,
                 )
                 .unwrap();

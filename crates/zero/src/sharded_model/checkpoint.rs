@@ -2,7 +2,6 @@
 //! writes its fp32 master elements and optimizer state, rank 0 the manifest, and all
 //! agree on the outcome; loading re-partitions a checkpoint for this world size and stage.
 
-use anyhow::{bail, ensure, Context, Result};
 use rpo_comm::{all_reduce_f64s, Collective};
 use rpo_model::safetensors_io::write_pt_safetensors;
 use rpo_optim::Optimizer;
@@ -17,6 +16,10 @@ use crate::checkpoint::{
     crc32_of, prune, Checkpoint, CheckpointError, FileRecord, Manifest, ParamRecord, ShardRecord,
     UnitRecord, FORMAT, LATEST_FILE, MANIFEST_FILE, VERSION,
 };
+use crate::error::{Result, ZeroError};
+
+/// What the trainer's part of a checkpoint may fail with: any error, carried whole.
+type CallerError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ShardedModel {
     /// The unpadded elements `(start, len)` of unit `i` that `rank` stores: its slice in
@@ -53,14 +56,15 @@ impl ShardedModel {
 
     /// Writes a checkpoint of step `step` under `root` and returns its folder. Every rank
     /// must call this. `rank0_files` adds the trainer's files to the (temporary) folder on
-    /// rank 0; `keep` > 0 removes all but the newest `keep` checkpoints afterwards.
-    pub fn save_checkpoint(
+    /// rank 0 (its error becomes [`ZeroError::Caller`]); `keep` > 0 removes all but the
+    /// newest `keep` checkpoints afterwards.
+    pub fn save_checkpoint<E: Into<CallerError>>(
         &self,
         root: &Path,
         step: usize,
         optimizer: &dyn Optimizer,
         trainer: serde_json::Value,
-        rank0_files: &dyn Fn(&Path) -> Result<()>,
+        rank0_files: &dyn Fn(&Path) -> std::result::Result<(), E>,
         keep: usize,
     ) -> Result<PathBuf> {
         let comm = self.comm.as_ref();
@@ -73,12 +77,11 @@ impl ShardedModel {
         let prepared = if rank == 0 {
             (|| -> Result<()> {
                 std::fs::create_dir_all(root)
-                    .with_context(|| format!("cannot create {}", root.display()))?;
+                    .map_err(|e| ZeroError::io("cannot create", root, e))?;
                 if tmp.exists() {
                     std::fs::remove_dir_all(&tmp)?;
                 }
-                std::fs::create_dir(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))
+                std::fs::create_dir(&tmp).map_err(|e| ZeroError::io("cannot create", &tmp, e))
             })()
         } else {
             Ok(())
@@ -115,10 +118,12 @@ impl ShardedModel {
             // is not this rank's.
             let written = (|| -> Result<(u64, u32)> {
                 std::fs::create_dir_all(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                    .map_err(|e| ZeroError::io("cannot create", &tmp, e))?;
                 let path = tmp.join(&file);
-                write_pt_safetensors(&path, &named)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                write_pt_safetensors(&path, &named).map_err(|e| ZeroError::WriteShard {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?;
                 File::open(&path)?.sync_all()?;
                 crc32_of(&path)
             })();
@@ -140,10 +145,17 @@ impl ShardedModel {
             .filter(|&r| records.int64_value(&[r as i64, 0]) < 0)
             .collect();
         if let Some(e) = own_error {
-            return Err(e.context(format!("checkpoint {name}: rank {rank}'s shard")));
+            return Err(ZeroError::Shard {
+                name,
+                rank,
+                source: Box::new(e),
+            });
         }
         if !failed.is_empty() {
-            bail!("checkpoint {name}: rank(s) {failed:?} could not write their shards (their logs say why)");
+            return Err(ZeroError::ShardsFailed {
+                name,
+                ranks: failed,
+            });
         }
 
         let finished = if rank == 0 {
@@ -170,7 +182,7 @@ impl ShardedModel {
     /// Rank 0's part of a checkpoint once every shard is written: the trainer's files,
     /// the manifest, the rename into place, `latest` and pruning.
     #[allow(clippy::too_many_arguments)]
-    fn finish_checkpoint(
+    fn finish_checkpoint<E: Into<CallerError>>(
         &self,
         root: &Path,
         tmp: &Path,
@@ -179,14 +191,14 @@ impl ShardedModel {
         step: usize,
         optimizer: &dyn Optimizer,
         trainer: serde_json::Value,
-        rank0_files: &dyn Fn(&Path) -> Result<()>,
+        rank0_files: &dyn Fn(&Path) -> std::result::Result<(), E>,
         keep: usize,
         records: &Tensor,
         slots: Vec<String>,
     ) -> Result<()> {
         let world = self.comm.world_size();
         let units = self.layout.units.len();
-        rank0_files(tmp)?;
+        rank0_files(tmp).map_err(|e| ZeroError::Caller(e.into()))?;
         let mut shards = Vec::new();
         let mut files = Vec::new();
         for r in 0..world {
@@ -239,8 +251,10 @@ impl ShardedModel {
         if done.exists() {
             std::fs::remove_dir_all(done)?;
         }
-        std::fs::rename(tmp, done)
-            .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+        std::fs::rename(tmp, done).map_err(|source| ZeroError::Rename {
+            from: tmp.to_path_buf(),
+            source,
+        })?;
         write_bytes_atomically(&root.join(LATEST_FILE), name.as_bytes())?;
         sync_dir(root)?;
         prune(root, keep, step)?;
@@ -320,7 +334,10 @@ impl ShardedModel {
             }
             optimizer
                 .load_state_tensors(&named)
-                .with_context(|| format!("optimizer state of {}", checkpoint.dir.display()))?;
+                .map_err(|source| ZeroError::OptimizerState {
+                    dir: checkpoint.dir.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -332,11 +349,17 @@ fn agree(comm: &dyn Collective, local: Result<()>, what: &str) -> Result<()> {
     let mut failed = vec![0.0; comm.world_size()];
     failed[comm.rank()] = if local.is_err() { 1.0 } else { 0.0 };
     all_reduce_f64s(comm, &mut failed)?;
-    local.with_context(|| format!("{what} on rank {}", comm.rank()))?;
+    local.map_err(|e| ZeroError::OnRank {
+        what: what.to_string(),
+        rank: comm.rank(),
+        source: Box::new(e),
+    })?;
     let ranks: Vec<usize> = (0..failed.len()).filter(|&r| failed[r] > 0.0).collect();
-    ensure!(
-        ranks.is_empty(),
-        "{what} failed on rank(s) {ranks:?} (their logs say why)"
-    );
+    if !ranks.is_empty() {
+        return Err(ZeroError::FailedOnRanks {
+            what: what.to_string(),
+            ranks,
+        });
+    }
     Ok(())
 }

@@ -25,12 +25,12 @@
 //! collectives in flight are tested, which is where Open MPI (no progress thread) moves
 //! them on. Off, every collective blocks where it is issued; the results are the same.
 
-use anyhow::Result;
 use rpo_losses::{targets_logps_chunked, ScoredTargets};
 use rpo_model::{RowLayout, UnitId};
 use tch::{Kind, Tensor};
 
 use super::ShardedModel;
+use crate::error::Result;
 
 /// Token ids, shifted labels and the response mask of a batch of sequences, `[B, T]`,
 /// right-padded; `packed`, when given, is the same sequences in the layout the model
@@ -80,7 +80,7 @@ impl PackedRows {
 impl Sequences<'_> {
     /// The rows the model runs: the packed layout, or the padded rows scored where the
     /// mask is set.
-    pub fn rows(&self) -> anyhow::Result<(Tensor, Option<RowLayout>, ScoredTargets)> {
+    pub fn rows(&self) -> rpo_losses::Result<(Tensor, Option<RowLayout>, ScoredTargets)> {
         Ok(match self.packed {
             Some(p) => (
                 p.ids.shallow_clone(),
@@ -255,12 +255,12 @@ impl ShardedModel {
         self.release(embed);
         self.finish(embed)?;
         // The own slices are complete when the backward returns.
-        self.timed(|| self.grads.borrow_mut().drain())
+        Ok(self.timed(|| self.grads.borrow_mut().drain())?)
     }
 
     /// Unit `unit`'s backward is done: its gradient is reduce-scattered (stages 2–3;
     /// started only, with overlap), then the collectives in flight are moved on.
-    fn finish(&self, unit: usize) -> Result<()> {
+    fn finish(&self, unit: usize) -> rpo_comm::Result<()> {
         self.timed(|| self.grads.borrow_mut().finish(unit, self.comm.as_ref()))?;
         self.progress()
     }

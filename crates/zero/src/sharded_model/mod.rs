@@ -16,7 +16,6 @@ pub mod executor;
 mod save_hf;
 mod step;
 
-use anyhow::{Context, Result};
 use rpo_comm::{Collective, Traffic};
 use rpo_model::{Llama, LlamaConfig, UnitId};
 use rpo_optim::Optimizer;
@@ -26,6 +25,7 @@ use std::time::{Duration, Instant};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use crate::error::{Result, ZeroError};
 use crate::grads::GradBuffers;
 use crate::layout::{ModelLayout, UnitLayout};
 use crate::memory::StateBytes;
@@ -50,6 +50,23 @@ pub struct ZeroOptions {
     /// are awaited later; stage 3 starts the next unit's all-gather before the current
     /// unit runs (one unit ahead). Off: every collective blocks where it is issued.
     pub overlap: bool,
+}
+
+impl ZeroOptions {
+    /// `stage`, computing in `compute_kind`, with activation checkpointing on (as stage 3
+    /// requires), 4096-token logit chunks, fp32 gradient sums and overlap on: the
+    /// defaults of `[zero]` but checkpointing. Change a field with
+    /// `ZeroOptions { overlap: false, ..ZeroOptions::new(stage, kind) }`.
+    pub fn new(stage: ZeroStage, compute_kind: Kind) -> Self {
+        Self {
+            stage,
+            compute_kind,
+            checkpoint_activations: true,
+            logits_chunk_tokens: 4096,
+            reduce_kind: Kind::Float,
+            overlap: true,
+        }
+    }
 }
 
 pub struct ShardedModel {
@@ -146,7 +163,10 @@ impl ShardedModel {
             let mut flat = unit.flatten(&vars, Kind::Float)?;
             world
                 .broadcast(&mut flat, 0)
-                .with_context(|| format!("broadcasting unit {}", unit.unit))?;
+                .map_err(|source| ZeroError::Collective {
+                    what: format!("broadcasting unit {}", unit.unit),
+                    source,
+                })?;
             Ok(flat.narrow(0, start, len).copy())
         };
         Self::from_source(model, vs, world, options, &mut source)
@@ -162,7 +182,10 @@ impl ShardedModel {
         options: ZeroOptions,
         source: &mut UnitSource,
     ) -> Result<Self> {
-        let comm = world.split(0).context("creating the ZeRO communicator")?;
+        let comm = world.split(0).map_err(|source| ZeroError::Collective {
+            what: "creating the ZeRO communicator".into(),
+            source,
+        })?;
         let (rank, stage, kind) = (world.rank(), options.stage, options.compute_kind);
         let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
         let aliased = kind == Kind::Float;
@@ -232,9 +255,10 @@ impl ShardedModel {
         placement: FrozenPlacement,
         source: &mut UnitSource,
     ) -> Result<Self> {
-        let comm = world
-            .split(0)
-            .context("creating the reference's communicator")?;
+        let comm = world.split(0).map_err(|source| ZeroError::Collective {
+            what: "creating the reference's communicator".into(),
+            source,
+        })?;
         let (layout, by_name) = layout_of(&model, &vs, world.world_size())?;
         let device = comm.device();
         let mut params = Vec::new();
@@ -262,12 +286,9 @@ impl ShardedModel {
             });
         }
         let options = ZeroOptions {
-            stage: ZeroStage::Zero3,
-            compute_kind: kind,
-            checkpoint_activations: true,
             logits_chunk_tokens,
             reduce_kind: kind,
-            overlap: true,
+            ..ZeroOptions::new(ZeroStage::Zero3, kind)
         };
         Ok(Self {
             model,
@@ -361,13 +382,13 @@ impl ShardedModel {
 
     /// Makes unit `i`'s parameters present (an all-gather in stage 3, or the wait for
     /// one [`prefetch`](Self::prefetch) started).
-    pub(crate) fn gather(&self, i: usize) -> Result<()> {
+    pub(crate) fn gather(&self, i: usize) -> rpo_comm::Result<()> {
         self.timed(|| self.params.borrow_mut()[i].gather(self.comm.as_ref(), &self.layout.units[i]))
     }
 
     /// Starts making unit `i` present ahead of use: the copy of an offloaded unit, or with
     /// `overlap` a stage-3 unit's all-gather. Nothing when there is no unit `i`.
-    pub(crate) fn prefetch(&self, i: usize) -> Result<()> {
+    pub(crate) fn prefetch(&self, i: usize) -> rpo_comm::Result<()> {
         let prefetchable = self
             .params
             .borrow()
@@ -383,7 +404,7 @@ impl ShardedModel {
 
     /// Drives the collectives in flight (Open MPI progresses them only inside MPI calls):
     /// called between units and between chunks of the head.
-    pub(crate) fn progress(&self) -> Result<()> {
+    pub(crate) fn progress(&self) -> rpo_comm::Result<()> {
         if !self.options.overlap {
             return Ok(());
         }
@@ -396,7 +417,7 @@ impl ShardedModel {
     }
 
     /// Runs `f` (a collective's start, wait, or both) and counts its time as waiting.
-    pub(crate) fn timed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(crate) fn timed<T>(&self, f: impl FnOnce() -> rpo_comm::Result<T>) -> rpo_comm::Result<T> {
         let started = Instant::now();
         let out = f();
         self.comm_wait.set(self.comm_wait.get() + started.elapsed());

@@ -3,12 +3,12 @@
 //! rank 0 into its place in the folder ([`HfWriter`]), so the extra memory on any rank is
 //! one unit, never the model.
 
-use anyhow::{Context, Result};
 use rpo_model::{HfWriter, LlamaConfig};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
 use super::ShardedModel;
+use crate::error::{Result, ZeroError};
 use crate::layout::ModelLayout;
 
 /// Every parameter's Hugging Face name and shape, for laying out a folder up front.
@@ -61,7 +61,10 @@ impl ShardedModel {
                 if self.options.stage.shards_optimizer() {
                     self.comm
                         .all_gather(&master[i])
-                        .with_context(|| format!("gathering unit {} to save it", unit.unit))?
+                        .map_err(|source| ZeroError::Collective {
+                            what: format!("gathering unit {} to save it", unit.unit),
+                            source,
+                        })?
                 } else {
                     master[i].shallow_clone()
                 }
@@ -116,14 +119,14 @@ impl ShardedModel {
     /// Calls `f` with every compute tensor (Hugging Face name, the unit's view), one
     /// gathered unit at a time: never the whole model on any rank. Every rank must call
     /// this; after `f` fails, the remaining units are still gathered (so no rank is left
-    /// waiting) and the first error is returned.
-    pub fn for_each_compute_tensor(
+    /// waiting) and the first error is returned: `f`'s own, or a gather's as `E`.
+    pub fn for_each_compute_tensor<E: From<ZeroError>>(
         &self,
-        mut f: impl FnMut(&str, &Tensor) -> Result<()>,
-    ) -> Result<()> {
+        mut f: impl FnMut(&str, &Tensor) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut failed = None;
         for i in 0..self.layout.units.len() {
-            self.gather(i)?;
+            self.gather(i).map_err(ZeroError::from)?;
             if failed.is_none() {
                 let params = self.params.borrow();
                 let full = params[i].full().expect("gathered");

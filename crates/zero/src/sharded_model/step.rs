@@ -4,12 +4,12 @@
 //! new weights back into the compute parameters (all-gather in stages 1–2; stage 3
 //! gathers on use).
 
-use anyhow::{ensure, Result};
 use rpo_comm::host::to_host_f64;
 use rpo_optim::{clip_coefficient, grad_sq_norm_tensor, scale_grads, Optimizer};
 use tch::Tensor;
 
 use super::ShardedModel;
+use crate::error::{Result, ZeroError};
 use crate::stage::ZeroStage;
 
 /// The first half of a step: the gradients summed over ranks, shaped like the master
@@ -67,7 +67,9 @@ impl ShardedModel {
         lr: f64,
         max_grad_norm: f64,
     ) -> Result<()> {
-        ensure!(norm.is_finite(), "gradient norm is {norm}");
+        if !norm.is_finite() {
+            return Err(ZeroError::NonFiniteNorm { norm });
+        }
         let mut grads = reduced.grads;
         if max_grad_norm > 0.0 {
             scale_grads(&mut grads, clip_coefficient(norm, max_grad_norm));
@@ -79,11 +81,11 @@ impl ShardedModel {
     }
 
     /// Copies the updated masters into the compute parameters.
-    pub(crate) fn publish(&self) -> Result<()> {
+    pub(crate) fn publish(&self) -> rpo_comm::Result<()> {
         let kind = self.options.compute_kind;
         let master = self.master.borrow();
         let params = self.params.borrow();
-        tch::no_grad(|| -> Result<()> {
+        tch::no_grad(|| -> rpo_comm::Result<()> {
             for (p, m) in params.iter().zip(master.iter()) {
                 match self.options.stage {
                     ZeroStage::Zero0 if !self.master_aliased => {
