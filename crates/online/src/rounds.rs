@@ -284,7 +284,7 @@ fn decodes_sharded(cfg: &TrainConfig, world: &dyn Collective) -> bool {
 }
 
 fn kind(cfg: &TrainConfig, world: &dyn Collective) -> Result<Kind> {
-    rpo_train::setup::compute_kind(cfg, world.device())
+    Ok(rpo_train::setup::compute_kind(cfg, world.device())?)
 }
 
 /// Held-out accuracy of the model in `model_dir` (rank 0 generates, or under stage 3 on

@@ -5,13 +5,13 @@
 //! at a time (`rpo_zero::ShardedDecoder`). The sharded form holds 1/W of the weights per
 //! rank and pays for it with one all-gather of every unit per decoded token.
 
-use anyhow::Result;
 use rpo_comm::Collective;
 use rpo_model::{load_hf, Decoder, KvCache, Llama, LlamaConfig};
 use rpo_zero::{ShardedDecoder, ShardedModel, ZeroOptions, ZeroStage};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+use crate::error::Result;
 use crate::setup::sharded_from_hf;
 
 pub enum DecodingModel {
@@ -48,7 +48,8 @@ impl DecodingModel {
 }
 
 /// Decodes through the whole model, or through every rank's slices together: a sharded
-/// model's ranks must decode alike (the same number of `generate` calls).
+/// model's ranks must decode alike (the same number of `generate` calls). rpo-model's
+/// `Decoder` trait is still on `anyhow` (issue 13).
 impl Decoder for DecodingModel {
     fn config(&self) -> &LlamaConfig {
         match self {
@@ -62,19 +63,19 @@ impl Decoder for DecodingModel {
             Self::Sharded(model) => ShardedDecoder::new(model).device(),
         }
     }
-    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> anyhow::Result<Tensor> {
         match self {
             Self::Whole(model) => Decoder::forward_cached(model, ids, cache),
             Self::Sharded(model) => ShardedDecoder::new(model).forward_cached(ids, cache),
         }
     }
-    fn any_rank(&self, mine: bool) -> Result<bool> {
+    fn any_rank(&self, mine: bool) -> anyhow::Result<bool> {
         match self {
             Self::Whole(model) => model.any_rank(mine),
             Self::Sharded(model) => ShardedDecoder::new(model).any_rank(mine),
         }
     }
-    fn idle_forward(&self) -> Result<()> {
+    fn idle_forward(&self) -> anyhow::Result<()> {
         match self {
             Self::Whole(model) => model.idle_forward(),
             Self::Sharded(model) => ShardedDecoder::new(model).idle_forward(),

@@ -36,10 +36,21 @@ pub fn run(args: Args) -> Result<()> {
             }
             return Ok(());
         }
-        let summary = rpo_train::train(&cfg, world, launch)?;
+        let summary = rpo_train::train(&cfg, world, launch).map_err(stopped_or_failed)?;
         if world.rank() == 0 {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Ok(())
     })
+}
+
+/// A run stopped by a signal reaches `main` as the [`Preempted`] itself, which it tells
+/// from a failure (exit status 75); any other error as it is.
+///
+/// [`Preempted`]: rpo_train::preemption::Preempted
+fn stopped_or_failed(e: rpo_train::TrainError) -> anyhow::Error {
+    match e {
+        rpo_train::TrainError::Preempted(p) => p.into(),
+        e => e.into(),
+    }
 }
