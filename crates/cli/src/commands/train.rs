@@ -30,7 +30,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     on_every_rank(&cfg, |world| {
         if cfg.online.is_some() {
-            let rounds = rpo_online::train_online(&cfg, world, args.resume.is_some())?;
+            let rounds = rpo_online::train_online(&cfg, world, args.resume.is_some())
+                .map_err(online_stopped_or_failed)?;
             if world.rank() == 0 {
                 println!("{}", serde_json::to_string_pretty(&rounds)?);
             }
@@ -51,6 +52,14 @@ pub fn run(args: Args) -> Result<()> {
 fn stopped_or_failed(e: rpo_train::TrainError) -> anyhow::Error {
     match e {
         rpo_train::TrainError::Preempted(p) => p.into(),
+        e => e.into(),
+    }
+}
+
+/// [`stopped_or_failed`] for the online rounds, whose training errors are rpo-train's.
+fn online_stopped_or_failed(e: rpo_online::OnlineError) -> anyhow::Error {
+    match e {
+        rpo_online::OnlineError::Train(e) => stopped_or_failed(e),
         e => e.into(),
     }
 }
