@@ -22,7 +22,10 @@ pub enum OnlineError {
     Config(String),
     /// Round `round`'s own training config does not validate.
     #[error("round {round}'s training config")]
-    RoundConfig { round: usize, source: TrainError },
+    RoundConfig {
+        round: usize,
+        source: Box<TrainError>,
+    },
     /// A fresh online run where one already left its rounds.
     #[error("{dir} already holds an online run: continue it with --resume latest, or choose another out_dir")]
     RunExists { dir: PathBuf },
@@ -86,8 +89,9 @@ pub enum OnlineError {
     /// A collective that failed.
     #[error(transparent)]
     Comm(#[from] CommError),
+    /// Boxed, as in [`TrainError::Model`].
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     #[error(transparent)]
     Tch(#[from] TchError),
     // transitional: replaced by Zero/Data/Judge/Decode variants when rpo-zero, rpo-data, rpo-judge and rpo-model decoding are typed (issue 13)
@@ -96,6 +100,12 @@ pub enum OnlineError {
 }
 
 pub type Result<T, E = OnlineError> = std::result::Result<T, E>;
+
+impl From<ModelError> for OnlineError {
+    fn from(e: ModelError) -> Self {
+        OnlineError::Model(Box::new(e))
+    }
+}
 
 impl OnlineError {
     /// The run stopped by a signal after its checkpoint, if this is one (see

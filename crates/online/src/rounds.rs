@@ -453,8 +453,10 @@ pub fn train_online(
         rc.train.save_model = true;
         rc.eval.judge = false;
         rc.seed = cfg.seed.wrapping_add(r as u64);
-        rc.validate()
-            .map_err(|source| OnlineError::RoundConfig { round: r, source })?;
+        rc.validate().map_err(|e| OnlineError::RoundConfig {
+            round: r,
+            source: Box::new(e),
+        })?;
         let checkpoints = rc.out_dir.join("checkpoints");
         let resume_from = has_checkpoint(&checkpoints).then_some(checkpoints);
         if resume_from.is_none() && main && rc.out_dir.exists() {

@@ -332,8 +332,9 @@ pub enum TrainError {
     Internal(String),
 
     // --- Lower crates -----------------------------------------------------------------
+    /// Boxed: the largest of the lower crates' errors.
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(Box<ModelError>),
     #[error(transparent)]
     Embed(#[from] EmbedError),
     /// A collective that failed.
@@ -359,9 +360,15 @@ pub(crate) const EMBED_COMMAND: &str =
     "`rpo-shard embed --config <this run's config>` with the same \
                                         --set overrides as `train` (it writes to embedding.cache)";
 
+impl From<ModelError> for TrainError {
+    fn from(e: ModelError) -> Self {
+        TrainError::Model(Box::new(e))
+    }
+}
+
 impl From<SafetensorsError> for TrainError {
     fn from(e: SafetensorsError) -> Self {
-        TrainError::Model(e.into())
+        ModelError::from(e).into()
     }
 }
 
