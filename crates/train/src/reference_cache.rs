@@ -515,7 +515,19 @@ mod tests {
 
         write_cache(&path, header(), &[keys[0]], &[-1.0], "never").unwrap();
         let cache = ReferenceCache::open(&path).unwrap();
-        let e = format!("{:#}", cache.logps(&s).unwrap_err());
+        let err = cache.logps(&s).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrainError::CacheMisses {
+                    missing: 1,
+                    total: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = format!("{:#}", err);
         assert!(
             e.contains("1 of this batch's 2") && e.contains("precompute-ref"),
             "{e}"
