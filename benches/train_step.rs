@@ -12,7 +12,6 @@
 //! the head runs at response positions only in every layout. `--preset 100m` is a ~100M
 //! Llama (hidden 768, 8 layers, 12 heads / 4 kv heads, vocab 32000, untied).
 
-use anyhow::Result;
 use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_data::{PairedBatch, SeqBatch, TokenizedSequence};
 use rpo_model::{preset, save_hf, Llama};
@@ -21,6 +20,7 @@ use rpo_train::micro_batch::{self, Models};
 use rpo_train::objective::Objective;
 use rpo_train::parallel::DataParallel;
 use rpo_train::prompt_embedding::PromptEmbedder;
+use rpo_train::Result;
 use rpo_zero::{ShardedModel, ZeroOptions, ZeroStage};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -6,10 +6,12 @@
 //! - [`sampling`]: data-parallel sampling, the same file at any rank count;
 //! - [`rounds`]: the `[online]` loop that `rpo-shard train` runs when the config has one.
 
+pub mod error;
 pub mod prompts;
 pub mod rounds;
 pub mod sampling;
 
+pub use error::{OnlineError, Result};
 pub use prompts::{read_prompts, run_prompts, PromptRecord};
 pub use rounds::{train_online, RoundReport};
 pub use sampling::{sample, write_atomic, SamplingParams};

@@ -1,10 +1,11 @@
 //! Prompts to sample: a file of `{"prompt": …, …}` records (every other field
 //! travels along to the output and the judge), or a run config's data.
 
-use anyhow::{bail, Result};
 use rpo_train::data_source::{RunData, TrainExamples};
 use serde_json::{Map, Value};
 use std::path::Path;
+
+use crate::error::{OnlineError, Result};
 
 pub use rpo_data::PromptRecord;
 
@@ -14,7 +15,9 @@ pub use rpo_data::PromptRecord;
 pub fn read_prompts(path: &Path) -> Result<Vec<PromptRecord>> {
     let out = rpo_data::read_prompts(path)?;
     if out.is_empty() {
-        bail!("{}: no prompts in the file", path.display());
+        return Err(OnlineError::NoPrompts {
+            path: path.to_path_buf(),
+        });
     }
     Ok(out)
 }
@@ -61,4 +64,22 @@ pub fn run_prompts(data: &RunData, train: bool) -> Vec<PromptRecord> {
             PromptRecord { prompt, fields }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_prompts_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.jsonl");
+        std::fs::write(&path, "").unwrap();
+        let err = read_prompts(&path).unwrap_err();
+        assert!(matches!(err, OnlineError::NoPrompts { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("{}: no prompts in the file", path.display())
+        );
+    }
 }

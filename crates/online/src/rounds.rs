@@ -9,7 +9,6 @@
 //! interrupted run ends as an uninterrupted one would. Each round's training is a fresh
 //! optimizer on the previous round's model (as iterative DPO does).
 
-use anyhow::{bail, Context, Result};
 use rpo_comm::Collective;
 use rpo_judge::scoring::{MatchMode, ScorerSpec};
 use rpo_judge::{build_preferences, PairingRule, PreferenceRow, Sample, ScoredSample, Scorer};
@@ -26,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tch::{Kind, Tensor};
 
+use crate::error::{OnlineError, Result};
 use crate::prompts::{read_prompts, run_prompts, PromptRecord};
 use crate::sampling::{sample, to_jsonl, write_atomic, SamplingParams};
 
@@ -76,11 +76,11 @@ fn scorer(o: &OnlineConfig) -> Box<dyn Scorer> {
 
 /// What rank 0 learnt, told to every rank: 1 = go on, 0 = rank 0 failed (its error
 /// is its own to report; the others stop with a pointer to it).
-fn agree(world: &dyn Collective, ok: bool, what: &str) -> Result<()> {
+fn agree(world: &dyn Collective, ok: bool, what: &'static str) -> Result<()> {
     let mut flag = Tensor::from_slice(&[ok as u8 as f64]).to_device(world.device());
     world.broadcast(&mut flag, 0)?;
     if flag.double_value(&[0]) != 1.0 && world.rank() != 0 {
-        bail!("rank 0 failed to {what} (its message says why)");
+        return Err(OnlineError::RankFailed { what });
     }
     Ok(())
 }
@@ -105,12 +105,10 @@ fn score_records(
         .map(|r| serde_json::from_value(Value::Object(r.clone())))
         .collect::<serde_json::Result<Vec<Sample>>>()?;
     let scorer = scorer(o);
-    let scores = scorer.score(&samples).with_context(|| {
-        format!(
-            "the {} judge on the samples of {}",
-            scorer.name(),
-            dir.display()
-        )
+    let scores = scorer.score(&samples).map_err(|e| OnlineError::Judge {
+        judge: scorer.name().to_string(),
+        dir: dir.to_path_buf(),
+        source: Box::new(e.into()),
     })?;
     for (r, s) in records.iter_mut().zip(&scores) {
         r.insert("score".into(), s.score.into());
@@ -235,9 +233,12 @@ fn sample_round_data(
             } else {
                 "see rank 0".into()
             };
-            bail!(
-                "round {r}: {rows} rows after sampling every prompt once, fewer than one global batch of {needed} ({what}); raise online.samples_per_prompt or online.temperature, or lower train.global_batch_size"
-            );
+            return Err(OnlineError::TooFewRows {
+                round: r,
+                rows,
+                needed,
+                detail: what,
+            });
         }
         tracing::info!(
             round = r,
@@ -284,7 +285,7 @@ fn decodes_sharded(cfg: &TrainConfig, world: &dyn Collective) -> bool {
 }
 
 fn kind(cfg: &TrainConfig, world: &dyn Collective) -> Result<Kind> {
-    rpo_train::setup::compute_kind(cfg, world.device())
+    Ok(rpo_train::setup::compute_kind(cfg, world.device())?)
 }
 
 /// Held-out accuracy of the model in `model_dir` (rank 0 generates, or under stage 3 on
@@ -307,23 +308,26 @@ fn heldout(
         // have just written the folder: every rank reads it only once it is complete.
         world.barrier()?;
         let model = DecodingModel::load(model_dir, world, true, kind(cfg, world)?)?;
-        let sharded = model.sharded().context("a sharded model")?;
+        let sharded = model
+            .sharded()
+            .ok_or_else(|| OnlineError::Invalid("a sharded model".into()))?;
         let max_new = cfg.eval.max_new_tokens;
         if let Some(answers) =
             greedy_answers_sharded(world, sharded, &data.tokenizer, questions, max_new)?
         {
-            result = judge_answers(&data.tokenizer, questions, answers, Some(out));
+            result = judge_answers(&data.tokenizer, questions, answers, Some(out))
+                .map_err(OnlineError::from);
         }
     } else if world.rank() == 0 {
         result = (|| {
             let (model, _, _) = load_hf(model_dir, world.device())?;
-            judge_generations(
+            Ok(judge_generations(
                 &model,
                 &data.tokenizer,
                 questions,
                 cfg.eval.max_new_tokens,
                 Some(out),
-            )
+            )?)
         })();
     }
     agree(world, result.is_ok(), "evaluate on the held-out questions")?;
@@ -350,25 +354,26 @@ pub fn train_online(
     let o = cfg
         .online
         .clone()
-        .context("the config has no [online] section")?;
+        .ok_or_else(|| OnlineError::Config("the config has no [online] section".into()))?;
     cfg.validate_world(world.world_size())?;
     let main = world.rank() == 0;
     let out = &cfg.out_dir;
     if !resume && out.join("round_000").exists() {
-        bail!(
-            "{} already holds an online run: continue it with --resume latest, or choose another out_dir",
-            out.display()
-        );
+        return Err(OnlineError::RunExists { dir: out.clone() });
     }
     if main {
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::create_dir_all(out).map_err(|source| OnlineError::Io {
+            action: "cannot create",
+            path: out.clone(),
+            source,
+        })?;
         write_atomic(&out.join("config.toml"), &toml::to_string(cfg)?)?;
     }
     let start_model = cfg
         .model
         .path
         .clone()
-        .context("[online] needs model.path")?;
+        .ok_or_else(|| OnlineError::Config("[online] needs model.path".into()))?;
     let data = RunData::load(cfg)?;
     let all_prompts = match &o.prompts {
         Some(p) => read_prompts(p)?,
@@ -397,7 +402,10 @@ pub fn train_online(
         let report_path = dir.join("round.json");
         if report_path.exists() {
             let report: RoundReport = serde_json::from_str(&std::fs::read_to_string(&report_path)?)
-                .with_context(|| format!("{} is not a round report", report_path.display()))?;
+                .map_err(|source| OnlineError::NotARoundReport {
+                    path: report_path.clone(),
+                    source,
+                })?;
             policy = report.model_dir.clone();
             reports.push(report);
             continue;
@@ -445,8 +453,10 @@ pub fn train_online(
         rc.train.save_model = true;
         rc.eval.judge = false;
         rc.seed = cfg.seed.wrapping_add(r as u64);
-        rc.validate()
-            .with_context(|| format!("round {r}'s training config"))?;
+        rc.validate().map_err(|e| OnlineError::RoundConfig {
+            round: r,
+            source: Box::new(e),
+        })?;
         let checkpoints = rc.out_dir.join("checkpoints");
         let resume_from = has_checkpoint(&checkpoints).then_some(checkpoints);
         if resume_from.is_none() && main && rc.out_dir.exists() {
@@ -463,7 +473,11 @@ pub fn train_online(
         let model_dir = match (summary.model_dir.clone(), main) {
             (Some(dir), _) => dir,
             (None, false) => rc.out_dir.join("model"),
-            (None, true) => bail!("a round's training saves its model"),
+            (None, true) => {
+                return Err(OnlineError::Invalid(
+                    "a round's training saves its model".into(),
+                ))
+            }
         };
         // 5. Evaluate and record.
         let (acc, by_family) = heldout(world, cfg, &data, &model_dir, &dir.join("eval.jsonl"))?;

@@ -2,7 +2,6 @@
 //! random stream `(seed, i << 16 | s)`, so the result is the same at any rank count and a
 //! prompt's first samples do not depend on k.
 
-use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rpo_comm::{all_gather_varlen, Collective};
 use rpo_data::PreferenceTokenizer;
@@ -12,6 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
+use crate::error::{OnlineError, Result};
 use crate::prompts::PromptRecord;
 
 /// Most samples per prompt: the sample number takes the low 16 bits of the stream id.
@@ -38,14 +38,16 @@ pub fn sample(
     prompts: &[PromptRecord],
     p: SamplingParams,
 ) -> Result<Option<Vec<Map<String, Value>>>> {
-    ensure!(
-        (1..=MAX_SAMPLES_PER_PROMPT).contains(&p.samples_per_prompt),
-        "samples per prompt must be 1..={MAX_SAMPLES_PER_PROMPT}"
-    );
-    ensure!(
-        p.temperature > 0.0 && p.top_p > 0.0 && p.top_p <= 1.0,
-        "sampling needs temperature > 0 and 0 < top_p ≤ 1"
-    );
+    if !(1..=MAX_SAMPLES_PER_PROMPT).contains(&p.samples_per_prompt) {
+        return Err(OnlineError::Invalid(format!(
+            "samples per prompt must be 1..={MAX_SAMPLES_PER_PROMPT}"
+        )));
+    }
+    if !(p.temperature > 0.0 && p.top_p > 0.0 && p.top_p <= 1.0) {
+        return Err(OnlineError::Invalid(
+            "sampling needs temperature > 0 and 0 < top_p ≤ 1".into(),
+        ));
+    }
     let (rank, ranks) = (world.rank(), world.world_size());
     let k = p.samples_per_prompt;
     let items: Vec<(usize, usize)> = (0..prompts.len())
@@ -64,9 +66,10 @@ pub fn sample(
     } else {
         ProgressBar::hidden()
     };
-    bar.set_style(ProgressStyle::with_template(
-        "sample {bar:40} {pos}/{len} {per_sec} eta {eta}",
-    )?);
+    bar.set_style(
+        ProgressStyle::with_template("sample {bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template"),
+    );
     let start = Instant::now();
     let mut encoded: std::collections::HashMap<usize, Vec<i64>> = Default::default();
     let mut lines = String::new();
@@ -119,7 +122,7 @@ pub fn sample(
     let text = String::from_utf8(Vec::<u8>::try_from(&all.to_device(Device::Cpu))?)?;
     let records: Vec<Map<String, Value>> = text
         .lines()
-        .map(|l| serde_json::from_str(l).context("a gathered sample line"))
+        .map(|l| serde_json::from_str(l).map_err(|source| OnlineError::GatheredLine { source }))
         .collect::<Result<_>>()?;
     let tokens: u64 = records
         .iter()

@@ -3,7 +3,7 @@
 //! and the sequences each one asks the reference about. The trainer draws them;
 //! `precompute-ref` replays them.
 
-use anyhow::Result;
+use crate::error::{Result, TrainError};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_data::sampler::{BalancedSampler, Batches, PairedSampler, Sampler, SamplerPosition};
 use rpo_data::{PairedExample, UnpairedExample};
@@ -71,22 +71,28 @@ impl<'a> MicroBatches<'a> {
         let (examples, sampler): (_, Box<dyn Sampler>) = match (&data.train, objective) {
             (train, Objective::Sft) => {
                 let examples = train.preferred_responses();
-                let sampler = PairedSampler::new(examples.len(), micro, seed)?;
+                let sampler =
+                    PairedSampler::new(examples.len(), micro, seed).map_err(TrainError::too_few)?;
                 (Examples::Sft(examples), Box::new(sampler))
             }
             (TrainExamples::Paired(pairs), o) if !o.unpaired() => (
                 Examples::Paired(pairs),
-                Box::new(PairedSampler::new(pairs.len(), micro, seed)?),
+                Box::new(
+                    PairedSampler::new(pairs.len(), micro, seed).map_err(TrainError::too_few)?,
+                ),
             ),
             (TrainExamples::Unpaired(examples), o) if o.unpaired() => {
                 let labels: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
                 (
                     Examples::Unpaired(examples),
-                    Box::new(BalancedSampler::new(&labels, micro, seed)?),
+                    Box::new(
+                        BalancedSampler::new(&labels, micro, seed).map_err(TrainError::too_few)?,
+                    ),
                 )
             }
-            (_, o) => anyhow::bail!(
-                "internal: {} was given {} examples (the data source converts them)",
+            (_, o) => bail!(
+                Internal,
+                "{} was given {} examples (the data source converts them)",
                 o.name(),
                 if o.unpaired() { "paired" } else { "unpaired" }
             ),

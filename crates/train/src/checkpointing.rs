@@ -6,7 +6,6 @@
 //! manifest names it with its checksum; and the tokenizer, so `rpo-shard convert` can
 //! write a complete Hugging Face folder.
 
-use anyhow::{bail, ensure, Context, Result};
 use rpo_comm::Collective;
 use rpo_data::sampler::SamplerPosition;
 use rpo_model::LlamaConfig;
@@ -20,6 +19,7 @@ use tch::Kind;
 
 use crate::config::TrainConfig;
 use crate::data_source::resolved_special_tokens;
+use crate::error::{Result, TrainError};
 use crate::evaluate::EvalReport;
 use crate::reference::Reference;
 use rpo_data::write_tokenizer_folder;
@@ -60,7 +60,7 @@ pub struct SavedReference {
 
 fn weights_checksum(folder: &Path) -> Result<(u64, u32)> {
     let file = folder.join(rpo_model::hf_io::WEIGHTS_FILE);
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = std::fs::read(&file).map_err(|e| TrainError::io("cannot read", &file, e))?;
     Ok((bytes.len() as u64, crc32fast::hash(&bytes)))
 }
 
@@ -79,8 +79,7 @@ pub fn save_reference_once(
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(|e| TrainError::io("cannot create", &root, e))?;
     }
     reference.save_hf(main.then_some(tmp.as_path()), config)?;
     if !main {
@@ -93,8 +92,11 @@ pub fn save_reference_once(
         // The same weights from an earlier launch of this run.
         std::fs::remove_dir_all(&tmp)?;
     } else {
-        std::fs::rename(&tmp, &done)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), done.display()))?;
+        std::fs::rename(&tmp, &done).map_err(|source| TrainError::Rename {
+            from: tmp.clone(),
+            to: done.clone(),
+            source,
+        })?;
     }
     rpo_storage::sync_dir(&root)?;
     tracing::info!(folder = %done.display(), bytes, "reference written once for the run's checkpoints");
@@ -117,13 +119,13 @@ impl TrainerState {
 /// Opens `path`; when it is a folder of checkpoints whose newest is damaged or missing,
 /// names the newest intact one, and with `fallback` opens that instead.
 fn open_or_fallback(path: &Path, fallback: bool) -> Result<Checkpoint> {
-    let failed: anyhow::Error = match Checkpoint::open(path) {
+    let failed = match Checkpoint::open(path) {
         Ok(c) => return Ok(c),
-        Err(e) => e.into(),
+        Err(e) => e,
     };
     let latest = path.join(LATEST_FILE);
     if path.join(MANIFEST_FILE).exists() || !latest.exists() {
-        return Err(failed);
+        return Err(failed.into());
     }
     let named = std::fs::read_to_string(&latest)
         .map(|n| path.join(n.trim()))
@@ -131,20 +133,21 @@ fn open_or_fallback(path: &Path, fallback: bool) -> Result<Checkpoint> {
     match (Checkpoint::newest_intact(path, named.as_deref()), fallback) {
         (Some(intact), true) => {
             tracing::warn!(
-                damaged = %format!("{failed:#}"),
+                damaged = %crate::error::chain(&failed),
                 using = %intact.dir.display(),
                 "--fallback: the newest checkpoint is damaged; resuming from the newest intact one"
             );
             Ok(intact)
         }
-        (Some(intact), false) => bail!(
-            "{failed:#}\nThe newest intact checkpoint is {} (step {}): resume from it with \
-             `--resume latest --fallback` (or `--resume {}`)",
-            intact.dir.display(),
-            intact.manifest.step,
-            intact.dir.display()
-        ),
-        (None, _) => Err(failed.context(format!("no intact checkpoint in {}", path.display()))),
+        (Some(intact), false) => Err(TrainError::DamagedCheckpoint {
+            error: failed,
+            intact: intact.dir,
+            step: intact.manifest.step,
+        }),
+        (None, _) => Err(TrainError::NoIntactCheckpoint {
+            dir: path.to_path_buf(),
+            source: failed,
+        }),
     }
 }
 
@@ -153,12 +156,10 @@ fn open_or_fallback(path: &Path, fallback: bool) -> Result<Checkpoint> {
 /// generation_config.json with the special tokens and chat template training used.
 pub fn write_tokenizer(cfg: &TrainConfig, dir: &Path) -> Result<()> {
     let (json, files, special) = resolved_special_tokens(cfg)?;
-    write_tokenizer_folder(dir, &json, &files, &special).with_context(|| {
-        format!(
-            "writing the tokenizer {} into {}",
-            cfg.tokenizer_path(),
-            dir.display()
-        )
+    write_tokenizer_folder(dir, &json, &files, &special).map_err(|e| TrainError::WriteTokenizer {
+        tokenizer: cfg.tokenizer_path(),
+        dir: dir.to_path_buf(),
+        source: Box::new(e.into()),
     })
 }
 
@@ -194,6 +195,7 @@ impl Checkpointing<'_> {
         step: usize,
         state: TrainerState,
     ) -> Result<PathBuf> {
+        // rpo-zero carries this error whole (ZeroError::Caller).
         let files = |dir: &Path| -> Result<()> {
             write_tokenizer(self.cfg, dir)?;
             std::fs::write(dir.join(CONFIG_FILE), toml::to_string(self.cfg)?)?;
@@ -229,10 +231,14 @@ impl Resume {
         };
         let checkpoint = open_or_fallback(&path, fallback)?;
         let state: TrainerState = serde_json::from_value(checkpoint.manifest.trainer.clone())
-            .with_context(|| format!("{} holds no trainer state", checkpoint.dir.display()))?;
+            .map_err(|source| TrainError::NoTrainerState {
+                dir: checkpoint.dir.clone(),
+                source,
+            })?;
         let micro = cfg.train.micro_batch_size * world;
         ensure!(
             state.global_micro_batch == micro,
+            ResumeMismatch,
             "{} was written with {} examples per global micro-batch; this run has train.micro_batch_size × ranks = {micro}: \
              resume with a micro_batch_size that gives {} (the data order depends on it)",
             checkpoint.dir.display(),
@@ -274,6 +280,7 @@ impl Resume {
         if phase == "sft" && cfg.loss.name != crate::config::LossName::Sft {
             ensure!(
                 warmup > 0,
+                ResumeMismatch,
                 "{dir} was written in the SFT warm-up (step {} of it), but this run has no warm-up \
                  (train.sft_warmup_steps = 0): its weights would be ignored. Resume with \
                  train.sft_warmup_steps = {}, or start the preference phase from a saved model (model.path)",
@@ -282,6 +289,7 @@ impl Resume {
             );
             ensure!(
                 self.state.phase_step <= warmup,
+                ResumeMismatch,
                 "{dir} is at step {} of the SFT warm-up, past this run's train.sft_warmup_steps = {warmup}",
                 self.state.phase_step
             );
@@ -289,6 +297,7 @@ impl Resume {
             let ours = crate::objective::Objective::from_config(&cfg.loss)?.name();
             ensure!(
                 phase == ours,
+                ResumeMismatch,
                 "{dir} was written training the objective {phase:?}; this run trains {ours:?} (loss.name = {:?}): \
                  resume with the checkpoint's loss, or start a new run from a saved model (model.path) for another objective",
                 cfg.loss.name.as_str()
@@ -296,6 +305,7 @@ impl Resume {
             let done_warmup = self.checkpoint.manifest.step - self.state.phase_step;
             ensure!(
                 done_warmup == warmup,
+                ResumeMismatch,
                 "{dir} was written after an SFT warm-up of {done_warmup} steps; this run has \
                  train.sft_warmup_steps = {warmup}: resume with {done_warmup}"
             );
@@ -303,6 +313,7 @@ impl Resume {
         if let Some(name) = saved("optim.name") {
             ensure!(
                 name == cfg.optim.name.as_str(),
+                ResumeMismatch,
                 "{dir} was written with optim.name = {name:?}; this run has {:?}: its optimizer state \
                  does not carry over (resume with optim.name = {name:?})",
                 cfg.optim.name.as_str()
@@ -318,8 +329,8 @@ impl Resume {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| TrainError::io("cannot read", &path, e))?;
         Ok(text.parse::<toml::Table>().ok())
     }
 
@@ -332,13 +343,13 @@ impl Resume {
             )
         };
         let ours = serde_json::to_value(policy.config())?;
-        policy.check_fits(&self.checkpoint).with_context(|| {
-            format!(
-                "the checkpoint's model ({}) is not this run's ({})",
-                describe(&self.checkpoint.manifest.model_config),
-                describe(&ours)
-            )
-        })
+        policy
+            .check_fits(&self.checkpoint)
+            .map_err(|e| TrainError::ModelMismatch {
+                theirs: describe(&self.checkpoint.manifest.model_config),
+                ours: describe(&ours),
+                source: Box::new(e.into()),
+            })
     }
 
     /// Global optimizer steps already done.
@@ -360,21 +371,22 @@ impl Resume {
         if let Some(saved) = &self.state.reference {
             let root = self.checkpoint.dir.parent().unwrap_or(Path::new("."));
             let folder = root.join(&saved.folder);
-            let (bytes, crc32) = weights_checksum(&folder).with_context(|| {
-                format!(
-                    "checkpoint {} uses the reference {}",
-                    self.checkpoint.dir.display(),
-                    folder.display()
-                )
-            })?;
-            ensure!(
-                (bytes, crc32) == (saved.bytes, saved.crc32),
-                "the reference {} is corrupt: {bytes} bytes with checksum {crc32:08x}, but checkpoint {} says {} bytes with {:08x}",
-                folder.display(),
-                self.checkpoint.dir.display(),
-                saved.bytes,
-                saved.crc32
-            );
+            let (bytes, crc32) =
+                weights_checksum(&folder).map_err(|e| TrainError::CheckpointReference {
+                    checkpoint: self.checkpoint.dir.clone(),
+                    folder: folder.clone(),
+                    source: Box::new(e),
+                })?;
+            if (bytes, crc32) != (saved.bytes, saved.crc32) {
+                return Err(TrainError::CorruptReference {
+                    folder,
+                    checkpoint: self.checkpoint.dir.clone(),
+                    bytes,
+                    crc32,
+                    expected_bytes: saved.bytes,
+                    expected_crc32: saved.crc32,
+                });
+            }
             return Reference::load_hf(&folder, mode, world, kind, chunk)
                 .map(|r| Some(r.with_overlap(cfg.zero.overlap)));
         }

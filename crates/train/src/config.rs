@@ -4,12 +4,13 @@
 //! any key, and [`TrainConfig::validate`] refuses impossible combinations before any
 //! work starts. With no file, [`TrainConfig::embedded_default`] is the built-in run.
 
-use anyhow::{bail, Context, Result};
 use rpo_contrast::{ContrastForm, ContrastScope};
 use rpo_data::ColumnMap;
 use rpo_zero::ZeroStage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TrainError};
 
 pub use crate::choices::{
     BackendName, DataFormatName, DtypeName, EmbedderName, LossName, OptimizerName, Pairing,
@@ -571,8 +572,10 @@ impl TrainConfig {
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let (text, origin) = match path {
             Some(p) => (
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read config {}", p.display()))?,
+                std::fs::read_to_string(p).map_err(|source| TrainError::ConfigRead {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
                 p.display().to_string(),
             ),
             None => (
@@ -580,7 +583,10 @@ impl TrainConfig {
                 "the embedded default config".to_string(),
             ),
         };
-        Self::from_toml(&text, overrides).with_context(|| format!("in {origin}"))
+        Self::from_toml(&text, overrides).map_err(|e| TrainError::InConfig {
+            origin,
+            source: Box::new(e),
+        })
     }
 
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<Self> {
@@ -589,7 +595,8 @@ impl TrainConfig {
         let text = if overrides.is_empty() {
             text.to_string()
         } else {
-            let mut doc: toml::Table = text.parse().context("invalid TOML")?;
+            let mut doc: toml::Table =
+                text.parse().map_err(|source| TrainError::Toml { source })?;
             for o in overrides {
                 apply_override(&mut doc, o)?;
             }
@@ -598,9 +605,12 @@ impl TrainConfig {
         // The path names the key in the error (`optim.name: unknown variant `sgd`, expected
         // `rmsprop` or `adamw``), as an unknown choice lists the allowed ones.
         let cfg: TrainConfig = serde_path_to_error::deserialize(toml::Deserializer::new(&text))
-            .map_err(|e| match e.path().to_string() {
-                p if p == "." => anyhow::anyhow!("{}", e.inner()),
-                p => anyhow::anyhow!("{p}: {}", e.inner()),
+            .map_err(|e| {
+                let key = Some(e.path().to_string()).filter(|p| p != ".");
+                TrainError::ConfigParse {
+                    key,
+                    error: e.into_inner(),
+                }
             })?;
         cfg.validate()?;
         Ok(cfg)
@@ -642,7 +652,8 @@ impl TrainConfig {
     /// it is the policy after the SFT warm-up.
     pub fn check_reference_precomputable(&self) -> Result<()> {
         if self.train.sft_warmup_steps > 0 && self.reference.path.is_none() {
-            bail!(
+            bail_config!(
+                "train.sft_warmup_steps",
                 "a precomputed reference needs to be known before training, but with train.sft_warmup_steps = {} \
                  and no reference.path it is the policy after the warm-up: give reference.path (e.g. a model saved \
                  by an SFT run), set train.sft_warmup_steps = 0, or use another reference.mode",
@@ -669,7 +680,8 @@ impl TrainConfig {
     pub fn validate_world(&self, world: usize) -> Result<()> {
         let t = &self.train;
         if t.global_batch_size % (t.micro_batch_size * world) != 0 {
-            bail!(
+            bail_config!(
+                "train.global_batch_size",
                 "train.global_batch_size ({}) must be a multiple of train.micro_batch_size × ranks ({} × {world}): \
                  the global batch means the same examples at every world size",
                 t.global_batch_size,
@@ -678,14 +690,16 @@ impl TrainConfig {
         }
         let scope = self.contrast.scope.size(world)?;
         if self.unpaired() && (t.micro_batch_size * world) % 2 != 0 {
-            bail!(
+            bail_config!(
+                "train.micro_batch_size",
                 "unpaired global micro-batches hold equal numbers of desirable and undesirable examples: \
                  train.micro_batch_size × ranks must be even (got {} × {world})",
                 t.micro_batch_size
             );
         }
         if self.loss.name == LossName::Rpo && t.micro_batch_size * scope < 2 {
-            bail!(
+            bail_config!(
+                "train.micro_batch_size",
                 "RPO contrasts across a micro-batch: train.micro_batch_size × ranks per contrast scope \
                  ({} × {scope}, scope {}) must be ≥ 2",
                 t.micro_batch_size,
@@ -693,7 +707,8 @@ impl TrainConfig {
             );
         }
         if self.model.device.starts_with("cuda:") && world > 1 {
-            bail!(
+            bail_config!(
+                "model.device",
                 "model.device = {:?} pins one GPU, but {world} ranks each need their own: use \"cuda\" (rank r takes GPU local_rank)",
                 self.model.device
             );
@@ -705,23 +720,31 @@ impl TrainConfig {
     fn validate_data_files(&self) -> Result<()> {
         let d = &self.data;
         if !(0.0..1.0).contains(&d.eval_fraction) {
-            bail!("data.eval_fraction = {} must be in [0, 1)", d.eval_fraction);
+            bail_config!(
+                "data.eval_fraction",
+                "data.eval_fraction = {} must be in [0, 1)",
+                d.eval_fraction
+            );
         }
         if d.eval_fraction > 0.0 {
             if d.eval.is_some() {
-                bail!("data.eval and data.eval_fraction both give held-out data: set one");
+                bail_config!(
+                    "data.eval",
+                    "data.eval and data.eval_fraction both give held-out data: set one"
+                );
             }
             if d.format == DataFormatName::Synthetic {
-                bail!("data.eval_fraction does not apply to the synthetic suite (it has data.synthetic_eval)");
+                bail_config!("data.eval_fraction", "data.eval_fraction does not apply to the synthetic suite (it has data.synthetic_eval)");
             }
             if d.format == DataFormatName::Unpaired {
-                bail!("data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
+                bail_config!("data.eval_fraction", "data.eval_fraction holds out pairs (for reward accuracy), but data.format = \"unpaired\" has none");
             }
         }
         if !d.columns.is_empty()
             && matches!(d.format, DataFormatName::Synthetic | DataFormatName::Tldr)
         {
-            bail!(
+            bail_config!(
+                "data.columns",
                 "data.columns does not apply to data.format = \"{}\" (only paired, unpaired and hh)",
                 d.format
             );
@@ -733,25 +756,32 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let m = &self.model;
         match (&m.preset, &m.path) {
-            (Some(_), Some(_)) => bail!("model.preset and model.path are exclusive: give one"),
+            (Some(_), Some(_)) => bail_config!(
+                "model.preset",
+                "model.preset and model.path are exclusive: give one"
+            ),
             (None, None) => {
-                bail!("give model.preset (random init) or model.path (a Hugging Face folder)")
+                bail_config!(
+                    "model.preset",
+                    "give model.preset (random init) or model.path (a Hugging Face folder)"
+                )
             }
             _ => {}
         }
         if let Some(online) = &self.online {
             online.validate(self.loss.name, self.unpaired())?;
             if m.path.is_none() {
-                bail!("[online] samples from a trained model: give model.path (e.g. an SFT run's out_dir/model)");
+                bail_config!("model.path", "[online] samples from a trained model: give model.path (e.g. an SFT run's out_dir/model)");
             }
         }
         let t = self.distributed.collective_timeout_s;
         if !t.is_finite() || t < 0.0 {
-            bail!("distributed.collective_timeout_s = {t}: give seconds >= 0 (0 disables the deadline)");
+            bail_config!("distributed.collective_timeout_s", "distributed.collective_timeout_s = {t}: give seconds >= 0 (0 disables the deadline)");
         }
 
         if self.data.format != DataFormatName::Synthetic && self.data.train.is_none() {
-            bail!(
+            bail_config!(
+                "data.train",
                 "data.format = \"{}\" needs data.train (a file, or a list of files and globs)",
                 self.data.format
             );
@@ -761,20 +791,25 @@ impl TrainConfig {
             && !self.unpaired()
             && self.loss.name != LossName::Sft
         {
-            bail!(
+            bail_config!(
+                "data.format",
                 "data.format = \"unpaired\" has no pairs: loss \"{}\" needs paired data (use kto, or rpo with loss.pairing = \"unpaired\")",
                 self.loss.name
             );
         }
         if self.loss.name == LossName::Rpo && self.loss.weighting.is_diagonal() && self.unpaired() {
-            bail!("loss.weighting = \"{}\" needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
+            bail_config!("loss.weighting", "loss.weighting = \"{}\" needs paired data (an M×M matrix with a diagonal); set loss.pairing = \"paired\"", self.loss.weighting);
         }
         crate::device::parse_device(&self.model.device)?;
         if self.embedding.dim == 0 || self.embedding.batch_size == 0 {
-            bail!("embedding.dim and embedding.batch_size must be > 0");
+            bail_config!(
+                "embedding.dim",
+                "embedding.dim and embedding.batch_size must be > 0"
+            );
         }
         if self.embedding.path.is_some() && self.embedding.model != EmbedderName::MiniLm {
-            bail!(
+            bail_config!(
+                "embedding.path",
                 "embedding.path names a sentence-transformers folder, which embedding.model = \"{}\" does not read",
                 self.embedding.model
             );
@@ -785,7 +820,7 @@ impl TrainConfig {
             .as_ref()
             .is_some_and(|p| p.as_os_str().is_empty())
         {
-            bail!("embedding.cache is empty: give the file `rpo-shard embed` wrote, or remove the key");
+            bail_config!("embedding.cache", "embedding.cache is empty: give the file `rpo-shard embed` wrote, or remove the key");
         }
         if self.reference.mode == ReferenceMode::Precomputed && self.loss.name != LossName::Sft {
             self.check_reference_precomputable()?;
@@ -796,57 +831,85 @@ impl TrainConfig {
             .as_ref()
             .is_some_and(|p| p.as_os_str().is_empty())
         {
-            bail!("reference.cache is empty: give the file `rpo-shard precompute-ref` writes, or remove the key");
+            bail_config!("reference.cache", "reference.cache is empty: give the file `rpo-shard precompute-ref` writes, or remove the key");
         }
         if self.zero.stage.shards_parameters() && self.zero.activation_checkpointing == Some(false)
         {
-            bail!("zero.activation_checkpointing = false needs the parameters kept whole: stage 3 gathers each unit again for its recomputed backward (use stage ≤ 2, or remove the key)");
+            bail_config!("zero.activation_checkpointing", "zero.activation_checkpointing = false needs the parameters kept whole: stage 3 gathers each unit again for its recomputed backward (use stage ≤ 2, or remove the key)");
         }
         if let Some(budget) = &self.zero.memory_budget {
-            rpo_zero::plan::parse_bytes(budget).context("zero.memory_budget")?;
+            rpo_zero::plan::parse_bytes(budget).map_err(|e| TrainError::ConfigValue {
+                key: "zero.memory_budget",
+                source: Box::new(e.into()),
+            })?;
         }
         if self.zero.logits_chunk_tokens == 0 {
-            bail!("zero.logits_chunk_tokens must be > 0");
+            bail_config!(
+                "zero.logits_chunk_tokens",
+                "zero.logits_chunk_tokens must be > 0"
+            );
         }
         let o = &self.optim;
         if !non_negative(o.max_grad_norm) {
-            bail!(
+            bail_config!(
+                "optim.max_grad_norm",
                 "optim.max_grad_norm must be finite and ≥ 0 (0 disables clipping; got {})",
                 o.max_grad_norm
             );
         }
         if !positive(o.eps) || !non_negative(o.weight_decay) {
-            bail!(
+            bail_config!(
+                "optim.eps",
                 "optim.eps must be > 0 and optim.weight_decay ≥ 0 (got {} and {})",
                 o.eps,
                 o.weight_decay
             );
         }
         if !o.betas.iter().all(|b| (0.0..1.0).contains(b)) || !(0.0..1.0).contains(&o.alpha) {
-            bail!(
+            bail_config!(
+                "optim.betas",
                 "optim.betas and optim.alpha must lie in [0, 1) (got {:?} and {})",
                 o.betas,
                 o.alpha
             );
         }
         if !positive(self.loss.desirable_weight) || !positive(self.loss.undesirable_weight) {
-            bail!("loss.desirable_weight and loss.undesirable_weight must be finite and > 0");
+            bail_config!(
+                "loss.desirable_weight",
+                "loss.desirable_weight and loss.undesirable_weight must be finite and > 0"
+            );
         }
         if !positive(self.loss.beta) {
-            bail!("loss.beta must be finite and > 0 (got {})", self.loss.beta);
+            bail_config!(
+                "loss.beta",
+                "loss.beta must be finite and > 0 (got {})",
+                self.loss.beta
+            );
         }
         if !positive(self.loss.tau) {
-            bail!("loss.tau must be finite and > 0 (got {})", self.loss.tau);
+            bail_config!(
+                "loss.tau",
+                "loss.tau must be finite and > 0 (got {})",
+                self.loss.tau
+            );
         }
         if !(0.0..=1.0).contains(&self.loss.alpha) {
-            bail!("loss.alpha must be in [0, 1] (got {})", self.loss.alpha);
+            bail_config!(
+                "loss.alpha",
+                "loss.alpha must be in [0, 1] (got {})",
+                self.loss.alpha
+            );
         }
         let t = &self.train;
         if t.micro_batch_size == 0 || t.global_batch_size == 0 {
-            bail!("train.global_batch_size and train.micro_batch_size must be > 0");
+            bail_config!(
+                "train.global_batch_size",
+                "train.global_batch_size and train.micro_batch_size must be > 0"
+            );
         }
         if t.global_batch_size % t.micro_batch_size != 0 {
-            bail!(
+            bail_config!(
+                "train.global_batch_size",
                 "train.global_batch_size ({}) must be a multiple of train.micro_batch_size ({})",
                 t.global_batch_size,
                 t.micro_batch_size
@@ -857,18 +920,19 @@ impl TrainConfig {
             ("train.sft_lr", t.sft_lr),
         ] {
             if let Some(lr) = lr.filter(|&lr| !positive(lr)) {
-                bail!("{key} must be finite and > 0 (got {lr})");
+                bail_config!(key, "{key} must be finite and > 0 (got {lr})");
             }
         }
         if self.data.max_prompt_length >= self.data.max_length {
-            bail!(
+            bail_config!(
+                "data.max_prompt_length",
                 "data.max_prompt_length ({}) must be < data.max_length ({}) to leave room for the response",
                 self.data.max_prompt_length,
                 self.data.max_length
             );
         }
         if self.loss.name == LossName::Sft && t.sft_warmup_steps > 0 {
-            bail!("loss.name = \"sft\" with train.sft_warmup_steps > 0 is SFT twice: use train.steps alone");
+            bail_config!("loss.name", "loss.name = \"sft\" with train.sft_warmup_steps > 0 is SFT twice: use train.steps alone");
         }
         Ok(())
     }
@@ -889,7 +953,7 @@ fn non_negative(x: f64) -> bool {
 fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
-        .with_context(|| format!("--set {assignment:?}: expected key=value"))?;
+        .ok_or_else(|| TrainError::Override(format!("--set {assignment:?}: expected key=value")))?;
     let key = key.trim();
     let raw = raw.trim();
     let value = format!("v = {raw}")
@@ -898,14 +962,16 @@ fn apply_override(doc: &mut toml::Table, assignment: &str) -> Result<()> {
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let parts: Vec<&str> = key.split('.').collect();
-    let (last, parents) = parts.split_last().context("--set with an empty key")?;
+    let (last, parents) = parts
+        .split_last()
+        .ok_or_else(|| TrainError::Override("--set with an empty key".into()))?;
     let mut table = doc;
     for p in parents {
         table = table
             .entry(p.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .with_context(|| format!("--set {key}: {p:?} is not a table"))?;
+            .ok_or_else(|| TrainError::Override(format!("--set {key}: {p:?} is not a table")))?;
     }
     if raw.is_empty() {
         // `--set model.preset=` removes the key, e.g. to switch from a preset to a path.

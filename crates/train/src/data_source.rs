@@ -1,7 +1,6 @@
 //! Everything a run reads: the tokenizer, the training examples in the shape the
 //! objective needs, and the held-out sets for evaluation.
 
-use anyhow::{Context, Result};
 use rpo_data::synthetic::{self, Split, SyntheticExample};
 use rpo_data::{
     expand_paths, pairs_to_unpaired, read_dataset_with, split_held_out, trained_tokenizer_files,
@@ -12,6 +11,7 @@ use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::config::{DataFiles, DataFormatName, TrainConfig, BUILTIN_SYNTHETIC_TOKENIZER};
+use crate::error::{Result, TrainError};
 
 pub enum TrainExamples {
     Paired(Vec<PairedExample>),
@@ -60,7 +60,7 @@ fn file_format(cfg: &TrainConfig) -> Result<DataFormat> {
     cfg.data
         .format
         .file_format()
-        .context("internal: data.format is a file format here")
+        .ok_or_else(|| TrainError::Internal("data.format is a file format here".into()))
 }
 
 /// The run's tokenizer, truncating as the data format needs.
@@ -85,8 +85,8 @@ pub fn tokenizer_source(cfg: &TrainConfig) -> Result<(String, TokenizerFiles)> {
             trained_tokenizer_files(),
         ));
     }
-    let json =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read tokenizer {path}"))?;
+    let json = std::fs::read_to_string(&path)
+        .map_err(|e| TrainError::io("cannot read tokenizer", Path::new(&path), e))?;
     let dir = Path::new(&path).parent().unwrap_or(Path::new("."));
     Ok((json, TokenizerFiles::read(dir)?))
 }
@@ -98,11 +98,15 @@ pub fn load_tokenizer_with(
 ) -> Result<PreferenceTokenizer> {
     let path = cfg.tokenizer_path();
     let (json, files) = tokenizer_source(cfg)?;
-    let tok: Tokenizer = json
-        .parse()
-        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {path}: {e}"))?;
+    let tok: Tokenizer = json.parse().map_err(|error| TrainError::TokenizerLoad {
+        path: path.clone(),
+        error,
+    })?;
     PreferenceTokenizer::from_folder_files(tok, &files, &cfg.tokenizer.overrides(), truncation)
-        .with_context(|| format!("in tokenizer {path}"))
+        .map_err(|e| TrainError::InTokenizer {
+            path,
+            source: Box::new(e.into()),
+        })
 }
 
 /// The special tokens a run resolves, for writing them into saved folders.
@@ -110,9 +114,10 @@ pub fn resolved_special_tokens(
     cfg: &TrainConfig,
 ) -> Result<(String, TokenizerFiles, SpecialTokens)> {
     let (json, files) = tokenizer_source(cfg)?;
-    let tok: Tokenizer = json
-        .parse()
-        .map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", cfg.tokenizer_path()))?;
+    let tok: Tokenizer = json.parse().map_err(|error| TrainError::TokenizerLoad {
+        path: cfg.tokenizer_path(),
+        error,
+    })?;
     let special = SpecialTokens::resolve(&tok, &files, &cfg.tokenizer.overrides())?;
     Ok((json, files, special))
 }
@@ -136,10 +141,13 @@ fn read_files(files: &DataFiles, format: DataFormat, options: &ReadOptions) -> R
             None => all = Some(dataset.examples),
             Some(all) => all
                 .append(dataset.examples)
-                .with_context(|| format!("adding {}", path.display()))?,
+                .map_err(|e| TrainError::AddingFile {
+                    path: path.clone(),
+                    source: Box::new(e.into()),
+                })?,
         }
     }
-    let examples = all.context("no data files given")?;
+    let examples = all.ok_or_else(|| TrainError::UnusableData("no data files given".into()))?;
     as_text(examples)
 }
 
@@ -148,7 +156,8 @@ fn read_files(files: &DataFiles, format: DataFormat, options: &ReadOptions) -> R
 /// left the prompt implicit.
 fn as_text(examples: Examples) -> Result<Examples> {
     match examples {
-        Examples::Conversational(_) => anyhow::bail!(
+        Examples::Conversational(_) => bail!(
+            UnusableData,
             "the data is conversational (message lists), which needs the tokenizer's chat template to render it: \
              the tokenizer has none (give one in tokenizer_config.json's chat_template or chat_template.jinja), \
              or the records leave the prompt implicit (only chosen/rejected), which is not supported: give a prompt field"
@@ -180,7 +189,10 @@ fn split_eval(
         return Ok((train, Vec::new()));
     }
     let Examples::Paired(pairs) = train else {
-        anyhow::bail!("data.eval_fraction holds out pairs, but the training data is unpaired");
+        bail_config!(
+            "data.eval_fraction",
+            "data.eval_fraction holds out pairs, but the training data is unpaired"
+        );
     };
     let total = pairs.len();
     let (train, eval) = split_held_out(pairs, d.eval_fraction, cfg.seed)?;
@@ -209,10 +221,9 @@ impl RunData {
         } else {
             let format = file_format(cfg)?;
             let options = read_options(cfg, chat);
-            let files = d
-                .train
-                .as_ref()
-                .context("data.train is required for file formats")?;
+            let files = d.train.as_ref().ok_or_else(|| {
+                TrainError::config("data.train", "data.train is required for file formats")
+            })?;
             let train = read_files(files, format, &options)?;
             let (train, eval_pairs) = split_eval(cfg, train, format, &options)?;
             (train, eval_pairs, Vec::new())
@@ -221,14 +232,15 @@ impl RunData {
             (Examples::Paired(p), false) => TrainExamples::Paired(p),
             (Examples::Paired(p), true) => TrainExamples::Unpaired(pairs_to_unpaired(p)),
             (Examples::Unpaired(u), true) => TrainExamples::Unpaired(u),
-            (Examples::Unpaired(_), false) => anyhow::bail!(
+            (Examples::Unpaired(_), false) => bail!(
+                UnusableData,
                 "{} needs paired data; {} is unpaired",
                 cfg.loss.name,
                 d.format
             ),
             (Examples::Conversational(_), _) => unreachable!("rendered by as_text"),
         };
-        anyhow::ensure!(!train.is_empty(), "the training set is empty");
+        ensure!(!train.is_empty(), UnusableData, "the training set is empty");
         Ok(Self {
             tokenizer,
             train,

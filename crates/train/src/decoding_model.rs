@@ -5,13 +5,13 @@
 //! at a time (`rpo_zero::ShardedDecoder`). The sharded form holds 1/W of the weights per
 //! rank and pays for it with one all-gather of every unit per decoded token.
 
-use anyhow::Result;
 use rpo_comm::Collective;
 use rpo_model::{load_hf, DecodeError, Decoder, KvCache, Llama, LlamaConfig};
 use rpo_zero::{ShardedDecoder, ShardedModel, ZeroOptions, ZeroStage};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+use crate::error::Result;
 use crate::setup::sharded_from_hf;
 
 pub enum DecodingModel {
@@ -45,6 +45,15 @@ impl DecodingModel {
             Self::Whole(_) => None,
         }
     }
+
+    /// `f` on the decoder of this model: the whole model, or every rank's slices
+    /// together (`ShardedDecoder`).
+    fn with_decoder<T>(&self, f: impl FnOnce(&dyn Decoder) -> T) -> T {
+        match self {
+            Self::Whole(model) => f(model),
+            Self::Sharded(model) => f(&ShardedDecoder::new(model)),
+        }
+    }
 }
 
 /// Decodes through the whole model, or through every rank's slices together: a sharded
@@ -57,27 +66,15 @@ impl Decoder for DecodingModel {
         }
     }
     fn device(&self) -> Device {
-        match self {
-            Self::Whole(model) => Decoder::device(model),
-            Self::Sharded(model) => ShardedDecoder::new(model).device(),
-        }
+        self.with_decoder(|d| d.device())
     }
     fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor, DecodeError> {
-        match self {
-            Self::Whole(model) => Decoder::forward_cached(model, ids, cache),
-            Self::Sharded(model) => ShardedDecoder::new(model).forward_cached(ids, cache),
-        }
+        self.with_decoder(|d| d.forward_cached(ids, cache))
     }
     fn any_rank(&self, mine: bool) -> Result<bool, DecodeError> {
-        match self {
-            Self::Whole(model) => model.any_rank(mine),
-            Self::Sharded(model) => ShardedDecoder::new(model).any_rank(mine),
-        }
+        self.with_decoder(|d| d.any_rank(mine))
     }
     fn idle_forward(&self) -> Result<(), DecodeError> {
-        match self {
-            Self::Whole(model) => model.idle_forward(),
-            Self::Sharded(model) => ShardedDecoder::new(model).idle_forward(),
-        }
+        self.with_decoder(|d| d.idle_forward())
     }
 }

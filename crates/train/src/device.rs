@@ -1,9 +1,9 @@
 //! Device and dtype from their config names.
 
-use anyhow::{bail, Result};
 use tch::{Device, Kind};
 
 use crate::choices::DtypeName;
+use crate::error::{Result, TrainError};
 
 pub fn parse_device(name: &str) -> Result<Device> {
     Ok(match name {
@@ -13,7 +13,10 @@ pub fn parse_device(name: &str) -> Result<Device> {
         _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
             Some(i) => Device::Cuda(i),
             None => {
-                bail!("model.device = {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"")
+                bail_config!(
+                    "model.device",
+                    "model.device = {name:?}: expected \"cpu\", \"cuda\", \"cuda:N\" or \"auto\""
+                )
             }
         },
     })
@@ -34,7 +37,11 @@ pub fn check_available(device: Device) -> Result<()> {
     if let Device::Cuda(i) = device {
         let n = tch::Cuda::device_count();
         if (i as i64) >= n {
-            bail!("model.device asks for cuda:{i}, but this machine has {n} CUDA device(s) (libtorch CUDA available: {})", tch::Cuda::is_available());
+            return Err(TrainError::NoCudaDevice {
+                index: i,
+                count: n,
+                cuda: tch::Cuda::is_available(),
+            });
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Sequences on the model's device, and the summed log-probs of a frozen model over them
 //! (used by the reference, by evaluation and by `precompute-ref`).
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_data::batch::{PairedBatch, SeqBatch};
 use rpo_losses as losses;
 use rpo_losses::ScoredTargets;

@@ -1,7 +1,7 @@
 //! Held-out evaluation: the synthetic suite's judge on greedy answers, and reward
 //! accuracy of the policy against its reference on held-out pairs.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::{all_gather_varlen, Collective};
 use rpo_data::synthetic::SyntheticExample;
 use rpo_data::{PairedBatch, PairedExample, PreferenceTokenizer};
@@ -115,7 +115,11 @@ pub fn judge_answers(
     outputs: Vec<Vec<i64>>,
     out: Option<&Path>,
 ) -> Result<(f64, BTreeMap<String, f64>)> {
-    anyhow::ensure!(outputs.len() == questions.len(), "one answer per question");
+    ensure!(
+        outputs.len() == questions.len(),
+        Invalid,
+        "one answer per question"
+    );
     let stop = &tokenizer.special().stop;
     let mut per_family: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut writer = out.map(MetricsWriter::create).transpose()?;
@@ -227,10 +231,12 @@ pub fn held_out_rewards(
 
     let world = rpo_comm::SingleProcess::new(tch::Device::Cpu);
     let data = crate::data_source::RunData::load_held_out(cfg)?;
-    anyhow::ensure!(
-        !data.pairs.is_empty(),
-        "the config's data has no held-out pairs (data.eval, data.eval_fraction, or synthetic_eval for the suite)"
-    );
+    if data.pairs.is_empty() {
+        bail_config!(
+            "data.eval",
+            "the config's data has no held-out pairs (data.eval, data.eval_fraction, or synthetic_eval for the suite)"
+        );
+    }
     let chunk = cfg.zero.logits_chunk_tokens as i64;
     let (model, vs, _) = rpo_model::load_hf(policy_dir, tch::Device::Cpu)?;
     let options = ZeroOptions {

@@ -3,6 +3,9 @@
 //! [`train`] is the whole run: load data and model, optional SFT warm-up, freeze the
 //! reference, preference training, evaluation at each boundary, save the policy.
 
+#[macro_use]
+pub mod error;
+
 pub mod batches;
 pub mod checkpointing;
 pub mod choices;
@@ -33,4 +36,5 @@ pub mod run;
 pub mod setup;
 pub mod trainer;
 
+pub use error::{Result, TrainError};
 pub use run::{train, Launch, RunSummary};

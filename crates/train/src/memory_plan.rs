@@ -2,12 +2,12 @@
 //! prints and what `train` logs at start, and the refusal of a stage that cannot fit
 //! `zero.memory_budget`, before any weights are loaded.
 
-use anyhow::{bail, Context, Result};
 use rpo_model::LlamaConfig;
 use rpo_zero::plan::{parse_bytes, MemoryPlan, PlanInputs, ReferencePlan};
 use tch::Kind;
 
 use crate::config::{ReferenceMode, TrainConfig};
+use crate::error::{Result, TrainError};
 use crate::objective::Objective;
 use crate::setup::{build_optimizer, preset_config};
 
@@ -86,7 +86,10 @@ pub fn plan(cfg: &TrainConfig, model: LlamaConfig, world: usize, kind: Kind) -> 
         .as_deref()
         .map(parse_bytes)
         .transpose()
-        .context("zero.memory_budget")?;
+        .map_err(|e| TrainError::ConfigValue {
+            key: "zero.memory_budget",
+            source: Box::new(e.into()),
+        })?;
     Ok(MemoryPlan::new(
         &plan_inputs(cfg, model, world, kind)?,
         budget,
@@ -101,18 +104,24 @@ pub fn check_fits(cfg: &TrainConfig, plan: &MemoryPlan) -> Result<()> {
     }
     let gib = |b: i64| b as f64 / (1u64 << 30) as f64;
     let budget = gib(plan.budget.unwrap_or(0));
-    let advice = match plan.lowest_fitting() {
+    let fits = plan.lowest_fitting();
+    let advice = match fits {
         Some(s) => format!(
             "zero.stage = {s} would fit ({:.2} GiB per rank)",
             gib(plan.stages[s as usize].total)
         ),
         None => "no stage fits on this many ranks: add ranks, shorten sequences or lower the micro-batch".into(),
     };
-    bail!(
+    let message = format!(
         "zero.stage = {} needs about {:.2} GiB per rank ({} ranks), more than zero.memory_budget = {budget:.2} GiB: {advice}\n{}",
         cfg.zero.stage,
         gib(chosen.total),
         plan.world,
         plan.table()
-    )
+    );
+    Err(TrainError::OverBudget {
+        stage: cfg.zero.stage,
+        fits,
+        message,
+    })
 }

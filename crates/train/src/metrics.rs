@@ -1,10 +1,11 @@
 //! Metrics as JSON lines: one object per optimizer step in `<out_dir>/metrics.jsonl`.
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+
+use crate::error::{Result, TrainError};
 
 /// What one optimizer step reports. Rewards are β·(π − ref), detached, averaged over
 /// the step's examples; accuracy is the share of matched pairs with chosen > rejected
@@ -50,7 +51,7 @@ pub struct MetricsWriter {
 
 impl MetricsWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let f = File::create(path).map_err(|e| TrainError::io("cannot create", path, e))?;
         Ok(Self {
             out: Some(BufWriter::new(f)),
         })
@@ -70,11 +71,11 @@ impl MetricsWriter {
             })
             .map(|line| format!("{line}\n"))
             .collect();
-        std::fs::write(path, kept).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, kept).map_err(|e| TrainError::io("cannot write", path, e))?;
         let f = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+            .map_err(|e| TrainError::io("cannot open", path, e))?;
         Ok(Self {
             out: Some(BufWriter::new(f)),
         })

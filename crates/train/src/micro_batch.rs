@@ -12,7 +12,6 @@
 //! tensors (which examples are wins) are built on the host and uploaded; every rank's
 //! block sizes come from the host ([`BlockCounts`]), not from a collective.
 
-use anyhow::{bail, Result};
 use rpo_data::batch::{PairedBatch, SeqBatch, UnpairedBatch};
 use rpo_losses as losses;
 use rpo_zero::{PolicyLogps, ShardedModel};
@@ -20,6 +19,7 @@ use tch::{Device, Kind, Tensor};
 
 pub use crate::batches::{reference_inputs, MicroBatch};
 pub use crate::device_seqs::{frozen_logps, DeviceSeqs};
+use crate::error::Result;
 use crate::objective::Objective;
 use crate::packing::Packing;
 use crate::parallel::DataParallel;
@@ -136,7 +136,7 @@ impl Models<'_> {
     fn reference(&self) -> Result<&Reference> {
         match self.reference {
             Some(r) => Ok(r),
-            None => bail!("this objective needs a reference model"),
+            None => bail!(Invalid, "this objective needs a reference model"),
         }
     }
 
@@ -218,7 +218,7 @@ pub fn paired(
         }
         Objective::Dpo => local(losses::dpo_loss(&a, &b, models.beta)?, models.parallel),
         Objective::Ipo => local(losses::ipo_loss(&a, &b, models.beta)?, models.parallel),
-        other => bail!("{} needs unpaired batches", other.name()),
+        other => bail!(Invalid, "{} needs unpaired batches", other.name()),
     };
 
     let m = losses::pair_metrics(&a, &b, models.beta)?;
@@ -307,7 +307,7 @@ pub fn unpaired(
             )?;
             local(per_example.mean(per_example.kind()), models.parallel)
         }
-        other => bail!("{} needs paired batches", other.name()),
+        other => bail!(Invalid, "{} needs paired batches", other.name()),
     };
 
     let ra = losses::rewards(&a, models.beta);

@@ -1,6 +1,6 @@
 //! The preference objective of a run, chosen once from the config.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_losses::Weighting;
 
 use crate::choices::{LossName, Pairing, WeightingName};

@@ -102,28 +102,35 @@ impl OnlineConfig {
         &self,
         loss: crate::choices::LossName,
         unpaired_loss: bool,
-    ) -> anyhow::Result<()> {
-        use anyhow::bail;
+    ) -> crate::error::Result<()> {
         if self.rounds == 0 || self.steps_per_round == 0 || self.samples_per_prompt == 0 {
-            bail!(
+            bail_config!(
+                "online.rounds",
                 "online.rounds, online.steps_per_round and online.samples_per_prompt must be ≥ 1"
             );
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            bail!("online.temperature must be > 0 (samples must differ to be compared)");
+            bail_config!(
+                "online.temperature",
+                "online.temperature must be > 0 (samples must differ to be compared)"
+            );
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            bail!("online.top_p must be in (0, 1]");
+            bail_config!("online.top_p", "online.top_p must be in (0, 1]");
         }
         if !self.threshold.is_finite() {
-            bail!("online.threshold must be finite");
+            bail_config!("online.threshold", "online.threshold must be finite");
         }
         if (self.judge == OnlineJudge::Command) != self.judge_command.is_some() {
-            bail!("online.judge = \"command\" and online.judge_command go together");
+            bail_config!(
+                "online.judge",
+                "online.judge = \"command\" and online.judge_command go together"
+            );
         }
         let paired_rule = self.rule != OnlineRule::Unpaired;
         if loss != crate::choices::LossName::Sft && paired_rule == unpaired_loss {
-            bail!(
+            bail_config!(
+                "online.rule",
                 "online.rule = {:?} builds {} data, but loss \"{loss}\" trains on {} data",
                 self.rule,
                 if paired_rule { "paired" } else { "unpaired" },

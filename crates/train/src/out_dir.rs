@@ -2,7 +2,6 @@
 //! run never writes over another run's checkpoints or metrics, and every rank must see
 //! the same checkpoint folder (checked with a probe file).
 
-use anyhow::{bail, Context, Result};
 use fs4::fs_std::FileExt;
 use rpo_comm::{all_gather_varlen, all_reduce_f64s, Collective};
 use std::fs::File;
@@ -11,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
 
 pub const LOCK_FILE: &str = ".rpo-shard.lock";
 const PROBE_FILE: &str = ".rpo-shard-probe";
@@ -44,16 +44,10 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
     let found = earlier_run(cfg)?;
     if !found.is_empty() && !resuming {
         if !overwrite {
-            bail!(
-                "{} already holds a run ({}): continue it with `--resume latest`, or start over with \
-                 `--overwrite` (which deletes them), or choose another out_dir",
-                cfg.out_dir.display(),
-                found
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            return Err(TrainError::OutDirTaken {
+                dir: cfg.out_dir.clone(),
+                found,
+            });
         }
         for path in &found {
             tracing::warn!(path = %path.display(), "--overwrite: removing the earlier run's file");
@@ -62,7 +56,7 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
             } else {
                 std::fs::remove_file(path)
             }
-            .with_context(|| format!("--overwrite: cannot remove {}", path.display()))?;
+            .map_err(|e| TrainError::io("--overwrite: cannot remove", path, e))?;
         }
         let summary = cfg.out_dir.join("summary.json");
         if summary.is_file() {
@@ -75,7 +69,7 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             if name.starts_with("reference-") || name == ".tmp-reference" {
                 std::fs::remove_dir_all(&path)
-                    .with_context(|| format!("--overwrite: cannot remove {}", path.display()))?;
+                    .map_err(|e| TrainError::io("--overwrite: cannot remove", &path, e))?;
             }
         }
     }
@@ -84,7 +78,7 @@ pub fn claim(cfg: &TrainConfig, resuming: bool, overwrite: bool) -> Result<OutDi
 
 /// Creates `dir` and takes its lock file, or names the run that holds it.
 fn lock(dir: &Path) -> Result<File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io("cannot create", dir, e))?;
     let path = dir.join(LOCK_FILE);
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -92,16 +86,15 @@ fn lock(dir: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        .map_err(|e| TrainError::io("cannot open the lock file", &path, e))?;
     if !file.try_lock_exclusive().unwrap_or(false) {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
-        bail!(
-            "{} is in use by another run ({}; lock file {}): wait for it to end, or choose another out_dir",
-            dir.display(),
-            holder.trim(),
-            path.display()
-        );
+        return Err(TrainError::OutDirInUse {
+            dir: dir.to_path_buf(),
+            holder: holder.trim().to_string(),
+            lock: path,
+        });
     }
     file.set_len(0)?;
     write!(file, "pid {} on {}", std::process::id(), hostname())?;
@@ -147,10 +140,9 @@ pub fn check_shared(cfg: &TrainConfig, world: &dyn Collective) -> Result<()> {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let t = ((nanos as u64) ^ ((std::process::id() as u64) << 20)) & ((1 << 48) - 1);
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(|e| TrainError::io("cannot create", &root, e))?;
         std::fs::write(&probe, t.to_string())
-            .with_context(|| format!("cannot write {}", probe.display()))?;
+            .map_err(|e| TrainError::io("cannot write", &probe, e))?;
         token[0] = t as f64;
     }
     all_reduce_f64s(world, &mut token)?;
@@ -171,14 +163,11 @@ pub fn check_shared(cfg: &TrainConfig, world: &dyn Collective) -> Result<()> {
         .filter(|&r| blind[r] > 0.0)
         .map(|r| format!("rank {r} on {}", hosts[r]))
         .collect();
-    bail!(
-        "the checkpoint folder {} is not one folder for all ranks: {} cannot see the file rank 0 (on {}) wrote there. \
-         Every rank writes its shard of each checkpoint into it, so it must be on a file system all nodes share: \
-         set `[checkpoint] dir` (e.g. --set checkpoint.dir=/shared/path) or put out_dir on a shared path",
-        root.display(),
-        ranks.join(", "),
-        hosts[0]
-    )
+    Err(TrainError::NotShared {
+        dir: root,
+        blind: ranks,
+        host: hosts[0].clone(),
+    })
 }
 
 /// Every rank's host name, in rank order (every rank must call this).

@@ -13,7 +13,7 @@
 //! contrast matrix) does not. Sequences and their log-prob order are those of the padded
 //! batch (a paired batch: chosen 0..B, then rejected 0..B).
 
-use anyhow::{ensure, Result};
+use crate::error::{Result, TrainError};
 use rpo_data::batch::SeqBatch;
 use rpo_losses::ScoredTargets;
 use rpo_model::RowLayout;
@@ -65,7 +65,9 @@ fn sequences(batch: &SeqBatch) -> Result<Vec<Seq>> {
             let first = mask[row..row + len]
                 .iter()
                 .position(|&m| m != 0.0)
-                .ok_or_else(|| anyhow::anyhow!("sequence {b} has no response token"))?;
+                .ok_or_else(|| {
+                    TrainError::Sequences(format!("sequence {b} has no response token"))
+                })?;
             Ok(Seq {
                 ids: ids[row..row + len].to_vec(),
                 prompt_len: first + 1,
@@ -103,7 +105,11 @@ pub fn pack_pairs(
     pad: i64,
 ) -> Result<PackedRows> {
     let (c, r) = (sequences(chosen)?, sequences(rejected)?);
-    ensure!(c.len() == r.len(), "chosen and rejected counts differ");
+    ensure!(
+        c.len() == r.len(),
+        Sequences,
+        "chosen and rejected counts differ"
+    );
     let b = c.len() as i64;
     let mut groups = Vec::new();
     for (i, (c, r)) in c.iter().zip(&r).enumerate() {

@@ -8,7 +8,7 @@
 //!   pushes the scope loss's gradient through its own samples, the S ranks of a scope
 //!   together give that scope's full gradient, and the W/S scopes are averaged.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_comm::Collective;
 use rpo_contrast::{ContrastForm, ContrastScope};
 use tch::Tensor;
@@ -70,7 +70,11 @@ impl<'a> DataParallel<'a> {
 
     /// This rank's part of a global micro-batch: the `rank`-th of W equal slices.
     pub fn own<'b, T>(&self, global: &'b [T]) -> Result<&'b [T]> {
-        Ok(rpo_data::rank_slice(global, self.rank(), self.world_size())?)
+        Ok(rpo_data::rank_slice(
+            global,
+            self.rank(),
+            self.world_size(),
+        )?)
     }
 
     /// The ranks of this rank's contrast scope, out of every rank's `all` (in rank order).

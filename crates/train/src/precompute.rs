@@ -1,7 +1,7 @@
 //! `rpo-shard embed`: every text a run would embed, embedded once into a cache file
 //! that training then reads (`embedding.cache`) instead of running the encoder.
 
-use anyhow::Result;
+use crate::error::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use rpo_embed::{CacheHeader, CacheModel, CacheWriter};
 use serde::Serialize;

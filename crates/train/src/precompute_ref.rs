@@ -16,7 +16,6 @@
 //! and temporary files, which training never accepts; running again reuses every
 //! finished part that matches (same rank count, sequences and reference) and redoes the rest.
 
-use anyhow::{ensure, Context, Result};
 use rpo_comm::{all_gather_counts, all_reduce_f64s, Collective};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -26,6 +25,7 @@ use tch::Device;
 
 use crate::config::{ReferenceMode, TrainConfig};
 use crate::data_source::RunData;
+use crate::error::{Result, TrainError};
 use crate::objective::Objective;
 use crate::progress::progress_bar;
 use crate::reference::Reference;
@@ -99,13 +99,16 @@ pub fn precompute_reference(
 ) -> Result<PrecomputeReport> {
     let started = Instant::now();
     let objective = Objective::from_config(&cfg.loss)?;
-    ensure!(
-        objective.needs_reference(),
-        "loss.name = \"{}\" uses no reference model: there is nothing to precompute",
-        cfg.loss.name
-    );
+    if !objective.needs_reference() {
+        bail_config!(
+            "loss.name",
+            "loss.name = \"{}\" uses no reference model: there is nothing to precompute",
+            cfg.loss.name
+        );
+    }
     ensure!(
         mode != ReferenceMode::Precomputed,
+        Invalid,
         "--mode \"{mode}\": the reference runs \"live\", \"sharded\" or \"offload\""
     );
     cfg.check_reference_precomputable()?;
@@ -170,7 +173,8 @@ pub fn precompute_reference(
         let chunk = cfg.zero.logits_chunk_tokens as i64;
         let reference = match &policy {
             Some(p) => Reference::copy_of(p, mode)?,
-            None => load_reference(cfg, mode, world, kind)?.context("reference.path")?,
+            None => load_reference(cfg, mode, world, kind)?
+                .ok_or_else(|| TrainError::config("reference.path", "reference.path"))?,
         };
         drop(policy);
         let mut values = HashMap::with_capacity(plan.own.len());
@@ -230,7 +234,7 @@ pub fn precompute_reference(
                 let filler = plan
                     .filler
                     .as_ref()
-                    .context("a run with no reference calls")?;
+                    .ok_or_else(|| TrainError::Invalid("a run with no reference calls".into()))?;
                 let filler = filler.to_device(device);
                 while forwards < rounds {
                     let _dropped = reference.logps(&filler, chunk)?;
@@ -245,7 +249,9 @@ pub fn precompute_reference(
                 .iter()
                 .map(|k| values.get(k).copied())
                 .collect::<Option<Vec<f64>>>()
-                .context("internal: a sequence of this rank was not computed")?;
+                .ok_or_else(|| {
+                    TrainError::Internal("a sequence of this rank was not computed".into())
+                })?;
             let header = CacheHeader {
                 count: 0,
                 data_fingerprint: String::new(),
@@ -282,19 +288,22 @@ fn merge_parts(
     let mut entries = Vec::with_capacity(keys.len());
     for r in 0..ranks {
         let part = ReferenceCache::open(&part_path(out, r, ranks))?;
-        ensure!(
-            part.header().part == Some((r, ranks))
-                && part.header().reference_fingerprint == reference_fp,
-            "{} is not rank {r}'s part for this reference",
-            part.path().display()
-        );
+        if !(part.header().part == Some((r, ranks))
+            && part.header().reference_fingerprint == reference_fp)
+        {
+            return Err(TrainError::ForeignPart {
+                path: part.path().to_path_buf(),
+                rank: r,
+            });
+        }
         entries.extend(part.entries());
     }
     entries.sort_unstable_by_key(|e| e.0);
     let (merged, values): (Vec<u64>, Vec<f64>) = entries.into_iter().unzip();
     ensure!(
         merged == keys,
-        "internal: the {} ranks' parts hold {} sequences, the run asks about {}",
+        Internal,
+        "the {} ranks' parts hold {} sequences, the run asks about {}",
         ranks,
         merged.len(),
         keys.len()

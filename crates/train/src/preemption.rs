@@ -4,7 +4,7 @@
 //! is written and the process exits with [`EXIT_PREEMPTED`]. A second signal ends the
 //! process at once, by the signal's default action.
 
-use anyhow::Result;
+use crate::error::Result;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

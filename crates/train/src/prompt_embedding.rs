@@ -17,7 +17,6 @@
 //! each response has its own embedding: a paired batch's win rows read prompt + chosen
 //! and its lose columns prompt + rejected, an unpaired example prompt + its completion.
 
-use anyhow::{bail, Context, Result};
 use rpo_data::{PairedBatch, PairedExample, UnpairedBatch, UnpairedExample};
 use rpo_embed::fingerprint::{folder_fingerprint, texts_fingerprint};
 use rpo_embed::{locate_default, EmbeddingCache, SentenceEncoder};
@@ -28,6 +27,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{EmbedderName, EmbeddingConfig};
 use crate::data_source::{RunData, TrainExamples};
+use crate::error::{Result, TrainError};
 
 /// Something that maps texts to embeddings `[n, dim]` (fp32, CPU).
 pub trait PromptEmbedder {
@@ -165,7 +165,10 @@ impl ModelIdentity {
             EmbedderName::MiniLm => {
                 let dir = minilm_dir(cfg)?;
                 let fingerprint =
-                    folder_fingerprint(&dir).with_context(|| describe_dir(cfg, &dir))?;
+                    folder_fingerprint(&dir).map_err(|source| TrainError::EmbeddingModel {
+                        what: describe_dir(cfg, &dir),
+                        source,
+                    })?;
                 Ok(ModelIdentity {
                     name: cfg.model.to_string(),
                     path: Some(dir),
@@ -217,7 +220,11 @@ pub fn load_model(cfg: &EmbeddingConfig, device: Device) -> Result<LoadedModel> 
         });
     }
     let dir = minilm_dir(cfg)?;
-    let encoder = SentenceEncoder::load(&dir, device).with_context(|| describe_dir(cfg, &dir))?;
+    let encoder =
+        SentenceEncoder::load(&dir, device).map_err(|source| TrainError::EmbeddingModel {
+            what: describe_dir(cfg, &dir),
+            source,
+        })?;
     tracing::info!(dim = encoder.dim(), fingerprint = %encoder.fingerprint(), dir = %dir.display(), "sentence encoder loaded");
     Ok(LoadedModel {
         identity: ModelIdentity {
@@ -369,10 +376,6 @@ impl PromptEmbedder for Memo {
     }
 }
 
-/// How to make or remake a cache, for every error about one.
-const EMBED_COMMAND: &str = "`rpo-shard embed --config <this run's config>` with the same \
-                             --set overrides as `train` (it writes to embedding.cache)";
-
 /// Rows of a `rpo-shard embed` cache, memory-mapped, found by text.
 pub struct Cached {
     cache: EmbeddingCache,
@@ -389,14 +392,12 @@ impl Cached {
         mode: TextMode,
     ) -> Result<Self> {
         if !path.exists() {
-            bail!(
-                "embedding.cache = {} does not exist: create it with {EMBED_COMMAND}, or remove \
-                 embedding.cache to embed on the fly",
-                path.display()
-            );
+            return Err(TrainError::MissingEmbeddingCache {
+                path: path.to_path_buf(),
+            });
         }
-        let cache = EmbeddingCache::open(path)
-            .map_err(|e| anyhow::anyhow!("{e:#}; regenerate it with {EMBED_COMMAND}"))?;
+        let cache =
+            EmbeddingCache::open(path).map_err(|error| TrainError::EmbeddingCache { error })?;
         let model = ModelIdentity::of(cfg)?;
         let texts = run_texts(data, mode)?;
         let fingerprint = texts_fingerprint(&texts);
@@ -432,11 +433,10 @@ impl Cached {
             ));
         }
         if !stale.is_empty() {
-            bail!(
-                "embedding cache {} is stale: it has {}; regenerate it with {EMBED_COMMAND}",
-                path.display(),
-                stale.join("; it has ")
-            );
+            return Err(TrainError::StaleEmbeddingCache {
+                path: path.to_path_buf(),
+                differences: stale,
+            });
         }
         tracing::info!(cache = %path.display(), texts = h.count, dim = h.embedder.dim, dtype = %h.embedder.dtype, text = mode.name(), "embeddings from the cache");
         Ok(Cached { cache })

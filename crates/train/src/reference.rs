@@ -12,7 +12,6 @@
 //! Its values come from `[reference] path`, from the policy when preference training
 //! starts, or from a checkpoint being resumed.
 
-use anyhow::{bail, ensure, Result};
 use rpo_comm::Collective;
 use rpo_model::safetensors_io::SafetensorsFile;
 use rpo_model::{load_hf, save_hf, HfCheckpoint, Llama, LlamaConfig};
@@ -25,6 +24,7 @@ use crate::choices::ReferenceMode;
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
 use crate::device_seqs::{frozen_logps, DeviceSeqs};
+use crate::error::{Result, TrainError};
 use crate::objective::Objective;
 use crate::reference_cache::{keys_fingerprint, reference_fingerprint, ReferenceCache};
 use crate::reference_plan::run_keys;
@@ -42,7 +42,10 @@ fn placement(mode: ReferenceMode) -> Result<Option<FrozenPlacement>> {
         ReferenceMode::Sharded => Some(FrozenPlacement::Sharded),
         ReferenceMode::Offload => Some(FrozenPlacement::Offloaded),
         ReferenceMode::Precomputed => {
-            bail!("reference.mode = \"precomputed\" cannot hold a model")
+            bail_config!(
+                "reference.mode",
+                "reference.mode = \"precomputed\" cannot hold a model"
+            )
         }
     })
 }
@@ -148,12 +151,9 @@ impl Reference {
         kind: Kind,
     ) -> Result<Self> {
         let path = cfg.reference_cache_path();
-        ensure!(
-            path.exists(),
-            "reference.mode = \"precomputed\" but there is no reference cache at {}: write it first with \
-             `rpo-shard precompute-ref` and this run's --config and --set options (under the same mpirun)",
-            path.display()
-        );
+        if !path.exists() {
+            return Err(TrainError::MissingReferenceCache { path });
+        }
         let cache = ReferenceCache::open(&path)?;
         let objective = Objective::from_config(&cfg.loss)?;
         let keys = run_keys(cfg, objective, data, world.world_size())?;
@@ -206,6 +206,7 @@ impl Reference {
             Reference::Live(_, vs) => dir.map_or(Ok(()), |d| Ok(save_hf(d, vs, config)?)),
             Reference::Placed(model) => Ok(model.save_compute_hf(dir, config)?),
             Reference::Precomputed(cache) => bail!(
+                Invalid,
                 "a precomputed reference ({}) has no weights to save",
                 cache.path().display()
             ),

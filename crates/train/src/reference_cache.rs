@@ -25,7 +25,6 @@
 //! Keys are 64-bit: two distinct sequences of a run collide with probability about
 //! n²/2⁶⁵ (1e-8 for a million sequences).
 
-use anyhow::{bail, ensure, Context, Result};
 use rpo_storage::framed::{map_readonly, CacheError, FileKind, FramedFile, FramedWriter};
 use rpo_storage::hash::hash_bytes;
 use rpo_zero::{Sequences, ShardedModel};
@@ -35,6 +34,7 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
 
 pub const KIND: FileKind = FileKind {
     magic: b"RPOREFLP",
@@ -114,12 +114,12 @@ pub fn row_keys(seqs: &Sequences) -> Result<Vec<u64>> {
         .map(|r| {
             let ids = &ids[r * width..(r + 1) * width];
             let mask = &mask[r * width..(r + 1) * width];
-            let last = mask
-                .iter()
-                .rposition(|&m| m != 0.0)
-                .with_context(|| format!("row {r} has no response token to score"))?;
+            let last = mask.iter().rposition(|&m| m != 0.0).ok_or_else(|| {
+                TrainError::Sequences(format!("row {r} has no response token to score"))
+            })?;
             ensure!(
                 last + 1 < width,
+                Sequences,
                 "row {r} is masked up to its last position, which has no target"
             );
             // ids[..=last+1] then mask[..=last]: the two lengths fix each other, so
@@ -144,14 +144,13 @@ pub fn reference_fingerprint(
     match (&cfg.reference.path, policy) {
         (Some(dir), _) => {
             for file in defining_files(dir)? {
-                let f =
-                    File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                let f = File::open(&file).map_err(|e| TrainError::io("cannot open", &file, e))?;
                 // SAFETY: read-only and only hashed. This is the one map of a file this
                 // project does not write: a reference folder rewritten in place while it
                 // is hashed can give a fingerprint that matches nothing, and one truncated
                 // under the map kills the process with SIGBUS (no error is returned).
                 let map = unsafe { map_readonly(&f) }
-                    .with_context(|| format!("cannot memory-map {}", file.display()))?;
+                    .map_err(|e| TrainError::io("cannot memory-map", &file, e))?;
                 parts.push(hash_bytes(&map));
             }
         }
@@ -166,7 +165,10 @@ pub fn reference_fingerprint(
             hashed.sort_by(|a, b| a.0.cmp(&b.0));
             parts.extend(hashed.into_iter().map(|(_, h)| h));
         }
-        (None, None) => bail!("internal: the reference is the policy, but no policy was given"),
+        (None, None) => bail!(
+            Internal,
+            "the reference is the policy, but no policy was given"
+        ),
     }
     Ok(format!("{:016x}", hash_bytes(&le_bytes(parts.into_iter()))))
 }
@@ -174,7 +176,7 @@ pub fn reference_fingerprint(
 /// A Hugging Face folder's config and weight files (and index), by name.
 fn defining_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read reference.path {}", dir.display()))?
+        .map_err(|e| TrainError::io("cannot read reference.path", dir, e))?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<Vec<_>>>()?
         .into_iter()
@@ -184,11 +186,13 @@ fn defining_files(dir: &Path) -> Result<Vec<PathBuf>> {
         })
         .collect();
     files.sort();
-    ensure!(
-        files.iter().any(|f| f.ends_with("config.json")),
-        "reference.path {} has no config.json",
-        dir.display()
-    );
+    if !files.iter().any(|f| f.ends_with("config.json")) {
+        bail_config!(
+            "reference.path",
+            "reference.path {} has no config.json",
+            dir.display()
+        );
+    }
     Ok(files)
 }
 
@@ -214,13 +218,15 @@ pub fn write_cache(
 ) -> Result<()> {
     ensure!(
         keys.len() == values.len(),
+        Invalid,
         "{} keys for {} values",
         keys.len(),
         values.len()
     );
     ensure!(
         keys.windows(2).all(|w| w[0] < w[1]),
-        "internal: reference cache keys must be sorted and distinct"
+        Internal,
+        "reference cache keys must be sorted and distinct"
     );
     header.count = keys.len();
     header.data_fingerprint = keys_fingerprint(keys);
@@ -231,7 +237,7 @@ pub fn write_cache(
         out.finish(failpoint)?;
         Ok(())
     };
-    write().with_context(|| format!("cannot write the reference cache {}", path.display()))
+    write().map_err(|e| TrainError::io("cannot write the reference cache", path, e))
 }
 
 /// A cache file, validated and memory-mapped.
@@ -316,14 +322,13 @@ impl ReferenceCache {
     pub fn logps(&self, seqs: &Sequences) -> Result<Tensor> {
         let keys = row_keys(seqs)?;
         let values: Vec<f64> = keys.iter().filter_map(|&k| self.get(k)).collect();
-        ensure!(
-            values.len() == keys.len(),
-            "the reference cache {} has no log-prob for {} of this batch's {} sequences: the cache does not \
-             cover this run; rerun rpo-shard precompute-ref with this run's config",
-            self.path.display(),
-            keys.len() - values.len(),
-            keys.len()
-        );
+        if values.len() != keys.len() {
+            return Err(TrainError::CacheMisses {
+                path: self.path.clone(),
+                missing: keys.len() - values.len(),
+                total: keys.len(),
+            });
+        }
         Ok(Tensor::from_slice(&values)
             .to_kind(Kind::Float)
             .to_device(seqs.ids.device()))
@@ -510,7 +515,19 @@ mod tests {
 
         write_cache(&path, header(), &[keys[0]], &[-1.0], "never").unwrap();
         let cache = ReferenceCache::open(&path).unwrap();
-        let e = format!("{:#}", cache.logps(&s).unwrap_err());
+        let err = cache.logps(&s).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrainError::CacheMisses {
+                    missing: 1,
+                    total: 2,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = format!("{:#}", err);
         assert!(
             e.contains("1 of this batch's 2") && e.contains("precompute-ref"),
             "{e}"

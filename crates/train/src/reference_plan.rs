@@ -3,7 +3,7 @@
 //! the CPU without a model. `precompute-ref` computes them; a precomputed reference
 //! checks its cache against their keys.
 
-use anyhow::Result;
+use crate::error::Result;
 use rpo_data::batch::PairedBatch;
 use std::collections::HashSet;
 use tch::Device;

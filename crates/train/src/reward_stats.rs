@@ -173,7 +173,7 @@ pub fn from_step_vector(v: &[f64], world: usize) -> (f64, RewardStats, f64) {
 impl DeviceStats {
     /// The figures on the host, in one device-to-host read (for an evaluation, which sums
     /// its batches like a step; a training step reads them with its gradient norm instead).
-    pub fn read(&self) -> anyhow::Result<RewardStats> {
+    pub fn read(&self) -> crate::error::Result<RewardStats> {
         let device = self.sums.as_ref().map_or(tch::Device::Cpu, Tensor::device);
         let v = rpo_comm::host::to_host_f64s(&self.step_vector(1, 0.0, device))?;
         Ok(from_step_vector(&v, 1).1)

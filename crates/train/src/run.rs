@@ -1,7 +1,7 @@
 //! A whole training run: data, model, SFT warm-up, frozen reference, preference
 //! training, evaluation at each boundary, and the saved policy.
 
-use anyhow::Result;
+use crate::error::{chain, Result, TrainError};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -80,12 +80,14 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
     let in_preference = resume.as_ref().is_some_and(|r| r.state.phase != "sft");
     let device = world.device();
     let asked = parse_device(&cfg.model.device)?;
-    anyhow::ensure!(
-        asked.is_cuda() == device.is_cuda(),
-        "model.device = {:?} but the {} communicator works on {device:?}",
-        cfg.model.device,
-        world.backend()
-    );
+    if asked.is_cuda() != device.is_cuda() {
+        bail_config!(
+            "model.device",
+            "model.device = {:?} but the {} communicator works on {device:?}",
+            cfg.model.device,
+            world.backend()
+        );
+    }
     let kind = compute_kind(cfg, device)?;
     let objective = Objective::from_config(&cfg.loss)?;
     let parallel = DataParallel::new(world, cfg.contrast.scope, cfg.contrast.form)?;
@@ -331,7 +333,7 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         let target = main.then_some(dir.as_path());
         let saved = policy
             .save_hf(target, &model_config, Kind::Float, u64::MAX)
-            .map_err(anyhow::Error::from)
+            .map_err(TrainError::from)
             // The tokenizer travels with the model: loading the folder later picks it up.
             .and_then(|()| {
                 if main {
@@ -343,8 +345,8 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
         match saved {
             Ok(()) => model_dir = main.then_some(dir),
             Err(e) => {
-                tracing::error!("the final model could not be written: {e:#}");
-                failed.push(format!("model {}: {e:#}", dir.display()));
+                tracing::error!("the final model could not be written: {}", chain(&e));
+                failed.push(format!("model {}: {}", dir.display(), chain(&e)));
             }
         }
     }
@@ -366,11 +368,9 @@ pub fn train(cfg: &TrainConfig, world: &dyn Collective, launch: Launch) -> Resul
             problems.push(format!("summary {}: {e}", path.display()));
         }
     }
-    anyhow::ensure!(
-        problems.is_empty(),
-        "training finished, but not everything could be written (the rest was):\n  {}",
-        problems.join("\n  ")
-    );
+    if !problems.is_empty() {
+        return Err(TrainError::Unwritten { problems });
+    }
     Ok(summary)
 }
 

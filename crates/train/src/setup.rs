@@ -2,7 +2,6 @@
 //! compute dtype, the policy under ZeRO, a separate reference, the optimizer and the
 //! prompt embedder, each built from the config. Nothing here trains.
 
-use anyhow::{Context, Result};
 use rpo_comm::Collective;
 use rpo_model::{load_hf, preset, HfCheckpoint, Llama, LlamaConfig, TokenIds};
 use rpo_optim::{AdamW, AdamWConfig, Optimizer, RmsProp, RmsPropConfig};
@@ -13,6 +12,7 @@ use crate::choices::ReferenceMode;
 use crate::config::{OptimConfig, OptimizerName, TrainConfig};
 use crate::data_source::RunData;
 use crate::device::{check_available, parse_dtype};
+use crate::error::{Result, TrainError};
 use crate::objective::Objective;
 use crate::prompt_embedding::{self, BagOfWords, PromptEmbedder};
 use crate::reference::Reference;
@@ -85,17 +85,18 @@ pub fn preset_config(cfg: &TrainConfig) -> Result<LlamaConfig> {
         .model
         .preset
         .as_deref()
-        .context("model.preset or model.path")?;
+        .ok_or_else(|| TrainError::config("model.preset", "model.preset or model.path"))?;
     Ok(preset(name)?)
 }
 
 fn check_vocab(data: &RunData, config: &LlamaConfig) -> Result<()> {
     let vocab = data.tokenizer.tokenizer().get_vocab_size(true) as i64;
-    anyhow::ensure!(
-        vocab <= config.vocab_size,
-        "the tokenizer has {vocab} tokens but the model's vocab_size is {}: they do not belong together",
-        config.vocab_size
-    );
+    if vocab > config.vocab_size {
+        return Err(TrainError::VocabMismatch {
+            tokenizer: vocab,
+            model: config.vocab_size,
+        });
+    }
     Ok(())
 }
 
@@ -112,7 +113,10 @@ pub fn load_reference(
     };
     let chunk = cfg.zero.logits_chunk_tokens as i64;
     Reference::load_hf(path, mode, world, kind, chunk)
-        .with_context(|| format!("loading reference.path {}", path.display()))
+        .map_err(|e| TrainError::LoadingReference {
+            path: path.clone(),
+            source: Box::new(e),
+        })
         .map(|r| Some(r.with_overlap(cfg.zero.overlap)))
 }
 

@@ -7,7 +7,6 @@
 //! the new weights back to every rank) at the scheduled learning rate, and one metrics
 //! line from rank 0.
 
-use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use rpo_data::sampler::SamplerPosition;
 use rpo_optim::WarmupConstant;
@@ -17,6 +16,7 @@ use crate::batches::MicroBatches;
 use crate::checkpointing::{Checkpointing, Resume, TrainerState};
 use crate::config::TrainConfig;
 use crate::data_source::RunData;
+use crate::error::{chain, Result, TrainError};
 use crate::metrics::{show, MetricsWriter, StepMetrics};
 use crate::micro_batch::{self, DeviceStats, Models};
 use crate::objective::Objective;
@@ -112,12 +112,11 @@ pub fn run_phase(
                 lr,
                 cfg.optim.max_grad_norm,
             )
-            .with_context(|| {
-                format!(
-                    "{} step {} (loss {loss}): stopping before the update corrupts the weights",
-                    phase.name,
-                    first_step + step + 1
-                )
+            .map_err(|e| TrainError::StepFailed {
+                phase: phase.name.to_string(),
+                step: first_step + step + 1,
+                loss,
+                source: Box::new(e.into()),
             })?;
         if step == start && parallel.is_main() {
             tracing::info!(
@@ -174,7 +173,9 @@ pub fn run_phase(
             };
             let saved = checkpoints.save(policy, optimizer.as_ref(), m.step, state);
             if stop {
-                let checkpoint = saved.context("stopping at a signal: the checkpoint failed")?;
+                let checkpoint = saved.map_err(|e| TrainError::PreemptedCheckpoint {
+                    source: Box::new(e),
+                })?;
                 bar.finish_and_clear();
                 return Err(Preempted {
                     step: m.step,
@@ -184,8 +185,11 @@ pub fn run_phase(
             }
             match saved {
                 Err(e) if checkpoints.is_last(m.step) => {
-                    tracing::error!("the final checkpoint failed (the model and summary are still written): {e:#}");
-                    *checkpoints.final_failure.borrow_mut() = Some(format!("{e:#}"));
+                    tracing::error!(
+                        "the final checkpoint failed (the model and summary are still written): {}",
+                        chain(&e)
+                    );
+                    *checkpoints.final_failure.borrow_mut() = Some(chain(&e));
                 }
                 other => {
                     other?;

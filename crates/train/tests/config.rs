@@ -3,13 +3,89 @@
 use rpo_train::config::{
     DtypeName, LossName, OptimizerName, TextMode, TrainConfig, EMBEDDED_DEFAULT,
 };
+use rpo_train::error::chain;
+use rpo_train::TrainError;
 
-fn err(overrides: &[&str]) -> String {
+fn refused(overrides: &[&str]) -> TrainError {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    format!(
-        "{:#}",
-        TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).expect_err("should be refused")
+    TrainConfig::from_toml(EMBEDDED_DEFAULT, &o).expect_err("should be refused")
+}
+
+/// The refusal as the binary prints it (every cause, joined by ": ").
+fn err(overrides: &[&str]) -> String {
+    chain(&refused(overrides))
+}
+
+#[test]
+fn refusals_are_typed_and_name_the_key() {
+    match refused(&["optim.name=sgd"]) {
+        TrainError::ConfigParse { key, error } => {
+            assert_eq!(key.as_deref(), Some("optim.name"));
+            let e = error.to_string();
+            assert!(e.contains("rmsprop") && e.contains("adamw"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match refused(&["loss.beta=0"]) {
+        TrainError::InvalidConfig { key, reason } => {
+            assert_eq!(key, "loss.beta");
+            assert!(
+                reason.contains("loss.beta must be finite and > 0"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(refused(&["optim.lr"]), TrainError::Override(_)));
+    let e = refused(&["zero.memory_budget=lots"]);
+    assert!(
+        matches!(
+            e,
+            TrainError::ConfigValue {
+                key: "zero.memory_budget",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        chain(&e).starts_with("zero.memory_budget: "),
+        "{}",
+        chain(&e)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(
+        &file,
+        EMBEDDED_DEFAULT.replace("\nlr = 1e-5\n", "\nlr = -1\n"),
     )
+    .unwrap();
+    let e = TrainConfig::load(Some(&file), &[]).unwrap_err();
+    match &e {
+        TrainError::InConfig { origin, source } => {
+            assert_eq!(origin, &file.display().to_string());
+            assert!(
+                matches!(
+                    **source,
+                    TrainError::InvalidConfig {
+                        key: "optim.lr",
+                        ..
+                    }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = dir.path().join("absent.toml");
+    let e = TrainConfig::load(Some(&missing), &[]).unwrap_err();
+    assert!(matches!(e, TrainError::ConfigRead { .. }), "{e:?}");
+    assert!(
+        chain(&e).starts_with(&format!("cannot read config {}: ", missing.display())),
+        "{}",
+        chain(&e)
+    );
 }
 
 #[test]
@@ -22,7 +98,7 @@ fn embedded_default_is_valid() {
 #[test]
 fn unknown_key_is_rejected_by_name() {
     let text = EMBEDDED_DEFAULT.replace("[optim]\n", "[optim]\nlearning_rate = 3\n");
-    let e = format!("{:#}", TrainConfig::from_toml(&text, &[]).unwrap_err());
+    let e = chain(&TrainConfig::from_toml(&text, &[]).unwrap_err());
     assert!(e.contains("learning_rate"), "{e}");
     let e = err(&["loss.temperature=0.3"]);
     assert!(e.contains("temperature"), "{e}");
@@ -215,7 +291,7 @@ fn every_shipped_config_parses_and_validates() {
     for entry in walk(&dir) {
         if entry.extension().is_some_and(|e| e == "toml") {
             TrainConfig::load(Some(&entry), &[])
-                .unwrap_or_else(|e| panic!("{}: {e:#}", entry.display()));
+                .unwrap_or_else(|e| panic!("{}: {}", entry.display(), chain(&e)));
             seen += 1;
         }
     }

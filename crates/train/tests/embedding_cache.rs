@@ -8,10 +8,12 @@
 use rpo_data::{PairedBatch, PairedExample, UnpairedBatch, UnpairedExample};
 use rpo_train::config::{TrainConfig, EMBEDDED_DEFAULT};
 use rpo_train::data_source::{RunData, TrainExamples};
+use rpo_train::error::chain;
 use rpo_train::precompute::{precompute, CacheDtype};
 use rpo_train::prompt_embedding::{
     self, paired_embeddings, run_texts, unpaired_embeddings, PromptEmbedder, TextMode,
 };
+use rpo_train::TrainError;
 use std::path::Path;
 use tch::{Device, Tensor};
 
@@ -35,15 +37,19 @@ fn with_cache(cfg: &TrainConfig, path: &Path) -> TrainConfig {
     cfg
 }
 
-fn embedder(cfg: &TrainConfig, data: &RunData) -> anyhow::Result<Box<dyn PromptEmbedder>> {
+fn embedder(cfg: &TrainConfig, data: &RunData) -> rpo_train::Result<Box<dyn PromptEmbedder>> {
     prompt_embedding::build(&cfg.embedding, data, Device::Cpu)
 }
 
-fn refusal(cfg: &TrainConfig) -> String {
+/// The error refusing `cfg`'s cache, and its message as the binary prints it.
+fn refusal(cfg: &TrainConfig) -> (TrainError, String) {
     let data = RunData::load(cfg).unwrap();
     match embedder(cfg, &data) {
         Ok(_) => panic!("the cache {:?} was accepted", cfg.embedding.cache),
-        Err(e) => format!("{e:#}"),
+        Err(e) => {
+            let text = chain(&e);
+            (e, text)
+        }
     }
 }
 
@@ -174,7 +180,8 @@ fn stale_or_missing_caches_are_refused_naming_what_differs() {
         (&["embedding.dim=128"], &["model fingerprint", "dim128"]),
     ];
     for (change, needles) in cases {
-        let e = refusal(&with_cache(&config(change), &path));
+        let (err, e) = refusal(&with_cache(&config(change), &path));
+        assert!(matches!(err, TrainError::StaleEmbeddingCache { .. }), "{e}");
         assert!(
             e.contains("e.bin") && e.contains("stale") && e.contains(how),
             "{change:?}: {e}"
@@ -184,7 +191,7 @@ fn stale_or_missing_caches_are_refused_naming_what_differs() {
         }
     }
     // Two differences are both named.
-    let e = refusal(&with_cache(
+    let (_, e) = refusal(&with_cache(
         &config(&["embedding.text=prompt+response", "data.synthetic_train=40"]),
         &path,
     ));
@@ -193,7 +200,11 @@ fn stale_or_missing_caches_are_refused_naming_what_differs() {
         "{e}"
     );
 
-    let e = refusal(&with_cache(&cfg, &dir.path().join("absent.bin")));
+    let (err, e) = refusal(&with_cache(&cfg, &dir.path().join("absent.bin")));
+    assert!(
+        matches!(err, TrainError::MissingEmbeddingCache { .. }),
+        "{e}"
+    );
     assert!(
         e.contains("absent.bin") && e.contains("does not exist") && e.contains(how),
         "{e}"
@@ -202,7 +213,16 @@ fn stale_or_missing_caches_are_refused_naming_what_differs() {
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.bin");
     std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
-    let e = refusal(&with_cache(&cfg, &cut));
+    let (err, e) = refusal(&with_cache(&cfg, &cut));
+    assert!(
+        matches!(
+            err,
+            TrainError::EmbeddingCache {
+                error: rpo_storage::framed::CacheError::Corrupt { .. }
+            }
+        ),
+        "{e}"
+    );
     assert!(
         e.contains("cut.bin") && e.contains("truncated") && e.contains(how),
         "{e}"

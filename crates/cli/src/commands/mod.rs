@@ -36,7 +36,7 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// The validated config: refused here, before any work, if anything is wrong.
     pub fn load(&self) -> Result<TrainConfig> {
-        TrainConfig::load(self.config.as_deref(), &self.overrides)
+        Ok(TrainConfig::load(self.config.as_deref(), &self.overrides)?)
     }
 
     /// Was a config file given (rather than the embedded default)?
