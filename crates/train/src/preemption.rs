@@ -4,7 +4,6 @@
 //! is written and the process exits with [`EXIT_PREEMPTED`]. A second signal ends the
 //! process at once, by the signal's default action.
 
-use crate::error::Result;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -25,7 +24,7 @@ static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// Installs the handlers (once per process; later calls do nothing). Without this call
 /// (e.g. in library tests) a run is never preempted.
-pub fn install() -> Result<()> {
+pub fn install() -> std::io::Result<()> {
     if REQUESTED.get().is_some() {
         return Ok(());
     }
