@@ -10,16 +10,7 @@ use rpo_data::{
 };
 use serde_json::{json, Value};
 
-/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out += &format!(": {s}");
-        source = s.source();
-    }
-    out
-}
+use rpo_peer::error_chain as chain;
 
 fn write_jsonl(path: &Path, records: &[Value]) {
     let text: String = records.iter().map(|r| format!("{r}\n")).collect();

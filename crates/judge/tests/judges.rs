@@ -53,16 +53,7 @@ fn run_http(
     evaluate(&judge, &read_generations(gens)?, gens, out)
 }
 
-/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out += &format!(": {s}");
-        source = s.source();
-    }
-    out
-}
+use rpo_peer::error_chain as chain;
 
 /// What stopped the comparison of line `want_line` of a generations file.
 fn judging(e: &JudgeError, want_line: usize) -> &JudgeError {

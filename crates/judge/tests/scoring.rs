@@ -20,16 +20,7 @@ fn sample(prompt: &str, response: &str, fields: Value) -> Sample {
     }
 }
 
-/// The message as the binary prints it (anyhow's `{:#}`): the error, then each source.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out += &format!(": {s}");
-        source = s.source();
-    }
-    out
-}
+use rpo_peer::error_chain as chain;
 
 fn labels(scores: &[rpo_judge::Score]) -> Vec<bool> {
     scores.iter().map(|s| s.label).collect()

@@ -12,16 +12,7 @@ use rpo_model::{
 };
 use tch::{Device, Kind, Tensor};
 
-/// The error and its causes joined by ": ", as the binary prints errors.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
-}
+use rpo_peer::error_chain as chain;
 
 fn saved_tiny() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -68,3 +68,16 @@ pub fn run_json(name: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("peer {name} printed no JSON on its last line ({e}):\n{out}"))
 }
+
+/// `err` and every cause under it, joined by ": ": the message as the binary prints it
+/// (anyhow's `{:#}`), for tests of the crates below the binary, which have no anyhow.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
