@@ -80,7 +80,7 @@ fn main() {
         Command::Plan(a) => commands::plan::run(a),
     };
     if let Err(e) = result {
-        if let Some(p) = e.downcast_ref::<rpo_train::preemption::Preempted>() {
+        if let Some(p) = preempted(&e) {
             if rpo_comm::launched_rank() == 0 {
                 eprintln!("{p}");
             }
@@ -89,4 +89,14 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The signal stop this error is, if it is one: `train`'s, or an online round's.
+fn preempted(e: &anyhow::Error) -> Option<&rpo_train::preemption::Preempted> {
+    None::<&rpo_train::TrainError>
+        .and_then(rpo_train::TrainError::preempted)
+        .or_else(|| {
+            e.downcast_ref::<rpo_online::OnlineError>()
+                .and_then(rpo_online::OnlineError::preempted)
+        })
 }

@@ -30,36 +30,16 @@ pub fn run(args: Args) -> Result<()> {
     };
     on_every_rank(&cfg, |world| {
         if cfg.online.is_some() {
-            let rounds = rpo_online::train_online(&cfg, world, args.resume.is_some())
-                .map_err(online_stopped_or_failed)?;
+            let rounds = rpo_online::train_online(&cfg, world, args.resume.is_some())?;
             if world.rank() == 0 {
                 println!("{}", serde_json::to_string_pretty(&rounds)?);
             }
             return Ok(());
         }
-        let summary = rpo_train::train(&cfg, world, launch).map_err(stopped_or_failed)?;
+        let summary = rpo_train::train(&cfg, world, launch)?;
         if world.rank() == 0 {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Ok(())
     })
-}
-
-/// A run stopped by a signal reaches `main` as the [`Preempted`] itself, which it tells
-/// from a failure (exit status 75); any other error as it is.
-///
-/// [`Preempted`]: rpo_train::preemption::Preempted
-fn stopped_or_failed(e: rpo_train::TrainError) -> anyhow::Error {
-    match e {
-        rpo_train::TrainError::Preempted(p) => p.into(),
-        e => e.into(),
-    }
-}
-
-/// [`stopped_or_failed`] for the online rounds, whose training errors are rpo-train's.
-fn online_stopped_or_failed(e: rpo_online::OnlineError) -> anyhow::Error {
-    match e {
-        rpo_online::OnlineError::Train(e) => stopped_or_failed(e),
-        e => e.into(),
-    }
 }
