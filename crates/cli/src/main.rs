@@ -93,7 +93,7 @@ fn main() {
 
 /// The signal stop this error is, if it is one: `train`'s, or an online round's.
 fn preempted(e: &anyhow::Error) -> Option<&rpo_train::preemption::Preempted> {
-    None::<&rpo_train::TrainError>
+    e.downcast_ref::<rpo_train::TrainError>()
         .and_then(rpo_train::TrainError::preempted)
         .or_else(|| {
             e.downcast_ref::<rpo_online::OnlineError>()
